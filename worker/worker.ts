@@ -1,0 +1,33 @@
+/** Builds Certflow's Temporal Worker over a connection and a set of activities. */
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
+import { createRequire } from 'node:module';
+import type { Activities } from '../activities/index';
+
+const require = createRequire(import.meta.url);
+
+export const DEFAULT_TASK_QUEUE = 'certflow';
+
+export interface CertflowWorkerOptions {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue?: string;
+  activities: Activities;
+  /** A prebuilt bundle (bundleWorkflowCode) for production start-up; else the workflows are bundled now. */
+  workflowBundle?: WorkerOptions['workflowBundle'];
+  shutdownGraceTime?: WorkerOptions['shutdownGraceTime'];
+  identity?: string;
+}
+
+export async function createCertflowWorker(opts: CertflowWorkerOptions): Promise<Worker> {
+  return Worker.create({
+    connection: opts.connection,
+    namespace: opts.namespace,
+    taskQueue: opts.taskQueue ?? DEFAULT_TASK_QUEUE,
+    activities: opts.activities,
+    ...(opts.workflowBundle
+      ? { workflowBundle: opts.workflowBundle }
+      : { workflowsPath: require.resolve('../workflows/index.ts') }),
+    shutdownGraceTime: opts.shutdownGraceTime ?? '30 seconds',
+    identity: opts.identity,
+  });
+}

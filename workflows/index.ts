@@ -1,0 +1,2 @@
+export { certificateLifecycle } from './lifecycle';
+export { renewalWorkflow } from './renewal';

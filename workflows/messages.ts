@@ -1,0 +1,71 @@
+/**
+ * The vocabulary shared by workflows, the client (CLI, HTTP) and tests: signals, updates, queries,
+ * search-attribute keys and the shapes they carry. Imported by workflow code: keep it free of I/O.
+ */
+import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
+import type { BindingOutcome } from '../activities/types';
+
+export const Phases = ['Waiting', 'Renewing', 'Issuing', 'Merging', 'Syncing', 'Notifying', 'Paused', 'Failing'] as const;
+export type Phase = (typeof Phases)[number];
+
+export const SA = {
+  id: defineSearchAttributeKey('CertificateId', SearchAttributeType.KEYWORD),
+  vault: defineSearchAttributeKey('CertificateVault', SearchAttributeType.KEYWORD),
+  expiresAt: defineSearchAttributeKey('CertificateExpiresAt', SearchAttributeType.DATETIME),
+  renewAt: defineSearchAttributeKey('CertificateRenewAt', SearchAttributeType.DATETIME),
+  phase: defineSearchAttributeKey('CertificatePhase', SearchAttributeType.KEYWORD),
+  thumbprint: defineSearchAttributeKey('CertificateThumbprint', SearchAttributeType.KEYWORD),
+  issuer: defineSearchAttributeKey('CertificateIssuer', SearchAttributeType.KEYWORD),
+} as const;
+
+export const workflowIdFor = (certificateId: string): string => `certificate:${certificateId}`;
+
+export interface RenewRequest {
+  reason?: string;
+  requestedBy?: string;
+}
+
+export interface RenewalOutcome {
+  attempt: number;
+  status: 'renewed' | 'failed';
+  trigger: string;
+  startedAt: string;
+  finishedAt: string;
+  oldThumbprint: string | null;
+  newThumbprint: string | null;
+  newVersion: string | null;
+  notAfter: string | null;
+  bindings: BindingOutcome[];
+  /** Stable error class (e.g. KeyMismatch) and a human message; never secret material. */
+  error?: { type: string; message: string };
+  notified: boolean;
+}
+
+export interface CertificateStatus {
+  certificateId: string;
+  phase: Phase;
+  paused: { reason: string; since: string } | null;
+  thumbprint: string | null;
+  previousThumbprint: string | null;
+  version: string | null;
+  notBefore: string | null;
+  notAfter: string | null;
+  nextRenewalAt: string | null;
+  nextRenewalReason: string | null;
+  attempts: number;
+  lastAttempt: RenewalOutcome | null;
+  lastError: { type: string; message: string } | null;
+  cycle: number;
+}
+
+/** Fire-and-forget renew (webhooks, Event Grid). */
+export const renewNowSignal = defineSignal<[RenewRequest]>('renewNow');
+/** Renew and answer with the attempt's outcome (CLI). Joins a renewal that is already running. */
+export const renewNowUpdate = defineUpdate<RenewalOutcome, [RenewRequest]>('renewNow');
+export const pauseSignal = defineSignal<[{ reason: string }]>('pause');
+export const resumeSignal = defineSignal<[]>('resume');
+export const statusQuery = defineQuery<CertificateStatus>('status');
+
+/** Sent by a running renewal (child) to its lifecycle so status and the UI show the current step. */
+export const renewalProgressSignal = defineSignal<[{ phase: Phase; detail: string }]>('renewalProgress');
