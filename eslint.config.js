@@ -19,7 +19,10 @@ export default tseslint.config(
         'error',
         {
           patterns: [
-            { group: ['node:*', 'fs', 'net', 'http', 'https', 'crypto', 'child_process'], message: 'workflows must stay deterministic: do I/O in activities' },
+            {
+              group: ['node:*', 'fs', 'net', 'http', 'https', 'crypto', 'child_process'],
+              message: 'workflows must stay deterministic: do I/O in activities',
+            },
             {
               group: ['../activities/*'],
               allowTypeImports: true,

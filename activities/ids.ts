@@ -13,9 +13,12 @@ export function parseCertificateId(id: string, field = 'certificate id'): Parsed
     throw new Error(`${field}: expected "<vault>/<name>", got ${JSON.stringify(id)}`);
   }
   const [vault, name] = parts as [string, string];
-  if (!VAULT.test(vault)) throw new Error(`${field}: vault name ${JSON.stringify(vault)} must be letters, digits and dashes`);
+  if (!VAULT.test(vault))
+    throw new Error(`${field}: vault name ${JSON.stringify(vault)} must be letters, digits and dashes`);
   if (!NAME.test(name)) {
-    throw new Error(`${field}: certificate name ${JSON.stringify(name)} must be 1-127 letters, digits and dashes`);
+    throw new Error(
+      `${field}: certificate name ${JSON.stringify(name)} must be 1-127 letters, digits and dashes`,
+    );
   }
   return { vault, name };
 }

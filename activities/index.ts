@@ -6,9 +6,17 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { log } from '@temporalio/activity';
 import { parseCertificateId } from './ids';
-import type { BindingOutcome, CertificateState, Issued, Issuer, IssueRequest, PendingIssue, Vault } from './types';
+import type {
+  BindingOutcome,
+  CertificateState,
+  Issued,
+  Issuer,
+  IssueRequest,
+  PendingIssue,
+  Vault,
+} from './types';
 import { verifyIssuedChain, type VerifiedCertificate } from './verify/x509';
-import { bindFiles, type FileBindingTarget } from './bindings/file-reload';
+import { bindFiles, bindingLabel, type FileBindingTarget } from './bindings/file-reload';
 import type { RenewalOutcome } from '../workflows/messages';
 import { parseRecipients, type NotificationEvent } from './notify/templates';
 
@@ -34,6 +42,8 @@ export interface NotifyInput {
   eventId: string;
   certificateId: string;
   outcome: RenewalOutcome;
+  /** When the lifecycle will try again if this attempt failed. */
+  nextAttemptAt?: string | null;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -44,7 +54,11 @@ export function createActivities(deps: ActivityDeps) {
     try {
       parsed = parseCertificateId(certificateId);
     } catch (err) {
-      throw ApplicationFailure.create({ message: (err as Error).message, type: 'BadCertificateId', nonRetryable: true });
+      throw ApplicationFailure.create({
+        message: (err as Error).message,
+        type: 'BadCertificateId',
+        nonRetryable: true,
+      });
     }
     const vault = deps.vaults.get(parsed.vault);
     if (!vault) {
@@ -119,7 +133,11 @@ export function createActivities(deps: ActivityDeps) {
       return state;
     },
 
-    async syncBindings(input: { certificateId: string; version: string; thumbprint: string }): Promise<BindingOutcome[]> {
+    async syncBindings(input: {
+      certificateId: string;
+      version: string;
+      thumbprint: string;
+    }): Promise<BindingOutcome[]> {
       const targets = deps.fileBindings(input.certificateId);
       if (targets.length === 0) return [];
       const { vault, name } = vaultFor(input.certificateId);
@@ -132,7 +150,7 @@ export function createActivities(deps: ActivityDeps) {
         } catch (err) {
           outcomes.push({
             target: target.name,
-            binding: target.certPath,
+            binding: bindingLabel(target),
             before: null,
             after: null,
             status: 'failed',
@@ -143,15 +161,18 @@ export function createActivities(deps: ActivityDeps) {
       return outcomes;
     },
 
-    async notify(input: NotifyInput): Promise<{ sent: boolean; messageId?: string; invalidRecipients: string[] }> {
+    async notify(
+      input: NotifyInput,
+    ): Promise<{ sent: boolean; messageId?: string; invalidRecipients: string[] }> {
       if (!deps.notifier) return { sent: false, invalidRecipients: [] };
       const { vault, name } = vaultFor(input.certificateId);
       const state = await vault.describe(name);
       const { valid, invalid } = parseRecipients(state.tags.Recipient);
       const recipients = [...new Set([...valid, ...(deps.defaultRecipients ?? [])])];
-      if (invalid.length) log.warn('invalid addresses in the Recipient tag', { certificateId: input.certificateId, invalid });
+      if (invalid.length)
+        log.warn('invalid addresses in the Recipient tag', { certificateId: input.certificateId, invalid });
       if (recipients.length === 0) return { sent: false, invalidRecipients: invalid };
-      const event = toNotificationEvent(input, recipients, state);
+      const event = toNotificationEvent(input, recipients, invalid, state, now());
       const res = await deps.notifier.send(event);
       return { sent: res.accepted.length > 0, messageId: res.messageId, invalidRecipients: invalid };
     },
@@ -160,26 +181,36 @@ export function createActivities(deps: ActivityDeps) {
 
 export type Activities = ReturnType<typeof createActivities>;
 
-function toNotificationEvent(input: NotifyInput, recipients: string[], state: CertificateState): NotificationEvent {
+function toNotificationEvent(
+  input: NotifyInput,
+  recipients: string[],
+  invalidRecipients: string[],
+  state: CertificateState,
+  now: Date,
+): NotificationEvent {
   const o = input.outcome;
+  const base = { eventId: input.eventId, certificateId: input.certificateId, recipients, invalidRecipients };
   if (input.kind === 'renewed') {
     return {
+      ...base,
       kind: 'renewed',
-      eventId: input.eventId,
-      certificateId: input.certificateId,
-      recipients,
+      reason: o.trigger,
       oldThumbprint: o.oldThumbprint,
       newThumbprint: o.newThumbprint ?? state.thumbprint ?? '',
       notAfter: o.notAfter ?? state.notAfter ?? '',
       bindings: o.bindings,
-    } as NotificationEvent;
+    };
   }
+  const notAfter = state.notAfter;
   return {
+    ...base,
     kind: 'renewal-failed',
-    eventId: input.eventId,
-    certificateId: input.certificateId,
-    recipients,
-    reason: `${o.error?.type ?? 'Unknown'}: ${o.error?.message ?? ''}`,
-    notAfter: state.notAfter,
-  } as unknown as NotificationEvent;
+    reason: `${o.error?.type ?? 'Unknown'}: ${o.error?.message ?? 'no detail'}`,
+    oldThumbprint: state.thumbprint,
+    notAfter,
+    daysLeft: notAfter ? Math.floor((Date.parse(notAfter) - now.getTime()) / 86_400_000) : null,
+    nextAttemptAt: input.nextAttemptAt ?? null,
+    attempt: o.attempt,
+    bindings: o.bindings,
+  };
 }

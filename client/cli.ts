@@ -146,7 +146,10 @@ function formatOutcome(id: string, r: RenewalOutcome): string {
     r.status === 'renewed'
       ? `renewed ${id}: ${r.oldThumbprint ?? '(none)'} -> ${r.newThumbprint} (version ${r.newVersion}, expires ${r.notAfter})`
       : `renewal of ${id} FAILED: ${r.error?.type}: ${r.error?.message}`,
-    ...r.bindings.map((b) => `  binding ${b.target} ${b.binding}: ${b.status} (${b.before ?? '-'} -> ${b.after ?? '-'}) ${b.detail}`),
+    ...r.bindings.map(
+      (b) =>
+        `  binding ${b.target} ${b.binding}: ${b.status} (${b.before ?? '-'} -> ${b.after ?? '-'}) ${b.detail}`,
+    ),
     `  notified: ${r.notified ? 'yes' : 'no'}`,
   ];
   return lines.join('\n');

@@ -18,7 +18,9 @@ export async function connectClient(s: ClientSettings): Promise<Client> {
   try {
     connection = await Connection.connect({ address: s.address, connectTimeout: 5_000 });
   } catch (err) {
-    throw new Error(`cannot reach Temporal at ${s.address} (set --address or CERTFLOW_TEMPORAL_ADDRESS): ${(err as Error).message}`);
+    throw new Error(
+      `cannot reach Temporal at ${s.address} (set --address or CERTFLOW_TEMPORAL_ADDRESS): ${(err as Error).message}`,
+    );
   }
   return new Client({ connection, namespace: s.namespace });
 }

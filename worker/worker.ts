@@ -28,6 +28,6 @@ export async function createCertflowWorker(opts: CertflowWorkerOptions): Promise
       ? { workflowBundle: opts.workflowBundle }
       : { workflowsPath: require.resolve('../workflows/index.ts') }),
     shutdownGraceTime: opts.shutdownGraceTime ?? '30 seconds',
-    identity: opts.identity,
+    ...(opts.identity ? { identity: opts.identity } : {}),
   });
 }

@@ -29,7 +29,7 @@ import {
   SA,
   statusQuery,
 } from './messages';
-import { dueTrigger, renewalTime, type Trigger } from './policy';
+import { dueTrigger, renewalTime, retryDelayMs, type Trigger } from './policy';
 import { renewalWorkflow } from './renewal';
 
 export interface LifecycleInput {
@@ -51,17 +51,14 @@ interface Carried {
   lastAttempt: RenewalOutcome | null;
   paused: { reason: string; since: string } | null;
   pendingManual: RenewRequest | null;
+  /** The last observation, so status answers at once after continue-as-new. */
+  observed: CertificateState | null;
 }
 
 const { observe } = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '5 minutes' },
 });
-
-/** Backoff between failed attempts: 5 min, 10, 20, ... capped at 6 h. */
-export function retryDelayMs(consecutiveFailures: number): number {
-  return Math.min(5 * 60_000 * 2 ** Math.max(0, consecutiveFailures - 1), 6 * 3_600_000);
-}
 
 export async function certificateLifecycle(input: LifecycleInput): Promise<never> {
   const id = input.certificateId;
@@ -73,9 +70,10 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<never
     lastAttempt: null,
     paused: null,
     pendingManual: null,
+    observed: null,
   };
   let phase: Phase = s.paused ? 'Paused' : 'Waiting';
-  let observed: CertificateState | null = null;
+  let observed: CertificateState | null = s.observed;
   let nextAt: Date | null = null;
   let nextReason: string | null = null;
   let renewing = false;
@@ -99,7 +97,8 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<never
     cycle: s.cycle,
   });
 
-  const upsert: typeof upsertSearchAttributes = input.searchAttributes === false ? () => {} : upsertSearchAttributes;
+  const upsert: typeof upsertSearchAttributes =
+    input.searchAttributes === false ? () => {} : upsertSearchAttributes;
   const show = (p: Phase, detail: string): void => {
     phase = p;
     const st = status();
@@ -148,7 +147,10 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<never
     },
   );
   setHandler(pauseSignal, ({ reason }) => {
-    s.paused = { reason: String(reason ?? '').slice(0, 500) || 'no reason given', since: new Date().toISOString() };
+    s.paused = {
+      reason: String(reason ?? '').slice(0, 500) || 'no reason given',
+      since: new Date().toISOString(),
+    };
   });
   setHandler(resumeSignal, () => {
     s.paused = null;
@@ -187,7 +189,11 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<never
           : null;
       const renewAt = renewalTime(rules);
       nextAt = retryAt && (!renewAt || retryAt > renewAt) ? retryAt : renewAt;
-      nextReason = retryAt ? `retry after failure #${s.consecutiveFailures}` : due ? due.reason : 'NearingRenewal';
+      nextReason = retryAt
+        ? `retry after failure #${s.consecutiveFailures}`
+        : due
+          ? due.reason
+          : 'NearingRenewal';
       if (s.pendingManual && !s.paused) {
         trigger = { reason: 'Manual', message: s.pendingManual.reason ?? 'manual renew requested' };
         s.pendingManual = null;
@@ -226,6 +232,7 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<never
           attempt: s.attempts,
           trigger: trigger.reason,
           parentWorkflowId: workflowInfo().workflowId,
+          consecutiveFailures: s.consecutiveFailures,
         },
       ],
     });
@@ -242,13 +249,13 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<never
       log.info('certificate renewed', { certificateId: id, thumbprint: outcome.newThumbprint });
       // a completed cycle: start fresh history, carrying the state (handlers drained first)
       await condition(allHandlersFinished);
-      return continueAsNew<typeof certificateLifecycle>({ ...input, carried: s });
+      return continueAsNew<typeof certificateLifecycle>({ ...input, carried: { ...s, observed } });
     }
     s.consecutiveFailures += 1;
     show('Failing', `attempt #${outcome.attempt} failed: ${outcome.error?.type}: ${outcome.error?.message}`);
     if (workflowInfo().continueAsNewSuggested) {
       await condition(allHandlersFinished);
-      return continueAsNew<typeof certificateLifecycle>({ ...input, carried: s });
+      return continueAsNew<typeof certificateLifecycle>({ ...input, carried: { ...s, observed } });
     }
   }
 }

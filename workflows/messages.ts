@@ -6,7 +6,16 @@ import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { BindingOutcome } from '../activities/types';
 
-export const Phases = ['Waiting', 'Renewing', 'Issuing', 'Merging', 'Syncing', 'Notifying', 'Paused', 'Failing'] as const;
+export const Phases = [
+  'Waiting',
+  'Renewing',
+  'Issuing',
+  'Merging',
+  'Syncing',
+  'Notifying',
+  'Paused',
+  'Failing',
+] as const;
 export type Phase = (typeof Phases)[number];
 
 export const SA = {

@@ -34,7 +34,8 @@ export function renewalTime(c: ObservedCertificate): Date | null {
 type Rule = (c: ObservedCertificate, now: Date) => Trigger | undefined;
 
 const rules: Rule[] = [
-  (c) => (c.version ? undefined : { reason: 'Missing', message: 'the certificate has no issued version yet' }),
+  (c) =>
+    c.version ? undefined : { reason: 'Missing', message: 'the certificate has no issued version yet' },
   (c, now) =>
     c.notAfter && Date.parse(c.notAfter) <= now.getTime()
       ? { reason: 'Expired', message: `the certificate expired at ${c.notAfter}` }
@@ -54,4 +55,9 @@ export function dueTrigger(c: ObservedCertificate, now: Date): Trigger | undefin
     if (t) return t;
   }
   return undefined;
+}
+
+/** Backoff between failed attempts of the lifecycle: 5 min, 10, 20, ... capped at 6 h. */
+export function retryDelayMs(consecutiveFailures: number): number {
+  return Math.min(5 * 60_000 * 2 ** Math.max(0, consecutiveFailures - 1), 6 * 3_600_000);
 }

@@ -15,6 +15,7 @@ import {
 import type { Activities } from '../activities/index';
 import type { BindingOutcome, CertificateState } from '../activities/types';
 import { type Phase, type RenewalOutcome, renewalProgressSignal } from './messages';
+import { retryDelayMs } from './policy';
 
 export interface RenewalInput {
   certificateId: string;
@@ -23,6 +24,8 @@ export interface RenewalInput {
   trigger: string;
   /** The lifecycle's workflow id, told of each phase change. */
   parentWorkflowId?: string;
+  /** Failed attempts before this one, to tell people when the next try comes if this one fails. */
+  consecutiveFailures?: number;
 }
 
 const vaultOps = proxyActivities<Activities>({
@@ -43,7 +46,12 @@ const bindingOps = proxyActivities<Activities>({
 });
 const notifyOps = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
-  retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '10 minutes', maximumAttempts: 10 },
+  retry: {
+    initialInterval: '10s',
+    backoffCoefficient: 2,
+    maximumInterval: '10 minutes',
+    maximumAttempts: 10,
+  },
 });
 
 /** How long to keep polling a CA that answers "pending" (approval, vetting) before giving the attempt up. */
@@ -55,7 +63,10 @@ export async function renewalWorkflow(input: RenewalInput): Promise<RenewalOutco
   const phase = async (p: Phase, detail: string): Promise<void> => {
     if (!input.parentWorkflowId) return;
     try {
-      await getExternalWorkflowHandle(input.parentWorkflowId).signal(renewalProgressSignal, { phase: p, detail });
+      await getExternalWorkflowHandle(input.parentWorkflowId).signal(renewalProgressSignal, {
+        phase: p,
+        detail,
+      });
     } catch (err) {
       log.warn('could not report renewal progress to the lifecycle', { error: String(err) });
     }
@@ -91,7 +102,10 @@ export async function renewalWorkflow(input: RenewalInput): Promise<RenewalOutco
     const pendingSince = Date.now();
     while (issued.status === 'pending') {
       if (Date.now() - pendingSince > MAX_PENDING_MS) {
-        throw ApplicationFailure.nonRetryable(`the CA kept the request pending for over 14 days`, 'IssuancePendingTooLong');
+        throw ApplicationFailure.nonRetryable(
+          `the CA kept the request pending for over 14 days`,
+          'IssuancePendingTooLong',
+        );
       }
       await phase('Issuing', `the CA answered pending; polling again in ${issued.retryAfterSeconds}s`);
       await sleep(Math.max(1, issued.retryAfterSeconds) * 1000);
@@ -99,8 +113,18 @@ export async function renewalWorkflow(input: RenewalInput): Promise<RenewalOutco
     }
 
     await phase('Merging', 'verifying the issued chain');
-    const verified = await pureOps.verify({ certificateId: id, csrPem: csr.csrPem, chainPem: issued.chainPem, dnsNames });
-    merged = await vaultOps.merge({ certificateId: id, chainPem: issued.chainPem, expectedThumbprint: verified.thumbprint });
+    const verified = await pureOps.verify({
+      certificateId: id,
+      issuer: input.issuer,
+      csrPem: csr.csrPem,
+      chainPem: issued.chainPem,
+      dnsNames,
+    });
+    merged = await vaultOps.merge({
+      certificateId: id,
+      chainPem: issued.chainPem,
+      expectedThumbprint: verified.thumbprint,
+    });
 
     await phase('Syncing', `re-binding consumers to ${merged.thumbprint}`);
     bindings = await bindingOps.syncBindings({
@@ -122,6 +146,12 @@ export async function renewalWorkflow(input: RenewalInput): Promise<RenewalOutco
       eventId: `${workflowInfo().workflowId}:${result.status}`,
       outcome: result,
       certificateId: id,
+      nextAttemptAt:
+        result.status === 'failed'
+          ? new Date(
+              Date.parse(result.finishedAt) + retryDelayMs((input.consecutiveFailures ?? 0) + 1),
+            ).toISOString()
+          : null,
     });
     result.notified = sent.sent;
   } catch (err) {

@@ -20,7 +20,9 @@ export default async function setup(project: TestProject): Promise<() => Promise
   mkdirSync(dir, { recursive: true });
   const t0 = Date.now();
   const server = await startDevServer({ dir });
-  console.log(`[global-setup] Temporal dev server ${server.address} (pid ${server.process.pid}) ready in ${Date.now() - t0} ms`);
+  console.log(
+    `[global-setup] Temporal dev server ${server.address} (pid ${server.process.pid}) ready in ${Date.now() - t0} ms`,
+  );
   project.provide('temporalAddress', server.address);
   project.provide('temporalNamespace', server.namespace);
   return async () => {

@@ -87,12 +87,17 @@ export async function startProcess(opts: StartOptions): Promise<Started> {
     detached: true, // own process group: stop() signals the whole group
     stdio: ['ignore', 'pipe', 'pipe'],
   });
-  child.stdout?.pipe(log);
-  child.stderr?.pipe(log);
+  // both streams write into one log: neither may end it; it ends when the child's stdio has closed
+  child.stdout?.pipe(log, { end: false });
+  child.stderr?.pipe(log, { end: false });
   let exitCode: number | null | undefined;
+  child.once('exit', (code, signal) => {
+    exitCode = code ?? (signal ? -1 : 0);
+  });
   const exitPromise = new Promise<void>((resolve) => {
-    child.once('exit', (code, signal) => {
-      exitCode = code ?? (signal ? -1 : 0);
+    child.once('close', (code, signal) => {
+      exitCode ??= code ?? (signal ? -1 : 0);
+      log.end();
       resolve();
     });
     child.once('error', (err) => {
@@ -120,15 +125,18 @@ export async function startProcess(opts: StartOptions): Promise<Started> {
       }
       // a daemon may leave children in its group (nginx workers): make sure none survive
       signalGroup(pid, 'SIGKILL');
-      log.end();
     },
   };
   running.add(handle);
   try {
-    await waitFor(`${opts.name} to be ready (log: ${logFile})`, async () => {
-      if (exitCode !== undefined) throw new Error(`${opts.name} exited with ${exitCode}; see ${logFile}`);
-      return opts.ready();
-    }, { timeoutMs: opts.readyTimeoutMs ?? 30_000 });
+    await waitFor(
+      `${opts.name} to be ready (log: ${logFile})`,
+      async () => {
+        if (exitCode !== undefined) throw new Error(`${opts.name} exited with ${exitCode}; see ${logFile}`);
+        return opts.ready();
+      },
+      { timeoutMs: opts.readyTimeoutMs ?? 30_000 },
+    );
   } catch (err) {
     await handle.stop();
     throw err;

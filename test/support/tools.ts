@@ -10,7 +10,10 @@ function tool(envVar: string, candidates: string[]): string {
   const fromEnv = process.env[envVar];
   if (fromEnv) return fromEnv;
   const hit = candidates.find((c) => existsSync(c));
-  if (!hit) throw new Error(`${path.basename(candidates[0] ?? envVar)} not found; run 'npm run setup' (or set ${envVar})`);
+  if (!hit)
+    throw new Error(
+      `${path.basename(candidates[0] ?? envVar)} not found; run 'npm run setup' (or set ${envVar})`,
+    );
   return hit;
 }
 

@@ -20,7 +20,9 @@ describe('renewalTime', () => {
 
 describe('dueTrigger', () => {
   it('says Missing first', () => {
-    expect(dueTrigger({ version: null, notBefore: null, notAfter: null }, new Date())?.reason).toBe('Missing');
+    expect(dueTrigger({ version: null, notBefore: null, notAfter: null }, new Date())?.reason).toBe(
+      'Missing',
+    );
   });
   it('says Expired after notAfter', () => {
     expect(dueTrigger(base, new Date('2026-02-01T00:00:00Z'))?.reason).toBe('Expired');

@@ -138,7 +138,9 @@ describe('certificate lifecycle (time-skipping)', () => {
       expect(outcome.trigger).toBe('Manual');
       expect(outcome.oldThumbprint).toBe('THUMB1');
       expect(outcome.newThumbprint).toBe('THUMB2');
-      expect(fake.calls).toEqual(expect.arrayContaining(['beginRenewal', 'issue', 'verify', 'merge', 'syncBindings', 'notify']));
+      expect(fake.calls).toEqual(
+        expect.arrayContaining(['beginRenewal', 'issue', 'verify', 'merge', 'syncBindings', 'notify']),
+      );
       await handle.terminate('test done');
     });
   });

@@ -1,0 +1,431 @@
+/**
+ * File + reload binding target (nginx, HAProxy, Apache, Envoy, ...): write the new certificate and key
+ * next to the old ones atomically, validate the server's config, reload, and watch the live endpoint
+ * until it serves the new thumbprint. Any failed step puts the previous files back and reloads again,
+ * so a bad certificate never stays on disk for the next restart to pick up.
+ *
+ * The private key only ever goes from memory to a 0600 file: never into a log, an error, or the outcome.
+ */
+import { execFile } from 'node:child_process';
+import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
+import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import path from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
+import type { BindingOutcome, Probe } from '../types';
+import { normalizeThumbprint, probeTls, thumbprintOf } from '../verify/probe';
+
+export interface CommandSpec {
+  command: string;
+  args: string[];
+  /** Default 30 s. */
+  timeoutMs?: number;
+}
+
+/** The name other modules use for it. */
+export type FileBindingTarget = FileReloadTarget;
+
+export interface FileReloadTarget {
+  name: string;
+  /** Leaf then intermediates (PEM). Use with `keyPath`, or use `combinedPath` alone. */
+  certPath?: string;
+  keyPath?: string;
+  /** One file holding the chain followed by the key (HAProxy style). */
+  combinedPath?: string;
+  /** Mode of the key (or combined) file; default 0o600. The certificate file gets 0o644. */
+  fileMode?: number;
+  owner?: { uid: number; gid: number };
+  /** Checks the new files before the server is asked to load them, e.g. `nginx -t`. */
+  validate: CommandSpec;
+  reload: CommandSpec;
+  /** The live endpoint that must serve the new certificate after the reload. */
+  probe?: {
+    host: string;
+    port: number;
+    servername: string;
+    caPem?: string;
+    /** How long a reload may take to show (default 5000 ms). */
+    settleMs?: number;
+  };
+  /** How many earlier generations to keep as `<file>.previous`, `<file>.previous.2`, ... (default 1). */
+  keepPrevious?: number;
+}
+
+export interface KeyMaterial {
+  keyPem: string;
+  /** Leaf first. */
+  chainPem: string[];
+}
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/;
+
+/** SHA-1 thumbprint (uppercase hex) of the first certificate in PEM text; null when there is none. */
+export function pemLeafThumbprint(pem: string): string | null {
+  const block = PEM_CERT.exec(pem)?.[0];
+  if (!block) return null;
+  try {
+    return thumbprintOf(new X509Certificate(block));
+  } catch {
+    return null;
+  }
+}
+
+/** The leaf thumbprint of a PEM file on disk; null when the file is missing or holds no certificate. */
+export async function fileLeafThumbprint(file: string): Promise<string | null> {
+  try {
+    return pemLeafThumbprint(await readFile(file, 'utf8'));
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
+interface PlannedFile {
+  path: string;
+  content: string;
+  mode: number;
+}
+
+export async function bindFiles(
+  target: FileReloadTarget,
+  material: KeyMaterial,
+  expectedThumbprint: string,
+): Promise<BindingOutcome> {
+  const paths = checkTarget(target);
+  const expected = normalizeThumbprint(expectedThumbprint);
+  const outcome = (o: Omit<BindingOutcome, 'target' | 'binding'>): BindingOutcome => ({
+    target: target.name,
+    binding: paths.certFile,
+    ...o,
+  });
+
+  const materialProblem = checkMaterial(material, expected);
+  const onDisk = await fileLeafThumbprint(paths.certFile);
+  const live = target.probe ? await probeOnce(target.probe, expected) : undefined;
+  const before = live?.servedThumbprint ?? onDisk;
+  if (materialProblem) {
+    return outcome({
+      before,
+      after: before,
+      status: 'failed',
+      detail: `nothing written: ${materialProblem}`,
+    });
+  }
+  const servedOk = !live || live.servedThumbprint === expected;
+  if (onDisk === expected && servedOk) {
+    return outcome({
+      before,
+      after: expected,
+      status: 'unchanged',
+      detail: `already on ${expected}`,
+      probe: live,
+    });
+  }
+
+  const planned = planFiles(target, paths, material);
+  // Files already new but the server still old (an earlier reload failed): reload only, nothing to undo.
+  const snapshot = onDisk === expected ? undefined : await snapshotFiles(planned);
+  if (snapshot) {
+    try {
+      await keepGenerations(snapshot, target.keepPrevious ?? 1, target.owner);
+      for (const f of planned) await writeAtomic(f.path, f.content, f.mode, target.owner);
+    } catch (err) {
+      // e.g. EACCES or ENOSPC after the key was written but not the certificate: never leave a mixed pair
+      const cause = (err as Error).message;
+      const restored = await restoreFiles(snapshot, target.owner).then(
+        () => 'restored the previous files',
+        (e: Error) => `restoring the previous files failed too: ${e.message}`,
+      );
+      return outcome({
+        before,
+        after: before,
+        status: 'failed',
+        detail: `writing the new files failed: ${cause}; ${restored}`,
+      });
+    }
+  }
+
+  const applied = await applyAndWatch(target, expected);
+  if (!applied.step) {
+    return outcome({
+      before,
+      after: expected,
+      status: 'bound',
+      detail: applied.detail,
+      probe: applied.probe,
+    });
+  }
+  const what = `${applied.step} failed: ${applied.detail}`;
+  if (!snapshot) {
+    return outcome({ before, after: before, status: 'failed', detail: what, probe: applied.probe });
+  }
+  return rollBack(target, snapshot, { before, restored: onDisk }, what, outcome);
+}
+
+interface StepResult {
+  step?: 'validation' | 'reload' | 'probe';
+  detail: string;
+  probe?: Probe;
+}
+
+async function applyAndWatch(target: FileReloadTarget, expected: string): Promise<StepResult> {
+  const validated = await runCommand(target.validate);
+  if (!validated.ok) return { step: 'validation', detail: validated.detail };
+  const reloaded = await runCommand(target.reload);
+  if (!reloaded.ok) return { step: 'reload', detail: reloaded.detail };
+  if (!target.probe) return { detail: `wrote ${expected}, validated and reloaded (no probe configured)` };
+  const probe = await probeUntil(target.probe, expected);
+  if (!probe.ok) return { step: 'probe', detail: probe.detail, probe };
+  return { detail: `${probe.detail} after reload`, probe };
+}
+
+async function rollBack(
+  target: FileReloadTarget,
+  snapshot: Snapshot[],
+  thumbprints: { before: string | null; restored: string | null },
+  what: string,
+  outcome: (o: Omit<BindingOutcome, 'target' | 'binding'>) => BindingOutcome,
+): Promise<BindingOutcome> {
+  const { before, restored } = thumbprints;
+  await restoreFiles(snapshot, target.owner);
+  if (snapshot.every((s) => s.content === null)) {
+    return outcome({
+      before,
+      after: null,
+      status: 'failed',
+      detail: `${what}; removed the new files (there were none before)`,
+    });
+  }
+  const validated = await runCommand(target.validate);
+  const reloaded = validated.ok ? await runCommand(target.reload) : validated;
+  if (!reloaded.ok) {
+    return outcome({
+      before,
+      after: null,
+      status: 'failed',
+      detail: `${what}; restored the previous files but reloading them failed too: ${reloaded.detail}`,
+    });
+  }
+  if (!target.probe || restored === null) {
+    return outcome({
+      before,
+      after: restored,
+      status: 'rolled-back',
+      detail: `${what}; restored the previous files and reloaded`,
+    });
+  }
+  // after a reload the server serves what is on disk again, which is what we confirm
+  const probe = await probeUntil(target.probe, restored);
+  return outcome({
+    before,
+    after: probe.servedThumbprint,
+    status: probe.ok ? 'rolled-back' : 'failed',
+    detail: probe.ok
+      ? `${what}; restored the previous files, reloaded, ${probe.detail}`
+      : `${what}; restored the previous files and reloaded, but the old certificate is not served: ${probe.detail}`,
+    probe,
+  });
+}
+
+/** What a target's outcomes name as `binding`: the certificate (or combined) file. */
+export function bindingLabel(t: FileReloadTarget): string {
+  return t.combinedPath ?? t.certPath ?? t.name;
+}
+
+function checkTarget(t: FileReloadTarget): { certFile: string; files: string[] } {
+  const bad = (message: string) =>
+    ApplicationFailure.create({
+      message: `binding target '${t.name}': ${message}`,
+      type: 'BindingConfigInvalid',
+      nonRetryable: true,
+    });
+  const combined = t.combinedPath !== undefined;
+  if (combined && (t.certPath !== undefined || t.keyPath !== undefined)) {
+    throw bad('set either combinedPath or certPath + keyPath, not both');
+  }
+  const files = combined ? [t.combinedPath as string] : [t.certPath, t.keyPath];
+  if (files.some((f) => !f || !path.isAbsolute(f))) {
+    throw bad('certPath and keyPath (or combinedPath) must be absolute file paths');
+  }
+  if (!t.validate?.command || !t.reload?.command)
+    throw bad('validate.command and reload.command are required');
+  return { certFile: files[0] as string, files: files as string[] };
+}
+
+/** Refuses material that would only fail later at the server: wrong leaf or a key that does not match it. */
+function checkMaterial(m: KeyMaterial, expected: string): string | null {
+  const leafPem = m.chainPem[0];
+  if (!leafPem) return 'the chain is empty (expected the leaf certificate first)';
+  let leaf: X509Certificate;
+  try {
+    leaf = new X509Certificate(leafPem);
+  } catch {
+    return 'the first chain entry is not a PEM certificate';
+  }
+  if (thumbprintOf(leaf) !== expected) return `the leaf is ${thumbprintOf(leaf)}, expected ${expected}`;
+  try {
+    if (!leaf.checkPrivateKey(createPrivateKey(m.keyPem)))
+      return `the private key does not match certificate ${expected}`;
+  } catch {
+    return 'the private key could not be read (expected an unencrypted PEM key)';
+  }
+  return null;
+}
+
+function planFiles(t: FileReloadTarget, paths: { files: string[] }, m: KeyMaterial): PlannedFile[] {
+  const chain = m.chainPem.map(endLine).join('');
+  const keyMode = t.fileMode ?? 0o600;
+  if (t.combinedPath) return [{ path: t.combinedPath, content: chain + endLine(m.keyPem), mode: keyMode }];
+  const [certPath, keyPath] = paths.files as [string, string];
+  // key first: the certificate file is what marks the new generation as written
+  return [
+    { path: keyPath, content: endLine(m.keyPem), mode: keyMode },
+    { path: certPath, content: chain, mode: 0o644 },
+  ];
+}
+
+const endLine = (s: string) => (s.endsWith('\n') ? s : `${s}\n`);
+
+interface Snapshot {
+  path: string;
+  content: Buffer | null;
+  mode: number;
+}
+
+async function snapshotFiles(planned: PlannedFile[]): Promise<Snapshot[]> {
+  return Promise.all(
+    planned.map(async (f) => {
+      try {
+        const [content, st] = await Promise.all([readFile(f.path), stat(f.path)]);
+        return { path: f.path, content, mode: st.mode & 0o777 };
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code === 'ENOENT')
+          return { path: f.path, content: null, mode: f.mode };
+        throw err;
+      }
+    }),
+  );
+}
+
+async function restoreFiles(snapshot: Snapshot[], owner: FileReloadTarget['owner']): Promise<void> {
+  for (const s of snapshot) {
+    if (s.content === null) await unlink(s.path).catch(() => undefined);
+    else await writeAtomic(s.path, s.content, s.mode, owner);
+  }
+}
+
+/** `<file>.previous` is the newest earlier generation; older ones shift to `.previous.2`, `.previous.3`, ... */
+async function keepGenerations(
+  snapshot: Snapshot[],
+  keep: number,
+  owner: FileReloadTarget['owner'],
+): Promise<void> {
+  if (keep < 1) return;
+  const name = (f: string, i: number) => (i === 1 ? `${f}.previous` : `${f}.previous.${i}`);
+  for (const s of snapshot) {
+    if (s.content === null) continue;
+    for (let i = keep - 1; i >= 1; i--) {
+      await rename(name(s.path, i), name(s.path, i + 1)).catch((err: NodeJS.ErrnoException) => {
+        if (err.code !== 'ENOENT') throw err;
+      });
+    }
+    await writeAtomic(name(s.path, 1), s.content, s.mode, owner);
+  }
+}
+
+/** Temp file in the same directory (same filesystem), exact mode from creation, fsync, rename, fsync dir. */
+async function writeAtomic(
+  file: string,
+  content: string | Buffer,
+  mode: number,
+  owner: FileReloadTarget['owner'],
+): Promise<void> {
+  const dir = path.dirname(file);
+  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
+  const fh = await open(tmp, 'wx', mode);
+  try {
+    await fh.chmod(mode); // the umask may have narrowed or widened nothing, but be exact
+    if (owner) await fh.chown(owner.uid, owner.gid);
+    await fh.writeFile(content);
+    await fh.sync();
+  } catch (err) {
+    await fh.close().catch(() => undefined);
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  await fh.close();
+  try {
+    await rename(tmp, file);
+  } catch (err) {
+    await unlink(tmp).catch(() => undefined);
+    throw err;
+  }
+  const d = await open(dir, 'r');
+  try {
+    await d.sync();
+  } finally {
+    await d.close();
+  }
+}
+
+/** Runs without a shell; the label is the program and its leading flags ('nginx -t', 'nginx -s reload'). */
+async function runCommand(spec: CommandSpec): Promise<{ ok: boolean; detail: string }> {
+  const lead: string[] = [];
+  for (const a of spec.args) {
+    if (a.includes('/')) {
+      if (lead.at(-1)?.startsWith('-')) lead.pop(); // the flag that takes this path
+      break;
+    }
+    if (lead.length === 3) break;
+    lead.push(a);
+  }
+  const label = [path.basename(spec.command), ...lead.slice(0, 2)].join(' ');
+  const timeoutMs = spec.timeoutMs ?? 30_000;
+  return new Promise((resolve) => {
+    execFile(
+      spec.command,
+      spec.args,
+      { timeout: timeoutMs, maxBuffer: 1024 * 1024, encoding: 'utf8' },
+      (err, _stdout, stderr) => {
+        if (!err) return resolve({ ok: true, detail: `'${label}' ok` });
+        const e = err as { killed?: boolean; signal?: string | null; code?: unknown };
+        const how = e.killed
+          ? `timed out after ${timeoutMs} ms`
+          : typeof e.code === 'number'
+            ? `exited with code ${e.code}`
+            : typeof e.code === 'string'
+              ? `could not be started (${e.code})`
+              : `was stopped by ${String(e.signal)}`;
+        const said = cleanStderr(stderr ?? '');
+        resolve({ ok: false, detail: `'${label}' ${how}${said ? `: ${said}` : ''}` });
+      },
+    );
+  });
+}
+
+/** Trimmed, bounded, and with anything PEM-shaped removed: a command must not leak a key through us. */
+export function cleanStderr(stderr: string): string {
+  return stderr
+    .replace(/-----BEGIN [^-]+-----[\s\S]*?(-----END [^-]+-----|$)/g, '[PEM removed]')
+    .replace(/\s+\n/g, '\n')
+    .trim()
+    .slice(0, 800);
+}
+
+async function probeOnce(p: NonNullable<FileReloadTarget['probe']>, expected: string): Promise<Probe> {
+  return probeTls({ ...p, expectedThumbprint: expected, timeoutMs: 2_000 });
+}
+
+/** Reloads are asynchronous (new workers start, old ones drain): poll until the thumbprint shows or time runs out. */
+async function probeUntil(p: NonNullable<FileReloadTarget['probe']>, expected: string): Promise<Probe> {
+  const deadline = Date.now() + (p.settleMs ?? 5_000);
+  for (;;) {
+    const left = deadline - Date.now();
+    const probe = await probeTls({
+      ...p,
+      expectedThumbprint: expected,
+      timeoutMs: Math.max(250, Math.min(2_000, left)),
+    });
+    if (probe.ok || Date.now() >= deadline) return probe;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

@@ -1,0 +1,112 @@
+/**
+ * The HTTP side of acme-client, made honest. acme-client talks through one shared axios instance whose
+ * response interceptor (a) retries refused connections and 5xx/429 for ~75 s, (b) then loses the real
+ * cause (`TypeError: Cannot read properties of undefined (reading 'config')`), and (c) turns ACME problem
+ * documents into `Error(detail)` without type, status or Retry-After.
+ *
+ * Every call we make runs inside an AsyncLocalStorage context. For requests in such a context only (other
+ * users of acme-client in the process are untouched) we: set the TLS trust and a timeout, fail transport
+ * errors at once with their cause, skip acme-client's own retries (Temporal retries, with backoff and the
+ * CA's Retry-After), and record the last problem document so errors can be classified.
+ * acme-client's separate badNonce retry (in its HttpClient, up to 5 times per request) still applies.
+ */
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type https from 'node:https';
+import * as acme from 'acme-client';
+import type { AxiosError, AxiosResponse } from 'axios';
+
+export interface AcmeProblem {
+  type: string;
+  detail: string;
+  status: number;
+  /** Seconds, from the Retry-After header (delta or HTTP date), when the server sent one. */
+  retryAfterSeconds?: number;
+  url: string;
+}
+
+export interface AcmeCallContext {
+  directoryUrl: string;
+  agent: https.Agent;
+  timeoutMs: number;
+  /** What we were doing, for messages ("create order", "finalize order"). */
+  step: string;
+  /** Problem document of the latest response; cleared by every successful response. */
+  lastProblem?: AcmeProblem;
+}
+
+/** A request that never got an HTTP answer: refused, reset, timed out, TLS rejected, DNS failed. */
+export class AcmeTransportError extends Error {
+  constructor(
+    readonly url: string,
+    readonly code: string | undefined,
+    cause: unknown,
+  ) {
+    const reason = cause instanceof Error ? cause.message : String(cause);
+    super(`${reason}${code && !reason.includes(code) ? ` (${code})` : ''}`, { cause });
+    this.name = 'AcmeTransportError';
+  }
+}
+
+const storage = new AsyncLocalStorage<AcmeCallContext>();
+let installed = false;
+
+export function runWithAcmeContext<T>(ctx: AcmeCallContext, fn: () => Promise<T>): Promise<T> {
+  install();
+  return storage.run(ctx, fn);
+}
+
+type Rejected = (error: unknown) => unknown;
+
+function install(): void {
+  if (installed) return;
+  const ax = acme.axios;
+  ax.interceptors.request.use((config) => {
+    const ctx = storage.getStore();
+    if (ctx) {
+      config.httpsAgent = ctx.agent;
+      config.timeout = ctx.timeoutMs;
+    }
+    return config;
+  });
+  // acme-client registers exactly one response interceptor, with only a rejection handler
+  const theirs = (ax.interceptors.response.handlers ?? []).find((h) => h && !h.fulfilled && h.rejected);
+  if (!theirs?.rejected) {
+    throw new Error(
+      'acme-client internals changed: its axios response interceptor was not found (acme-http.ts)',
+    );
+  }
+  const original = theirs.rejected as Rejected;
+  theirs.rejected = ((error: unknown) => {
+    const ctx = storage.getStore();
+    if (!ctx) return original(error);
+    const { response, config, code } = error as AxiosError;
+    if (!response) {
+      return Promise.reject(new AcmeTransportError(config?.url ?? ctx.directoryUrl, code, error));
+    }
+    ctx.lastProblem = response.status >= 400 ? problemOf(response) : undefined;
+    // acme-client asks for every status back (validateStatus null) and judges them itself
+    return response;
+  }) as typeof theirs.rejected;
+  installed = true;
+}
+
+function problemOf(res: AxiosResponse): AcmeProblem {
+  const data: unknown = res.data;
+  const doc = (typeof data === 'object' && data !== null ? data : {}) as { type?: unknown; detail?: unknown };
+  const retryAfter = parseRetryAfter(res.headers['retry-after']);
+  return {
+    type: typeof doc.type === 'string' ? doc.type : `http:${res.status}`,
+    detail: typeof doc.detail === 'string' ? doc.detail : typeof data === 'string' ? data.slice(0, 300) : '',
+    status: res.status,
+    ...(retryAfter !== undefined ? { retryAfterSeconds: retryAfter } : {}),
+    url: res.config?.url ?? '',
+  };
+}
+
+export function parseRetryAfter(header: unknown, now = Date.now()): number | undefined {
+  if (typeof header !== 'string' || header.trim() === '') return undefined;
+  if (/^\d+$/.test(header.trim())) return Number(header.trim());
+  const at = Date.parse(header);
+  if (Number.isNaN(at)) return undefined;
+  return Math.max(0, Math.ceil((at - now) / 1000));
+}

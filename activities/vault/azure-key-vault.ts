@@ -1,0 +1,388 @@
+/**
+ * The Vault interface over Azure Key Vault (@azure/keyvault-certificates, @azure/keyvault-secrets), for
+ * certificates from a CA Key Vault cannot talk to: the "Unknown" issuer flow. Key Vault makes the key and the
+ * CSR, we get the CSR signed elsewhere and merge the chain; the private key stays in the vault.
+ *
+ * Written for the real service and tolerant of emulators: a create while an operation is in progress is a 409
+ * there, so we look for the operation first and reuse its CSR; merge takes no tags, so we re-apply them to the
+ * merged version explicitly; we never poll an Unknown-issuer create (it only finishes with a merge).
+ */
+import type { TokenCredential } from '@azure/identity';
+import {
+  CertificateClient,
+  type CertificateClientOptions,
+  type CertificateOperation,
+  type CertificatePolicy,
+  type KeyVaultCertificate,
+  type KeyVaultCertificateWithPolicy,
+} from '@azure/keyvault-certificates';
+import { SecretClient, type SecretClientOptions } from '@azure/keyvault-secrets';
+import { ApplicationFailure } from '@temporalio/common';
+import crypto, { X509Certificate } from 'node:crypto';
+import type { CertificatePolicySnapshot, CertificateState, PendingCsr, Vault } from '../types';
+import { nonRetryable, serviceError, vaultFailure, type CallContext } from './azure-key-vault-errors';
+import { parseCertificateSecret } from './azure-key-vault-secret';
+
+export interface AzureKeyVaultOptions {
+  /** Short name, the first half of certificate ids (`<vault>/<name>`). */
+  name: string;
+  /** https://<vault>.vault.azure.net */
+  url: string;
+  credential: TokenCredential;
+  /**
+   * Passed to both SDK clients. Default `retryOptions: { maxRetries: 0 }`: Temporal's activity retries own
+   * the retrying, so every attempt shows in history and Retry-After becomes `nextRetryDelay`.
+   */
+  clientOptions?: CertificateClientOptions;
+}
+
+export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault {
+  const clientOptions: CertificateClientOptions = { retryOptions: { maxRetries: 0 }, ...opts.clientOptions };
+  const certs = new CertificateClient(opts.url, opts.credential, clientOptions);
+  const { serviceVersion: _ignored, ...secretOptions } = clientOptions;
+  const secrets = new SecretClient(opts.url, opts.credential, secretOptions as SecretClientOptions);
+  const vault = opts.name;
+
+  async function call<T>(
+    ctx: Omit<CallContext, 'vault'>,
+    fn: () => Promise<T>,
+    special?: (err: unknown) => Error | undefined,
+  ): Promise<T> {
+    try {
+      return await fn();
+    } catch (err) {
+      throw special?.(err) ?? vaultFailure(err, { ...ctx, vault });
+    }
+  }
+
+  const status = (err: unknown) => serviceError(err).status;
+
+  const notFound = (certName: string) => (err: unknown) =>
+    status(err) === 404
+      ? nonRetryable(
+          'CertificateNotFound',
+          `Key Vault '${vault}' has no certificate named '${certName}'.`,
+          serviceError(err),
+        )
+      : undefined;
+
+  /** The operation of the certificate, or undefined when there is none. */
+  async function operationOf(certName: string): Promise<CertificateOperation | undefined> {
+    try {
+      const poller = await certs.getCertificateOperation(certName);
+      return poller.getOperationState().certificateOperation;
+    } catch (err) {
+      if (status(err) === 404) return undefined;
+      throw vaultFailure(err, {
+        vault,
+        action: 'read the pending operation',
+        certName,
+        permission: 'certificates/get',
+      });
+    }
+  }
+
+  /** The newest enabled version that has a certificate (the latest version may be one waiting for its merge). */
+  async function currentVersion(
+    certName: string,
+    latest: KeyVaultCertificate,
+  ): Promise<KeyVaultCertificate | undefined> {
+    if (latest.cer?.length && latest.properties.enabled !== false) return latest;
+    const ctx = { action: 'list certificate versions', certName, permission: 'certificates/list' };
+    const candidates = await call(ctx, async () => {
+      const found = [];
+      for await (const p of certs.listPropertiesOfCertificateVersions(certName)) {
+        if (p.enabled !== false && p.x509Thumbprint?.length && p.version) found.push(p);
+      }
+      return found;
+    });
+    const newest = candidates.sort(
+      (a, b) => (b.createdOn?.getTime() ?? 0) - (a.createdOn?.getTime() ?? 0),
+    )[0];
+    if (!newest?.version) return undefined;
+    const version = newest.version;
+    return call({ action: `read version ${version}`, certName, permission: 'certificates/get' }, () =>
+      certs.getCertificateVersion(certName, version),
+    );
+  }
+
+  async function describe(certName: string): Promise<CertificateState> {
+    const latest = await call(
+      { action: 'read the certificate', certName, permission: 'certificates/get' },
+      () => certs.getCertificate(certName),
+      notFound(certName),
+    );
+    const current = await currentVersion(certName, latest);
+    const operation = await operationOf(certName);
+    return toState(vault, certName, latest, current, operation);
+  }
+
+  return {
+    name: vault,
+    describe,
+
+    async beginRenewal(certName) {
+      const latest = await call(
+        { action: 'read the certificate', certName, permission: 'certificates/get' },
+        () => certs.getCertificate(certName),
+        notFound(certName),
+      );
+      const reuse = await reusableCsr(certName);
+      if (reuse) return reuse;
+
+      const policy = latest.policy?.issuerName
+        ? latest.policy
+        : await call({ action: 'read the policy', certName, permission: 'certificates/get' }, () =>
+            certs.getCertificatePolicy(certName),
+          );
+      const tags = latest.properties.tags ?? {};
+      // Never pollUntilDone: an Unknown-issuer operation only completes when we merge.
+      const created = await attempt(() =>
+        certs.beginCreateCertificate(certName, renewalPolicy(policy), { tags }),
+      );
+      if ('error' in created) {
+        if (status(created.error) !== 409)
+          throw vaultFailure(created.error, {
+            vault,
+            action: 'create a renewal CSR',
+            certName,
+            permission: 'certificates/create',
+          });
+        // an operation was started in between (by someone else or an earlier attempt of ours): use it
+        const raced = await reusableCsr(certName);
+        if (raced) return raced;
+        throw vaultFailure(created.error, {
+          vault,
+          action: 'create a renewal CSR',
+          certName,
+          permission: 'certificates/create',
+        });
+      }
+      const op = await operationOf(certName);
+      if (!op?.csr?.length)
+        throw ApplicationFailure.create({
+          type: 'VaultCsrMissing',
+          message: `Key Vault '${vault}': the new operation of '${certName}' carries no CSR yet; will read it again.`,
+          nonRetryable: false,
+        });
+      return { csrPem: toPem(op.csr, 'CERTIFICATE REQUEST'), reused: false };
+    },
+
+    async merge(certName, chainPem) {
+      const chain = parseChain(certName, chainPem);
+      const leafThumbprint = crypto
+        .createHash('sha1')
+        .update(chain[0] as Buffer)
+        .digest('hex')
+        .toUpperCase();
+      const before = await describe(certName);
+      if (before.thumbprint === leafThumbprint) return before; // merged by an earlier attempt
+
+      const merged = await call(
+        { action: 'merge the issued chain', certName, permission: 'certificates/create' },
+        () => certs.mergeCertificate(certName, chain),
+        (err) => mergeRefusal(err, certName, vault),
+      );
+      const version = merged.properties.version;
+      const mergedTags = merged.properties.tags ?? {};
+      // merge takes no tags: carry the certificate's tags (e.g. Recipient) onto the new version, this version only
+      const desired = { ...mergedTags, ...before.tags };
+      if (version && !sameTags(desired, mergedTags)) {
+        await call(
+          { action: `re-apply tags to version ${version}`, certName, permission: 'certificates/update' },
+          () => certs.updateCertificateProperties(certName, version, { tags: desired }),
+        );
+      }
+      return describe(certName);
+    },
+
+    async cancelRenewal(certName) {
+      if (!(await operationOf(certName))) return;
+      const deleted = await attempt(() => certs.deleteCertificateOperation(certName));
+      if ('error' in deleted && status(deleted.error) !== 404)
+        throw vaultFailure(deleted.error, {
+          vault,
+          action: 'delete the pending operation',
+          certName,
+          permission: 'certificates/delete',
+        });
+    },
+
+    async exportSecret(certName, version) {
+      const ctx = { action: `read the secret of version ${version}`, certName, permission: 'secrets/get' };
+      const secret = await call(
+        ctx,
+        () => secrets.getSecret(certName, { version }),
+        (err) => {
+          const se = serviceError(err);
+          if (se.status === 404)
+            return nonRetryable(
+              'SecretNotFound',
+              `Key Vault '${vault}' has no secret for '${certName}' version ${version}.`,
+              se,
+            );
+          if (se.status === 403 && /exportable/i.test(se.message))
+            return nonRetryable(
+              'KeyNotExportable',
+              `Key Vault '${vault}': the private key of '${certName}' is not exportable (policy keyProperties.exportable is false); ` +
+                `a file target cannot be served from it. Service said: ${se.message}`,
+              se,
+            );
+          return undefined;
+        },
+      );
+      if (!secret.value)
+        throw nonRetryable(
+          'SecretEmpty',
+          `Key Vault '${vault}': the secret of '${certName}' version ${version} is empty.`,
+        );
+      try {
+        return parseCertificateSecret(secret.value, secret.properties.contentType);
+      } catch (err) {
+        // the parser's messages never contain the value; keep it that way by not attaching anything else
+        throw nonRetryable(
+          'SecretUnreadable',
+          `Key Vault '${vault}': the secret of '${certName}' version ${version} (${secret.properties.contentType ?? 'no content type'}) could not be read: ${(err as Error).message}.`,
+        );
+      }
+    },
+  };
+
+  async function reusableCsr(certName: string): Promise<PendingCsr | undefined> {
+    const op = await operationOf(certName);
+    if (op?.status !== 'inProgress') return undefined;
+    if (op.issuerName && op.issuerName.toLowerCase() !== 'unknown')
+      throw nonRetryable(
+        'RenewalConflict',
+        `Key Vault '${vault}': '${certName}' has an operation in progress with issuer '${op.issuerName}'; ` +
+          `it cannot be merged with a chain from elsewhere. Cancel it or let it finish.`,
+      );
+    if (!op.csr?.length) return undefined;
+    return { csrPem: toPem(op.csr, 'CERTIFICATE REQUEST'), reused: true };
+  }
+}
+
+async function attempt<T>(fn: () => Promise<T>): Promise<{ value: T } | { error: unknown }> {
+  try {
+    return { value: await fn() };
+  } catch (error) {
+    return { error };
+  }
+}
+
+function mergeRefusal(err: unknown, certName: string, vault: string): Error | undefined {
+  const se = serviceError(err);
+  if (se.status === 400 && /(doesn't|does not|don't|do not) match/i.test(se.message))
+    return nonRetryable(
+      'KeyMismatch',
+      `Key Vault '${vault}' refused to merge into '${certName}': the leaf certificate's public key is not the key of the ` +
+        `pending request (${se.message}). The CA issued for another CSR; request a new certificate for the current CSR.`,
+      se,
+    );
+  if (se.status === 404 || (se.status === 403 && /pending/i.test(se.message)))
+    return nonRetryable(
+      'NoPendingOperation',
+      `Key Vault '${vault}': '${certName}' has no operation in progress to merge into (${se.message}). Start a renewal first.`,
+      se,
+    );
+  return undefined;
+}
+
+/** The certificate's own policy, pointed at the Unknown issuer (whose lifetime action can only be to email). */
+function renewalPolicy(policy: CertificatePolicy): CertificatePolicy {
+  const { certificateType: _t, certificateTransparency: _ct, ...rest } = policy;
+  return {
+    ...rest,
+    issuerName: 'Unknown',
+    lifetimeActions: policy.lifetimeActions?.map((a) => ({ ...a, action: 'EmailContacts' as const })),
+  } as CertificatePolicy;
+}
+
+function parseChain(certName: string, chainPem: string[]): Buffer[] {
+  const ders = chainPem.flatMap((pem) =>
+    [...pem.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)].map((m) =>
+      Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64'),
+    ),
+  );
+  if (ders.length === 0)
+    throw nonRetryable(
+      'InvalidChain',
+      `merge into '${certName}': expected a PEM certificate chain (leaf first), got no CERTIFICATE block.`,
+    );
+  ders.forEach((der, i) => {
+    try {
+      new X509Certificate(der);
+    } catch {
+      throw nonRetryable(
+        'InvalidChain',
+        `merge into '${certName}': certificate #${i + 1} of the chain is not a valid X.509 certificate.`,
+      );
+    }
+  });
+  return ders;
+}
+
+function toState(
+  vault: string,
+  name: string,
+  latest: KeyVaultCertificateWithPolicy,
+  current: KeyVaultCertificate | undefined,
+  operation: CertificateOperation | undefined,
+): CertificateState {
+  const x509 = current?.cer?.length ? new X509Certificate(current.cer) : undefined;
+  const thumbprint = current?.properties.x509Thumbprint?.length
+    ? Buffer.from(current.properties.x509Thumbprint).toString('hex').toUpperCase()
+    : x509
+      ? x509.fingerprint.replace(/:/g, '').toUpperCase()
+      : null;
+  return {
+    id: `${vault}/${name}`,
+    vault,
+    name,
+    version: current?.properties.version ?? null,
+    thumbprint,
+    notBefore: x509 ? new Date(x509.validFrom).toISOString() : null,
+    notAfter: x509 ? new Date(x509.validTo).toISOString() : null,
+    subject: x509 ? x509.subject.split('\n').join(', ') : null,
+    dnsNames: x509 ? dnsNamesOf(x509) : [],
+    tags: { ...(current?.properties.tags ?? latest.properties.tags ?? {}) },
+    policy: latest.policy ? snapshot(latest.policy) : null,
+    pendingOperation: operation?.status === 'inProgress',
+  };
+}
+
+function dnsNamesOf(cert: X509Certificate): string[] {
+  return (cert.subjectAltName ?? '')
+    .split(/,\s*/)
+    .filter((s) => s.startsWith('DNS:'))
+    .map((s) => s.slice(4));
+}
+
+function snapshot(p: CertificatePolicy): CertificatePolicySnapshot {
+  const action = p.lifetimeActions?.[0];
+  return {
+    subject: p.subject ?? '',
+    dnsNames: [...(p.subjectAlternativeNames?.dnsNames ?? [])],
+    issuerName: p.issuerName ?? '',
+    key: {
+      keyType: p.keyType ?? 'RSA',
+      ...(p.keySize !== undefined ? { keySize: p.keySize } : {}),
+      ...(p.keyCurveName !== undefined ? { curve: p.keyCurveName } : {}),
+      reuseKey: p.reuseKey ?? false,
+      exportable: p.exportable ?? false,
+    },
+    ...(p.validityInMonths !== undefined ? { validityInMonths: p.validityInMonths } : {}),
+    ...(action?.lifetimePercentage !== undefined ? { lifetimePercentage: action.lifetimePercentage } : {}),
+    ...(action?.daysBeforeExpiry !== undefined ? { daysBeforeExpiry: action.daysBeforeExpiry } : {}),
+  };
+}
+
+function sameTags(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
+}
+
+function toPem(der: Uint8Array, label: string): string {
+  const b64 = Buffer.from(der).toString('base64');
+  return `-----BEGIN ${label}-----\n${b64.replace(/.{1,64}/g, '$&\n')}-----END ${label}-----\n`;
+}

@@ -1,0 +1,99 @@
+/**
+ * The live TLS probe: one real handshake with SNI, read the leaf the endpoint serves, compare its
+ * thumbprint with the one we expect. Network failures are answers here (ok: false), never exceptions,
+ * because the caller is usually polling until a reload takes effect.
+ */
+import { X509Certificate } from 'node:crypto';
+import tls from 'node:tls';
+import type { Probe } from '../types';
+
+export interface ProbeOptions {
+  host: string;
+  port: number;
+  /** SNI name; also the name the chain is checked against when `caPem` is given. */
+  servername: string;
+  /** SHA-1, any case, with or without colons. Without it the probe only reports what is served. */
+  expectedThumbprint?: string;
+  /** Trust anchors (PEM). When given, ok also requires a valid chain for `servername`. */
+  caPem?: string;
+  timeoutMs: number;
+}
+
+/** SHA-1 thumbprint in the App Service style: uppercase hex without colons. */
+export function thumbprintOf(cert: X509Certificate): string {
+  return cert.fingerprint.replace(/:/g, '').toUpperCase();
+}
+
+export function normalizeThumbprint(t: string): string {
+  return t.replace(/[:\s]/g, '').toUpperCase();
+}
+
+export async function probeTls(opts: ProbeOptions): Promise<Probe> {
+  const where = `${opts.host}:${opts.port}`;
+  const started = performance.now();
+  const elapsed = () => Math.round(performance.now() - started);
+  return new Promise<Probe>((resolve) => {
+    let settled = false;
+    const finish = (p: Omit<Probe, 'latencyMs'>) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      resolve({ ...p, latencyMs: elapsed() });
+    };
+    // rejectUnauthorized is off so that a wrong or untrusted certificate can still be *reported*
+    // (served thumbprint in the detail); trust is decided below from `authorized`, and no data is
+    // ever sent over this connection.
+    const socket = tls.connect({
+      host: opts.host,
+      port: opts.port,
+      servername: opts.servername,
+      ca: opts.caPem,
+      rejectUnauthorized: false,
+      ALPNProtocols: ['http/1.1'],
+    });
+    const timer = setTimeout(
+      () =>
+        finish({
+          ok: false,
+          servedThumbprint: null,
+          detail: `TLS probe of ${where} (SNI ${opts.servername}) timed out after ${opts.timeoutMs} ms`,
+        }),
+      opts.timeoutMs,
+    );
+    socket.once('secureConnect', () => {
+      const leaf = socket.getPeerX509Certificate();
+      if (!leaf) {
+        finish({
+          ok: false,
+          servedThumbprint: null,
+          detail: `${where} completed a handshake without a certificate`,
+        });
+        return;
+      }
+      const served = thumbprintOf(leaf);
+      const problems: string[] = [];
+      if (opts.expectedThumbprint !== undefined && normalizeThumbprint(opts.expectedThumbprint) !== served) {
+        problems.push(`serves ${served}, expected ${normalizeThumbprint(opts.expectedThumbprint)}`);
+      }
+      if (opts.caPem !== undefined && !socket.authorized) {
+        problems.push(`chain not trusted for ${opts.servername}: ${String(socket.authorizationError)}`);
+      }
+      finish({
+        ok: problems.length === 0,
+        servedThumbprint: served,
+        detail: problems.length
+          ? `${where} (SNI ${opts.servername}) ${problems.join('; ')}`
+          : `${where} (SNI ${opts.servername}) serves ${served}${opts.caPem !== undefined ? ', chain trusted' : ''}`,
+      });
+    });
+    socket.once('error', (err: NodeJS.ErrnoException) => {
+      const cause = err.code && !err.message.includes(err.code) ? `${err.code}: ${err.message}` : err.message;
+      finish({
+        ok: false,
+        servedThumbprint: null,
+        detail: `TLS probe of ${where} (SNI ${opts.servername}) failed: ${cause}`,
+      });
+    });
+  });
+}

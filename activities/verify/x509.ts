@@ -1,0 +1,273 @@
+/**
+ * Verification of an issued chain before it is merged into the vault: never skipped, pure (no I/O).
+ * Whatever a CA returns is checked against the CSR we sent and the names we asked for, so a wrong,
+ * broken or foreign certificate never reaches the vault. Works for RSA and EC keys alike (node:crypto
+ * for certificates, @peculiar/x509 for CSRs and extensions; node-forge cannot read EC keys).
+ */
+import 'reflect-metadata'; // @peculiar/x509 2.x needs a Reflect polyfill loaded first
+import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import * as x509 from '@peculiar/x509';
+import { ApplicationFailure } from '@temporalio/common';
+
+export interface VerifyIssuedChainInput {
+  /** The CSR that was sent to the CA (PEM). */
+  csrPem: string;
+  /** The chain the CA returned, PEM, leaf first. */
+  chainPem: string[];
+  /** The DNS names the certificate must carry, no more, no fewer (compared case-insensitively). */
+  expectedDnsNames: string[];
+  now: Date;
+  /** Tolerated clock skew for notBefore/notAfter. Default 300 s. */
+  maxSkewSeconds?: number;
+  /** When given, the last certificate of the chain must be one of these or be issued by one of them. */
+  trustAnchorsPem?: string[];
+}
+
+export interface VerifiedCertificate {
+  /** SHA-1 of the leaf DER, uppercase hex (App Service style). */
+  thumbprint: string;
+  /** SHA-256 of the leaf DER, uppercase hex. */
+  sha256: string;
+  /** Uppercase hex. */
+  serialNumber: string;
+  notBefore: string; // ISO 8601
+  notAfter: string; // ISO 8601
+  dnsNames: string[];
+  issuer: string;
+  subject: string;
+}
+
+export type X509FailureType =
+  | 'Unparseable'
+  | 'KeyMismatch'
+  | 'NameMismatch'
+  | 'Expired'
+  | 'NotYetValid'
+  | 'BrokenChain'
+  | 'Untrusted'
+  | 'WrongUsage';
+
+const OID_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
+const OID_ANY_EKU = '2.5.29.37.0';
+
+function fail(type: X509FailureType, message: string): never {
+  throw ApplicationFailure.create({ message, type, nonRetryable: true });
+}
+
+const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;
+
+/** The certificates in a PEM bundle, in order, each normalised to `-----BEGIN ...` through `-----END ...\n`. */
+export function splitPemChain(text: string): string[] {
+  return (text.match(PEM_CERT) ?? []).map((pem) => {
+    const body = pem.replace(/-----(BEGIN|END) CERTIFICATE-----/g, '').replace(/\s+/g, '');
+    const lines = body.match(/.{1,64}/g) ?? [];
+    return `-----BEGIN CERTIFICATE-----\n${lines.join('\n')}\n-----END CERTIFICATE-----\n`;
+  });
+}
+
+/** SHA-1 of a certificate's DER, uppercase hex without separators. */
+export function thumbprintOf(pem: string): string {
+  return digest('sha1', parseCertificate(pem, 'certificate').raw);
+}
+
+export function verifyIssuedChain(input: VerifyIssuedChainInput): VerifiedCertificate {
+  const skewMs = (input.maxSkewSeconds ?? 300) * 1000;
+  if (input.chainPem.length === 0) fail('Unparseable', 'the CA returned no certificate (chain is empty)');
+  const chain = input.chainPem.map((pem, i) => parseCertificate(pem, positionName(i)));
+  const leaf = chain[0]!;
+  const leafExt = new x509.X509Certificate(leaf.raw);
+  const csr = parseCsr(input.csrPem);
+
+  checkKey(leaf, csr);
+  const dnsNames = checkNames(leafExt, input.expectedDnsNames);
+  checkUsage(leaf, leafExt);
+  chain.forEach((cert, i) => checkValidity(cert, positionName(i), input.now, skewMs));
+  checkChain(chain);
+  if (input.trustAnchorsPem) checkTrust(chain[chain.length - 1]!, input.trustAnchorsPem);
+
+  return {
+    thumbprint: digest('sha1', leaf.raw),
+    sha256: digest('sha256', leaf.raw),
+    serialNumber: leaf.serialNumber.toUpperCase(),
+    notBefore: new Date(leaf.validFrom).toISOString(),
+    notAfter: new Date(leaf.validTo).toISOString(),
+    dnsNames,
+    issuer: leafExt.issuer,
+    subject: leafExt.subject,
+  };
+}
+
+function positionName(i: number): string {
+  return i === 0 ? 'leaf certificate' : `chain certificate #${i} (after the leaf)`;
+}
+
+function digest(alg: 'sha1' | 'sha256', der: Buffer): string {
+  return createHash(alg).update(der).digest('hex').toUpperCase();
+}
+
+function parseCertificate(pem: string, what: string): X509Certificate {
+  if (typeof pem !== 'string' || !/-----BEGIN CERTIFICATE-----/.test(pem)) {
+    fail('Unparseable', `${what} is not a PEM certificate (expected '-----BEGIN CERTIFICATE-----')`);
+  }
+  try {
+    return new X509Certificate(pem);
+  } catch (err) {
+    return fail('Unparseable', `${what} could not be parsed as X.509: ${(err as Error).message}`);
+  }
+}
+
+function parseCsr(pem: string): x509.Pkcs10CertificateRequest {
+  if (typeof pem !== 'string' || !/-----BEGIN (NEW )?CERTIFICATE REQUEST-----/.test(pem)) {
+    fail('Unparseable', "CSR is not PEM (expected '-----BEGIN CERTIFICATE REQUEST-----')");
+  }
+  try {
+    return new x509.Pkcs10CertificateRequest(pem.replace(/NEW CERTIFICATE REQUEST/g, 'CERTIFICATE REQUEST'));
+  } catch (err) {
+    return fail('Unparseable', `CSR could not be parsed as PKCS#10: ${(err as Error).message}`);
+  }
+}
+
+function spkiDer(key: KeyObject): Buffer {
+  return key.export({ type: 'spki', format: 'der' });
+}
+
+function checkKey(leaf: X509Certificate, csr: x509.Pkcs10CertificateRequest): void {
+  let csrKey: KeyObject;
+  try {
+    csrKey = createPublicKey({ key: Buffer.from(csr.publicKey.rawData), format: 'der', type: 'spki' });
+  } catch (err) {
+    return fail('Unparseable', `CSR public key could not be read: ${(err as Error).message}`);
+  }
+  // both re-exported by node:crypto, so equal keys compare equal whatever encoding the CA chose
+  const a = spkiDer(leaf.publicKey);
+  const b = spkiDer(csrKey);
+  if (!a.equals(b)) {
+    fail(
+      'KeyMismatch',
+      `the leaf certificate's public key (${describeKey(leaf.publicKey)}, SPKI sha256 ${digest('sha256', a).slice(0, 16)}…) ` +
+        `is not the CSR's (${describeKey(csrKey)}, SPKI sha256 ${digest('sha256', b).slice(0, 16)}…): ` +
+        'the CA returned a certificate for another key',
+    );
+  }
+}
+
+function describeKey(k: KeyObject): string {
+  const d = k.asymmetricKeyDetails;
+  if (k.asymmetricKeyType === 'ec') return `EC ${d?.namedCurve ?? '?'}`;
+  if (k.asymmetricKeyType === 'rsa') return `RSA ${d?.modulusLength ?? '?'}`;
+  return k.asymmetricKeyType ?? 'unknown';
+}
+
+function sanEntries(cert: x509.X509Certificate): { dns: string[]; other: string[] } {
+  const ext = cert.getExtension(x509.SubjectAlternativeNameExtension);
+  const dns: string[] = [];
+  const other: string[] = [];
+  for (const n of ext?.names.items ?? []) {
+    if (n.type === 'dns') dns.push(n.value.toLowerCase());
+    else other.push(`${n.type}:${n.value}`);
+  }
+  return { dns, other };
+}
+
+function checkNames(leaf: x509.X509Certificate, expected: string[]): string[] {
+  let names: { dns: string[]; other: string[] };
+  try {
+    names = sanEntries(leaf);
+  } catch (err) {
+    return fail(
+      'Unparseable',
+      `leaf certificate's subjectAltName could not be read: ${(err as Error).message}`,
+    );
+  }
+  const have = new Set(names.dns);
+  const want = new Set(expected.map((n) => n.toLowerCase()));
+  const missing = [...want].filter((n) => !have.has(n));
+  const extra = [...[...have].filter((n) => !want.has(n)), ...names.other];
+  if (missing.length || extra.length) {
+    const parts = [
+      missing.length ? `missing ${missing.join(', ')}` : '',
+      extra.length ? `unexpected ${extra.join(', ')}` : '',
+    ].filter(Boolean);
+    fail(
+      'NameMismatch',
+      `leaf certificate's subjectAltName does not match the requested names [${[...want].join(', ')}]: ${parts.join('; ')}`,
+    );
+  }
+  return names.dns;
+}
+
+function checkUsage(leaf: X509Certificate, leafExt: x509.X509Certificate): void {
+  // read basicConstraints itself: node's `ca` is false for CA:TRUE without keyCertSign
+  if (leafExt.getExtension(x509.BasicConstraintsExtension)?.ca) {
+    fail(
+      'WrongUsage',
+      'leaf certificate is a CA certificate (basicConstraints CA:TRUE); expected an end-entity certificate',
+    );
+  }
+  // node names the extended key usage list `keyUsage`; undefined when the extension is absent
+  const eku = leaf.keyUsage;
+  if (eku && !eku.includes(OID_SERVER_AUTH) && !eku.includes(OID_ANY_EKU)) {
+    fail(
+      'WrongUsage',
+      `leaf certificate's extendedKeyUsage [${eku.join(', ')}] lacks serverAuth (${OID_SERVER_AUTH})`,
+    );
+  }
+  const ku = leafExt.getExtension(x509.KeyUsagesExtension);
+  if (ku && !(ku.usages & x509.KeyUsageFlags.digitalSignature)) {
+    fail('WrongUsage', "leaf certificate's keyUsage lacks digitalSignature, which TLS needs");
+  }
+}
+
+function checkValidity(cert: X509Certificate, what: string, now: Date, skewMs: number): void {
+  const from = new Date(cert.validFrom).getTime();
+  const to = new Date(cert.validTo).getTime();
+  if (now.getTime() > to + skewMs) {
+    fail('Expired', `${what} expired at ${new Date(to).toISOString()} (now ${now.toISOString()})`);
+  }
+  if (now.getTime() + skewMs < from) {
+    fail(
+      'NotYetValid',
+      `${what} is not valid before ${new Date(from).toISOString()} (now ${now.toISOString()})`,
+    );
+  }
+}
+
+function checkChain(chain: X509Certificate[]): void {
+  for (let i = 0; i + 1 < chain.length; i++) {
+    const child = chain[i]!;
+    const parent = chain[i + 1]!;
+    const what = `${positionName(i)} (subject '${oneLine(child.subject)}')`;
+    if (!child.checkIssued(parent)) {
+      fail(
+        'BrokenChain',
+        `${what} was not issued by the next certificate in the chain (subject '${oneLine(parent.subject)}')`,
+      );
+    }
+    if (!parent.ca)
+      fail('BrokenChain', `${positionName(i + 1)} issues ${positionName(i)} but is not a CA certificate`);
+    if (!child.verify(parent.publicKey)) {
+      fail(
+        'BrokenChain',
+        `${what}: signature does not verify with the next certificate's key (subject '${oneLine(parent.subject)}')`,
+      );
+    }
+  }
+}
+
+function checkTrust(top: X509Certificate, anchorsPem: string[]): void {
+  const anchors = anchorsPem.flatMap((p) => splitPemChain(p)).map((p) => parseCertificate(p, 'trust anchor'));
+  if (anchors.length === 0) fail('Untrusted', 'no trust anchors were given to check the chain against');
+  const trusted = anchors.some(
+    (a) => a.fingerprint256 === top.fingerprint256 || (top.checkIssued(a) && top.verify(a.publicKey)),
+  );
+  if (!trusted) {
+    fail(
+      'Untrusted',
+      `chain ends at '${oneLine(top.subject)}' issued by '${oneLine(top.issuer)}', which is none of the ${anchors.length} trust anchor(s)`,
+    );
+  }
+}
+
+function oneLine(dn: string): string {
+  return dn.split('\n').join(', ');
+}

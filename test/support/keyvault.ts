@@ -1,0 +1,98 @@
+/**
+ * One call to get a running test Key Vault (our REST-compatible server, test/servers/keyvault) with a
+ * token issuer, a TLS chain the clients trust, and the client options the Azure SDK needs for it.
+ */
+import type { TokenCredential } from '@azure/identity';
+import {
+  CertificateClient,
+  type CertificateClientOptions,
+  type CertificatePolicy,
+} from '@azure/keyvault-certificates';
+import { createTestEntra, type TestEntra } from '../servers/keyvault/entra';
+import { startKeyVaultServer, type KeyVaultServer } from '../servers/keyvault/server';
+import { createTestCa, pemToDer, type SignOptions, type TestCa } from './test-ca';
+
+export interface SeedOptions extends SignOptions {
+  /** Merged over the default: Unknown issuer, CN/SAN `<name>.example.test`, EC P-256, PEM secret. */
+  policy?: Partial<CertificatePolicy>;
+  tags?: Record<string, string>;
+}
+
+export interface TestKeyVault {
+  url: string;
+  vaultName: string;
+  credential: TokenCredential;
+  /** Trust for the server's TLS (tlsOptions.ca), challenge verification off (loopback host), no SDK retries. */
+  clientOptions: CertificateClientOptions;
+  /** The CA that issued the server's TLS certificate (PEM). */
+  caPem: string;
+  /** A CA for signing CSRs in tests (separate from the TLS one). */
+  ca: TestCa;
+  entra: TestEntra;
+  server: KeyVaultServer;
+  /** Issues a certificate into the vault the way an operator would: Unknown-issuer create, CSR signed by `ca`, merge. */
+  seed(name: string, opts?: SeedOptions): Promise<{ version: string; thumbprint: string; leafPem: string }>;
+  stop(): Promise<void>;
+}
+
+export async function startTestKeyVault(
+  opts: { dataDir?: string; vaultName?: string } = {},
+): Promise<TestKeyVault> {
+  const tlsCa = createTestCa({ commonName: 'Certflow test Key Vault TLS CA', keyType: 'ec' });
+  const tls = tlsCa.issueServerCert(['127.0.0.1', 'localhost']);
+  const entra = createTestEntra();
+  const server = await startKeyVaultServer({
+    jwks: entra.jwks,
+    issuer: entra.issuer,
+    tenantId: entra.tenantId,
+    tls,
+    dataDir: opts.dataDir,
+    vaultName: opts.vaultName,
+  });
+  const credential = entra.credential();
+  const clientOptions: CertificateClientOptions = {
+    tlsOptions: { ca: tlsCa.caCertPem },
+    disableChallengeResourceVerification: true,
+    // Temporal owns retries (visible in history, honours Retry-After as nextRetryDelay)
+    retryOptions: { maxRetries: 0 },
+  };
+  const ca = createTestCa();
+  const client = new CertificateClient(server.url, credential, clientOptions);
+  return {
+    url: server.url,
+    vaultName: server.vaultName,
+    credential,
+    clientOptions,
+    caPem: tlsCa.caCertPem,
+    ca,
+    entra,
+    server,
+    async seed(name, seedOpts = {}) {
+      const { policy, tags, ...signOpts } = seedOpts;
+      const host = `${name}.example.test`;
+      await client.beginCreateCertificate(
+        name,
+        {
+          issuerName: 'Unknown',
+          subject: `CN=${host}`,
+          subjectAlternativeNames: { dnsNames: [host] },
+          keyType: 'EC',
+          keyCurveName: 'P-256',
+          contentType: 'application/x-pem-file',
+          ...policy,
+        } as CertificatePolicy,
+        { tags },
+      );
+      const op = (await client.getCertificateOperation(name)).getOperationState().certificateOperation;
+      if (!op?.csr) throw new Error(`seed ${name}: the vault returned no CSR`);
+      const leafPem = ca.signCsr(op.csr, { days: 30, ...signOpts });
+      const merged = await client.mergeCertificate(name, [pemToDer(leafPem, 'CERTIFICATE'), ca.caCertDer]);
+      return {
+        version: merged.properties.version ?? '',
+        thumbprint: (merged.properties.x509ThumbprintString ?? '').toUpperCase(),
+        leafPem,
+      };
+    },
+    stop: () => server.close(),
+  };
+}
