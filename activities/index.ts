@@ -44,6 +44,10 @@ export interface NotifyInput {
   outcome: RenewalOutcome;
   /** When the lifecycle will try again if this attempt failed. */
   nextAttemptAt?: string | null;
+  /** The certificate's Recipient tag as observed at the start of the attempt (the vault may be down now). */
+  recipientTag?: string;
+  /** The certificate in use when the attempt started. */
+  current?: { thumbprint: string | null; notAfter: string | null };
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -120,6 +124,11 @@ export function createActivities(deps: ActivityDeps) {
       });
     },
 
+    async cancelRenewal(certificateId: string): Promise<void> {
+      const { vault, name } = vaultFor(certificateId);
+      await vault.cancelRenewal(name);
+    },
+
     async merge(input: { certificateId: string; chainPem: string[]; expectedThumbprint: string }) {
       const { vault, name } = vaultFor(input.certificateId);
       const state = await vault.merge(name, input.chainPem);
@@ -165,14 +174,21 @@ export function createActivities(deps: ActivityDeps) {
       input: NotifyInput,
     ): Promise<{ sent: boolean; messageId?: string; invalidRecipients: string[] }> {
       if (!deps.notifier) return { sent: false, invalidRecipients: [] };
-      const { vault, name } = vaultFor(input.certificateId);
-      const state = await vault.describe(name);
-      const { valid, invalid } = parseRecipients(state.tags.Recipient);
+      // the tag and state seen at the start of the attempt: mail must not depend on the vault being up now
+      let current = input.current;
+      let tag = input.recipientTag;
+      if (!current) {
+        const { vault, name } = vaultFor(input.certificateId);
+        const state = await vault.describe(name);
+        current = { thumbprint: state.thumbprint, notAfter: state.notAfter };
+        tag = state.tags.Recipient;
+      }
+      const { valid, invalid } = parseRecipients(tag);
       const recipients = [...new Set([...valid, ...(deps.defaultRecipients ?? [])])];
       if (invalid.length)
         log.warn('invalid addresses in the Recipient tag', { certificateId: input.certificateId, invalid });
       if (recipients.length === 0) return { sent: false, invalidRecipients: invalid };
-      const event = toNotificationEvent(input, recipients, invalid, state, now());
+      const event = toNotificationEvent(input, recipients, invalid, current, now());
       const res = await deps.notifier.send(event);
       return { sent: res.accepted.length > 0, messageId: res.messageId, invalidRecipients: invalid };
     },
@@ -185,7 +201,7 @@ function toNotificationEvent(
   input: NotifyInput,
   recipients: string[],
   invalidRecipients: string[],
-  state: CertificateState,
+  current: { thumbprint: string | null; notAfter: string | null },
   now: Date,
 ): NotificationEvent {
   const o = input.outcome;
@@ -196,17 +212,17 @@ function toNotificationEvent(
       kind: 'renewed',
       reason: o.trigger,
       oldThumbprint: o.oldThumbprint,
-      newThumbprint: o.newThumbprint ?? state.thumbprint ?? '',
-      notAfter: o.notAfter ?? state.notAfter ?? '',
+      newThumbprint: o.newThumbprint ?? '',
+      notAfter: o.notAfter ?? '',
       bindings: o.bindings,
     };
   }
-  const notAfter = state.notAfter;
+  const notAfter = current.notAfter;
   return {
     ...base,
     kind: 'renewal-failed',
     reason: `${o.error?.type ?? 'Unknown'}: ${o.error?.message ?? 'no detail'}`,
-    oldThumbprint: state.thumbprint,
+    oldThumbprint: current.thumbprint,
     notAfter,
     daysLeft: notAfter ? Math.floor((Date.parse(notAfter) - now.getTime()) / 86_400_000) : null,
     nextAttemptAt: input.nextAttemptAt ?? null,

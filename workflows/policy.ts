@@ -12,7 +12,7 @@ export interface ObservedCertificate {
 }
 
 export interface Trigger {
-  reason: 'Missing' | 'Expired' | 'NearingRenewal' | 'Manual';
+  reason: 'Missing' | 'Expired' | 'NearingRenewal' | 'Manual' | 'Retry';
   message: string;
 }
 

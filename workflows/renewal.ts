@@ -54,6 +54,16 @@ const notifyOps = proxyActivities<Activities>({
   },
 });
 
+/** Failures that mean the CSR in the vault must not be used again. */
+const STALE_CSR_FAILURES = new Set([
+  'KeyMismatch',
+  'NameMismatch',
+  'AcmeBadCsr',
+  'AcmeRejectedIdentifier',
+  'AcmeUnauthorized',
+  'Unparseable',
+]);
+
 /** How long to keep polling a CA that answers "pending" (approval, vetting) before giving the attempt up. */
 const MAX_PENDING_MS = 14 * 86_400_000;
 
@@ -94,7 +104,8 @@ export async function renewalWorkflow(input: RenewalInput): Promise<RenewalOutco
     before = await vaultOps.observe(id);
     await phase('Renewing', 'creating a CSR in the vault');
     const csr = await vaultOps.beginRenewal(id);
-    const dnsNames = before.policy?.dnsNames ?? before.dnsNames;
+    // the names the policy asks for; a subject-only policy means the names of the current certificate
+    const dnsNames = before.policy?.dnsNames?.length ? before.policy.dnsNames : before.dnsNames;
     const request = { certificateId: id, issuer: input.issuer, csrPem: csr.csrPem, dnsNames };
 
     await phase('Issuing', `requesting issuance from ${input.issuer}`);
@@ -137,6 +148,17 @@ export async function renewalWorkflow(input: RenewalInput): Promise<RenewalOutco
     const error = describeFailure(err);
     log.warn('renewal attempt failed', { certificateId: id, attempt: input.attempt, errorType: error.type });
     result = outcome('failed', error);
+    if (!merged && STALE_CSR_FAILURES.has(error.type)) {
+      // the pending CSR itself is the problem: drop it so the next attempt gets a fresh key and CSR
+      try {
+        await vaultOps.cancelRenewal(id);
+      } catch (cancelErr) {
+        log.warn('could not cancel the pending CSR', {
+          certificateId: id,
+          error: describeFailure(cancelErr).message,
+        });
+      }
+    }
   }
 
   await phase('Notifying', 'telling the people named on the certificate');
@@ -146,6 +168,8 @@ export async function renewalWorkflow(input: RenewalInput): Promise<RenewalOutco
       eventId: `${workflowInfo().workflowId}:${result.status}`,
       outcome: result,
       certificateId: id,
+      recipientTag: before?.tags.Recipient,
+      current: before ? { thumbprint: before.thumbprint, notAfter: before.notAfter } : undefined,
       nextAttemptAt:
         result.status === 'failed'
           ? new Date(

@@ -83,12 +83,10 @@ export function vaultFailure(err: unknown, ctx: CallContext): ApplicationFailure
   if (err instanceof ApplicationFailure) return err;
   const se = serviceError(err);
   const where = `Key Vault '${ctx.vault}': ${ctx.action} for certificate '${ctx.certName}'`;
-  const name = (err as { name?: string } | undefined)?.name;
+  const name = (err as { name?: string } | undefined)?.name ?? '';
 
-  if (name === 'CredentialUnavailableError')
-    return nonRetryable('VaultUnauthorized', `${where}: no credential is available (${se.message})`, se);
-  if (name === 'AuthenticationError' && (se.status === undefined || se.status < 500))
-    return nonRetryable('VaultUnauthorized', `${where}: getting a token failed (${se.message})`, se);
+  const credential = credentialFailure(err, name, where, se);
+  if (credential) return credential;
 
   switch (se.status) {
     case 401:
@@ -151,4 +149,171 @@ export function vaultFailure(err: unknown, ctx: CallContext): ApplicationFailure
     nonRetryable: false,
     details: [{ status: se.status, code: se.code }],
   });
+}
+
+function retryable(type: string, message: string, se?: ServiceError): ApplicationFailure {
+  return ApplicationFailure.create({
+    type,
+    message,
+    nonRetryable: false,
+    ...(se ? { details: [{ status: se.status ?? null, code: se.code }] } : {}),
+  });
+}
+
+/*
+ * Getting a token. @azure/identity 4.13.1 raises CredentialUnavailableError both when a credential is not set
+ * up at all and for passing trouble (IMDS or Entra ID unreachable, MSAL unable to resolve the authority
+ * endpoints), so only the messages it uses for "not configured" are final; anything else is retried.
+ */
+
+const NETWORK_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'ESOCKETTIMEDOUT',
+  'ENOTFOUND',
+  'EAI_AGAIN',
+  'ENETUNREACH',
+  'EHOSTUNREACH',
+  'EPIPE',
+  'ECONNABORTED',
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_SOCKET',
+  'REQUEST_SEND_ERROR',
+  'network_error',
+]);
+
+const PARAMETER_ENV: Record<string, string> = {
+  tenantId: 'AZURE_TENANT_ID',
+  clientId: 'AZURE_CLIENT_ID',
+  clientSecret: 'AZURE_CLIENT_SECRET',
+  federatedTokenFilePath: 'AZURE_FEDERATED_TOKEN_FILE',
+};
+
+/** The messages @azure/identity 4.13.1 uses when a credential is not set up, each with what to do about it. */
+const NOT_CONFIGURED: [RegExp, (m: RegExpExecArray) => string][] = [
+  [
+    /(\w+) is a required parameter/i,
+    (m) => {
+      const env = PARAMETER_ENV[m[1] ?? ''];
+      return `set the credential's ${m[1]}${env ? ` (environment variable ${env})` : ''}`;
+    },
+  ],
+  [
+    /EnvironmentCredential is unavailable/i,
+    () =>
+      'set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or AZURE_CLIENT_CERTIFICATE_PATH) for a ' +
+      'service principal, or run on a host with a managed identity',
+  ],
+  [
+    /must provide one of clientSecret, certificatePath/i,
+    () => 'give the credential a client secret or certificate',
+  ],
+  [
+    /Invalid file path provided|No content on the file/i,
+    () => 'point AZURE_FEDERATED_TOKEN_FILE at the projected service account token (workload identity)',
+  ],
+  [/missing system variable/i, () => 'run inside an Azure Pipelines task with a service connection'],
+  [
+    /Azure CLI could not be found|run 'az login'/i,
+    () => "sign in with 'az login' (a service should use a service principal or a managed identity instead)",
+  ],
+  [/Azure Developer CLI couldn't be found|run 'azd auth login'/i, () => "sign in with 'azd auth login'"],
+  [/Az\.Account|Connect-AzAccount/i, () => "sign in with 'Connect-AzAccount' (Az PowerShell module)"],
+  [/Visual Studio Code Authentication/i, () => 'sign in to Azure in Visual Studio Code'],
+  [/is not supported/i, () => 'change the credential options the message names'],
+];
+
+function notConfiguredHint(err: unknown): string | undefined {
+  const e = err as { name?: string; message?: string } | undefined;
+  if (e?.name === 'AuthenticationRequiredError')
+    return 'sign in interactively first (a service should use a service principal or a managed identity)';
+  const message = e?.message ?? '';
+  for (const [re, hint] of NOT_CONFIGURED) {
+    const m = re.exec(message);
+    if (m) return hint(m);
+  }
+  return undefined;
+}
+
+/** The error and its causes, outermost first. */
+function chain(err: unknown): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  for (let e = err, i = 0; i < 5 && e && typeof e === 'object'; i++) {
+    out.push(e as Record<string, unknown>);
+    e = (e as { cause?: unknown }).cause;
+  }
+  return out;
+}
+
+const networkCaused = (err: unknown) =>
+  chain(err).some((e) => NETWORK_CODES.has(String(e.code ?? e.errorCode ?? '')));
+
+const causeStatus = (err: unknown) =>
+  chain(err)
+    .slice(1)
+    .map((e) => e.statusCode ?? e.status)
+    .find((s): s is number => typeof s === 'number');
+
+const transientStatus = (s: number | undefined) => !s || s >= 500 || s === 408 || s === 429;
+
+function credentialFailure(
+  err: unknown,
+  name: string,
+  where: string,
+  se: ServiceError,
+): ApplicationFailure | undefined {
+  if (name === 'AggregateAuthenticationError') {
+    // DefaultAzureCredential / ChainedTokenCredential: final only when no credential in the chain is set up
+    const errors = (err as { errors?: unknown[] }).errors ?? [];
+    const hints = errors.map(notConfiguredHint);
+    if (errors.length && hints.every(Boolean))
+      return nonRetryable(
+        'VaultCredentialMissing',
+        `${where}: no credential is configured (${se.message}). To fix, one of: ${[...new Set(hints)].join('; ')}.`,
+        se,
+      );
+    return retryable(
+      'VaultCredentialUnavailable',
+      `${where}: no credential could get a token for now (${se.message})`,
+      se,
+    );
+  }
+  if (name === 'CredentialUnavailableError') {
+    const hint = notConfiguredHint(err);
+    if (hint)
+      return nonRetryable(
+        'VaultCredentialMissing',
+        `${where}: no credential is configured (${se.message}). To fix: ${hint}.`,
+        se,
+      );
+    const status = causeStatus(err);
+    if (!networkCaused(err) && !transientStatus(status))
+      return nonRetryable(
+        'VaultUnauthorized',
+        `${where}: the identity endpoint refused the token request (${status}): ${se.message}. Check that a managed ` +
+          `identity is assigned to this host and, for a user-assigned one, that AZURE_CLIENT_ID names it.`,
+        se,
+      );
+    return retryable(
+      'VaultCredentialUnavailable',
+      `${where}: the credential could not get a token for now (${se.message})`,
+      se,
+    );
+  }
+  if (name === 'AuthenticationError') {
+    if (networkCaused(err) || transientStatus(se.status))
+      return retryable(
+        'VaultCredentialUnavailable',
+        `${where}: getting a token from Entra ID failed for now (${se.status || 'no answer'}): ${se.message}`,
+        se,
+      );
+    return nonRetryable(
+      'VaultUnauthorized',
+      `${where}: Entra ID refused the token request (${se.status}): ${se.message}. Check the tenant id, the client id ` +
+        `and the client secret or certificate (not expired; the secret's value, not its id).`,
+      se,
+    );
+  }
+  return undefined;
 }

@@ -5,7 +5,8 @@
  *
  * Written for the real service and tolerant of emulators: a create while an operation is in progress is a 409
  * there, so we look for the operation first and reuse its CSR; merge takes no tags, so we re-apply them to the
- * merged version explicitly; we never poll an Unknown-issuer create (it only finishes with a merge).
+ * merged version explicitly (also on a retry that finds the chain already merged, in case the earlier attempt
+ * stopped between the two); we never poll an Unknown-issuer create (it only finishes with a merge).
  */
 import type { TokenCredential } from '@azure/identity';
 import {
@@ -82,28 +83,47 @@ export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault {
     }
   }
 
+  /** Enabled versions that carry a certificate, newest first (skips a version waiting for its merge). */
+  async function certificateVersions(certName: string): Promise<string[]> {
+    const ctx = { action: 'list certificate versions', certName, permission: 'certificates/list' };
+    const found = await call(ctx, async () => {
+      const all = [];
+      for await (const p of certs.listPropertiesOfCertificateVersions(certName)) {
+        if (p.enabled !== false && p.x509Thumbprint?.length && p.version) all.push(p);
+      }
+      return all;
+    });
+    // createdOn has one-second resolution: break ties by the certificate's own notBefore
+    const time = (d: Date | undefined) => d?.getTime() ?? 0;
+    return found
+      .sort((a, b) => time(b.createdOn) - time(a.createdOn) || time(b.notBefore) - time(a.notBefore))
+      .map((p) => p.version as string);
+  }
+
+  function readVersion(certName: string, version: string): Promise<KeyVaultCertificate> {
+    return call({ action: `read version ${version}`, certName, permission: 'certificates/get' }, () =>
+      certs.getCertificateVersion(certName, version),
+    );
+  }
+
   /** The newest enabled version that has a certificate (the latest version may be one waiting for its merge). */
   async function currentVersion(
     certName: string,
     latest: KeyVaultCertificate,
   ): Promise<KeyVaultCertificate | undefined> {
     if (latest.cer?.length && latest.properties.enabled !== false) return latest;
-    const ctx = { action: 'list certificate versions', certName, permission: 'certificates/list' };
-    const candidates = await call(ctx, async () => {
-      const found = [];
-      for await (const p of certs.listPropertiesOfCertificateVersions(certName)) {
-        if (p.enabled !== false && p.x509Thumbprint?.length && p.version) found.push(p);
-      }
-      return found;
-    });
-    const newest = candidates.sort(
-      (a, b) => (b.createdOn?.getTime() ?? 0) - (a.createdOn?.getTime() ?? 0),
-    )[0];
-    if (!newest?.version) return undefined;
-    const version = newest.version;
-    return call({ action: `read version ${version}`, certName, permission: 'certificates/get' }, () =>
-      certs.getCertificateVersion(certName, version),
-    );
+    const [newest] = await certificateVersions(certName);
+    return newest ? readVersion(certName, newest) : undefined;
+  }
+
+  /** The version a merge replaced: the newest other enabled one with a certificate (read in full for its tags). */
+  async function previousVersion(
+    certName: string,
+    version: string,
+  ): Promise<KeyVaultCertificate | undefined> {
+    const previous = (await certificateVersions(certName)).find((v) => v !== version);
+    // listings may carry no tags (emulators): read the version itself
+    return previous ? readVersion(certName, previous) : undefined;
   }
 
   async function describe(certName: string): Promise<CertificateState> {
@@ -176,7 +196,19 @@ export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault {
         .digest('hex')
         .toUpperCase();
       const before = await describe(certName);
-      if (before.thumbprint === leafThumbprint) return before; // merged by an earlier attempt
+      if (before.thumbprint === leafThumbprint) {
+        // merged by an earlier attempt, which may have failed or died before re-applying the tags: finish that
+        if (!before.version) return before;
+        const previous = await previousVersion(certName, before.version);
+        if (!previous) return before;
+        const written = await carryTags(
+          certName,
+          before.version,
+          before.tags,
+          previous.properties.tags ?? {},
+        );
+        return written ? describe(certName) : before;
+      }
 
       const merged = await call(
         { action: 'merge the issued chain', certName, permission: 'certificates/create' },
@@ -184,15 +216,7 @@ export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault {
         (err) => mergeRefusal(err, certName, vault),
       );
       const version = merged.properties.version;
-      const mergedTags = merged.properties.tags ?? {};
-      // merge takes no tags: carry the certificate's tags (e.g. Recipient) onto the new version, this version only
-      const desired = { ...mergedTags, ...before.tags };
-      if (version && !sameTags(desired, mergedTags)) {
-        await call(
-          { action: `re-apply tags to version ${version}`, certName, permission: 'certificates/update' },
-          () => certs.updateCertificateProperties(certName, version, { tags: desired }),
-        );
-      }
+      if (version) await carryTags(certName, version, merged.properties.tags ?? {}, before.tags);
       return describe(certName);
     },
 
@@ -247,6 +271,26 @@ export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault {
       }
     },
   };
+
+  /**
+   * Merge takes no tags (and real Key Vault gives the new version the tags of the operation's create, which may
+   * be stale): carry the previous version's tags (e.g. Recipient) onto `version`, that version only. Writes only
+   * when something differs, so a retry is free. Returns whether it wrote.
+   */
+  async function carryTags(
+    certName: string,
+    version: string,
+    current: Record<string, string>,
+    previous: Record<string, string>,
+  ): Promise<boolean> {
+    const desired = { ...current, ...previous };
+    if (sameTags(desired, current)) return false;
+    await call(
+      { action: `re-apply tags to version ${version}`, certName, permission: 'certificates/update' },
+      () => certs.updateCertificateProperties(certName, version, { tags: desired }),
+    );
+    return true;
+  }
 
   async function reusableCsr(certName: string): Promise<PendingCsr | undefined> {
     const op = await operationOf(certName);

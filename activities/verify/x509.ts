@@ -3,9 +3,11 @@
  * Whatever a CA returns is checked against the CSR we sent and the names we asked for, so a wrong,
  * broken or foreign certificate never reaches the vault. Works for RSA and EC keys alike (node:crypto
  * for certificates, @peculiar/x509 for CSRs and extensions; node-forge cannot read EC keys).
+ * Trust is checked by default against the public web PKI roots; a private CA's roots must be passed in.
  */
 import 'reflect-metadata'; // @peculiar/x509 2.x needs a Reflect polyfill loaded first
 import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { rootCertificates } from 'node:tls';
 import * as x509 from '@peculiar/x509';
 import { ApplicationFailure } from '@temporalio/common';
 
@@ -19,7 +21,13 @@ export interface VerifyIssuedChainInput {
   now: Date;
   /** Tolerated clock skew for notBefore/notAfter. Default 300 s. */
   maxSkewSeconds?: number;
-  /** When given, the last certificate of the chain must be one of these or be issued by one of them. */
+  /**
+   * The roots the chain must lead to: some certificate of the chain is one of them (same name and key, so a
+   * cross-signed copy counts) or is issued by one, so a chain may end below its root or include it.
+   * Default (undefined): the public web PKI roots Node ships (`tls.rootCertificates`), right for public ACME CAs.
+   * For a private or enterprise CA pass its root(s) here. An explicit `[]` skips the trust check altogether;
+   * use it only where trust is enforced elsewhere.
+   */
   trustAnchorsPem?: string[];
 }
 
@@ -83,7 +91,7 @@ export function verifyIssuedChain(input: VerifyIssuedChainInput): VerifiedCertif
   checkUsage(leaf, leafExt);
   chain.forEach((cert, i) => checkValidity(cert, positionName(i), input.now, skewMs));
   checkChain(chain);
-  if (input.trustAnchorsPem) checkTrust(chain[chain.length - 1]!, input.trustAnchorsPem);
+  checkTrust(chain, input.trustAnchorsPem);
 
   return {
     thumbprint: digest('sha1', leaf.raw),
@@ -254,16 +262,32 @@ function checkChain(chain: X509Certificate[]): void {
   }
 }
 
-function checkTrust(top: X509Certificate, anchorsPem: string[]): void {
-  const anchors = anchorsPem.flatMap((p) => splitPemChain(p)).map((p) => parseCertificate(p, 'trust anchor'));
-  if (anchors.length === 0) fail('Untrusted', 'no trust anchors were given to check the chain against');
-  const trusted = anchors.some(
-    (a) => a.fingerprint256 === top.fingerprint256 || (top.checkIssued(a) && top.verify(a.publicKey)),
-  );
-  if (!trusted) {
+let publicRoots: X509Certificate[] | undefined;
+
+function checkTrust(chain: X509Certificate[], anchorsPem: string[] | undefined): void {
+  if (anchorsPem?.length === 0) return; // the caller said: do not check
+  const anchors = anchorsPem
+    ? anchorsPem.flatMap((p) => splitPemChain(p)).map((p, i) => parseCertificate(p, `trust anchor #${i + 1}`))
+    : (publicRoots ??= rootCertificates.map((p) => new X509Certificate(p)));
+  if (anchors.length === 0)
     fail(
       'Untrusted',
-      `chain ends at '${oneLine(top.subject)}' issued by '${oneLine(top.issuer)}', which is none of the ${anchors.length} trust anchor(s)`,
+      `trustAnchorsPem was given but holds no certificate ('-----BEGIN CERTIFICATE-----' blocks)`,
+    );
+  const isAnchor = (c: X509Certificate, a: X509Certificate) =>
+    c.subject === a.subject && spkiDer(c.publicKey).equals(spkiDer(a.publicKey));
+  const trusted = chain.some((c) =>
+    anchors.some((a) => (c.checkIssued(a) && c.verify(a.publicKey)) || isAnchor(c, a)),
+  );
+  if (!trusted) {
+    const top = chain[chain.length - 1]!;
+    const against = anchorsPem
+      ? `none of the ${anchors.length} trust anchor(s)`
+      : `none of the ${anchors.length} public web PKI roots (Node's tls.rootCertificates); for a private or ` +
+        `enterprise CA pass its root certificate(s) in trustAnchorsPem`;
+    fail(
+      'Untrusted',
+      `chain ends at '${oneLine(top.subject)}' issued by '${oneLine(top.issuer)}', which leads to ${against}`,
     );
   }
 }

@@ -13,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAzureKeyVault } from '../../activities/vault/azure-key-vault';
 import type { Vault } from '../../activities/types';
 import { startTestKeyVault, type TestKeyVault } from '../support/keyvault';
+import { pemToDer } from '../support/test-ca';
 
 let kv: TestKeyVault;
 let vault: Vault;
@@ -101,7 +102,62 @@ describe('renewal through the Unknown issuer', () => {
     const state = await vault.merge('again', [seeded.leafPem, kv.ca.caCertPem]);
     expect(state.thumbprint).toBe(seeded.thumbprint);
     expect(merges()).toBe(count);
+    expect(
+      kv.server.requests.some((r) => r.method === 'PATCH' && r.path.startsWith('/certificates/again/')),
+    ).toBe(false);
   });
+
+  it.each([
+    ['the tags PATCH after the merge failed', 'torn'],
+    ['the worker died between the merge and the tags PATCH', 'crashed'],
+  ] as const)(
+    'completes the tags on a retry when %s (the retry finds the chain already merged)',
+    async (_what, name) => {
+      const seeded = await kv.seed(name, { tags: { Recipient: 'old@example.test' } });
+      const pending = await vault.beginRenewal(name); // the operation carries the tags of this moment
+      const client = new CertificateClient(kv.url, kv.credential, kv.clientOptions);
+      await client.updateCertificateProperties(name, seeded.version, {
+        tags: { Recipient: 'new@example.test', Team: 'edge' },
+      });
+      const chain = [kv.ca.signCsr(pending.csrPem), kv.ca.caCertPem];
+      const patches = () =>
+        kv.server.requests.filter((r) => r.method === 'PATCH' && r.path.startsWith(`/certificates/${name}/`))
+          .length;
+
+      if (name === 'torn') {
+        kv.server.injectFault({ status: 500, count: 1, match: new RegExp(`^PATCH /certificates/${name}/`) });
+        const err = await failure(vault.merge(name, chain));
+        expect(err.type).toBe('VaultUnavailable');
+        expect(err.nonRetryable).toBe(false);
+      } else {
+        await client.mergeCertificate(name, [
+          pemToDer(chain[0]!, 'CERTIFICATE'),
+          pemToDer(chain[1]!, 'CERTIFICATE'),
+        ]);
+      }
+      // the merge itself went through, with the operation's (stale) tags
+      const half = await vault.describe(name);
+      expect(half.thumbprint).toBe(sha1(chain[0]!));
+      expect(half.tags).toEqual({ Recipient: 'old@example.test' });
+
+      const merges = kv.server.requests.filter(
+        (r) => r.path === `/certificates/${name}/pending/merge`,
+      ).length;
+      const retried = await vault.merge(name, chain);
+      expect(retried.version).toBe(half.version);
+      expect(retried.tags).toEqual({ Recipient: 'new@example.test', Team: 'edge' });
+      expect(kv.server.requests.filter((r) => r.path === `/certificates/${name}/pending/merge`)).toHaveLength(
+        merges,
+      );
+      const latest = await client.getCertificate(name);
+      expect(latest.properties.tags).toEqual({ Recipient: 'new@example.test', Team: 'edge' });
+
+      // once the tags are right, a further retry writes nothing
+      const count = patches();
+      expect((await vault.merge(name, chain)).tags).toEqual({ Recipient: 'new@example.test', Team: 'edge' });
+      expect(patches()).toBe(count);
+    },
+  );
 
   it('refuses a chain for another key and changes nothing (the vault checks the public key)', async () => {
     const seeded = await kv.seed('guarded');

@@ -68,15 +68,21 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       clientOptions: kv.clientOptions,
     });
     const certificateId = `${kv.vaultName}/${certName}`;
-    const seeded = await kv.seed(certName, {
-      days: opts.seedDays,
-      minutes: opts.seedMinutes,
-      tags: { Recipient: opts.recipients ?? 'ops@example.test; owner@example.test' },
-      policy: opts.lifetimePercentage
-        ? { lifetimeActions: [{ action: 'EmailContacts', lifetimePercentage: opts.lifetimePercentage }] }
-        : undefined,
-    });
-    const first = await vault.exportSecret(certName, seeded.version);
+    // a persistent vault that already holds the certificate (second `npm start`) keeps it
+    const existing = opts.vaultDataDir ? await vault.describe(certName).catch(() => null) : null;
+    const version =
+      existing?.version ??
+      (
+        await kv.seed(certName, {
+          days: opts.seedDays,
+          minutes: opts.seedMinutes,
+          tags: { Recipient: opts.recipients ?? 'ops@example.test; owner@example.test' },
+          policy: opts.lifetimePercentage
+            ? { lifetimeActions: [{ action: 'EmailContacts', lifetimePercentage: opts.lifetimePercentage }] }
+            : undefined,
+        })
+      ).version;
+    const first = await vault.exportSecret(certName, version);
     const nginx = await startNginx({
       certPem: first.chainPem.join('\n'),
       keyPem: first.keyPem,

@@ -302,7 +302,57 @@ describe('verifyIssuedChain', () => {
     const f = failureOf(() => verifyIssuedChain(base({ trustAnchorsPem: [otherRoot.cert.toString('pem')] })));
     expect(f.type).toBe('Untrusted');
     expect(f.message).toContain("issued by 'CN=certflow test root'");
-    expect(() => verifyIssuedChain(base({ trustAnchorsPem: undefined }))).not.toThrow();
+  });
+
+  it('Untrusted by default: without trustAnchorsPem the chain must lead to a public web PKI root', () => {
+    const { trustAnchorsPem: _none, ...noAnchors } = base({});
+    const f = failureOf(() => verifyIssuedChain(noAnchors));
+    expect(f.type).toBe('Untrusted');
+    expect(f.message).toContain("issued by 'CN=certflow test root'");
+    expect(f.message).toMatch(/public web PKI roots/);
+    expect(f.message).toMatch(/trustAnchorsPem/);
+    // the root itself at the end of the chain does not make it trusted either
+    const withRoot = {
+      ...noAnchors,
+      chainPem: [ecLeaf, inter.cert.toString('pem'), root.cert.toString('pem')],
+    };
+    expect(failureOf(() => verifyIssuedChain(withRoot)).type).toBe('Untrusted');
+  });
+
+  it('an explicit empty trustAnchorsPem skips the trust check (and only that)', () => {
+    expect(() => verifyIssuedChain(base({ trustAnchorsPem: [] }))).not.toThrow();
+    const broken = base({ trustAnchorsPem: [], chainPem: [ecLeaf, root.cert.toString('pem')] });
+    expect(failureOf(() => verifyIssuedChain(broken)).type).toBe('BrokenChain');
+  });
+
+  it('Untrusted: anchors given as text that holds no certificate are refused, not ignored', () => {
+    const f = failureOf(() => verifyIssuedChain(base({ trustAnchorsPem: ['not a certificate'] })));
+    expect(f.type).toBe('Untrusted');
+    expect(f.message).toMatch(/no certificate/);
+  });
+
+  it('accepts a chain whose upper part is a cross-signature, trusted at the anchor it reaches', async () => {
+    // the root re-issued under another CA (same name and key): a chain may end with it
+    const crossSigned = await x509.X509CertificateGenerator.create({
+      subject: root.cert.subject,
+      issuer: otherRoot.cert.subject,
+      notBefore: new Date(NOW.getTime() - HOUR),
+      notAfter: new Date(NOW.getTime() + HOUR),
+      publicKey: root.keys.publicKey,
+      signingKey: otherRoot.keys.privateKey,
+      signingAlgorithm: SIGN.EC,
+      extensions: [new x509.BasicConstraintsExtension(true, undefined, true)],
+    });
+    const chainPem = [ecLeaf, inter.cert.toString('pem'), crossSigned.toString('pem')];
+    expect(() => verifyIssuedChain(base({ chainPem }))).not.toThrow(); // anchored at root
+    expect(() =>
+      verifyIssuedChain(base({ chainPem, trustAnchorsPem: [otherRoot.cert.toString('pem')] })),
+    ).not.toThrow();
+    const stranger = await makeCa('certflow stranger root', 'EC');
+    expect(
+      failureOf(() => verifyIssuedChain(base({ chainPem, trustAnchorsPem: [stranger.cert.toString('pem')] })))
+        .type,
+    ).toBe('Untrusted');
   });
 
   it('WrongUsage: clientAuth-only EKU, CA:TRUE leaf, keyUsage without digitalSignature', async () => {
