@@ -1,0 +1,31 @@
+/**
+ * Determinism across releases: histories recorded from real runs (the end-to-end test with
+ * CERTFLOW_RECORD_HISTORIES=1) are replayed against the current workflow code. A change that would break
+ * running workflows fails here; such a change needs `patched()` (and the old history stays as a fixture).
+ */
+import { historyFromJSON } from '@temporalio/common/lib/proto-utils';
+import { Worker } from '@temporalio/worker';
+import { readdirSync, readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { repoRoot } from '../support/tools';
+
+const require = createRequire(import.meta.url);
+const dir = path.join(repoRoot, 'test/fixtures/histories');
+const files = readdirSync(dir).filter((f) => f.endsWith('.json'));
+
+describe('replay of recorded histories', () => {
+  it('has recorded histories to replay', () => {
+    expect(files.length).toBeGreaterThanOrEqual(2);
+  });
+
+  it.each(files)('%s replays against the current workflow code', async (file) => {
+    const history = historyFromJSON(JSON.parse(readFileSync(path.join(dir, file), 'utf8')));
+    await Worker.runReplayHistory(
+      { workflowsPath: require.resolve('../../workflows/index.ts') },
+      history,
+      file,
+    );
+  });
+});
