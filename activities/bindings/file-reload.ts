@@ -4,10 +4,24 @@
  * until it serves the new thumbprint. Any failed step puts the previous files back and reloads again,
  * so a bad certificate never stays on disk for the next restart to pick up.
  *
+ * Generations: `<file>.previous`, `.previous.2`, ... (up to `keepPrevious`) hold earlier pairs.
+ * - After a successful bind, `.previous` is the pair that was live before it.
+ * - After a rollback (or a failed write that was undone), the files and every generation are exactly as
+ *   they were before the attempt; only a torn pair (below) is replaced by the last consistent one.
+ *
+ * Crashes: an attempt rotates the generations, then renames the key into place, then the certificate.
+ * - Between the two renames the key on disk no longer matches the certificate (a torn pair). The next
+ *   attempt compares their public keys, and takes `.previous` (written before either rename) as the pair
+ *   that was live; with no matching `.previous` it refuses and writes nothing.
+ * - After both renames but before the reload, the new pair is on disk but not served. The next attempt
+ *   validates and reloads it, and when that fails rolls back to `.previous` like any other attempt.
+ * - A file whose `.previous` already holds what would be saved is not rotated again, so a retry never
+ *   pushes a real generation out for a duplicate.
+ *
  * The private key only ever goes from memory to a 0600 file: never into a log, an error, or the outcome.
  */
 import { execFile } from 'node:child_process';
-import { X509Certificate, createPrivateKey, randomBytes } from 'node:crypto';
+import { X509Certificate, createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
 import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
@@ -110,8 +124,11 @@ export async function bindFiles(
       detail: `nothing written: ${materialProblem}`,
     });
   }
+  const planned = planFiles(target, paths, material);
+  const current = await snapshotFiles(planned);
+  const torn = pairState(target, current) === 'mismatch';
   const servedOk = !live || live.servedThumbprint === expected;
-  if (onDisk === expected && servedOk) {
+  if (onDisk === expected && !torn && servedOk) {
     return outcome({
       before,
       after: expected,
@@ -120,30 +137,82 @@ export async function bindFiles(
       probe: live,
     });
   }
+  if (onDisk === expected && !torn) {
+    return reloadWritten(target, { planned, certFile: paths.certFile }, expected, before, outcome);
+  }
 
-  const planned = planFiles(target, paths, material);
-  // Files already new but the server still old (an earlier reload failed): reload only, nothing to undo.
-  const snapshot = onDisk === expected ? undefined : await snapshotFiles(planned);
-  if (snapshot) {
-    try {
-      await keepGenerations(snapshot, target.keepPrevious ?? 1, target.owner);
-      for (const f of planned) await writeAtomic(f.path, f.content, f.mode, target.owner);
-    } catch (err) {
-      // e.g. EACCES or ENOSPC after the key was written but not the certificate: never leave a mixed pair
-      const cause = (err as Error).message;
-      const restored = await restoreFiles(snapshot, target.owner).then(
-        () => 'restored the previous files',
-        (e: Error) => `restoring the previous files failed too: ${e.message}`,
-      );
+  const keep = target.keepPrevious ?? 1;
+  let snapshot = current;
+  let repaired = '';
+  if (torn) {
+    const { keyPath, certPath } = target;
+    const earlier = keep >= 1 ? await snapshotFiles(planned, generationName(1)) : null;
+    if (!earlier || !usableGeneration(target, paths.certFile, earlier)) {
       return outcome({
         before,
         after: before,
         status: 'failed',
-        detail: `writing the new files failed: ${cause}; ${restored}`,
+        detail:
+          `nothing written: the key in ${keyPath} does not match the certificate in ${certPath} ` +
+          `(an interrupted write?) and there is no matching earlier pair in ${keyPath}.previous + ` +
+          `${certPath}.previous to fall back to; put a matching key and certificate in place`,
       });
     }
+    snapshot = earlier;
+    repaired =
+      `; the key in ${keyPath} did not match the certificate in ${certPath} (an interrupted write), ` +
+      'so the pair in the .previous files was kept as the one to fall back to';
   }
 
+  const saved: Snapshot[] = [];
+  try {
+    await keepGenerations(snapshot, keep, target.owner, saved);
+    for (const f of planned) await writeAtomic(f.path, f.content, f.mode, target.owner);
+  } catch (err) {
+    // e.g. EACCES or ENOSPC after the key was written but not the certificate: never leave a mixed pair
+    const cause = (err as Error).message;
+    const restored = await restoreFiles(snapshot, target.owner)
+      .then(() => restoreFiles(saved, target.owner))
+      .then(
+        () => 'restored the previous files',
+        (e: Error) => `restoring the previous files failed too: ${e.message}`,
+      );
+    return outcome({
+      before,
+      after: before,
+      status: 'failed',
+      detail: `writing the new files failed: ${cause}; ${restored}${repaired}`,
+    });
+  }
+
+  const applied = await applyAndWatch(target, expected);
+  if (!applied.step) {
+    return outcome({
+      before,
+      after: expected,
+      status: 'bound',
+      detail: applied.detail + repaired,
+      probe: applied.probe,
+    });
+  }
+  const what = `${applied.step} failed: ${applied.detail}`;
+  const restored = snapshotLeaf(paths.certFile, snapshot);
+  const back = await rollBack(target, snapshot, saved, { before, restored }, what, outcome);
+  return { ...back, detail: back.detail + repaired };
+}
+
+/**
+ * The new pair is already on disk but not served (a crash or a failed reload after writing): validate and
+ * reload it; when that fails, go back to the newest `.previous` pair as the main path would, so files the
+ * server refused do not stay for its next restart. The generations stay as the earlier attempt left them.
+ */
+async function reloadWritten(
+  target: FileReloadTarget,
+  { planned, certFile }: { planned: PlannedFile[]; certFile: string },
+  expected: string,
+  before: string | null,
+  outcome: (o: Omit<BindingOutcome, 'target' | 'binding'>) => BindingOutcome,
+): Promise<BindingOutcome> {
   const applied = await applyAndWatch(target, expected);
   if (!applied.step) {
     return outcome({
@@ -155,10 +224,19 @@ export async function bindFiles(
     });
   }
   const what = `${applied.step} failed: ${applied.detail}`;
-  if (!snapshot) {
-    return outcome({ before, after: before, status: 'failed', detail: what, probe: applied.probe });
+  const earlier = (target.keepPrevious ?? 1) >= 1 ? await snapshotFiles(planned, generationName(1)) : null;
+  const restored =
+    earlier && usableGeneration(target, certFile, earlier) ? snapshotLeaf(certFile, earlier) : null;
+  if (!earlier || restored === null || restored === expected) {
+    return outcome({
+      before,
+      after: before,
+      status: 'failed',
+      detail: `${what}; the new files stay: there is no earlier matching pair in ${certFile}.previous to roll back to`,
+      probe: applied.probe,
+    });
   }
-  return rollBack(target, snapshot, { before, restored: onDisk }, what, outcome);
+  return rollBack(target, earlier, [], { before, restored }, what, outcome);
 }
 
 interface StepResult {
@@ -178,15 +256,18 @@ async function applyAndWatch(target: FileReloadTarget, expected: string): Promis
   return { detail: `${probe.detail} after reload`, probe };
 }
 
+/** Puts the snapshot back as the live files and the generations as they were, then reloads and probes. */
 async function rollBack(
   target: FileReloadTarget,
   snapshot: Snapshot[],
+  generations: Snapshot[],
   thumbprints: { before: string | null; restored: string | null },
   what: string,
   outcome: (o: Omit<BindingOutcome, 'target' | 'binding'>) => BindingOutcome,
 ): Promise<BindingOutcome> {
   const { before, restored } = thumbprints;
   await restoreFiles(snapshot, target.owner);
+  await restoreFiles(generations, target.owner);
   if (snapshot.every((s) => s.content === null)) {
     return outcome({
       before,
@@ -291,21 +372,54 @@ interface Snapshot {
   mode: number;
 }
 
-async function snapshotFiles(planned: PlannedFile[]): Promise<Snapshot[]> {
+/** The planned files as they are now, or (with `from`) as they are in another file, e.g. a generation. */
+async function snapshotFiles(
+  planned: PlannedFile[],
+  from: (file: string) => string = (f) => f,
+): Promise<Snapshot[]> {
   return Promise.all(
-    planned.map(async (f) => {
-      try {
-        const [content, st] = await Promise.all([readFile(f.path), stat(f.path)]);
-        return { path: f.path, content, mode: st.mode & 0o777 };
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT')
-          return { path: f.path, content: null, mode: f.mode };
-        throw err;
-      }
-    }),
+    planned.map(async (f) => ({ path: f.path, ...(await readState(from(f.path), f.mode)) })),
   );
 }
 
+async function readState(file: string, modeIfMissing: number): Promise<Omit<Snapshot, 'path'>> {
+  try {
+    const [content, st] = await Promise.all([readFile(file), stat(file)]);
+    return { content, mode: st.mode & 0o777 };
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { content: null, mode: modeIfMissing };
+    throw err;
+  }
+}
+
+/** Whether the key file and the certificate file hold one pair; 'unknown' for a combined file or what does not parse. */
+function pairState(t: FileReloadTarget, files: Snapshot[]): 'match' | 'mismatch' | 'unknown' {
+  const key = files.find((f) => f.path === t.keyPath)?.content;
+  const cert = files.find((f) => f.path === t.certPath)?.content;
+  if (!key || !cert) return 'unknown';
+  try {
+    const leaf = PEM_CERT.exec(cert.toString('utf8'))?.[0];
+    if (!leaf) return 'unknown';
+    const certSpki = new X509Certificate(leaf).publicKey.export({ type: 'spki', format: 'der' });
+    const keySpki = createPublicKey(createPrivateKey(key)).export({ type: 'spki', format: 'der' });
+    return certSpki.equals(keySpki) ? 'match' : 'mismatch';
+  } catch {
+    return 'unknown';
+  }
+}
+
+/** An earlier generation good enough to go back to: every file there, a certificate, and a key that matches it. */
+function usableGeneration(t: FileReloadTarget, certFile: string, files: Snapshot[]): boolean {
+  if (files.some((f) => f.content === null)) return false;
+  return t.combinedPath ? snapshotLeaf(certFile, files) !== null : pairState(t, files) === 'match';
+}
+
+function snapshotLeaf(certFile: string, files: Snapshot[]): string | null {
+  const cert = files.find((f) => f.path === certFile)?.content;
+  return cert ? pemLeafThumbprint(cert.toString('utf8')) : null;
+}
+
+/** Writes each file as snapshotted, or removes it where the snapshot says it did not exist; in order. */
 async function restoreFiles(snapshot: Snapshot[], owner: FileReloadTarget['owner']): Promise<void> {
   for (const s of snapshot) {
     if (s.content === null) await unlink(s.path).catch(() => undefined);
@@ -313,22 +427,34 @@ async function restoreFiles(snapshot: Snapshot[], owner: FileReloadTarget['owner
   }
 }
 
-/** `<file>.previous` is the newest earlier generation; older ones shift to `.previous.2`, `.previous.3`, ... */
+const generationName = (i: number) => (file: string) =>
+  i === 1 ? `${file}.previous` : `${file}.previous.${i}`;
+
+/**
+ * Makes the snapshot the newest earlier generation (`<file>.previous`); older ones shift to `.previous.2`, ...
+ * Before changing a file's generations it appends them, as they were and newest first, to `saved`: restoring
+ * `saved` in that order undoes the rotation, even one that threw halfway, and at every step each earlier
+ * generation still exists on disk. A file whose `.previous` already holds the snapshot is left alone.
+ */
 async function keepGenerations(
   snapshot: Snapshot[],
   keep: number,
   owner: FileReloadTarget['owner'],
+  saved: Snapshot[],
 ): Promise<void> {
   if (keep < 1) return;
-  const name = (f: string, i: number) => (i === 1 ? `${f}.previous` : `${f}.previous.${i}`);
   for (const s of snapshot) {
     if (s.content === null) continue;
+    const names = Array.from({ length: keep }, (_, i) => generationName(i + 1)(s.path));
+    const gens = await Promise.all(names.map(async (g) => ({ path: g, ...(await readState(g, s.mode)) })));
+    if (gens[0]?.content?.equals(s.content)) continue;
+    saved.push(...gens);
     for (let i = keep - 1; i >= 1; i--) {
-      await rename(name(s.path, i), name(s.path, i + 1)).catch((err: NodeJS.ErrnoException) => {
+      await rename(names[i - 1] as string, names[i] as string).catch((err: NodeJS.ErrnoException) => {
         if (err.code !== 'ENOENT') throw err;
       });
     }
-    await writeAtomic(name(s.path, 1), s.content, s.mode, owner);
+    await writeAtomic(names[0] as string, s.content, s.mode, owner);
   }
 }
 

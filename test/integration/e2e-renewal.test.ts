@@ -134,7 +134,10 @@ describe('end-to-end renewal through a running worker', () => {
       const first = client.workflow.getHandle(workflowIdFor(id), handle.firstExecutionRunId);
       writeFileSync(path.join(dir, 'lifecycle-manual-renew.json'), historyToJSON(await first.fetchHistory()));
       const child = client.workflow.getHandle(`renewal:${id}:c0:a1`);
-      writeFileSync(path.join(dir, 'renewal-acme-nginx-email.json'), historyToJSON(await child.fetchHistory()));
+      writeFileSync(
+        path.join(dir, 'renewal-acme-nginx-email.json'),
+        historyToJSON(await child.fetchHistory()),
+      );
     }
 
     // the UI's search attributes follow the vault

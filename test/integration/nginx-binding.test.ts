@@ -3,9 +3,9 @@
  * failed `nginx -t` and on a reload that never shows, refuse a key that does not match, stay idempotent.
  */
 import { execFile } from 'node:child_process';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createHash, createPublicKey } from 'node:crypto';
 import { mkdirSync } from 'node:fs';
-import { readFile, stat, writeFile } from 'node:fs/promises';
+import { readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import https from 'node:https';
 import path from 'node:path';
 import type { TLSSocket } from 'node:tls';
@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { bindFiles, fileLeafThumbprint, type FileReloadTarget } from '../../activities/bindings/file-reload';
 import { probeTls } from '../../activities/verify/probe';
 import { startNginx, type RunningNginx } from '../support/nginx';
+import { waitFor } from '../support/proc';
 import { scratchDir, tools } from '../support/tools';
 
 const run = promisify(execFile);
@@ -110,6 +111,54 @@ function target(overrides: Partial<FileReloadTarget> = {}): FileReloadTarget {
 
 const material = (c: TestCert, key = c.keyPem) => ({ keyPem: key, chainPem: [c.certPem] });
 
+/** A public fingerprint of a private key, so that a failed assertion never prints the key itself. */
+const keyId = (keyPem: string) =>
+  createHash('sha256')
+    .update(createPublicKey(keyPem).export({ type: 'spki', format: 'der' }))
+    .digest('hex');
+const keyIdOf = async (file: string) => keyId(await readFile(file, 'utf8'));
+
+/** nginx's worker processes (children of the master in its pid file); more than one while a reload drains. */
+async function workerCount(): Promise<number> {
+  const master = (await readFile(nginx.pidFile, 'utf8')).trim();
+  let n = 0;
+  for (const pid of (await readdir('/proc')).filter((d) => /^\d+$/.test(d))) {
+    const stat = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => '');
+    // "pid (comm) state ppid ...": comm may hold spaces, so read after the last ')'
+    if (stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1] === master) n++;
+  }
+  return n;
+}
+
+/** What nginx serves once a reload has finished: the old worker (still serving the old pair) has exited. */
+async function servedSettled(): Promise<string | null> {
+  await waitFor('the old nginx worker to exit after a reload', async () => (await workerCount()) === 1, {
+    timeoutMs: 10_000,
+  });
+  return served();
+}
+
+/** Writes a pair straight into nginx's files (no Certflow code), reloads nginx, and waits until it serves it. */
+async function serveDirectly(c: TestCert): Promise<void> {
+  await writeFile(nginx.certPath, c.certPem);
+  await writeFile(nginx.keyPath, c.keyPem);
+  await run(nginx.command, nginx.reloadArgs);
+  await waitFor(`nginx to serve ${c.thumbprint}`, async () => (await servedSettled()) === c.thumbprint, {
+    timeoutMs: 10_000,
+  });
+}
+
+/** Sets (or removes) the `.previous` generation by hand, as an earlier attempt's rotation would have left it. */
+async function setPrevious(c: TestCert | null): Promise<void> {
+  for (const [file, text, mode] of [
+    [nginx.certPath, c?.certPem, 0o644],
+    [nginx.keyPath, c?.keyPem, 0o600],
+  ] as const) {
+    await rm(`${file}.previous`, { force: true });
+    if (text !== undefined) await writeFile(`${file}.previous`, text, { mode });
+  }
+}
+
 async function served(): Promise<string | null> {
   const p = await probeTls({
     host: '127.0.0.1',
@@ -165,6 +214,32 @@ function trafficLoop(max = 3_000) {
 }
 
 describe('file+reload binding on a real nginx', () => {
+  it('nginx is real: given a mismatched key it fails `-t` and reload, and keeps serving the old certificate', async () => {
+    const before = await served();
+    expect(before).toBe(certA.thumbprint);
+    const [oldCert, oldKey] = await Promise.all([readFile(nginx.certPath), readFile(nginx.keyPath)]);
+    try {
+      // B's certificate with A's key, written straight into nginx's files (no Certflow code involved)
+      await writeFile(nginx.certPath, certB.certPem);
+      const t = await run(nginx.command, nginx.testArgs).then(
+        () => ({ code: 0, stderr: '' }),
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(t.code).not.toBe(0);
+      expect(t.stderr).toMatch(/key values mismatch|SSL_CTX_use_PrivateKey/);
+      const r = await run(nginx.command, nginx.reloadArgs).then(
+        () => 0,
+        (e: { code: number }) => e.code,
+      );
+      expect(r).not.toBe(0);
+      await new Promise((res) => setTimeout(res, 300));
+      expect(await served()).toBe(certA.thumbprint);
+    } finally {
+      await writeFile(nginx.certPath, oldCert);
+      await writeFile(nginx.keyPath, oldKey, { mode: 0o600 });
+    }
+  });
+
   it('rolls back when nginx -t refuses the new certificate (1024-bit key)', async () => {
     expect(await served()).toBe(certA.thumbprint);
     const keyBefore = await readFile(nginx.keyPath, 'utf8');
@@ -178,7 +253,7 @@ describe('file+reload binding on a real nginx', () => {
     expect(out.detail).not.toMatch(/PRIVATE KEY|BEGIN/);
     expect(await served()).toBe(certA.thumbprint);
     expect(await fileLeafThumbprint(nginx.certPath)).toBe(certA.thumbprint);
-    expect(await readFile(nginx.keyPath, 'utf8')).toBe(keyBefore);
+    expect(await keyIdOf(nginx.keyPath)).toBe(keyId(keyBefore));
     expect((await stat(nginx.keyPath)).mode & 0o777).toBe(0o600);
   });
 
@@ -218,7 +293,7 @@ describe('file+reload binding on a real nginx', () => {
 
     expect(out.status).toBe('failed');
     expect(out.detail).toMatch(/^writing the new files failed: ENOENT.*; restored the previous files$/);
-    expect(await readFile(nginx.keyPath, 'utf8')).toBe(certA.keyPem);
+    expect(await keyIdOf(nginx.keyPath)).toBe(keyId(certA.keyPem));
     expect(await served()).toBe(certA.thumbprint);
   });
 
@@ -252,7 +327,7 @@ describe('file+reload binding on a real nginx', () => {
     expect((await stat(nginx.keyPath)).mode & 0o777).toBe(0o600);
     expect((await stat(`${nginx.keyPath}.previous`)).mode & 0o777).toBe(0o600);
     expect(await fileLeafThumbprint(`${nginx.certPath}.previous`)).toBe(certA.thumbprint);
-    expect(await readFile(`${nginx.keyPath}.previous`, 'utf8')).toBe(certA.keyPem);
+    expect(await keyIdOf(`${nginx.keyPath}.previous`)).toBe(keyId(certA.keyPem));
   });
 
   it('is idempotent: binding B again changes nothing', async () => {
@@ -264,5 +339,89 @@ describe('file+reload binding on a real nginx', () => {
     expect(out.after).toBe(certB.thumbprint);
     const after = await Promise.all([stat(nginx.certPath), stat(nginx.keyPath)]);
     expect(after.map((s) => s.mtimeMs)).toEqual(before.map((s) => s.mtimeMs));
+  });
+
+  describe('after a worker crashed halfway through an earlier attempt', () => {
+    afterAll(async () => {
+      await setPrevious(null);
+    });
+
+    it('between the key and certificate renames: binds, and .previous keeps the pair that was live', async () => {
+      await serveDirectly(certA);
+      await setPrevious(certA); // the crashed attempt rotated A into .previous ...
+      await writeFile(nginx.keyPath, certB.keyPem); // ... and renamed B's key into place, not B's certificate
+
+      const out = await bindFiles(target(), material(certB), certB.thumbprint);
+
+      expect(out, out.detail).toMatchObject({
+        status: 'bound',
+        before: certA.thumbprint,
+        after: certB.thumbprint,
+      });
+      expect(await servedSettled()).toBe(certB.thumbprint);
+      expect(await keyIdOf(`${nginx.keyPath}.previous`)).toBe(keyId(certA.keyPem));
+      expect(await fileLeafThumbprint(`${nginx.certPath}.previous`)).toBe(certA.thumbprint);
+      expect((await stat(`${nginx.keyPath}.previous`)).mode & 0o777).toBe(0o600);
+      expect(out.detail).toContain(`the key in ${nginx.keyPath} did not match the certificate`);
+      expect(out.detail).not.toMatch(/PRIVATE KEY|BEGIN/);
+    });
+
+    it('between the key and certificate renames, then refused: rolls back to a pair nginx accepts', async () => {
+      await serveDirectly(certA);
+      await setPrevious(certA);
+      await writeFile(nginx.keyPath, weak.keyPem); // torn: weak's key with A's certificate
+
+      const out = await bindFiles(target(), material(weak), weak.thumbprint);
+
+      expect(out, out.detail).toMatchObject({
+        status: 'rolled-back',
+        before: certA.thumbprint,
+        after: certA.thumbprint,
+      });
+      expect(out.detail).toMatch(/^validation failed: 'nginx -t' exited with code 1: .*ee key too small/s);
+      expect(out.detail).not.toMatch(/PRIVATE KEY|BEGIN/);
+      expect(await keyIdOf(nginx.keyPath)).toBe(keyId(certA.keyPem));
+      expect(await fileLeafThumbprint(nginx.certPath)).toBe(certA.thumbprint);
+      expect(await keyIdOf(`${nginx.keyPath}.previous`)).toBe(keyId(certA.keyPem));
+      expect(await servedSettled()).toBe(certA.thumbprint);
+    });
+
+    it('after writing both files but before the reload, refused: rolls back to .previous and reloads', async () => {
+      await serveDirectly(certA);
+      await setPrevious(certA); // rotated, then both of weak's files written; nginx never reloaded
+      await writeFile(nginx.certPath, weak.certPem);
+      await writeFile(nginx.keyPath, weak.keyPem);
+
+      const out = await bindFiles(target(), material(weak), weak.thumbprint);
+
+      expect(out, out.detail).toMatchObject({
+        status: 'rolled-back',
+        before: certA.thumbprint,
+        after: certA.thumbprint,
+      });
+      expect(out.detail).toMatch(/^validation failed: 'nginx -t' exited with code 1: .*ee key too small/s);
+      expect(out.probe?.servedThumbprint).toBe(certA.thumbprint);
+      expect(await keyIdOf(nginx.keyPath)).toBe(keyId(certA.keyPem));
+      expect(await fileLeafThumbprint(nginx.certPath)).toBe(certA.thumbprint);
+      expect((await stat(nginx.keyPath)).mode & 0o777).toBe(0o600);
+      expect(await servedSettled()).toBe(certA.thumbprint);
+    });
+
+    it('after writing both files but before the reload, accepted: reloads only', async () => {
+      await serveDirectly(certA);
+      await setPrevious(certA);
+      await writeFile(nginx.certPath, certB.certPem);
+      await writeFile(nginx.keyPath, certB.keyPem);
+
+      const out = await bindFiles(target(), material(certB), certB.thumbprint);
+
+      expect(out, out.detail).toMatchObject({
+        status: 'bound',
+        before: certA.thumbprint,
+        after: certB.thumbprint,
+      });
+      expect(await servedSettled()).toBe(certB.thumbprint);
+      expect(await fileLeafThumbprint(`${nginx.certPath}.previous`)).toBe(certA.thumbprint);
+    });
   });
 });
