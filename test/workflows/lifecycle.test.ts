@@ -2,6 +2,7 @@
  * The lifecycle workflow on the time-skipping test server, with in-memory activities (the workflow is what is
  * under test here; the real vault, CA, nginx and SMTP are exercised in test/integration).
  */
+import type { WorkflowHandle } from '@temporalio/client';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createRequire } from 'node:module';
@@ -101,26 +102,36 @@ function fakeActivities(lifetimeDays: number, hooks: FakeHooks = {}) {
   return { acts: acts as Activities, calls, version: () => version };
 }
 
-async function withWorker<T>(acts: Activities, taskQueue: string, fn: () => Promise<T>): Promise<T> {
+type LifecycleHandle = WorkflowHandle<typeof certificateLifecycle>;
+
+/** Runs `fn` against a lifecycle of kv/site (workflow id per test) on a worker of its own, then terminates it. */
+async function withLifecycle(
+  acts: Activities,
+  name: string,
+  fn: (h: LifecycleHandle) => Promise<void>,
+): Promise<void> {
+  const taskQueue = `tq-${name}-${Date.now()}`;
   const worker = await Worker.create({
     connection: env.nativeConnection,
     taskQueue,
     workflowsPath: require.resolve('../../workflows/index.ts'),
     activities: acts,
   });
-  return worker.runUntil(fn);
+  await worker.runUntil(async () => {
+    const handle = await env.client.workflow.start(certificateLifecycle, {
+      taskQueue,
+      workflowId: workflowIdFor(`kv/${name}`),
+      args: [{ certificateId: 'kv/site', issuer: 'test', searchAttributes: false }],
+    });
+    await fn(handle);
+    await handle.terminate('test done');
+  });
 }
 
 describe('certificate lifecycle (time-skipping)', () => {
   it('waits until 80 % of lifetime, renews, and continues as new, several cycles in a row', async () => {
     const fake = fakeActivities(90);
-    const taskQueue = `tq-cycles-${Date.now()}`;
-    await withWorker(fake.acts, taskQueue, async () => {
-      const handle = await env.client.workflow.start(certificateLifecycle, {
-        taskQueue,
-        workflowId: workflowIdFor('kv/site'),
-        args: [{ certificateId: 'kv/site', issuer: 'test', searchAttributes: false }],
-      });
+    await withLifecycle(fake.acts, 'site', async (handle) => {
       const first = await waitFor('the first observation', async () => {
         const st = await handle.query(statusQuery);
         return st.nextRenewalAt ? st : undefined;
@@ -139,19 +150,12 @@ describe('certificate lifecycle (time-skipping)', () => {
       expect(st.cycle).toBe(3);
       expect(st.thumbprint).toBe('THUMB4');
       expect(st.previousThumbprint).toBe('THUMB3');
-      await handle.terminate('test done');
     });
   });
 
   it('renews at once on a manual update and answers with the outcome', async () => {
     const fake = fakeActivities(90);
-    const taskQueue = `tq-manual-${Date.now()}`;
-    await withWorker(fake.acts, taskQueue, async () => {
-      const handle = await env.client.workflow.start(certificateLifecycle, {
-        taskQueue,
-        workflowId: workflowIdFor('kv/manual'),
-        args: [{ certificateId: 'kv/site', issuer: 'test', searchAttributes: false }],
-      });
+    await withLifecycle(fake.acts, 'manual', async (handle) => {
       const outcome = await handle.executeUpdate(renewNowUpdate, { args: [{ reason: 'test' }] });
       expect(outcome.status).toBe('renewed');
       expect(outcome.trigger).toBe('Manual');
@@ -160,19 +164,12 @@ describe('certificate lifecycle (time-skipping)', () => {
       expect(fake.calls).toEqual(
         expect.arrayContaining(['beginRenewal', 'issue', 'verify', 'merge', 'syncBindings', 'notify']),
       );
-      await handle.terminate('test done');
     });
   });
 
   it('pausing past renewal time waits quietly (no timer spin) and resumes into a renewal', async () => {
     const fake = fakeActivities(10);
-    const taskQueue = `tq-pause-${Date.now()}`;
-    await withWorker(fake.acts, taskQueue, async () => {
-      const handle = await env.client.workflow.start(certificateLifecycle, {
-        taskQueue,
-        workflowId: workflowIdFor('kv/paused'),
-        args: [{ certificateId: 'kv/site', issuer: 'test', searchAttributes: false }],
-      });
+    await withLifecycle(fake.acts, 'paused', async (handle) => {
       await waitFor(
         'first observation',
         async () => (await handle.query(statusQuery)).nextRenewalAt ?? undefined,
@@ -185,7 +182,6 @@ describe('certificate lifecycle (time-skipping)', () => {
       expect(events!.length).toBeLessThan(60);
       await handle.signal(resumeSignal);
       await waitFor('the renewal after resume', async () => fake.version() === 2, { timeoutMs: 20_000 });
-      await handle.terminate('test done');
     });
   });
 
@@ -198,13 +194,7 @@ describe('certificate lifecycle (time-skipping)', () => {
         if (slowObserve) await new Promise((r) => setTimeout(r, 1_500));
       },
     });
-    const taskQueue = `tq-race-${Date.now()}`;
-    await withWorker(fake.acts, taskQueue, async () => {
-      const handle = await env.client.workflow.start(certificateLifecycle, {
-        taskQueue,
-        workflowId: workflowIdFor('kv/race'),
-        args: [{ certificateId: 'kv/site', issuer: 'test', searchAttributes: false }],
-      });
+    await withLifecycle(fake.acts, 'race', async (handle) => {
       await waitFor(
         'first observation',
         async () => (await handle.query(statusQuery)).nextRenewalAt ?? undefined,
@@ -219,7 +209,6 @@ describe('certificate lifecycle (time-skipping)', () => {
       expect(a.newThumbprint).toBe('THUMB2');
       expect(b.status).toBe('renewed');
       expect(b.newThumbprint).toBe('THUMB3');
-      await handle.terminate('test done');
     });
   });
 
@@ -235,13 +224,7 @@ describe('certificate lifecycle (time-skipping)', () => {
         if (caDown) throw ApplicationFailure.nonRetryable('the CA refused the account', 'AcmeUnauthorized');
       },
     });
-    const taskQueue = `tq-fail-${Date.now()}`;
-    await withWorker(fake.acts, taskQueue, async () => {
-      const handle = await env.client.workflow.start(certificateLifecycle, {
-        taskQueue,
-        workflowId: workflowIdFor('kv/failing'),
-        args: [{ certificateId: 'kv/site', issuer: 'test', searchAttributes: false }],
-      });
+    await withLifecycle(fake.acts, 'failing', async (handle) => {
       const failing = await waitFor('Failing on the vault', async () => {
         const st = await handle.query(statusQuery);
         return st.phase === 'Failing' && st.lastError ? st : undefined;
@@ -265,7 +248,6 @@ describe('certificate lifecycle (time-skipping)', () => {
       caDown = false;
       await env.sleep('6 minutes'); // first retry after 5 minutes
       await waitFor('the retried renewal', async () => fake.version() === 2, { timeoutMs: 20_000 });
-      await handle.terminate('test done');
     });
   });
 
@@ -280,13 +262,7 @@ describe('certificate lifecycle (time-skipping)', () => {
         ];
       },
     });
-    const taskQueue = `tq-sync-${Date.now()}`;
-    await withWorker(fake.acts, taskQueue, async () => {
-      const handle = await env.client.workflow.start(certificateLifecycle, {
-        taskQueue,
-        workflowId: workflowIdFor('kv/sync'),
-        args: [{ certificateId: 'kv/site', issuer: 'test', searchAttributes: false }],
-      });
+    await withLifecycle(fake.acts, 'sync', async (handle) => {
       const outcome = await handle.executeUpdate(renewNowUpdate, { args: [{}] });
       expect(outcome.status).toBe('renewed');
       expect(outcome.bindings[0]?.status).toBe('rolled-back');
@@ -303,7 +279,6 @@ describe('certificate lifecycle (time-skipping)', () => {
       expect(syncs).toBe(3);
       expect(st.lastAttempt?.bindings[0]?.status).toBe('bound');
       expect(fake.version()).toBe(2);
-      await handle.terminate('test done');
     });
   });
 });
