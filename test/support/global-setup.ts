@@ -4,9 +4,10 @@
  * tests fail. Per-file servers (vault, pebble, nginx, SMTP) are started by the files that need them.
  */
 import type { TestProject } from 'vitest/node';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import path from 'node:path';
 import { startDevServer } from './temporal';
-import { scratchDir } from './tools';
+import { scratchDir, toolsDir } from './tools';
 
 declare module 'vitest' {
   export interface ProvidedContext {
@@ -15,7 +16,24 @@ declare module 'vitest' {
   }
 }
 
+/** Scratch folders (logs, configs, test certificates) of runs more than a day old. */
+function pruneOldScratch(): void {
+  const root = path.join(toolsDir, 'run');
+  let entries: string[] = [];
+  try {
+    entries = readdirSync(root);
+  } catch {
+    return;
+  }
+  const cutoff = Date.now() - 86_400_000;
+  for (const e of entries) {
+    const p = path.join(root, e);
+    if (statSync(p).mtimeMs < cutoff) rmSync(p, { recursive: true, force: true });
+  }
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  pruneOldScratch();
   const dir = scratchDir('temporal');
   mkdirSync(dir, { recursive: true });
   const t0 = Date.now();
