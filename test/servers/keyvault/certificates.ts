@@ -52,18 +52,19 @@ export function createCertificateService(store: Store, vaultUrl: () => string) {
     ...cert.policy,
   });
 
+  const attributesJson = (v: VersionRecord) => ({
+    enabled: v.enabled,
+    nbf: v.nbf,
+    exp: v.exp,
+    created: v.created,
+    updated: v.updated,
+    ...RECOVERY,
+  });
   const versionJson = (cert: CertificateRecord, v: VersionRecord, withPolicy = true) => ({
     ...ids(cert, v.version),
     x5t: v.x5t,
     cer: v.chain[0],
-    attributes: {
-      enabled: v.enabled,
-      nbf: v.nbf,
-      exp: v.exp,
-      created: v.created,
-      updated: v.updated,
-      ...RECOVERY,
-    },
+    attributes: attributesJson(v),
     tags: v.tags,
     ...(withPolicy ? { policy: policyJson(cert) } : {}),
   });
@@ -348,14 +349,7 @@ export function createCertificateService(store: Store, vaultUrl: () => string) {
           id: `${vaultUrl()}/secrets/${cert.name}/${v.version}`,
           kid: `${vaultUrl()}/keys/${cert.name}/${v.version}`,
           managed: true,
-          attributes: {
-            enabled: v.enabled,
-            nbf: v.nbf,
-            exp: v.exp,
-            created: v.created,
-            updated: v.updated,
-            ...RECOVERY,
-          },
+          attributes: attributesJson(v),
           tags: v.tags,
         },
       };
