@@ -7,7 +7,9 @@ import { ApplicationFailure } from '@temporalio/common';
 import { log } from '@temporalio/activity';
 import { parseCertificateId } from './ids';
 import type {
+  BindingContext,
   BindingOutcome,
+  BindingTarget,
   CertificateState,
   Issued,
   Issuer,
@@ -16,7 +18,8 @@ import type {
   Vault,
 } from './types';
 import { verifyIssuedChain, type VerifiedCertificate } from './verify/x509';
-import { bindFiles, bindingLabel, type FileBindingTarget } from './bindings/file-reload';
+import { createFileReloadTarget, type FileBindingTarget } from './bindings/file-reload';
+import { mapLimit } from './bindings/concurrency';
 import type { RenewalOutcome } from '../workflows/messages';
 import { parseRecipients, type NotificationEvent } from './notify/templates';
 
@@ -27,8 +30,14 @@ export interface Notifier {
 export interface ActivityDeps {
   vaults: ReadonlyMap<string, Vault>;
   issuers: ReadonlyMap<string, Issuer>;
-  /** The file targets that serve a certificate (nginx & co). */
-  fileBindings: (certificateId: string) => FileBindingTarget[];
+  /** The consumers of a certificate (App Service, files + reload, webhook). */
+  bindings?: (certificateId: string) => BindingTarget[];
+  /** File targets given as plain settings (nginx & co); wrapped as binding targets. */
+  fileBindings?: (certificateId: string) => FileBindingTarget[];
+  /** How many targets sync at once (default 8). */
+  bindingConcurrency?: number;
+  /** Told of observations, renewals, failures and binding outcomes (Prometheus metrics). */
+  metrics?: ActivityMetrics;
   notifier: Notifier | null;
   /** People told about every certificate, besides its Recipient tag. */
   defaultRecipients?: string[];
@@ -37,11 +46,25 @@ export interface ActivityDeps {
   now?: () => Date;
 }
 
+export interface ActivityMetrics {
+  observed(state: CertificateState): void;
+  renewed(certificateId: string): void;
+  failed(certificateId: string, type: string): void;
+  bindings(certificateId: string, outcomes: BindingOutcome[]): void;
+}
+
+export type NotifyKind = 'renewed' | 'partially-synced' | 'renewal-failed' | 'escalation' | 'paused-too-long';
+
 export interface NotifyInput {
-  kind: 'renewed' | 'renewal-failed';
+  kind: NotifyKind;
   eventId: string;
   certificateId: string;
-  outcome: RenewalOutcome;
+  /** The attempt this is about (renewed, partially-synced, renewal-failed; the last attempt for escalations). */
+  outcome?: RenewalOutcome;
+  /** Escalation: the ladder step (days left; 0 = expired). */
+  daysLeft?: number;
+  /** Paused too long: since when and why. */
+  paused?: { reason: string; since: string };
   /** When the lifecycle will try again if this attempt failed. */
   nextAttemptAt?: string | null;
   /** The certificate's Recipient tag as observed at the start of the attempt (the vault may be down now). */
@@ -146,27 +169,45 @@ export function createActivities(deps: ActivityDeps) {
       certificateId: string;
       version: string;
       thumbprint: string;
+      previousThumbprint?: string | null;
     }): Promise<BindingOutcome[]> {
-      const targets = deps.fileBindings(input.certificateId);
+      const targets = [
+        ...(deps.bindings?.(input.certificateId) ?? []),
+        ...(deps.fileBindings?.(input.certificateId) ?? []).map(createFileReloadTarget),
+      ];
       if (targets.length === 0) return [];
       const { vault, name } = vaultFor(input.certificateId);
-      // the key is fetched here, written to disk by the target, and never leaves this function
-      const material = await vault.exportSecret(name, input.version);
-      const outcomes: BindingOutcome[] = [];
-      for (const target of targets) {
+      const state = await vault.describe(name);
+      let material: ReturnType<BindingContext['material']> | undefined;
+      const ctx: BindingContext = {
+        certificateId: input.certificateId,
+        version: input.version,
+        thumbprint: input.thumbprint,
+        previousThumbprint: input.previousThumbprint ?? null,
+        secretId: vault.secretIdOf(name, input.version),
+        notAfter: state.version === input.version ? state.notAfter : null,
+        // the key is fetched here only when a target writes files, and never leaves this activity
+        material: () => (material ??= vault.exportSecret(name, input.version)),
+      };
+      const perTarget = await mapLimit(targets, deps.bindingConcurrency ?? 8, async (target) => {
         try {
-          outcomes.push(await bindFiles(target, material, input.thumbprint));
+          return await target.sync(ctx);
         } catch (err) {
-          outcomes.push({
-            target: target.name,
-            binding: bindingLabel(target),
-            before: null,
-            after: null,
-            status: 'failed',
-            detail: (err as Error).message,
-          });
+          // a target that throws is one failed outcome; the others carry on
+          return [
+            {
+              target: target.name,
+              binding: target.kind,
+              before: input.previousThumbprint ?? null,
+              after: null,
+              status: 'failed' as const,
+              detail: (err as Error).message,
+            },
+          ];
         }
-      }
+      });
+      const outcomes = perTarget.flat();
+      deps.metrics?.bindings(input.certificateId, outcomes);
       return outcomes;
     },
 
@@ -197,6 +238,8 @@ export function createActivities(deps: ActivityDeps) {
 
 export type Activities = ReturnType<typeof createActivities>;
 
+// Interim mapping until the templates know every kind: partially-synced reads as renewed (its bindings show
+// the failures), escalation and paused-too-long read as a failure notice with their own reason.
 function toNotificationEvent(
   input: NotifyInput,
   recipients: string[],
@@ -206,7 +249,7 @@ function toNotificationEvent(
 ): NotificationEvent {
   const o = input.outcome;
   const base = { eventId: input.eventId, certificateId: input.certificateId, recipients, invalidRecipients };
-  if (input.kind === 'renewed') {
+  if ((input.kind === 'renewed' || input.kind === 'partially-synced') && o) {
     return {
       ...base,
       kind: 'renewed',
@@ -218,15 +261,22 @@ function toNotificationEvent(
     };
   }
   const notAfter = current.notAfter;
+  const failure = o?.error ? `${o.error.type}: ${o.error.message}` : 'no detail';
+  const reason =
+    input.kind === 'escalation'
+      ? `not renewed with ${input.daysLeft ?? '?'} days left; last failure: ${failure}`
+      : input.kind === 'paused-too-long'
+        ? `paused since ${input.paused?.since ?? '?'}: ${input.paused?.reason ?? 'no reason given'}`
+        : failure;
   return {
     ...base,
     kind: 'renewal-failed',
-    reason: `${o.error?.type ?? 'Unknown'}: ${o.error?.message ?? 'no detail'}`,
+    reason,
     oldThumbprint: current.thumbprint,
     notAfter,
     daysLeft: notAfter ? Math.floor((Date.parse(notAfter) - now.getTime()) / 86_400_000) : null,
     nextAttemptAt: input.nextAttemptAt ?? null,
-    attempt: o.attempt,
-    bindings: o.bindings,
+    attempt: o?.attempt ?? 0,
+    bindings: o?.bindings ?? [],
   };
 }

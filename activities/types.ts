@@ -41,6 +41,8 @@ export interface CertificateState {
   dnsNames: string[];
   tags: Record<string, string>;
   policy: CertificatePolicySnapshot | null;
+  /** The current certificate's public key ('RSA' with size, 'EC' with curve), to detect a changed key policy. */
+  key?: { type: string; size?: number; curve?: string } | null;
   /** An Unknown-issuer operation is waiting for a merge. */
   pendingOperation: boolean;
 }
@@ -52,10 +54,39 @@ export interface PendingCsr {
   reused: boolean;
 }
 
+/** One certificate as a listing shows it (fleet discovery, `certflow enroll --all`). */
+export interface CertificateSummary {
+  id: CertificateId;
+  name: string;
+  version: string | null;
+  thumbprint: string | null;
+  notAfter: string | null;
+  enabled: boolean;
+  tags: Record<string, string>;
+}
+
+/**
+ * Small named secrets that belong with the vault (e.g. the ACME account key): kept in Key Vault secrets or,
+ * for the local vault, encrypted at rest. Never passed through workflow history.
+ */
+export interface SecretStore {
+  getSecret(name: string): Promise<string | null>;
+  setSecret(name: string, value: string): Promise<void>;
+}
+
 export interface Vault {
   /** The vault's short name, the first half of a CertificateId. */
   readonly name: string;
   describe(certName: string): Promise<CertificateState>;
+  /** Every certificate of the vault (current versions; pending-only ones with version null). */
+  list(): AsyncIterable<CertificateSummary>;
+  /**
+   * Start a new certificate from a policy with issuer Unknown: the vault makes key and CSR, and the
+   * lifecycle's first renewal (trigger Missing) issues it. Reuses an operation already in progress.
+   */
+  create(certName: string, policy: CertificatePolicySnapshot, tags?: Record<string, string>): Promise<PendingCsr>;
+  /** The URI of a version's secret (Key Vault secret id), for consumers that pull it themselves. */
+  secretIdOf(certName: string, version: string): string;
   beginRenewal(certName: string): Promise<PendingCsr>;
   /** Chain in PEM, leaf first. Returns the new state; detects an already merged chain by thumbprint. */
   merge(certName: string, chainPem: string[]): Promise<CertificateState>;
@@ -86,10 +117,21 @@ export interface PendingIssue {
   retryAfterSeconds: number;
 }
 
+/** A CA's suggested renewal window (ACME ARI, RFC 9773). */
+export interface RenewalWindow {
+  start: string; // ISO 8601
+  end: string; // ISO 8601
+  explanationUrl?: string;
+  /** When to ask again (the Retry-After of the renewalInfo response). */
+  retryAfterSeconds?: number;
+}
+
 export interface Issuer {
   readonly name: string;
   submit(req: IssueRequest): Promise<Issued | PendingIssue>;
   poll(ref: string, req: IssueRequest): Promise<Issued | PendingIssue>;
+  /** The CA's renewal window for the current leaf (PEM), when the CA offers one (ARI); null otherwise. */
+  renewalWindow?(leafPem: string): Promise<RenewalWindow | null>;
 }
 
 export interface Probe {
@@ -98,6 +140,36 @@ export interface Probe {
   servedThumbprint: string | null;
   detail: string;
   latencyMs: number;
+}
+
+/** What a binding target gets to re-bind one certificate. Public material and references only. */
+export interface BindingContext {
+  certificateId: CertificateId;
+  /** The new (merged) version and its thumbprint. */
+  version: string;
+  thumbprint: string;
+  /** The thumbprint being replaced, when known: targets look for consumers still on it. */
+  previousThumbprint: string | null;
+  /** Key Vault secret id of the new version, for consumers that pull from the vault themselves. */
+  secretId: string;
+  notAfter: string | null;
+  /**
+   * Key and chain of the new version, fetched from the vault on first call (then cached in memory for
+   * this sync). Only targets that must write files call it; never log or return its result.
+   */
+  material(): Promise<{ keyPem: string; chainPem: string[] }>;
+}
+
+/**
+ * A consumer of certificates (App Service, file + reload, webhook). `sync` reconciles: every binding of this
+ * target that uses the certificate is brought to `ctx.thumbprint` (drift from any older thumbprint fixed,
+ * bindings already on it reported `unchanged`), verified live where there is an endpoint, and reported one
+ * outcome per binding. Idempotent; a failing binding is an outcome with status `failed`, not a throw.
+ */
+export interface BindingTarget {
+  readonly kind: string;
+  readonly name: string;
+  sync(ctx: BindingContext): Promise<BindingOutcome[]>;
 }
 
 export interface BindingOutcome {

@@ -4,6 +4,7 @@
  *
  * Nothing that can fail outside the workflow ends it: an unreadable vault, a failed or terminated renewal,
  * bindings that could not be re-bound all become a `Failing` phase with backoff, shown in status and the UI.
+ * While the certificate is not renewed, people are told on a ladder before expiry (14, 7, 3, 1 days, expiry).
  */
 import {
   allHandlersFinished,
@@ -17,23 +18,38 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities/index';
-import type { BindingOutcome, CertificateState } from '../activities/types';
+import type { Activities, NotifyInput } from '../activities/index';
+import type { BindingOutcome } from '../activities/types';
 import {
-  type CertificateStatus,
   type Phase,
   type RenewalOutcome,
-  type RenewRequest,
+  historyQuery,
   pauseSignal,
   renewalProgressSignal,
   renewNowSignal,
   renewNowUpdate,
   resumeSignal,
   SA,
+  setPolicyUpdate,
   statusQuery,
+  syncNowSignal,
+  syncNowUpdate,
 } from './messages';
-import { dueTrigger, renewalTime, retryDelayMs, type Trigger } from './policy';
+import {
+  type ObservedCertificate,
+  type Trigger,
+  dueTrigger,
+  effectivePolicy,
+  escalationDue,
+  mergeOverride,
+  nextEscalationAt,
+  PAUSED_TOO_LONG_MS,
+  renewalTime,
+  retryDelayMs,
+  validatePolicyOverride,
+} from './policy';
 import { describeFailure, renewalWorkflow } from './renewal';
+import { type Carried, detailsMarkdown, initialCarried, RECENT_MAX, statusOf } from './lifecycle-view';
 
 export interface LifecycleInput {
   certificateId: string;
@@ -43,21 +59,11 @@ export interface LifecycleInput {
    * (the time-skipping test server) need false.
    */
   searchAttributes?: boolean;
+  /** Task queue of the issuer's rate-limited workers (issue and poll run there); default: this workflow's. */
+  issuerTaskQueue?: string;
+  /** Fleet-wide jitter default in minutes, when the certificate has no override. */
+  jitterMinutes?: number;
   carried?: Carried;
-}
-
-interface Carried {
-  cycle: number;
-  attempts: number;
-  consecutiveFailures: number;
-  previousThumbprint: string | null;
-  lastAttempt: RenewalOutcome | null;
-  paused: { reason: string; since: string } | null;
-  pendingManual: RenewRequest | null;
-  /** The last observation, so status answers at once after continue-as-new. */
-  observed: CertificateState | null;
-  /** Bindings left on an old certificate after a renewal: re-synced with backoff until all are bound. */
-  pendingSync: { version: string; thumbprint: string; failures: number; nextAt: string } | null;
 }
 
 const { observe } = proxyActivities<Activities>({
@@ -68,48 +74,36 @@ const { syncBindings } = proxyActivities<Activities>({
   startToCloseTimeout: '5 minutes',
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 3 },
 });
+// short: an SMTP outage must not hold up the lifecycle; an escalation not sent is tried again at the next wake
+const { notify } = proxyActivities<Activities>({
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumAttempts: 3 },
+});
 
 const NEEDS_SYNC: ReadonlyArray<BindingOutcome['status']> = ['failed', 'rolled-back'];
+const needsSync = (bs: BindingOutcome[]) => bs.some((b) => NEEDS_SYNC.includes(b.status));
 
 export async function certificateLifecycle(input: LifecycleInput): Promise<never> {
   const id = input.certificateId;
-  const s: Carried = {
-    cycle: 0,
-    attempts: 0,
-    consecutiveFailures: 0,
-    previousThumbprint: null,
-    lastAttempt: null,
-    paused: null,
-    pendingManual: null,
-    observed: null,
-    pendingSync: null,
-    ...input.carried,
-  };
+  const s = initialCarried(input.carried);
   let phase: Phase = s.paused ? 'Paused' : 'Waiting';
   let nextAt: Date | null = null;
   let nextReason: string | null = null;
   let observeError: { type: string; message: string } | null = null;
   let observeFailures = 0;
   let renewing = false;
-  /** Count of attempts finished in this run; update handlers wait for it to move. */
+  /** Attempts and syncs finished in this run; update handlers wait for these to move. */
   let finished = 0;
+  let syncsDone = 0;
+  let syncRequested = false;
+  let lastSync: BindingOutcome[] = [];
+  /** Bumped by setPolicy so a waiting loop decides again. */
+  let policyVersion = 0;
 
-  const status = (): CertificateStatus => ({
-    certificateId: id,
-    phase,
-    paused: s.paused,
-    thumbprint: s.observed?.thumbprint ?? null,
-    previousThumbprint: s.previousThumbprint,
-    version: s.observed?.version ?? null,
-    notBefore: s.observed?.notBefore ?? null,
-    notAfter: s.observed?.notAfter ?? null,
-    nextRenewalAt: nextAt?.toISOString() ?? null,
-    nextRenewalReason: nextReason,
-    attempts: s.attempts,
-    lastAttempt: s.lastAttempt,
-    lastError: observeError ?? s.lastAttempt?.error ?? null,
-    cycle: s.cycle,
-  });
+  const policy = () =>
+    effectivePolicy(s.observed?.policy, s.override, { jitterMinutes: input.jitterMinutes });
+  const status = () =>
+    statusOf(id, input.issuer, s, { phase, nextAt, nextReason, observeError, policy: policy() });
 
   const upsert: typeof upsertSearchAttributes =
     input.searchAttributes === false ? () => {} : upsertSearchAttributes;
@@ -122,30 +116,20 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<never
       ...(st.notAfter ? [{ key: SA.expiresAt, value: new Date(st.notAfter) }] : []),
       ...(nextAt ? [{ key: SA.renewAt, value: nextAt }] : []),
     ]);
-    const last = s.lastAttempt;
-    setCurrentDetails(
-      [
-        `**${id}** — ${p}: ${detail}`,
-        `- thumbprint: \`${st.thumbprint ?? 'none'}\``,
-        `- expires: ${st.notAfter ?? 'n/a'}`,
-        `- next: ${st.nextRenewalAt ?? 'n/a'} (${st.nextRenewalReason ?? 'n/a'})`,
-        last
-          ? `- last attempt #${last.attempt}: ${last.status}${last.error ? ` (${last.error.type}: ${last.error.message})` : ''}`
-          : '- last attempt: none',
-        s.pendingSync
-          ? `- bindings to re-sync to \`${s.pendingSync.thumbprint}\` (${s.pendingSync.failures} failed tries)`
-          : '',
-        s.paused ? `- paused since ${s.paused.since}: ${s.paused.reason}` : '',
-      ]
-        .filter(Boolean)
-        .join('\n'),
-    );
+    setCurrentDetails(detailsMarkdown(st, detail, s.pendingSync));
   };
   const restingPhase = (): Phase =>
     s.paused ? 'Paused' : s.consecutiveFailures > 0 || observeError || s.pendingSync ? 'Failing' : 'Waiting';
   const manualReady = (): boolean => s.pendingManual !== null && !s.paused;
+  const record = (o: RenewalOutcome): void => {
+    s.lastAttempt = o;
+    s.recent = [o, ...s.recent].slice(0, RECENT_MAX);
+    if (o.bindings.length) s.bindings = o.bindings;
+    if (o.notifyError !== undefined) s.notifyError = o.notifyError;
+  };
 
   setHandler(statusQuery, status);
+  setHandler(historyQuery, () => s.recent);
   setHandler(renewNowSignal, (req) => {
     if (s.paused) {
       log.warn('renew request ignored: the certificate is paused', {
@@ -173,6 +157,44 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<never
       },
     },
   );
+  setHandler(syncNowSignal, (_req) => {
+    if (!s.paused) syncRequested = true;
+  });
+  setHandler(
+    syncNowUpdate,
+    async (_req) => {
+      if (renewing) {
+        // the running renewal syncs every binding when it merges: answer with its outcome
+        const target = finished + 1;
+        await condition(() => finished >= target);
+        return s.lastAttempt?.bindings ?? [];
+      }
+      syncRequested = true;
+      const target = syncsDone + 1;
+      await condition(() => syncsDone >= target);
+      return lastSync;
+    },
+    {
+      validator: (_req) => {
+        if (s.paused) throw new Error(`certificate ${id} is paused (${s.paused.reason}); resume it first`);
+      },
+    },
+  );
+  setHandler(
+    setPolicyUpdate,
+    (o) => {
+      s.override = mergeOverride(s.override, o);
+      policyVersion += 1;
+      plan(new Date()); // answer with the next renewal time under the new policy
+      return status();
+    },
+    {
+      validator: (o) => {
+        const problem = validatePolicyOverride(o);
+        if (problem) throw new Error(problem);
+      },
+    },
+  );
   setHandler(pauseSignal, ({ reason }) => {
     s.paused = {
       reason: String(reason ?? '').slice(0, 500) || 'no reason given',
@@ -193,16 +215,70 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<never
     { key: SA.issuer, value: input.issuer },
   ]);
 
-  /** Waits until `at` (none: until a message), or until a person renews, pauses or resumes. */
+  /** The rule inputs of the current observation under the policy in force. */
+  const rulesInput = (): ObservedCertificate => {
+    const o = s.observed;
+    return {
+      version: o?.version ?? null,
+      notBefore: o?.notBefore ?? null,
+      notAfter: o?.notAfter ?? null,
+      dnsNames: o?.dnsNames,
+      policyDnsNames: o?.policy?.dnsNames,
+      key: o?.key ?? undefined,
+      policyKey: o?.policy
+        ? { type: o.policy.key.keyType, size: o.policy.key.keySize, curve: o.policy.key.curve }
+        : undefined,
+    };
+  };
+
+  /** Decides the next renewal time and reason; returns the trigger that fires now, if any. */
+  function plan(now: Date): Trigger | undefined {
+    const rules = rulesInput();
+    const ctx = { policy: policy(), jitterKey: id };
+    const due = dueTrigger(rules, now, ctx);
+    const msLeft = rules.notAfter ? Date.parse(rules.notAfter) - now.getTime() : undefined;
+    const retryAt =
+      s.consecutiveFailures > 0 && s.lastAttempt
+        ? new Date(Date.parse(s.lastAttempt.finishedAt) + retryDelayMs(s.consecutiveFailures, msLeft))
+        : null;
+    // after a failed attempt the retry backoff decides (also for a manual renew that was not due);
+    // otherwise the certificate's renewal time does
+    const renewalNext = retryAt ?? renewalTime(rules, ctx);
+    const syncAt = s.pendingSync ? new Date(s.pendingSync.nextAt) : null;
+    nextAt = syncAt && (!renewalNext || syncAt < renewalNext) ? syncAt : renewalNext;
+    nextReason =
+      nextAt === syncAt && syncAt
+        ? 'retry the bindings that failed'
+        : retryAt
+          ? `retry after failure #${s.consecutiveFailures}`
+          : (due?.reason ?? 'NearingRenewal');
+    if (manualReady()) {
+      const t = dueTrigger(rules, now, { ...ctx, manual: s.pendingManual ?? {} });
+      return t?.reason === 'Missing' || t?.reason === 'Expired'
+        ? t
+        : { reason: 'Manual', message: s.pendingManual?.reason || 'manual renew requested' };
+    }
+    if (s.paused) return undefined;
+    if (retryAt) {
+      return retryAt <= now
+        ? {
+            reason: 'Retry',
+            message: `retry #${s.consecutiveFailures} of ${s.lastAttempt?.trigger} after ${s.lastAttempt?.error?.type}`,
+          }
+        : undefined;
+    }
+    return due;
+  }
+
+  /** Waits until `at` (none: until a message), or until a person renews, syncs, pauses, resumes or sets policy. */
   const waitUntil = async (at: Date | null): Promise<void> => {
     const pausedBefore = s.paused;
-    const wake = () => manualReady() || s.paused !== pausedBefore;
-    if (s.paused || !at) {
-      await condition(wake);
-    } else {
-      // never a zero wait: a timer in the past would spin the workflow
-      await condition(wake, Math.max(1_000, at.getTime() - Date.now()));
-    }
+    const policyBefore = policyVersion;
+    const wake = () =>
+      manualReady() || s.paused !== pausedBefore || syncRequested || policyVersion !== policyBefore;
+    if (!at) await condition(wake);
+    // never a zero wait: a timer in the past would spin the workflow
+    else await condition(wake, Math.max(1_000, at.getTime() - Date.now()));
   };
 
   const continueFresh = async (): Promise<never> => {
@@ -211,10 +287,10 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<never
   };
 
   for (;;) {
-    if (workflowInfo().continueAsNewSuggested && !manualReady()) {
+    if (workflowInfo().continueAsNewSuggested && !manualReady() && !syncRequested) {
       // many wake-ups (messages, failures) without a completed cycle: keep history bounded
-      await condition(() => allHandlersFinished() || manualReady());
-      if (!manualReady()) return continueFresh();
+      await condition(() => allHandlersFinished() || manualReady() || syncRequested);
+      if (!manualReady() && !syncRequested) return continueFresh();
     }
 
     // observe: a vault that cannot be read is a Failing phase with backoff, never the end of the lifecycle
@@ -231,53 +307,20 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<never
       await waitUntil(nextAt);
       continue;
     }
-    const observed = s.observed;
 
-    // bindings left behind by the last renewal: try them again when their time comes
-    if (s.pendingSync && !s.paused && Date.parse(s.pendingSync.nextAt) <= Date.now()) {
-      await resync(s.pendingSync);
+    // bindings left behind by the last renewal, or a person's sync request: reconcile them now
+    if (syncRequested) {
+      syncRequested = false;
+      await reconcile('a sync was requested');
+    } else if (s.pendingSync && !s.paused && Date.parse(s.pendingSync.nextAt) <= Date.now()) {
+      await reconcile('re-binding consumers still on an older certificate');
     }
 
-    // decide: the first trigger that fires, or wait for renewal time / a person
-    const now = new Date();
-    const rules = {
-      version: observed.version,
-      notBefore: observed.notBefore,
-      notAfter: observed.notAfter,
-      lifetimePercentage: observed.policy?.lifetimePercentage,
-      daysBeforeExpiry: observed.policy?.daysBeforeExpiry,
-    };
-    const due = dueTrigger(rules, now);
-    const retryAt =
-      s.consecutiveFailures > 0 && s.lastAttempt
-        ? new Date(Date.parse(s.lastAttempt.finishedAt) + retryDelayMs(s.consecutiveFailures))
-        : null;
-    const renewAt = renewalTime(rules);
-    // after a failed attempt the retry backoff decides (also for a manual renew that was not due);
-    // otherwise the certificate's renewal time does
-    const renewalNext = retryAt ?? renewAt;
-    const syncAt = s.pendingSync ? new Date(s.pendingSync.nextAt) : null;
-    nextAt = syncAt && (!renewalNext || syncAt < renewalNext) ? syncAt : renewalNext;
-    nextReason =
-      nextAt === syncAt && syncAt
-        ? 'retry the bindings that failed'
-        : retryAt
-          ? `retry after failure #${s.consecutiveFailures}`
-          : (due?.reason ?? 'NearingRenewal');
-
-    let trigger: Trigger | undefined;
-    if (manualReady()) {
-      trigger = { reason: 'Manual', message: s.pendingManual?.reason ?? 'manual renew requested' };
-      s.pendingManual = null;
-    } else if (!s.paused && retryAt && retryAt <= now) {
-      trigger = {
-        reason: 'Retry',
-        message: `retry #${s.consecutiveFailures} of ${s.lastAttempt?.trigger} after ${s.lastAttempt?.error?.type}`,
-      };
-    } else if (!s.paused && !retryAt && due) {
-      trigger = due;
-    }
+    const trigger = plan(new Date());
     if (!trigger) {
+      await tellPeople();
+      // while paused the renewal time does not wake us (it may be past): only the ladder and the pause report do
+      const wakeAt = earliest(s.paused ? null : nextAt, escalationWake(), pausedReportAt());
       show(
         restingPhase(),
         s.paused
@@ -286,19 +329,40 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<never
             ? `last attempt failed (${s.lastAttempt.error.type}); next try at ${nextAt?.toISOString()}`
             : 'waiting for renewal time',
       );
-      await waitUntil(nextAt);
+      await waitUntil(wakeAt);
       continue; // re-observe before deciding: the vault may have changed while we waited
     }
+    if (trigger.reason === 'Manual') s.pendingManual = null;
+    const outcome = await renew(trigger);
+    if (outcome.status === 'renewed') {
+      log.info('certificate renewed', { certificateId: id, thumbprint: outcome.newThumbprint });
+      try {
+        s.observed = await observe(id);
+      } catch {
+        // the next run observes again
+      }
+      plan(new Date());
+      show(restingPhase(), `renewed to ${outcome.newThumbprint}`);
+      // a manual request that came in meanwhile is served in this run; otherwise start a fresh history
+      await condition(() => allHandlersFinished() || manualReady() || syncRequested);
+      if (manualReady() || syncRequested) continue;
+      return continueFresh();
+    }
+    show('Failing', `attempt #${outcome.attempt} failed: ${outcome.error?.type}: ${outcome.error?.message}`);
+  }
 
-    // renew: one attempt, as a child workflow with a stable id per cycle and attempt
+  /** One attempt, as a child workflow with a stable id per cycle and attempt. */
+  async function renew(trigger: Trigger): Promise<RenewalOutcome> {
     renewing = true;
     s.attempts += 1;
     show('Renewing', `${trigger.reason}: ${trigger.message}`);
     const startedAt = new Date().toISOString();
+    const observed = s.observed;
     let outcome: RenewalOutcome;
     try {
       outcome = await executeChild(renewalWorkflow, {
         workflowId: `renewal:${id}:c${s.cycle}:a${s.attempts}`,
+        staticSummary: `Renew ${id} (attempt ${s.attempts}, ${trigger.reason})`,
         args: [
           {
             certificateId: id,
@@ -307,6 +371,7 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<never
             trigger: trigger.reason,
             parentWorkflowId: workflowInfo().workflowId,
             consecutiveFailures: s.consecutiveFailures,
+            ...(input.issuerTaskQueue ? { issuerTaskQueue: input.issuerTaskQueue } : {}),
           },
         ],
       });
@@ -318,7 +383,7 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<never
         trigger: trigger.reason,
         startedAt,
         finishedAt: new Date().toISOString(),
-        oldThumbprint: observed.thumbprint,
+        oldThumbprint: observed?.thumbprint ?? null,
         newThumbprint: null,
         newVersion: null,
         notAfter: null,
@@ -328,14 +393,12 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<never
       };
     }
     renewing = false;
-    s.lastAttempt = outcome;
-    finished += 1;
-
+    record(outcome);
     if (outcome.status === 'renewed') {
       s.previousThumbprint = outcome.oldThumbprint;
       s.consecutiveFailures = 0;
       s.cycle += 1;
-      s.pendingSync = outcome.bindings.some((b) => NEEDS_SYNC.includes(b.status))
+      s.pendingSync = needsSync(outcome.bindings)
         ? {
             version: outcome.newVersion ?? '',
             thumbprint: outcome.newThumbprint ?? '',
@@ -343,40 +406,122 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<never
             nextAt: new Date(Date.now() + retryDelayMs(1)).toISOString(),
           }
         : null;
-      log.info('certificate renewed', { certificateId: id, thumbprint: outcome.newThumbprint });
-      try {
-        s.observed = await observe(id);
-      } catch {
-        // the next run observes again
-      }
-      show(restingPhase(), `renewed to ${outcome.newThumbprint}`);
-      // a manual request that came in meanwhile is served in this run; otherwise start a fresh history
-      await condition(() => allHandlersFinished() || manualReady());
-      if (manualReady()) continue;
-      return continueFresh();
+    } else {
+      s.consecutiveFailures += 1;
     }
-    s.consecutiveFailures += 1;
-    show('Failing', `attempt #${outcome.attempt} failed: ${outcome.error?.type}: ${outcome.error?.message}`);
+    plan(new Date()); // status answers with the next step as soon as the attempt's answer goes out
+    finished += 1;
+    return outcome;
   }
 
-  async function resync(p: NonNullable<Carried['pendingSync']>): Promise<void> {
-    show('Syncing', `re-binding consumers still on an older certificate to ${p.thumbprint}`);
+  /** Brings every binding to the current version (drift fixed, bindings already on it left alone). */
+  async function reconcile(why: string): Promise<void> {
+    const o = s.observed;
+    const target =
+      s.pendingSync ??
+      (o?.version && o.thumbprint
+        ? { version: o.version, thumbprint: o.thumbprint, failures: 0, nextAt: '' }
+        : null);
     let outcomes: BindingOutcome[] = [];
-    let ok = false;
-    try {
-      outcomes = await syncBindings({ certificateId: id, version: p.version, thumbprint: p.thumbprint });
-      ok = !outcomes.some((b) => NEEDS_SYNC.includes(b.status));
-    } catch (err) {
-      log.warn('binding re-sync failed', { certificateId: id, error: describeFailure(err).message });
+    if (target) {
+      show('Syncing', `${why}: binding consumers to ${target.thumbprint}`);
+      try {
+        outcomes = await syncBindings({
+          certificateId: id,
+          version: target.version,
+          thumbprint: target.thumbprint,
+          previousThumbprint: s.previousThumbprint,
+        });
+      } catch (err) {
+        const e = describeFailure(err);
+        log.warn('binding sync failed', { certificateId: id, error: e.message });
+        outcomes = [
+          {
+            target: 'all',
+            binding: 'all',
+            before: null,
+            after: null,
+            status: 'failed',
+            detail: `${e.type}: ${e.message}`,
+          },
+        ];
+      }
+      if (outcomes.length) s.bindings = outcomes;
+      s.pendingSync = needsSync(outcomes)
+        ? {
+            version: target.version,
+            thumbprint: target.thumbprint,
+            failures: target.failures + 1,
+            nextAt: new Date(Date.now() + retryDelayMs(target.failures + 1)).toISOString(),
+          }
+        : null;
     }
-    if (s.lastAttempt)
-      s.lastAttempt = { ...s.lastAttempt, bindings: outcomes.length ? outcomes : s.lastAttempt.bindings };
-    s.pendingSync = ok
-      ? null
-      : {
-          ...p,
-          failures: p.failures + 1,
-          nextAt: new Date(Date.now() + retryDelayMs(p.failures + 1)).toISOString(),
-        };
+    lastSync = outcomes;
+    syncsDone += 1;
   }
+
+  /** Escalation ladder and long pauses: each message once, never blocking the lifecycle. */
+  async function tellPeople(): Promise<void> {
+    const o = s.observed;
+    if (!o?.notAfter) return;
+    if (s.escalation.thumbprint !== o.thumbprint) s.escalation = { thumbprint: o.thumbprint, sent: [] };
+    const now = new Date();
+    const at = renewalTime(rulesInput(), { policy: policy(), jitterKey: id });
+    if (at && at <= now) {
+      const due = escalationDue(o.notAfter, now, s.escalation.sent);
+      if (due) {
+        const sent = await send({
+          kind: 'escalation',
+          eventId: `${workflowInfo().workflowId}:${o.thumbprint}:escalation:${due.step}`,
+          daysLeft: due.step,
+        });
+        if (sent) s.escalation = { ...s.escalation, sent: [...s.escalation.sent, ...due.fold] };
+      }
+    }
+    const reportAt = pausedReportAt();
+    if (s.paused && reportAt && reportAt <= now) {
+      const sent = await send({
+        kind: 'paused-too-long',
+        eventId: `${workflowInfo().workflowId}:paused:${s.paused.since}`,
+      });
+      if (sent && s.paused) s.paused = { ...s.paused, reported: true };
+    }
+  }
+
+  async function send(ev: Pick<NotifyInput, 'kind' | 'eventId' | 'daysLeft'>): Promise<boolean> {
+    const o = s.observed;
+    try {
+      await notify({
+        ...ev,
+        certificateId: id,
+        outcome: s.lastAttempt ?? undefined,
+        recipientTag: o?.tags.Recipient,
+        current: { thumbprint: o?.thumbprint ?? null, notAfter: o?.notAfter ?? null },
+        nextAttemptAt: nextAt?.toISOString() ?? null,
+        paused: s.paused ? { reason: s.paused.reason, since: s.paused.since } : undefined,
+      });
+      s.notifyError = null;
+      return true;
+    } catch (err) {
+      s.notifyError = describeFailure(err);
+      log.warn('notification not sent', { certificateId: id, kind: ev.kind, error: s.notifyError.message });
+      return false;
+    }
+  }
+
+  function escalationWake(): Date | null {
+    const o = s.observed;
+    if (!o?.notAfter) return null;
+    const sent = s.escalation.thumbprint === o.thumbprint ? s.escalation.sent : [];
+    return nextEscalationAt(o.notAfter, new Date(), sent);
+  }
+
+  function pausedReportAt(): Date | null {
+    return s.paused && !s.paused.reported ? new Date(Date.parse(s.paused.since) + PAUSED_TOO_LONG_MS) : null;
+  }
+}
+
+function earliest(...ds: Array<Date | null>): Date | null {
+  const xs = ds.filter((d): d is Date => d !== null);
+  return xs.length ? new Date(Math.min(...xs.map((d) => d.getTime()))) : null;
 }

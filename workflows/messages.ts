@@ -49,10 +49,33 @@ export interface RenewalOutcome {
   /** Stable error class (e.g. KeyMismatch) and a human message; never secret material. */
   error?: { type: string; message: string };
   notified: boolean;
+  /** Why the mail about this attempt could not be sent (null when it went out). */
+  notifyError?: { type: string; message: string } | null;
+}
+
+/**
+ * A Certflow-level override of the certificate's own renewal policy (set with `setPolicy`, carried across
+ * continue-as-new). Exactly one of lifetimePercentage / daysBeforeExpiry, or `clear` to go back to the vault's.
+ */
+export interface PolicyOverride {
+  lifetimePercentage?: number;
+  daysBeforeExpiry?: number;
+  /** Spread renewals of a fleet issued together over this many minutes (default 0 = none; max 1440). */
+  jitterMinutes?: number;
+  clear?: boolean;
+}
+
+/** The renewal policy in force, with where each part came from. */
+export interface EffectivePolicy {
+  source: 'vault' | 'override' | 'default';
+  lifetimePercentage?: number;
+  daysBeforeExpiry?: number;
+  jitterMinutes: number;
 }
 
 export interface CertificateStatus {
   certificateId: string;
+  issuer: string;
   phase: Phase;
   paused: { reason: string; since: string } | null;
   thumbprint: string | null;
@@ -66,6 +89,17 @@ export interface CertificateStatus {
   lastAttempt: RenewalOutcome | null;
   lastError: { type: string; message: string } | null;
   cycle: number;
+  /** Every binding's last known outcome (from the last renewal or sync). */
+  bindings: BindingOutcome[];
+  policy: EffectivePolicy;
+  /** Escalation steps already sent for the current certificate, in days left (0 = at expiry). */
+  escalationsSent: number[];
+  /** The last notification that could not be sent (SMTP outage...), cleared when one goes out. */
+  notifyError: { type: string; message: string } | null;
+}
+
+export interface SyncRequest {
+  requestedBy?: string;
 }
 
 /** Fire-and-forget renew (webhooks, Event Grid). */
@@ -75,6 +109,13 @@ export const renewNowUpdate = defineUpdate<RenewalOutcome, [RenewRequest]>('rene
 export const pauseSignal = defineSignal<[{ reason: string }]>('pause');
 export const resumeSignal = defineSignal<[]>('resume');
 export const statusQuery = defineQuery<CertificateStatus>('status');
+/** The last renewal attempts, newest first (bounded), across continue-as-new. */
+export const historyQuery = defineQuery<RenewalOutcome[]>('history');
+/** Re-bind every consumer to the current version without renewing (App Service's "Sync"). */
+export const syncNowUpdate = defineUpdate<BindingOutcome[], [SyncRequest]>('syncNow');
+export const syncNowSignal = defineSignal<[SyncRequest]>('syncNow');
+/** Override the renewal policy; answers with the status under the new policy. */
+export const setPolicyUpdate = defineUpdate<CertificateStatus, [PolicyOverride]>('setPolicy');
 
 /** Sent by a running renewal (child) to its lifecycle so status and the UI show the current step. */
 export const renewalProgressSignal = defineSignal<[{ phase: Phase; detail: string }]>('renewalProgress');

@@ -6,6 +6,7 @@
 import {
   ActivityFailure,
   ApplicationFailure,
+  continueAsNew,
   getExternalWorkflowHandle,
   log,
   proxyActivities,
@@ -13,7 +14,7 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import type { Activities } from '../activities/index';
-import type { BindingOutcome, CertificateState } from '../activities/types';
+import type { BindingOutcome, CertificateState, IssueRequest, PendingIssue } from '../activities/types';
 import { type Phase, type RenewalOutcome, renewalProgressSignal } from './messages';
 import { retryDelayMs } from './policy';
 
@@ -26,6 +27,20 @@ export interface RenewalInput {
   parentWorkflowId?: string;
   /** Failed attempts before this one, to tell people when the next try comes if this one fails. */
   consecutiveFailures?: number;
+  /** The issuer's rate-limited task queue (issue and poll run there); default: this workflow's. */
+  issuerTaskQueue?: string;
+  /** Set when a long pending wait continued as new: where the attempt stands. */
+  resume?: PendingState;
+}
+
+/** An issuance the CA answered "pending", carried across continue-as-new of a long wait. */
+interface PendingState {
+  startedAt: string;
+  before: CertificateState;
+  request: IssueRequest & { issuer: string };
+  pending: PendingIssue;
+  pendingSince: string;
+  polls: number;
 }
 
 const vaultOps = proxyActivities<Activities>({
@@ -69,7 +84,7 @@ const MAX_PENDING_MS = 14 * 86_400_000;
 
 export async function renewalWorkflow(input: RenewalInput): Promise<RenewalOutcome> {
   const { certificateId: id } = input;
-  const startedAt = new Date().toISOString();
+  const startedAt = input.resume?.startedAt ?? new Date().toISOString();
   const phase = async (p: Phase, detail: string): Promise<void> => {
     if (!input.parentWorkflowId) return;
     try {
@@ -81,7 +96,8 @@ export async function renewalWorkflow(input: RenewalInput): Promise<RenewalOutco
       log.warn('could not report renewal progress to the lifecycle', { error: String(err) });
     }
   };
-  let before: CertificateState | null = null;
+  const issuerQueue = input.issuerTaskQueue ? { taskQueue: input.issuerTaskQueue } : {};
+  let before: CertificateState | null = input.resume?.before ?? null;
   let merged: CertificateState | null = null;
   let bindings: BindingOutcome[] = [];
   const outcome = (status: RenewalOutcome['status'], error?: RenewalOutcome['error']): RenewalOutcome => ({
@@ -101,16 +117,32 @@ export async function renewalWorkflow(input: RenewalInput): Promise<RenewalOutco
 
   let result: RenewalOutcome;
   try {
-    before = await vaultOps.observe(id);
-    await phase('Renewing', 'creating a CSR in the vault');
-    const csr = await vaultOps.beginRenewal(id);
-    // the names the policy asks for; a subject-only policy means the names of the current certificate
-    const dnsNames = before.policy?.dnsNames?.length ? before.policy.dnsNames : before.dnsNames;
-    const request = { certificateId: id, issuer: input.issuer, csrPem: csr.csrPem, dnsNames };
-
-    await phase('Issuing', `requesting issuance from ${input.issuer}`);
-    let issued = await issuerOps.issue(request);
-    const pendingSince = Date.now();
+    let request: IssueRequest & { issuer: string };
+    let issued: Awaited<ReturnType<Activities['issue']>>;
+    let pendingSince: number;
+    let polls = 0;
+    if (input.resume) {
+      ({ request } = input.resume);
+      issued = input.resume.pending;
+      pendingSince = Date.parse(input.resume.pendingSince);
+      polls = input.resume.polls;
+    } else {
+      before = await vaultOps.observe.executeWithOptions({ summary: `read ${id} from its vault` }, [id]);
+      await phase('Renewing', 'creating a CSR in the vault');
+      const csr = await vaultOps.beginRenewal.executeWithOptions(
+        { summary: `create (or reuse) a key and CSR for ${id} in the vault` },
+        [id],
+      );
+      // the names the policy asks for; a subject-only policy means the names of the current certificate
+      const dnsNames = before.policy?.dnsNames?.length ? before.policy.dnsNames : before.dnsNames;
+      request = { certificateId: id, issuer: input.issuer, csrPem: csr.csrPem, dnsNames };
+      await phase('Issuing', `requesting issuance from ${input.issuer}`);
+      issued = await issuerOps.issue.executeWithOptions(
+        { ...issuerQueue, summary: `submit the CSR of ${id} to ${input.issuer}` },
+        [request],
+      );
+      pendingSince = Date.now();
+    }
     while (issued.status === 'pending') {
       if (Date.now() - pendingSince > MAX_PENDING_MS) {
         throw ApplicationFailure.nonRetryable(
@@ -118,31 +150,60 @@ export async function renewalWorkflow(input: RenewalInput): Promise<RenewalOutco
           'IssuancePendingTooLong',
         );
       }
-      await phase('Issuing', `the CA answered pending; polling again in ${issued.retryAfterSeconds}s`);
-      await sleep(Math.max(1, issued.retryAfterSeconds) * 1000);
-      issued = await issuerOps.pollIssuance({ ...request, ref: issued.ref });
+      if (workflowInfo().continueAsNewSuggested) {
+        // days of polling: keep this attempt's history bounded, same workflow id, same place in the wait
+        const resume: PendingState = {
+          startedAt,
+          before: before as CertificateState,
+          request,
+          pending: issued,
+          pendingSince: new Date(pendingSince).toISOString(),
+          polls,
+        };
+        return continueAsNew<typeof renewalWorkflow>({ ...input, resume });
+      }
+      const waitS = pollDelaySeconds(issued.retryAfterSeconds, polls);
+      await phase('Issuing', `the CA answered pending; polling again in ${waitS}s`);
+      await sleep(waitS * 1000);
+      polls += 1;
+      issued = await issuerOps.pollIssuance.executeWithOptions(
+        {
+          ...issuerQueue,
+          summary: `ask ${input.issuer} whether the certificate of ${id} is issued (poll ${polls})`,
+        },
+        [{ ...request, ref: issued.ref }],
+      );
     }
 
     await phase('Merging', 'verifying the issued chain');
-    const verified = await pureOps.verify({
-      certificateId: id,
-      issuer: input.issuer,
-      csrPem: csr.csrPem,
-      chainPem: issued.chainPem,
-      dnsNames,
-    });
-    merged = await vaultOps.merge({
-      certificateId: id,
-      chainPem: issued.chainPem,
-      expectedThumbprint: verified.thumbprint,
-    });
+    const verified = await pureOps.verify.executeWithOptions(
+      { summary: `verify the chain from ${input.issuer} against the CSR and policy of ${id}` },
+      [
+        {
+          certificateId: id,
+          issuer: input.issuer,
+          csrPem: request.csrPem,
+          chainPem: issued.chainPem,
+          dnsNames: request.dnsNames,
+        },
+      ],
+    );
+    merged = await vaultOps.merge.executeWithOptions({ summary: `merge ${verified.thumbprint} into ${id}` }, [
+      { certificateId: id, chainPem: issued.chainPem, expectedThumbprint: verified.thumbprint },
+    ]);
 
     await phase('Syncing', `re-binding consumers to ${merged.thumbprint}`);
-    bindings = await bindingOps.syncBindings({
-      certificateId: id,
-      version: merged.version ?? '',
-      thumbprint: merged.thumbprint ?? verified.thumbprint,
-    });
+    bindings = await bindingOps.syncBindings.executeWithOptions(
+      { summary: `re-bind every consumer of ${id} to ${merged.thumbprint}` },
+      [
+        {
+          certificateId: id,
+          version: merged.version ?? '',
+          thumbprint: merged.thumbprint ?? verified.thumbprint,
+          previousThumbprint: before?.thumbprint ?? null,
+        },
+      ],
+    );
     result = outcome('renewed');
   } catch (err) {
     const error = describeFailure(err);
@@ -151,7 +212,7 @@ export async function renewalWorkflow(input: RenewalInput): Promise<RenewalOutco
     if (!merged && STALE_CSR_FAILURES.has(error.type)) {
       // the pending CSR itself is the problem: drop it so the next attempt gets a fresh key and CSR
       try {
-        await vaultOps.cancelRenewal(id);
+        await vaultOps.cancelRenewal.executeWithOptions({ summary: `drop the pending CSR of ${id}` }, [id]);
       } catch (cancelErr) {
         log.warn('could not cancel the pending CSR', {
           certificateId: id,
@@ -163,26 +224,41 @@ export async function renewalWorkflow(input: RenewalInput): Promise<RenewalOutco
 
   await phase('Notifying', 'telling the people named on the certificate');
   try {
-    const sent = await notifyOps.notify({
-      kind: result.status === 'renewed' ? 'renewed' : 'renewal-failed',
-      eventId: `${workflowInfo().workflowId}:${result.status}`,
-      outcome: result,
-      certificateId: id,
-      recipientTag: before?.tags.Recipient,
-      current: before ? { thumbprint: before.thumbprint, notAfter: before.notAfter } : undefined,
-      nextAttemptAt:
-        result.status === 'failed'
-          ? new Date(
-              Date.parse(result.finishedAt) + retryDelayMs((input.consecutiveFailures ?? 0) + 1),
-            ).toISOString()
-          : null,
-    });
+    const partial = bindings.some((b) => b.status === 'failed' || b.status === 'rolled-back');
+    const kind = result.status === 'failed' ? 'renewal-failed' : partial ? 'partially-synced' : 'renewed';
+    const sent = await notifyOps.notify.executeWithOptions(
+      { summary: `email the people of ${id}: ${kind}` },
+      [
+        {
+          kind,
+          eventId: `${workflowInfo().workflowId}:${result.status}`,
+          outcome: result,
+          certificateId: id,
+          recipientTag: before?.tags.Recipient,
+          current: before ? { thumbprint: before.thumbprint, notAfter: before.notAfter } : undefined,
+          nextAttemptAt:
+            result.status === 'failed'
+              ? new Date(
+                  Date.parse(result.finishedAt) + retryDelayMs((input.consecutiveFailures ?? 0) + 1),
+                ).toISOString()
+              : null,
+        },
+      ],
+    );
     result.notified = sent.sent;
+    result.notifyError = null;
   } catch (err) {
-    // a mail outage delays mail; it never fails the certificate's renewal
-    log.warn('notification failed', { certificateId: id, error: describeFailure(err).message });
+    // a mail outage delays mail; it never fails the certificate's renewal, and shows in status
+    result.notifyError = describeFailure(err);
+    log.warn('notification failed', { certificateId: id, error: result.notifyError.message });
   }
   return result;
+}
+
+/** Poll delay: the CA's Retry-After, but growing with each poll (30 s doubling to 1 h) when the CA asks too often. */
+export function pollDelaySeconds(retryAfterSeconds: number, polls: number): number {
+  const backoff = Math.min(30 * 2 ** polls, 3600);
+  return Math.max(1, Math.min(Math.max(retryAfterSeconds, backoff), 6 * 3600));
 }
 
 /** The stable error class and message of a failure (activity failures carry the ApplicationFailure as cause). */

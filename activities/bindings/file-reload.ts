@@ -25,7 +25,7 @@ import { X509Certificate, createPrivateKey, createPublicKey, randomBytes } from 
 import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import type { BindingOutcome, Probe } from '../types';
+import type { BindingContext, BindingOutcome, BindingTarget, Probe } from '../types';
 import { normalizeThumbprint, probeTls, thumbprintOf } from '../verify/probe';
 
 export interface CommandSpec {
@@ -554,4 +554,31 @@ async function probeUntil(p: NonNullable<FileReloadTarget['probe']>, expected: s
     if (probe.ok || Date.now() >= deadline) return probe;
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+/**
+ * A file target as a BindingTarget: fetches key and chain from the vault inside the activity (ctx.material) and
+ * binds them; a failure is one outcome with status `failed`, never a throw that would hide other targets.
+ */
+export function createFileReloadTarget(target: FileReloadTarget): BindingTarget {
+  return {
+    kind: 'files',
+    name: target.name,
+    async sync(ctx: BindingContext): Promise<BindingOutcome[]> {
+      try {
+        return [await bindFiles(target, await ctx.material(), ctx.thumbprint)];
+      } catch (err) {
+        return [
+          {
+            target: target.name,
+            binding: bindingLabel(target),
+            before: null,
+            after: null,
+            status: 'failed',
+            detail: (err as Error).message,
+          },
+        ];
+      }
+    },
+  };
 }

@@ -1,132 +1,34 @@
 /**
- * The lifecycle workflow on the time-skipping test server, with in-memory activities (the workflow is what is
- * under test here; the real vault, CA, nginx and SMTP are exercised in test/integration).
+ * The lifecycle on the time-skipping test server with in-memory activities (test/workflows/harness.ts):
+ * cycles, manual renew, pause, races around continue-as-new, failures and binding re-sync.
  */
-import type { WorkflowHandle } from '@temporalio/client';
-import { TestWorkflowEnvironment } from '@temporalio/testing';
-import { Worker } from '@temporalio/worker';
-import { createRequire } from 'node:module';
+import { ApplicationFailure } from '@temporalio/common';
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities/index';
-import type { BindingOutcome, CertificateState } from '../../activities/types';
-import { ApplicationFailure } from '@temporalio/common';
-import { certificateLifecycle } from '../../workflows/lifecycle';
-import {
-  pauseSignal,
-  renewNowUpdate,
-  resumeSignal,
-  statusQuery,
-  workflowIdFor,
-} from '../../workflows/messages';
-import { tools } from '../support/tools';
+import { pauseSignal, renewNowUpdate, resumeSignal, statusQuery } from '../../workflows/messages';
 import { waitFor } from '../support/proc';
+import {
+  DAY,
+  type FakeHooks,
+  type LifecycleHandle,
+  fakeActivities as fakeOn,
+  startTestEnv,
+  withLifecycle as runOn,
+} from './harness';
 
-const require = createRequire(import.meta.url);
-const DAY = 86_400_000;
 let env: TestWorkflowEnvironment;
-
-// a server per test: time skipping is global to a server, so tests must not share one
 beforeEach(async () => {
-  env = await TestWorkflowEnvironment.createTimeSkipping({
-    server: { executable: { type: 'existing-path', path: tools.temporalTestServer() } },
-  });
+  env = await startTestEnv();
 });
 afterEach(async () => {
   await env?.teardown();
 });
 
-/** An in-memory vault + CA whose clock is the test server's (time-skipped) clock. */
-interface FakeHooks {
-  observe?: () => Promise<void>;
-  issue?: () => Promise<void>;
-  syncBindings?: () => Promise<BindingOutcome[]>;
-}
-
-function fakeActivities(lifetimeDays: number, hooks: FakeHooks = {}) {
-  let version = 1;
-  const calls: string[] = [];
-  const stateAt = async (v: number, nbMs: number): Promise<CertificateState> => ({
-    id: 'kv/site',
-    vault: 'kv',
-    name: 'site',
-    version: `v${v}`,
-    thumbprint: `THUMB${v}`,
-    notBefore: new Date(nbMs).toISOString(),
-    notAfter: new Date(nbMs + lifetimeDays * DAY).toISOString(),
-    subject: 'CN=site',
-    dnsNames: ['site.test'],
-    tags: {},
-    policy: null,
-    pendingOperation: false,
-  });
-  let current: Promise<CertificateState> | null = null;
-  const now = async () => Number(await env.currentTimeMs());
-  const acts: Partial<Activities> = {
-    async observe() {
-      calls.push('observe');
-      await hooks.observe?.();
-      current ??= now().then((t) => stateAt(version, t));
-      return current;
-    },
-    async beginRenewal() {
-      calls.push('beginRenewal');
-      return { csrPem: 'CSR', reused: false };
-    },
-    async issue() {
-      calls.push('issue');
-      await hooks.issue?.();
-      return { status: 'issued', chainPem: ['LEAF'] };
-    },
-    async verify() {
-      calls.push('verify');
-      return { thumbprint: `THUMB${version + 1}` } as Awaited<ReturnType<Activities['verify']>>;
-    },
-    async merge() {
-      calls.push('merge');
-      version += 1;
-      current = now().then((t) => stateAt(version, t));
-      return current;
-    },
-    async syncBindings() {
-      calls.push('syncBindings');
-      return (await hooks.syncBindings?.()) ?? [];
-    },
-    async cancelRenewal() {
-      calls.push('cancelRenewal');
-    },
-    async notify() {
-      calls.push('notify');
-      return { sent: true, invalidRecipients: [] };
-    },
-  };
-  return { acts: acts as Activities, calls, version: () => version };
-}
-
-type LifecycleHandle = WorkflowHandle<typeof certificateLifecycle>;
-
-/** Runs `fn` against a lifecycle of kv/site (workflow id per test) on a worker of its own, then terminates it. */
-async function withLifecycle(
-  acts: Activities,
-  name: string,
-  fn: (h: LifecycleHandle) => Promise<void>,
-): Promise<void> {
-  const taskQueue = `tq-${name}-${Date.now()}`;
-  const worker = await Worker.create({
-    connection: env.nativeConnection,
-    taskQueue,
-    workflowsPath: require.resolve('../../workflows/index.ts'),
-    activities: acts,
-  });
-  await worker.runUntil(async () => {
-    const handle = await env.client.workflow.start(certificateLifecycle, {
-      taskQueue,
-      workflowId: workflowIdFor(`kv/${name}`),
-      args: [{ certificateId: 'kv/site', issuer: 'test', searchAttributes: false }],
-    });
-    await fn(handle);
-    await handle.terminate('test done');
-  });
-}
+const fakeActivities = (lifetimeDays: number, hooks: FakeHooks = {}) =>
+  fakeOn(env, { lifetimeMs: lifetimeDays * DAY, hooks });
+const withLifecycle = (acts: Activities, name: string, fn: (h: LifecycleHandle) => Promise<void>) =>
+  runOn(env, acts, name, fn);
 
 describe('certificate lifecycle (time-skipping)', () => {
   it('waits until 80 % of lifetime, renews, and continues as new, several cycles in a row', async () => {
@@ -162,7 +64,14 @@ describe('certificate lifecycle (time-skipping)', () => {
       expect(outcome.oldThumbprint).toBe('THUMB1');
       expect(outcome.newThumbprint).toBe('THUMB2');
       expect(fake.calls).toEqual(
-        expect.arrayContaining(['beginRenewal', 'issue', 'verify', 'merge', 'syncBindings', 'notify']),
+        expect.arrayContaining([
+          'beginRenewal',
+          'issue',
+          'verify',
+          'merge',
+          'syncBindings',
+          'notify:renewed',
+        ]),
       );
     });
   });
@@ -179,7 +88,12 @@ describe('certificate lifecycle (time-skipping)', () => {
       await env.sleep(9 * DAY); // past the 8-day renewal time, paused
       expect(fake.version()).toBe(1);
       const { events } = await handle.fetchHistory();
-      expect(events!.length).toBeLessThan(60);
+      // wakes only for the escalation ladder and the pause report: a handful of timers, no spin
+      const timers = events!.filter((e) => e.timerStartedEventAttributes).length;
+      expect(timers).toBeLessThan(10);
+      // paused for 9 days: told once that the pause is long, and the ladder (3 days, 1 day left) while paused
+      expect(fake.calls.filter((c) => c === 'notify:paused-too-long')).toHaveLength(1);
+      expect(fake.notifies.filter((n) => n.kind === 'escalation').map((n) => n.daysLeft)).toEqual([1]);
       await handle.signal(resumeSignal);
       await waitFor('the renewal after resume', async () => fake.version() === 2, { timeoutMs: 20_000 });
     });
@@ -277,7 +191,7 @@ describe('certificate lifecycle (time-skipping)', () => {
         return q.phase === 'Waiting' ? q : undefined;
       });
       expect(syncs).toBe(3);
-      expect(st.lastAttempt?.bindings[0]?.status).toBe('bound');
+      expect(st.bindings[0]?.status).toBe('bound');
       expect(fake.version()).toBe(2);
     });
   });

@@ -1,0 +1,162 @@
+/**
+ * The lifecycle on the time-skipping test server with in-memory activities: the workflow is what is under test
+ * here (the real vault, CA, nginx and SMTP are exercised in test/integration). One server per test, because time
+ * skipping is global to a server.
+ */
+import type { WorkflowHandle } from '@temporalio/client';
+import { TestWorkflowEnvironment } from '@temporalio/testing';
+import { Worker } from '@temporalio/worker';
+import { createRequire } from 'node:module';
+import type { Activities, NotifyInput } from '../../activities/index';
+import type {
+  BindingOutcome,
+  CertificatePolicySnapshot,
+  CertificateState,
+  Issued,
+  PendingIssue,
+} from '../../activities/types';
+import { certificateLifecycle, type LifecycleInput } from '../../workflows/lifecycle';
+import { workflowIdFor } from '../../workflows/messages';
+import { tools } from '../support/tools';
+
+const require = createRequire(import.meta.url);
+export const DAY = 86_400_000;
+export const HOUR = 3_600_000;
+
+export async function startTestEnv(): Promise<TestWorkflowEnvironment> {
+  return TestWorkflowEnvironment.createTimeSkipping({
+    server: { executable: { type: 'existing-path', path: tools.temporalTestServer() } },
+  });
+}
+
+export interface FakeHooks {
+  observe?: () => Promise<void>;
+  /** Return a result to override the default "issued at once"; throw to fail. */
+  issue?: (n: number) => Promise<Issued | PendingIssue | void>;
+  poll?: (n: number) => Promise<Issued | PendingIssue | void>;
+  syncBindings?: (input: { version: string; thumbprint: string }) => Promise<BindingOutcome[]>;
+  notify?: (input: NotifyInput) => Promise<void>;
+}
+
+export interface FakeOptions {
+  lifetimeMs?: number;
+  policy?: Partial<CertificatePolicySnapshot>;
+  dnsNames?: string[];
+  hooks?: FakeHooks;
+}
+
+/** An in-memory vault + CA whose clock is the test server's (time-skipped) clock. */
+export function fakeActivities(env: TestWorkflowEnvironment, opts: FakeOptions = {}) {
+  const hooks = opts.hooks ?? {};
+  const lifetime = opts.lifetimeMs ?? 90 * DAY;
+  let version = 1;
+  let issues = 0;
+  let polls = 0;
+  const calls: string[] = [];
+  const notifies: NotifyInput[] = [];
+  const policy: CertificatePolicySnapshot = {
+    subject: 'CN=site.test',
+    dnsNames: ['site.test'],
+    issuerName: 'Unknown',
+    key: { keyType: 'RSA', keySize: 2048, reuseKey: false, exportable: true },
+    ...opts.policy,
+  };
+  const stateAt = (v: number, nbMs: number, names: string[]): CertificateState => ({
+    id: 'kv/site',
+    vault: 'kv',
+    name: 'site',
+    version: `v${v}`,
+    thumbprint: `THUMB${v}`,
+    notBefore: new Date(nbMs).toISOString(),
+    notAfter: new Date(nbMs + lifetime).toISOString(),
+    subject: 'CN=site.test',
+    dnsNames: names,
+    tags: { Recipient: 'ops@example.test' },
+    policy,
+    key: { type: 'RSA', size: 2048 },
+    pendingOperation: false,
+  });
+  let current: Promise<CertificateState> | null = null;
+  const now = async () => Number(await env.currentTimeMs());
+  const acts: Partial<Activities> = {
+    async observe() {
+      calls.push('observe');
+      await hooks.observe?.();
+      current ??= now().then((t) => stateAt(version, t, opts.dnsNames ?? policy.dnsNames));
+      return current;
+    },
+    async beginRenewal() {
+      calls.push('beginRenewal');
+      return { csrPem: 'CSR', reused: false };
+    },
+    async issue() {
+      calls.push('issue');
+      issues += 1;
+      return (await hooks.issue?.(issues)) ?? { status: 'issued', chainPem: ['LEAF'] };
+    },
+    async pollIssuance() {
+      calls.push('pollIssuance');
+      polls += 1;
+      return (await hooks.poll?.(polls)) ?? { status: 'issued', chainPem: ['LEAF'] };
+    },
+    async verify() {
+      calls.push('verify');
+      return { thumbprint: `THUMB${version + 1}` } as Awaited<ReturnType<Activities['verify']>>;
+    },
+    async merge() {
+      calls.push('merge');
+      version += 1;
+      current = now().then((t) => stateAt(version, t, policy.dnsNames));
+      return current;
+    },
+    async syncBindings(input) {
+      calls.push('syncBindings');
+      return (await hooks.syncBindings?.(input)) ?? [];
+    },
+    async cancelRenewal() {
+      calls.push('cancelRenewal');
+    },
+    async notify(input) {
+      calls.push(`notify:${input.kind}`);
+      await hooks.notify?.(input);
+      notifies.push(input);
+      return { sent: true, invalidRecipients: [] };
+    },
+  };
+  return {
+    acts: acts as Activities,
+    calls,
+    notifies,
+    policy,
+    version: () => version,
+    issues: () => issues,
+  };
+}
+
+export type LifecycleHandle = WorkflowHandle<typeof certificateLifecycle>;
+
+/** Runs `fn` against a lifecycle of kv/site (workflow id per test) on a worker of its own, then terminates it. */
+export async function withLifecycle(
+  env: TestWorkflowEnvironment,
+  acts: Activities,
+  name: string,
+  fn: (h: LifecycleHandle) => Promise<void>,
+  input: Partial<LifecycleInput> = {},
+): Promise<void> {
+  const taskQueue = `tq-${name}-${Date.now()}`;
+  const worker = await Worker.create({
+    connection: env.nativeConnection,
+    taskQueue,
+    workflowsPath: require.resolve('../../workflows/index.ts'),
+    activities: acts,
+  });
+  await worker.runUntil(async () => {
+    const handle = await env.client.workflow.start(certificateLifecycle, {
+      taskQueue,
+      workflowId: workflowIdFor(`kv/${name}`),
+      args: [{ certificateId: 'kv/site', issuer: 'test', searchAttributes: false, ...input }],
+    });
+    await fn(handle);
+    await handle.terminate('test done');
+  });
+}
