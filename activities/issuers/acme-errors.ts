@@ -24,7 +24,7 @@ const KNOWN: Record<string, { type: string; retryable: boolean }> = {
   caa: { type: 'AcmeCaa', retryable: false },
   incorrectResponse: { type: 'AcmeUnauthorized', retryable: false },
   accountDoesNotExist: { type: 'AcmeAccount', retryable: false },
-  externalAccountRequired: { type: 'AcmeAccount', retryable: false },
+  externalAccountRequired: { type: 'AcmeExternalAccountRequired', retryable: false },
   userActionRequired: { type: 'AcmeAccount', retryable: false },
   badPublicKey: { type: 'AcmeBadCsr', retryable: false },
   badSignatureAlgorithm: { type: 'AcmeBadSignatureAlgorithm', retryable: false },
@@ -80,5 +80,44 @@ function isTlsCode(code: string | undefined): boolean {
     !!code &&
     (/CERT|SELF_SIGNED|UNABLE_TO|ERR_TLS|ERR_SSL|HOSTNAME|DEPTH_ZERO/.test(code) ||
       code.startsWith('ERR_OSSL'))
+  );
+}
+
+type Problemish = { type?: string; detail?: string; status?: number } | undefined;
+
+/** An authorization that ended other than valid: the failed challenge's problem, or its status. */
+export function authorizationFailure(
+  authz: {
+    status: string;
+    url: string;
+    identifier: { value: string };
+    challenges: { type: string; error?: unknown }[];
+  },
+  challengeType: string,
+  where: string,
+): ApplicationFailure {
+  const error = authz.challenges.find((c) => c.type === challengeType)?.error as Problemish;
+  return problemFailure(
+    {
+      type: error?.type ?? `authorization:${authz.status}`,
+      detail: error?.detail ?? `authorization for ${authz.identifier.value} is ${authz.status}`,
+      status: error?.status ?? 403,
+      url: authz.url,
+    },
+    where,
+  );
+}
+
+/** An order that became invalid. */
+export function orderFailure(order: { url: string; error?: unknown }, where: string): ApplicationFailure {
+  const error = order.error as Problemish;
+  return problemFailure(
+    {
+      type: error?.type ?? 'order:invalid',
+      detail: error?.detail ?? `order ${order.url} is invalid`,
+      status: error?.status ?? 403,
+      url: order.url,
+    },
+    where,
   );
 }

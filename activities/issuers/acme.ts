@@ -1,31 +1,35 @@
 /**
- * Issuer for any ACME CA (Let's Encrypt, ZeroSSL, Google, step-ca, pebble) with DNS-01, for a CSR made
- * elsewhere (the vault holds the private key; it never reaches us). Issuance is synchronous: submit()
- * returns the chain or throws a classified failure; DNS records are removed on every path.
+ * Issuer for any ACME CA (Let's Encrypt, ZeroSSL, Google, step-ca, pebble) with DNS-01 or HTTP-01, for a CSR
+ * made elsewhere (the vault holds the private key; it never reaches us). Issuance is synchronous: submit()
+ * returns the chain or throws a classified failure; challenge answers are removed on every path.
  * Failing is fast (no 75 s of acme-client retries): Temporal owns retrying, see acme-http.ts.
  */
-import { createPrivateKey } from 'node:crypto';
 import https from 'node:https';
 import tls from 'node:tls';
 import * as acme from 'acme-client';
 import { ApplicationFailure } from '@temporalio/common';
-import type { Issued, Issuer, IssueRequest, PendingIssue } from '../types';
+import type { Issued, Issuer, IssueRequest, PendingIssue, RenewalWindow } from '../types';
 import { splitPemChain } from '../verify/x509';
-import { classifyAcmeError, problemFailure } from './acme-errors';
-import { AcmeTransportError, runWithAcmeContext, type AcmeCallContext } from './acme-http';
-import type { DnsProvider } from './dns';
+import {
+  checkEab,
+  loadAccountKey,
+  registerAccount,
+  type AccountKeySource,
+  type ExternalAccountBinding,
+} from './acme-account';
+import { ariCertId, parseRenewalInfo } from './acme-ari';
+import { createChallengeSolver, type ChallengeOptions, type Presented } from './acme-challenges';
+import { authorizationFailure, classifyAcmeError, orderFailure } from './acme-errors';
+import { runWithAcmeContext, type AcmeCallContext } from './acme-http';
 
-export interface AcmeIssuerOptions {
+export interface AcmeIssuerOptions extends AccountKeySource, ChallengeOptions {
   name: string;
   directoryUrl: string;
-  /** PEM (PKCS#8 or traditional), RSA or EC. A function is called once, when the account is first needed. */
-  accountKeyPem: string | (() => Promise<string>);
   contactEmail?: string;
-  dns: DnsProvider;
+  /** For CAs that require External Account Binding (ZeroSSL, Google, Sectigo, ...). */
+  externalAccountBinding?: ExternalAccountBinding;
   /** Extra CAs to trust for the directory's HTTPS, added to Node's roots (never replaces verification). */
   caBundlePem?: string;
-  /** Wait between publishing the TXT records and asking the CA to validate. Default 0. */
-  propagationDelayMs?: number;
   /** Per HTTP request. Default 10 s. */
   requestTimeoutMs?: number;
   /** Validation plus finalization, before giving up with a retryable AcmeTimeout. Default 60 s. */
@@ -33,11 +37,20 @@ export interface AcmeIssuerOptions {
   logger?: { warn(message: string, attrs?: Record<string, unknown>): void };
 }
 
-type Order = acme.Order;
-type Authorization = acme.Authorization;
+/** The ACME issuer: an Issuer with ARI, and its account URL (for operators and tests). */
+export interface AcmeIssuer extends Issuer {
+  renewalWindow(leafPem: string): Promise<RenewalWindow | null>;
+  /** Finds or registers the account on first call. */
+  accountUrl(): Promise<string>;
+}
 
-export function createAcmeIssuer(opts: AcmeIssuerOptions): Issuer {
+type Authorization = acme.Authorization;
+type Challenge = Authorization['challenges'][number];
+
+export function createAcmeIssuer(opts: AcmeIssuerOptions): AcmeIssuer {
   const { directoryUrl } = opts;
+  const eab = checkEab(opts.externalAccountBinding);
+  const solver = createChallengeSolver(opts, opts.logger);
   // one SecureContext for every connection: building one from ~140 roots costs ~40 ms per new socket
   const agent = new https.Agent({
     keepAlive: true,
@@ -47,34 +60,46 @@ export function createAcmeIssuer(opts: AcmeIssuerOptions): Issuer {
   });
   const requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
   const orderTimeoutMs = opts.orderTimeoutMs ?? 60_000;
+  const context = (): AcmeCallContext => ({
+    directoryUrl,
+    agent,
+    timeoutMs: requestTimeoutMs,
+    step: 'start',
+  });
   let account: Promise<acme.Client> | undefined;
+  let renewalInfoBase: Promise<string | null> | undefined;
 
-  async function registeredClient(): Promise<acme.Client> {
+  function registeredClient(): Promise<acme.Client> {
     if (account) return account;
-    account = (async () => {
-      const accountKey = await readAccountKey(opts.accountKeyPem);
-      const client = new acme.Client({ directoryUrl, accountKey, backoffAttempts: 1 });
-      // Look the account up first: acme-client answers "account exists" with an update carrying only
-      // termsOfServiceAgreed, which pebble (rightly) refuses as an empty update.
-      try {
-        await client.createAccount({ onlyReturnExisting: true });
-      } catch (err) {
-        if (err instanceof AcmeTransportError) throw err;
-        await client.createAccount({
-          termsOfServiceAgreed: true,
-          ...(opts.contactEmail ? { contact: [`mailto:${opts.contactEmail}`] } : {}),
-        });
-      }
-      return client;
-    })();
+    account = (async () =>
+      registerAccount({
+        directoryUrl,
+        accountKeyPem: await loadAccountKey(opts),
+        contactEmail: opts.contactEmail,
+        externalAccountBinding: eab,
+      }))();
     account.catch(() => (account = undefined)); // a failed registration is retried next time
     return account;
+  }
+
+  /** Runs `fn` in an ACME call context; whatever it throws leaves as a classified failure. */
+  function call<T>(fn: (ctx: AcmeCallContext) => Promise<T>): Promise<T> {
+    const ctx = context();
+    return runWithAcmeContext(ctx, async () => {
+      try {
+        return await fn(ctx);
+      } catch (err) {
+        const failure = classifyAcmeError(err, ctx.step, directoryUrl, ctx.lastProblem);
+        if (failure.type === 'AcmeAccount') account = undefined; // deactivated or unknown: look it up again
+        throw failure;
+      }
+    });
   }
 
   async function issue(req: IssueRequest, ctx: AcmeCallContext): Promise<Issued> {
     const names = normaliseNames(req.dnsNames);
     const csrPem = normaliseCsr(req.csrPem);
-    const presented: { fqdn: string; value: string }[] = [];
+    const presented: Presented[] = [];
     try {
       ctx.step = 'register the ACME account';
       const client = await registeredClient();
@@ -83,32 +108,25 @@ export function createAcmeIssuer(opts: AcmeIssuerOptions): Issuer {
       let order = await client.createOrder({ identifiers: names.map((value) => ({ type: 'dns', value })) });
 
       ctx.step = 'read the authorizations';
-      const toValidate: { authz: Authorization; challenge: acme.Authorization['challenges'][number] }[] = [];
+      const toValidate: { authz: Authorization; challenge: Challenge }[] = [];
       for (const authz of await client.getAuthorizations(order)) {
         if (authz.status === 'valid') continue;
-        const challenge = authz.challenges.find((c) => c.type === 'dns-01');
-        if (!challenge) {
-          throw ApplicationFailure.create({
-            message: `CA ${directoryUrl} offers no dns-01 challenge for ${authz.identifier.value} (offered: ${authz.challenges.map((c) => c.type).join(', ')})`,
-            type: 'AcmeNoDnsChallenge',
-            nonRetryable: true,
-          });
-        }
-        const value = await client.getChallengeKeyAuthorization(challenge);
-        const fqdn = `_acme-challenge.${authz.identifier.value}`;
-        presented.push({ fqdn, value }); // before present(): a half-done present is cleaned up too
-        await present(fqdn, value);
+        const challenge = solver.pick(authz);
+        ctx.step = `publish the ${challenge.type} answer for ${authz.identifier.value}`;
+        const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
+        await solver.present(authz, challenge, keyAuthorization, presented);
         toValidate.push({ authz, challenge });
       }
-      if (opts.propagationDelayMs) await sleep(opts.propagationDelayMs);
+      ctx.step = 'wait until the DNS-01 answers are visible';
+      await solver.ready(presented);
 
       for (const { authz, challenge } of toValidate) {
         ctx.step = `ask the CA to validate ${authz.identifier.value}`;
         await client.completeChallenge(challenge);
       }
       const deadline = Date.now() + orderTimeoutMs;
-      for (const { authz } of toValidate) {
-        ctx.step = `DNS-01 validation of ${authz.identifier.value}`;
+      for (const { authz, challenge } of toValidate) {
+        ctx.step = `${challenge.type.toUpperCase()} validation of ${authz.identifier.value}`;
         const done = await pollUntil(
           ctx.step,
           deadline,
@@ -118,7 +136,9 @@ export function createAcmeIssuer(opts: AcmeIssuerOptions): Issuer {
             return fresh!;
           },
         );
-        if (done.status !== 'valid') throw challengeFailure(done, ctx.step);
+        if (done.status !== 'valid') {
+          throw authorizationFailure(done, challenge.type, `${ctx.step} at ${directoryUrl}`);
+        }
       }
 
       ctx.step = 'wait for the order to be ready';
@@ -131,7 +151,7 @@ export function createAcmeIssuer(opts: AcmeIssuerOptions): Issuer {
       }
       ctx.step = 'wait for the certificate';
       order = await pollUntil(ctx.step, deadline, ['valid', 'invalid'], () => client.getOrder(order));
-      if (order.status === 'invalid') throw orderFailure(order, ctx.step);
+      if (order.status === 'invalid') throw orderFailure(order, `${ctx.step} at ${directoryUrl}`);
 
       ctx.step = 'download the certificate';
       const chainPem = splitPemChain(await client.getCertificate(order));
@@ -143,68 +163,9 @@ export function createAcmeIssuer(opts: AcmeIssuerOptions): Issuer {
         });
       }
       return { status: 'issued', chainPem };
-    } catch (err) {
-      const failure = classifyAcmeError(err, ctx.step, directoryUrl, ctx.lastProblem);
-      if (failure.type === 'AcmeAccount') account = undefined; // deactivated or unknown: look it up again
-      throw failure;
     } finally {
-      await cleanup(presented);
+      await solver.cleanup(presented);
     }
-  }
-
-  async function present(fqdn: string, value: string): Promise<void> {
-    try {
-      await opts.dns.present(fqdn, value);
-    } catch (err) {
-      throw ApplicationFailure.create({
-        message: `DNS provider could not publish TXT ${fqdn}: ${(err as Error).message}`,
-        type: 'DnsProviderError',
-        nonRetryable: false,
-        cause: err as Error,
-      });
-    }
-  }
-
-  async function cleanup(records: { fqdn: string; value: string }[]): Promise<void> {
-    const results = await Promise.allSettled(records.map((r) => opts.dns.cleanup(r.fqdn, r.value)));
-    results.forEach((r, i) => {
-      if (r.status === 'rejected') {
-        opts.logger?.warn(
-          `DNS-01 cleanup failed for TXT ${records[i]!.fqdn}; remove it by hand if it stays`,
-          {
-            issuer: opts.name,
-            error: (r.reason as Error)?.message,
-          },
-        );
-      }
-    });
-  }
-
-  function challengeFailure(authz: Authorization, where: string): ApplicationFailure {
-    const challenge = authz.challenges.find((c) => c.type === 'dns-01');
-    const error = challenge?.error as { type?: string; detail?: string; status?: number } | undefined;
-    return problemFailure(
-      {
-        type: error?.type ?? `authorization:${authz.status}`,
-        detail: error?.detail ?? `authorization for ${authz.identifier.value} is ${authz.status}`,
-        status: error?.status ?? 403,
-        url: authz.url,
-      },
-      `${where} at ${directoryUrl}`,
-    );
-  }
-
-  function orderFailure(order: Order, where: string): ApplicationFailure {
-    const error = order.error as { type?: string; detail?: string; status?: number } | undefined;
-    return problemFailure(
-      {
-        type: error?.type ?? 'order:invalid',
-        detail: error?.detail ?? `order ${order.url} is invalid`,
-        status: error?.status ?? 403,
-        url: order.url,
-      },
-      `${where} at ${directoryUrl}`,
-    );
   }
 
   async function pollUntil<T extends { status: string }>(
@@ -227,12 +188,31 @@ export function createAcmeIssuer(opts: AcmeIssuerOptions): Issuer {
     }
   }
 
+  async function readRenewalInfoBase(ctx: AcmeCallContext): Promise<string | null> {
+    ctx.step = 'read the ACME directory';
+    const res = await acme.axios.get<Record<string, unknown>>(directoryUrl);
+    if (res.status >= 400) throw new Error(`directory answered HTTP ${res.status}`);
+    const url = res.data?.renewalInfo;
+    return typeof url === 'string' ? url.replace(/\/+$/, '') : null;
+  }
+
+  async function renewalWindow(leafPem: string, ctx: AcmeCallContext): Promise<RenewalWindow | null> {
+    const certId = ariCertId(leafPem);
+    renewalInfoBase ??= readRenewalInfoBase(ctx);
+    renewalInfoBase.catch(() => (renewalInfoBase = undefined));
+    const base = await renewalInfoBase;
+    if (!base) return null; // this CA offers no ARI
+    const url = `${base}/${certId}`;
+    ctx.step = `read the ARI renewal window ${url}`;
+    const res = await acme.axios.get(url);
+    if (res.status === 404) return null; // the CA does not know this certificate (another CA issued it)
+    if (res.status >= 400) throw new Error(`renewalInfo answered HTTP ${res.status}`);
+    return parseRenewalInfo(res.data, res.headers['retry-after'], url);
+  }
+
   return {
     name: opts.name,
-    async submit(req: IssueRequest): Promise<Issued | PendingIssue> {
-      const ctx: AcmeCallContext = { directoryUrl, agent, timeoutMs: requestTimeoutMs, step: 'start' };
-      return runWithAcmeContext(ctx, () => issue(req, ctx));
-    },
+    submit: (req: IssueRequest): Promise<Issued | PendingIssue> => call((ctx) => issue(req, ctx)),
     async poll(ref: string): Promise<Issued | PendingIssue> {
       throw ApplicationFailure.create({
         message: `issuer '${opts.name}' (ACME) issues within submit() and never answers pending; poll('${ref}') is not supported`,
@@ -240,23 +220,13 @@ export function createAcmeIssuer(opts: AcmeIssuerOptions): Issuer {
         nonRetryable: true,
       });
     },
+    renewalWindow: (leafPem: string) => call((ctx) => renewalWindow(leafPem, ctx)),
+    accountUrl: () =>
+      call(async (ctx) => {
+        ctx.step = 'register the ACME account';
+        return (await registeredClient()).getAccountUrl();
+      }),
   };
-}
-
-async function readAccountKey(source: AcmeIssuerOptions['accountKeyPem']): Promise<string> {
-  const pem = typeof source === 'function' ? await source() : source;
-  try {
-    createPrivateKey(pem);
-  } catch {
-    // the parser's message is not echoed: it could quote part of the key
-    throw ApplicationFailure.create({
-      message:
-        'ACME account key is not a readable PEM private key (expected PKCS#8 or traditional RSA/EC PEM)',
-      type: 'InvalidAccountKey',
-      nonRetryable: true,
-    });
-  }
-  return pem;
 }
 
 function normaliseNames(names: string[]): string[] {

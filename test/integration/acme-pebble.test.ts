@@ -2,71 +2,18 @@
  * The ACME issuer against a real pebble, with real DNS-01 validation through pebble-challtestsrv
  * (PEBBLE_VA_ALWAYS_VALID is off: a wrong TXT value fails validation), for CSRs made outside the issuer.
  */
-import 'reflect-metadata';
-import { generateKeyPairSync, randomBytes, webcrypto } from 'node:crypto';
-import { Resolver } from 'node:dns/promises';
+import { randomBytes } from 'node:crypto';
 import http from 'node:http';
-import * as x509 from '@peculiar/x509';
 import * as acme from 'acme-client';
-import { ApplicationFailure } from '@temporalio/common';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAcmeIssuer, type AcmeIssuerOptions } from '../../activities/issuers/acme';
 import { createChalltestsrvDns } from '../../activities/issuers/dns-challtestsrv';
 import type { DnsProvider } from '../../activities/issuers/dns';
-import type { Issued, IssueRequest } from '../../activities/types';
+import type { Issued } from '../../activities/types';
 import { verifyIssuedChain } from '../../activities/verify/x509';
+import { accountKey, dnsReader, failureOf, makeCsr, request, uniq, type Kind } from '../support/acme';
 import { freePort } from '../support/proc';
 import { startPebble, type Pebble } from '../support/pebble';
-
-type Kind = 'EC' | 'RSA';
-const GEN = {
-  EC: { name: 'ECDSA', namedCurve: 'P-256' },
-  RSA: {
-    name: 'RSASSA-PKCS1-v1_5',
-    modulusLength: 2048,
-    publicExponent: new Uint8Array([1, 0, 1]),
-    hash: 'SHA-256',
-  },
-} as const;
-const SIGN = { EC: { name: 'ECDSA', hash: 'SHA-256' }, RSA: { name: 'RSASSA-PKCS1-v1_5' } } as const;
-
-/** A key pair and CSR made outside the issuer, like the vault does; the private key is not extractable. */
-async function makeCsr(kind: Kind, names: string[]): Promise<string> {
-  const keys = (await webcrypto.subtle.generateKey(GEN[kind], false, [
-    'sign',
-    'verify',
-  ])) as webcrypto.CryptoKeyPair;
-  const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    name: `CN=${names[0]}`,
-    keys,
-    signingAlgorithm: SIGN[kind],
-    extensions: [
-      new x509.SubjectAlternativeNameExtension(names.map((value) => ({ type: 'dns' as const, value }))),
-    ],
-  });
-  return csr.toString('pem');
-}
-
-const accountKey = () =>
-  generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
-    type: 'pkcs8',
-    format: 'pem',
-  }) as string;
-
-const uniq = () => randomBytes(4).toString('hex');
-
-function request(names: string[], csrPem: string): IssueRequest {
-  return { certificateId: `test/${names[0]}`, csrPem, dnsNames: names };
-}
-
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, 'expected the call to fail').toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
 
 /** Wraps a DnsProvider: records what was presented and whether the DNS server answered it at that moment. */
 function spyDns(inner: DnsProvider, txt: (fqdn: string) => Promise<string[]>, tamper = false) {
@@ -84,20 +31,6 @@ function spyDns(inner: DnsProvider, txt: (fqdn: string) => Promise<string[]>, ta
     },
   };
   return { provider, presented, cleaned };
-}
-
-function dnsReader(port: number) {
-  const resolver = new Resolver({ timeout: 2_000, tries: 1 });
-  resolver.setServers([`127.0.0.1:${port}`]);
-  return async (fqdn: string): Promise<string[]> => {
-    try {
-      return (await resolver.resolveTxt(fqdn)).map((chunks) => chunks.join(''));
-    } catch (err) {
-      const code = (err as { code?: string }).code;
-      if (code === 'ENODATA' || code === 'ENOTFOUND') return [];
-      throw err;
-    }
-  };
 }
 
 describe('ACME issuer against pebble (real DNS-01)', () => {

@@ -18,6 +18,10 @@ export interface PebbleOptions {
   certificateValidityPeriodSeconds?: number;
   /** Percentage of good nonces pebble rejects as bad (PEBBLE_WFE_NONCEREJECT). Default 0. */
   nonceRejectPercent?: number;
+  /** Require External Account Binding; kid -> base64url HMAC key (pebble's `externalAccountMACKeys`). */
+  externalAccountMACKeys?: Record<string, string>;
+  /** Port pebble's VA connects to for HTTP-01 (on 127.0.0.1, via challtestsrv's A records). Default: challtestsrv's. */
+  http01Port?: number;
 }
 
 export interface Pebble {
@@ -80,11 +84,12 @@ export async function startPebble(opts: PebbleOptions = {}): Promise<Pebble> {
             managementListenAddress: `127.0.0.1:${pebbleMgmtPort}`,
             certificate: tls.certFile,
             privateKey: tls.keyFile,
-            // validation ports for HTTP-01 / TLS-ALPN-01; we only use DNS-01, but keep them on challtestsrv
-            httpPort,
+            // validation ports for HTTP-01 / TLS-ALPN-01: challtestsrv's unless a test serves HTTP-01 itself
+            httpPort: opts.http01Port ?? httpPort,
             tlsPort: httpPort,
             ocspResponderURL: '',
-            externalAccountBindingRequired: false,
+            externalAccountBindingRequired: !!opts.externalAccountMACKeys,
+            ...(opts.externalAccountMACKeys ? { externalAccountMACKeys: opts.externalAccountMACKeys } : {}),
             ...(opts.certificateValidityPeriodSeconds
               ? { certificateValidityPeriod: opts.certificateValidityPeriodSeconds }
               : {}),
