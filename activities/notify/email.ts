@@ -1,11 +1,17 @@
 /**
  * E-mail notifier over real SMTP (nodemailer, pooled). Each event becomes one message whose Message-ID
- * is derived from the event id, so a retried activity produces the same message and receivers dedupe it;
- * within one worker process a repeat send of the same event id is skipped outright.
+ * is derived from the event id. Duplicates under activity retry are suppressed twice over: the sent-log
+ * (sent-log.ts) skips an event id that already went out, also after a worker restart when it is a file;
+ * and should a crash fall between the server's "250 OK" and the log append, the retry carries the same
+ * Message-ID, so mail clients still show one message.
  * TLS is always verified: trust a private CA through `tls.ca`, never by turning verification off.
+ * Failures: SmtpUnavailable (retryable: outage, timeout, TLS, 4xx), SmtpAuthFailed and SmtpRejected
+ * (not retryable), see smtp-errors.ts.
  */
 import { ApplicationFailure } from '@temporalio/common';
 import nodemailer from 'nodemailer';
+import { createSentLog } from './sent-log';
+import { classifySmtpError } from './smtp-errors';
 import { parseRecipients, renderEmail, type NotificationEvent } from './templates';
 
 export interface EmailTransportOptions {
@@ -24,9 +30,14 @@ export interface EmailNotifierOptions {
   transport: EmailTransportOptions;
   /** e.g. 'certflow <certflow@example.com>' */
   from: string;
-  /** Used when an event has no valid recipient (no or only invalid Recipient tag). */
+  /** Told about every event besides its own recipients; the only ones when it has none. */
   defaultRecipients?: string[];
+  /** Transport is always pooled; kept for callers that say so. */
   pool?: true;
+  /** Connections the pool may open; default 2. */
+  maxConnections?: number;
+  /** Append-only file of sent event ids (sha256), shared by workers on a host; in memory when absent. */
+  sentLogPath?: string;
 }
 
 export interface SendResult {
@@ -35,8 +46,10 @@ export interface SendResult {
   rejected: string[];
   /** Recipient entries that were not addresses and were skipped. */
   invalid: string[];
-  /** True when this process already sent this event id and did not send again. */
+  /** This event id was already sent (this process or the sent-log): nothing went out now. */
   duplicate?: boolean;
+  /** Nothing sent: no valid recipient and no default (the invalid entries are in `invalid`). */
+  noRecipients?: boolean;
 }
 
 export interface EmailNotifier {
@@ -53,9 +66,10 @@ const REMEMBERED = 1_000;
 
 export function createEmailNotifier(opts: EmailNotifierOptions): EmailNotifier {
   const t = opts.transport;
+  const server = `${t.host}:${t.port}`;
   const transporter = nodemailer.createTransport({
     pool: true,
-    maxConnections: 2,
+    maxConnections: opts.maxConnections ?? 2,
     host: t.host,
     port: t.port,
     secure: t.secure,
@@ -68,55 +82,72 @@ export function createEmailNotifier(opts: EmailNotifierOptions): EmailNotifier {
     tls: { ca: t.tls?.ca, servername: t.tls?.servername, minVersion: 'TLSv1.2' },
   });
   const defaults = parseRecipients((opts.defaultRecipients ?? []).join(','));
-  const sent = new Map<string, SendResult>();
+  const sentLog = createSentLog(opts.sentLogPath);
+  const results = new Map<string, SendResult>();
+  const inFlight = new Map<string, Promise<SendResult>>();
+
+  async function deliver(event: NotificationEvent): Promise<SendResult> {
+    const own = parseRecipients(event.recipients.join(','));
+    const invalid = [...(event.invalidRecipients ?? []), ...own.invalid];
+    const messageId = messageIdFor(event.eventId);
+    const known = await sentLog.has(event.eventId).catch((err: Error) => {
+      throw ApplicationFailure.create({
+        type: 'SentLogUnreadable',
+        nonRetryable: true,
+        message: err.message,
+      });
+    });
+    if (known) return { messageId, accepted: [], rejected: [], invalid, duplicate: true };
+    const to = parseRecipients([...own.valid, ...defaults.valid].join(',')).valid;
+    if (to.length === 0) return { messageId, accepted: [], rejected: [], invalid, noRecipients: true };
+
+    const mail = renderEmail({ ...event, recipients: to, invalidRecipients: invalid });
+    let info;
+    try {
+      info = await transporter.sendMail({
+        from: opts.from,
+        to,
+        subject: mail.subject,
+        text: mail.text,
+        html: mail.html,
+        messageId,
+        headers: {
+          'Auto-Submitted': 'auto-generated',
+          'X-Certflow-Event': event.kind,
+          'X-Certflow-Certificate': event.certificateId,
+        },
+      });
+    } catch (err) {
+      throw classifySmtpError(err, { event, server, user: t.auth?.user, secret: t.auth?.pass });
+    }
+    // the mail is out: failing now would send it again on retry; `results` below still covers this process
+    await sentLog.add(event.eventId).catch(() => undefined);
+    return {
+      messageId: info.messageId ?? messageId,
+      accepted: (info.accepted ?? []).map(addressOf),
+      rejected: (info.rejected ?? []).map(addressOf),
+      invalid,
+    };
+  }
 
   return {
     async send(event) {
-      const earlier = sent.get(event.eventId);
+      const earlier = results.get(event.eventId);
       if (earlier) return { ...earlier, duplicate: true };
+      const running = inFlight.get(event.eventId);
+      if (running) return { ...(await running), duplicate: true };
 
-      const own = parseRecipients(event.recipients.join(','));
-      const invalid = [...(event.invalidRecipients ?? []), ...own.invalid];
-      const to = own.valid.length ? own.valid : defaults.valid;
-      if (to.length === 0) {
-        throw ApplicationFailure.create({
-          type: 'NoRecipients',
-          nonRetryable: true,
-          message:
-            `no e-mail recipient for ${event.certificateId} (${event.kind}): ` +
-            (invalid.length
-              ? `the Recipient tag holds no valid address (invalid: ${invalid.join(', ')})`
-              : 'no Recipient tag') +
-            ' and no defaultRecipients are configured',
-        });
-      }
-      const mail = renderEmail({ ...event, recipients: to, invalidRecipients: invalid });
-      const messageId = messageIdFor(event.eventId);
+      const attempt = deliver(event);
+      inFlight.set(event.eventId, attempt);
       try {
-        const info = await transporter.sendMail({
-          from: opts.from,
-          to,
-          subject: mail.subject,
-          text: mail.text,
-          html: mail.html,
-          messageId,
-          headers: {
-            'Auto-Submitted': 'auto-generated',
-            'X-Certflow-Event': event.kind,
-            'X-Certflow-Certificate': event.certificateId,
-          },
-        });
-        const result: SendResult = {
-          messageId: info.messageId ?? messageId,
-          accepted: (info.accepted ?? []).map(addressOf),
-          rejected: (info.rejected ?? []).map(addressOf),
-          invalid,
-        };
-        sent.set(event.eventId, result);
-        if (sent.size > REMEMBERED) sent.delete(sent.keys().next().value as string);
+        const result = await attempt;
+        if (!result.duplicate && !result.noRecipients) {
+          results.set(event.eventId, result);
+          if (results.size > REMEMBERED) results.delete(results.keys().next().value as string);
+        }
         return result;
-      } catch (err) {
-        throw classify(err, event, `${t.host}:${t.port}`);
+      } finally {
+        inFlight.delete(event.eventId);
       }
     },
     close() {
@@ -126,24 +157,3 @@ export function createEmailNotifier(opts: EmailNotifierOptions): EmailNotifier {
 }
 
 const addressOf = (a: string | { address: string }) => (typeof a === 'string' ? a : a.address);
-
-/**
- * Permanent (5xx, bad credentials, every recipient refused) vs transient (connection, timeout, 4xx).
- * nodemailer's messages carry the server's reply, never our credentials.
- */
-function classify(err: unknown, event: NotificationEvent, server: string): Error {
-  const e = err as { code?: string; responseCode?: number; message?: string };
-  const code = e.code ?? 'EUNKNOWN';
-  const message =
-    `e-mail for ${event.certificateId} (${event.kind}) not sent via ${server}: ${code} ${e.message ?? String(err)}`.slice(
-      0,
-      600,
-    );
-  const rc = e.responseCode;
-  const permanent = rc !== undefined ? rc >= 500 : code === 'EAUTH' || code === 'EENVELOPE';
-  return ApplicationFailure.create({
-    type: permanent ? (code === 'EAUTH' ? 'EmailAuth' : 'EmailRejected') : 'EmailUnavailable',
-    nonRetryable: permanent,
-    message,
-  });
-}

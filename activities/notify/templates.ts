@@ -38,7 +38,58 @@ export interface RenewalFailedEvent extends EventBase {
   bindings?: BindingOutcome[];
 }
 
-export type NotificationEvent = RenewedEvent | RenewalFailedEvent;
+/** Bindings failed or rolled back after a renewal or a sync: they still serve an older certificate. */
+export interface PartiallySyncedEvent extends EventBase {
+  kind: 'partially-synced';
+  /** What ran the sync, e.g. 'Renewal', 'SyncNow', 'Drift'. */
+  trigger: string;
+  /** The certificate every binding should serve now. */
+  thumbprint: string;
+  previousThumbprint: string | null;
+  notAfter: string | null;
+  /** Every binding's outcome, the good ones included. */
+  bindings: BindingOutcome[];
+  /** When the failed bindings are tried again; null when nothing is scheduled. */
+  nextAttemptAt: string | null;
+}
+
+/** A rung of the escalation ladder (e.g. 14, 7, 3, 1 days left) reached while renewal keeps failing. */
+export interface EscalationEvent extends EventBase {
+  kind: 'escalation';
+  /** The rung reached, in days left (0 = at expiry); part of a good eventId. */
+  step: number;
+  daysLeft: number;
+  /** The certificate still in use and its expiry. */
+  thumbprint: string | null;
+  notAfter: string | null;
+  /** The last failure, stable type and words (free of secrets). */
+  failure: { type: string; message: string };
+  failingSince: string | null;
+  attempts: number;
+  nextAttemptAt: string | null;
+  /** What a person should do; when absent, advice is derived from failure.type. */
+  action?: string;
+  bindings?: BindingOutcome[];
+}
+
+/** A certificate left paused for longer than the configured limit while its expiry approaches. */
+export interface PausedTooLongEvent extends EventBase {
+  kind: 'paused-too-long';
+  pausedSince: string;
+  pauseReason: string;
+  /** Whole days paused when the event was raised (templates have no clock). */
+  pausedDays: number;
+  thumbprint: string | null;
+  notAfter: string | null;
+  daysLeft: number | null;
+  /** When the renewal would be due if the certificate were not paused. */
+  renewalDueAt?: string | null;
+}
+
+export type NotificationEvent =
+  RenewedEvent | PartiallySyncedEvent | RenewalFailedEvent | EscalationEvent | PausedTooLongEvent;
+
+export type NotificationKind = NotificationEvent['kind'];
 
 export interface RenderedEmail {
   subject: string;
@@ -93,37 +144,79 @@ function when(iso: string | null | undefined): string {
   return Number.isNaN(d.getTime()) ? iso : `${d.toISOString().slice(0, 16).replace('T', ' ')} UTC`;
 }
 
-type Row = [label: string, value: string];
+export type Row = [label: string, value: string];
 
-function bindingLine(b: BindingOutcome): string {
-  return `${b.status}: ${b.target} ${b.binding}${b.detail ? ` (${b.detail})` : ''}`;
-}
-
-function attentionCount(bindings: BindingOutcome[] | undefined): number {
-  return (bindings ?? []).filter((b) => b.status === 'failed' || b.status === 'rolled-back').length;
-}
-
-interface Shape {
-  subject: string;
+/** An event in words, before a medium (e-mail, Slack, Teams) gives it a form. */
+export interface EventSummary {
+  /** One line: the e-mail subject, the chat title. */
+  title: string;
+  severity: 'info' | 'warning' | 'error';
   lead: string;
   rows: Row[];
   bindings: BindingOutcome[];
   closing: string;
 }
 
-function shape(e: NotificationEvent): Shape {
-  if (e.kind === 'renewed') {
-    const attention = attentionCount(e.bindings);
+export function bindingLine(b: BindingOutcome): string {
+  return `${b.status}: ${b.target} ${b.binding}${b.detail ? ` (${b.detail})` : ''}`;
+}
+
+const needsAttention = (b: BindingOutcome) => b.status === 'failed' || b.status === 'rolled-back';
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+const orNone = (v: string | null | undefined, none = 'none') => v ?? none;
+
+function daysText(days: number | null | undefined): string {
+  if (days == null) return 'expiry unknown';
+  return days < 0 ? `expired ${plural(-days, 'day')} ago` : `${plural(days, 'day')} left`;
+}
+
+/** What a person can do about a failure, by its stable type; the workflow may send better words. */
+export function adviceFor(type: string): string {
+  const rules: [RegExp, string][] = [
+    [
+      /^Acme(Unauthorized|Dns|Caa|RejectedIdentifier|NoDnsChallenge)|^Dns/,
+      'Check that certflow can prove control of every DNS name: the DNS provider credentials and zone, and CAA records that allow this CA.',
+    ],
+    [
+      /RateLimited|Throttled/,
+      'The CA or the vault is throttling requests; certflow backs off and retries. If expiry is close, renew with another CA account.',
+    ],
+    [
+      /^Vault/,
+      "Check that the vault is reachable and that certflow's identity may manage its certificates (Key Vault Certificates Officer).",
+    ],
+    [
+      /Binding/,
+      'Check the bindings listed below: they still serve the old certificate. Fix the target; the next sync (or syncNow) re-binds them.',
+    ],
+    [
+      /Csr|Mismatch|Policy|Malformed|Rejected|Account/,
+      'The CA refused the request itself: check the certificate policy (subject, names, key type) and the CA account against what the CA allows.',
+    ],
+  ];
+  return (
+    rules.find(([re]) => re.test(type))?.[1] ??
+    "Open the certificate's workflow in the Temporal UI for the full error history, fix the cause, then run `certflow renew <id>`."
+  );
+}
+
+type Describers = {
+  [K in NotificationEvent['kind']]: (e: Extract<NotificationEvent, { kind: K }>) => EventSummary;
+};
+
+// `?? ` and `== null` on purpose: events built by casting may lack optional facts; render them as unknown
+const describers: Describers = {
+  renewed(e) {
+    const attention = (e.bindings ?? []).filter(needsAttention).length;
     return {
-      subject:
+      title:
         `[certflow] Renewed ${e.certificateId}, valid until ${when(e.notAfter)}` +
-        (attention
-          ? ` - ${attention} binding${attention === 1 ? '' : 's'} need${attention === 1 ? 's' : ''} attention`
-          : ''),
+        (attention ? ` - ${plural(attention, 'binding')} need${attention === 1 ? 's' : ''} attention` : ''),
+      severity: attention ? 'warning' : 'info',
       lead: `The certificate ${e.certificateId} was renewed.`,
       rows: [
         ['Reason', e.reason ?? 'unspecified'],
-        ['Old thumbprint', e.oldThumbprint ?? 'none'],
+        ['Old thumbprint', orNone(e.oldThumbprint)],
         ['New thumbprint', e.newThumbprint],
         ['Valid until', when(e.notAfter)],
       ],
@@ -132,27 +225,93 @@ function shape(e: NotificationEvent): Shape {
         ? 'Bindings marked failed or rolled-back still use the old certificate: please look at them before it expires.'
         : 'No action is needed.',
     };
-  }
-  // `== null` on purpose: events built by casting may lack optional facts; render them as unknown
-  const days = e.daysLeft == null ? 'expiry unknown' : `${e.daysLeft} day${e.daysLeft === 1 ? '' : 's'} left`;
-  return {
-    subject: `[certflow] ACTION NEEDED: renewal of ${e.certificateId} failed (${days})`,
-    lead: `Renewing the certificate ${e.certificateId} failed${e.attempt ? ` (attempt ${e.attempt})` : ''}.`,
-    rows: [
-      ['Reason', e.reason ?? 'unspecified'],
-      ['Current thumbprint', e.oldThumbprint ?? 'none'],
-      ['Expires', when(e.notAfter)],
-      ['Days left', e.daysLeft == null ? 'unknown' : String(e.daysLeft)],
-      ['Next attempt', e.nextAttemptAt ? when(e.nextAttemptAt) : 'none scheduled'],
-    ],
-    bindings: e.bindings ?? [],
-    closing:
-      'certflow keeps retrying; if the reason above needs a person (policy, CA approval, credentials), act before expiry.',
-  };
+  },
+
+  'partially-synced'(e) {
+    const all = e.bindings ?? [];
+    const failed = all.filter(needsAttention).length;
+    return {
+      title: `[certflow] ${failed} of ${plural(all.length, 'binding')} of ${e.certificateId} not on the current certificate`,
+      severity: 'warning',
+      lead: `Syncing ${e.certificateId} to its current certificate left ${plural(failed, 'binding')} behind.`,
+      rows: [
+        ['Trigger', e.trigger ?? 'unspecified'],
+        ['Current thumbprint', e.thumbprint],
+        ['Previous thumbprint', orNone(e.previousThumbprint)],
+        ['Valid until', when(e.notAfter)],
+        ['Failed bindings', `${failed} of ${all.length}`],
+        ['Next attempt', e.nextAttemptAt ? when(e.nextAttemptAt) : 'none scheduled'],
+      ],
+      bindings: all,
+      closing:
+        'Bindings marked failed or rolled-back still serve an older certificate. certflow retries them; if they keep failing, the detail next to each says why.',
+    };
+  },
+
+  'renewal-failed'(e) {
+    return {
+      title: `[certflow] ACTION NEEDED: renewal of ${e.certificateId} failed (${daysText(e.daysLeft)})`,
+      severity: 'error',
+      lead: `Renewing the certificate ${e.certificateId} failed${e.attempt ? ` (attempt ${e.attempt})` : ''}.`,
+      rows: [
+        ['Reason', e.reason ?? 'unspecified'],
+        ['Current thumbprint', orNone(e.oldThumbprint)],
+        ['Expires', when(e.notAfter)],
+        ['Days left', e.daysLeft == null ? 'unknown' : String(e.daysLeft)],
+        ['Next attempt', e.nextAttemptAt ? when(e.nextAttemptAt) : 'none scheduled'],
+      ],
+      bindings: e.bindings ?? [],
+      closing:
+        'certflow keeps retrying; if the reason above needs a person (policy, CA approval, credentials), act before expiry.',
+    };
+  },
+
+  escalation(e) {
+    const failure = e.failure ?? { type: 'Unknown', message: 'no detail' };
+    return {
+      title: `[certflow] URGENT: ${e.certificateId}, ${daysText(e.daysLeft)}, renewal keeps failing (${failure.type})`,
+      severity: 'error',
+      lead: `${e.certificateId} could not be renewed and will expire ${when(e.notAfter)} (${daysText(e.daysLeft)}).`,
+      rows: [
+        ['Days left', String(e.daysLeft ?? 'unknown')],
+        ['Expires', when(e.notAfter)],
+        ['Current thumbprint', orNone(e.thumbprint)],
+        ['What failed', `${failure.type}: ${failure.message}`],
+        ['Failing since', e.failingSince ? when(e.failingSince) : 'unknown'],
+        ['Attempts', String(e.attempts ?? 'unknown')],
+        ['Next attempt', e.nextAttemptAt ? when(e.nextAttemptAt) : 'none scheduled'],
+      ],
+      bindings: e.bindings ?? [],
+      closing: `What to do: ${e.action ?? adviceFor(failure.type)}`,
+    };
+  },
+
+  'paused-too-long'(e) {
+    return {
+      title: `[certflow] ${e.certificateId} has been paused${e.pausedDays == null ? '' : ` for ${plural(e.pausedDays, 'day')}`} (${daysText(e.daysLeft)})`,
+      severity: e.daysLeft != null && e.daysLeft <= 7 ? 'error' : 'warning',
+      lead: `Renewal of ${e.certificateId} is paused, so it will not renew before it expires unless someone resumes it.`,
+      rows: [
+        ['Paused since', when(e.pausedSince)],
+        ['Pause reason', e.pauseReason ?? 'unspecified'],
+        ['Expires', when(e.notAfter)],
+        ['Days left', e.daysLeft == null ? 'unknown' : String(e.daysLeft)],
+        ['Renewal due', e.renewalDueAt ? when(e.renewalDueAt) : 'unknown'],
+        ['Current thumbprint', orNone(e.thumbprint)],
+      ],
+      bindings: [],
+      closing: `If the reason for the pause is gone, run \`certflow resume ${e.certificateId}\`; otherwise renew it another way before it expires.`,
+    };
+  },
+};
+
+export function describeEvent(e: NotificationEvent): EventSummary {
+  const s = (describers[e.kind] as (x: NotificationEvent) => EventSummary)(e);
+  return { ...s, rows: s.rows.map(([label, value]) => [label, value ?? 'unknown']) };
 }
 
 export function renderEmail(e: NotificationEvent): RenderedEmail {
-  const s = shape(e);
+  const s = describeEvent(e);
   const invalid = e.invalidRecipients ?? [];
   const invalidNote = invalid.length
     ? `These entries of the Recipient tag are not e-mail addresses and got no copy: ${invalid.map((i) => `"${i}"`).join(', ')}`
@@ -186,5 +345,5 @@ export function renderEmail(e: NotificationEvent): RenderedEmail {
     '</body></html>',
     '',
   ].join('\n');
-  return { subject: headerSafe(s.subject), text, html };
+  return { subject: headerSafe(s.title), text, html };
 }

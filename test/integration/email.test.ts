@@ -1,210 +1,201 @@
 /**
- * The e-mail notifier against a real SMTP server (smtp-server, in-process on loopback): recipients from a
- * Recipient tag, subject and bodies, the stable Message-ID, STARTTLS trusted through a test CA, and the
- * way failures are classified (retryable or not) without leaking credentials.
+ * The e-mail notifier against real SMTP servers (smtp-server, in-process on loopback): content and
+ * recipients of every event kind, STARTTLS trusted through a test CA with AUTH, the classified failures
+ * (auth, untrusted TLS, server down) without leaking credentials, an outage that ends with exactly one
+ * mail, and duplicate suppression when an activity is retried after its completion was lost.
  */
-import { ApplicationFailure } from '@temporalio/common';
+import { readFileSync } from 'node:fs';
+import { rm } from 'node:fs/promises';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createEmailNotifier, type EmailNotifier } from '../../activities/notify/email';
-import {
-  parseRecipients,
-  type RenewalFailedEvent,
-  type RenewedEvent,
-} from '../../activities/notify/templates';
+import { createEmailNotifier, type EmailNotifierOptions } from '../../activities/notify/email';
+import { escapeHtml, parseRecipients, type RenewedEvent } from '../../activities/notify/templates';
+import { sampleEvents, type SampleEvent } from '../support/notification-events';
+import { failureOf } from '../support/acme';
+import { freePort, waitFor } from '../support/proc';
 import { startSmtpSink, type SmtpSink } from '../support/smtp';
 import { createTestCa } from '../support/test-ca';
+import { scratchDir } from '../support/tools';
 
-const OLD = '3F2A9C0D4B1E8A7765C4D3E2F1A0B9C8D7E6F504';
-const NEW = 'A1B2C3D4E5F60718293A4B5C6D7E8F9001122334';
 const tag = parseRecipients('a@x.com; b@y.org,bad address');
-
-function renewed(eventId: string, extra: Partial<RenewedEvent> = {}): RenewedEvent {
-  return {
-    kind: 'renewed',
-    eventId,
-    certificateId: 'kv-test/api-cert',
-    recipients: tag.valid,
-    invalidRecipients: tag.invalid,
-    reason: 'NearingExpiry',
-    oldThumbprint: OLD,
-    newThumbprint: NEW,
-    notAfter: '2027-02-01T12:00:00Z',
-    bindings: [
-      {
-        target: 'nginx-edge',
-        binding: '/etc/nginx/tls/api.pem',
-        before: OLD,
-        after: NEW,
-        status: 'bound',
-        detail: '127.0.0.1:8443 (SNI <api>&"x") serves the new one',
-      },
-    ],
-    ...extra,
-  };
-}
+const samples = sampleEvents(tag.valid, 'evt');
+const renewedSample = samples[0]!.event as RenewedEvent;
+const renewed = (eventId: string, extra: Partial<RenewedEvent> = {}): RenewedEvent => ({
+  ...renewedSample,
+  invalidRecipients: tag.invalid,
+  eventId,
+  ...extra,
+});
 
 const ca = createTestCa();
 const serverCert = ca.issueServerCert(['localhost', '127.0.0.1']);
 const smtpUser = { user: 'certflow', pass: 'correct horse battery' };
+const scratch = scratchDir('email-test');
 
 let plain: SmtpSink;
 let secure: SmtpSink;
-const notifiers: EmailNotifier[] = [];
+const sinks: SmtpSink[] = [];
+const notifiers: { close(): void }[] = [];
 
-function notifier(
-  sink: SmtpSink,
-  over: Partial<Parameters<typeof createEmailNotifier>[0]['transport']> = {},
-) {
+type Over = Partial<Omit<EmailNotifierOptions, 'transport'>> & {
+  transport?: Partial<EmailNotifierOptions['transport']>;
+};
+function notifier(sink: { port: number }, over: Over = {}) {
   const n = createEmailNotifier({
-    transport: { host: '127.0.0.1', port: sink.port, secure: false, requireTLS: false, ...over },
     from: 'certflow <certflow@example.test>',
-    pool: true,
+    ...over,
+    transport: { host: '127.0.0.1', port: sink.port, secure: false, requireTLS: false, ...over.transport },
   });
   notifiers.push(n);
   return n;
 }
+const overTls = (pass: string, caPem = ca.caCertPem): Over => ({
+  transport: {
+    requireTLS: true,
+    auth: { user: smtpUser.user, pass },
+    tls: { ca: caPem, servername: 'localhost' },
+  },
+});
 
 beforeAll(async () => {
   [plain, secure] = await Promise.all([
     startSmtpSink({ rejectRecipients: ['refused@y.org'] }),
     startSmtpSink({ starttls: serverCert, auth: smtpUser }),
   ]);
+  sinks.push(plain, secure);
 });
 
 afterAll(async () => {
   for (const n of notifiers) n.close();
-  await Promise.all([plain?.stop(), secure?.stop()]);
+  await Promise.all(sinks.map((s) => s.stop()));
+  await rm(scratch, { recursive: true, force: true });
 });
 
-async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
+const mailWith = (sink: SmtpSink, messageId: string) =>
+  sink.messages.filter((m) => m.messageId === messageId);
 
 describe('e-mail notifier over real SMTP', () => {
-  it('delivers a renewed event to the Recipient tag, with both thumbprints and a stable Message-ID', async () => {
-    const n = notifier(plain);
-    const t0 = performance.now();
-    const result = await n.send(renewed('evt-renewed-1'));
-    const sendMs = performance.now() - t0;
+  it.each(samples.map((s): [string, SampleEvent] => [s.event.kind, s]))(
+    '%s: subject, recipients (tag + defaults), facts in text and HTML, stable Message-ID',
+    async (_kind, { event, subject, facts }) => {
+      const n = notifier(plain, { defaultRecipients: ['oncall@z.net', 'A@x.com'] });
+      const result = await n.send({ ...event, invalidRecipients: tag.invalid });
 
-    expect(result.accepted).toEqual(['a@x.com', 'b@y.org']);
-    expect(result.rejected).toEqual([]);
-    expect(result.invalid).toEqual(['bad address']);
-    expect(result.messageId).toBe('<evt-renewed-1@certflow>');
+      expect(result.accepted).toEqual(['a@x.com', 'b@y.org', 'oncall@z.net']);
+      expect(result.invalid).toEqual(['bad address']);
+      expect(result.messageId).toBe(`<${event.eventId}@certflow>`);
 
-    const [mail] = await plain.waitForMessages(1);
-    expect(mail!.envelope.to).toEqual(['a@x.com', 'b@y.org']);
-    expect(mail!.messageId).toBe('<evt-renewed-1@certflow>');
-    expect(mail!.subject).toBe('[certflow] Renewed kv-test/api-cert, valid until 2027-02-01 12:00 UTC');
-    expect(mail!.headers.get('x-certflow-event')).toBe('renewed');
-    for (const body of [mail!.text ?? '', String(mail!.html)]) {
-      expect(body).toContain(OLD);
-      expect(body).toContain(NEW);
-      expect(body).toContain('bad address'); // the invalid tag entry is reported to the people who do get it
-    }
-    expect(mail!.html).toContain('&lt;api&gt;&amp;&quot;x&quot;');
-    expect(mail!.html).not.toContain('<api>');
-    console.log(`email: first send (new pooled connection) ${sendMs.toFixed(0)} ms`);
-  });
-
-  it('sends an event id once per process, and the Message-ID stays the same for a new notifier', async () => {
-    const n = notifier(plain);
-    const before = plain.messages.length;
-    const first = await n.send(renewed('evt-dedupe'));
-    const again = await n.send(renewed('evt-dedupe'));
-    expect(again).toMatchObject({ duplicate: true, messageId: first.messageId });
-
-    // a retried activity on another worker sends again, with the same Message-ID for receivers to dedupe
-    const other = await notifier(plain).send(renewed('evt-dedupe'));
-    expect(other.messageId).toBe('<evt-dedupe@certflow>');
-    const got = await plain.waitForMessages(before + 2);
-    expect(got.slice(before).map((m) => m.messageId)).toEqual([
-      '<evt-dedupe@certflow>',
-      '<evt-dedupe@certflow>',
-    ]);
-  });
+      const [mail] = await waitForMail(plain, result.messageId);
+      expect(mail!.envelope.to).toEqual(['a@x.com', 'b@y.org', 'oncall@z.net']);
+      expect(mail!.subject).toBe(subject);
+      expect(mail!.headers.get('x-certflow-event')).toBe(event.kind);
+      expect(mail!.headers.get('auto-submitted')).toBe('auto-generated');
+      for (const fact of [...facts, 'bad address']) {
+        expect(mail!.text).toContain(fact);
+        expect(String(mail!.html)).toContain(escapeHtml(fact));
+      }
+      expect(String(mail!.html)).not.toMatch(/<(api|ticket)/);
+    },
+  );
 
   it('reports a recipient the server refuses and still delivers to the others', async () => {
-    const n = notifier(plain);
-    const result = await n.send(
-      renewed('evt-partial', { recipients: ['a@x.com', 'refused@y.org'], invalidRecipients: [] }),
+    const result = await notifier(plain).send(
+      renewed('evt-refused', { recipients: ['a@x.com', 'refused@y.org'], invalidRecipients: [] }),
     );
     expect(result.accepted).toEqual(['a@x.com']);
     expect(result.rejected).toEqual(['refused@y.org']);
   });
 
-  it('fails without retry when no recipient is valid and no default is configured', async () => {
+  it('reports, without throwing or sending, an event whose recipients are all invalid', async () => {
     const bad = parseRecipients('not-an-address; also bad');
-    const f = await failureOf(
-      notifier(plain).send(renewed('evt-none', { recipients: bad.valid, invalidRecipients: bad.invalid })),
+    const before = plain.messages.length;
+    const result = await notifier(plain).send(
+      renewed('evt-none', { recipients: bad.valid, invalidRecipients: bad.invalid }),
     );
-    expect(f.type).toBe('NoRecipients');
-    expect(f.nonRetryable).toBe(true);
-    expect(f.message).toContain('kv-test/api-cert');
-    expect(f.message).toContain('not-an-address, also bad');
+    expect(result).toMatchObject({
+      noRecipients: true,
+      accepted: [],
+      invalid: ['not-an-address', 'also bad'],
+    });
+    expect(plain.messages.length).toBe(before);
   });
 
   it('sends over STARTTLS with AUTH, trusting the server through the test CA', async () => {
-    const n = notifier(secure, {
-      requireTLS: true,
-      auth: smtpUser,
-      tls: { ca: ca.caCertPem, servername: 'localhost' },
-    });
-    const event: RenewalFailedEvent = {
-      kind: 'renewal-failed',
-      eventId: 'evt-failed-7',
-      certificateId: 'kv-test/api-cert',
-      recipients: ['ops@x.com'],
-      reason: 'CA refused the order: rate limited <retry later>',
-      oldThumbprint: OLD,
-      notAfter: '2027-02-01T12:00:00Z',
-      daysLeft: 7,
-      nextAttemptAt: '2027-01-25T13:00:00Z',
-      attempt: 3,
-    };
-    const result = await n.send(event);
-    expect(result.accepted).toEqual(['ops@x.com']);
-
-    const [mail] = await secure.waitForMessages(1);
-    expect(mail!.envelope).toMatchObject({ secure: true, user: smtpUser.user, to: ['ops@x.com'] });
-    expect(mail!.subject).toBe('[certflow] ACTION NEEDED: renewal of kv-test/api-cert failed (7 days left)');
-    expect(mail!.messageId).toBe('<evt-failed-7@certflow>');
-    expect(mail!.text).toContain('rate limited <retry later>');
-    expect(mail!.html).toContain('rate limited &lt;retry later&gt;');
-    expect(mail!.text).toContain('2027-01-25 13:00 UTC');
+    const result = await notifier(secure, overTls(smtpUser.pass)).send(renewed('evt-tls'));
+    expect(result.accepted).toEqual(['a@x.com', 'b@y.org']);
+    const [mail] = await waitForMail(secure, '<evt-tls@certflow>');
+    expect(mail!.envelope).toMatchObject({ secure: true, user: smtpUser.user });
   });
 
-  it('refuses a server certificate from an untrusted CA (retryable, nothing delivered)', async () => {
+  it('refuses a server certificate from an untrusted CA: SmtpUnavailable, retryable, nothing delivered', async () => {
     const before = secure.messages.length;
     const stranger = createTestCa({ commonName: 'Not our CA' });
-    const n = notifier(secure, {
-      requireTLS: true,
-      auth: smtpUser,
-      tls: { ca: stranger.caCertPem, servername: 'localhost' },
-    });
-    const f = await failureOf(n.send(renewed('evt-untrusted')));
-    expect(f.nonRetryable).toBe(false);
-    expect(f.type).toBe('EmailUnavailable');
+    const f = await failureOf(
+      notifier(secure, overTls(smtpUser.pass, stranger.caCertPem)).send(renewed('evt-untrusted')),
+    );
+    expect(f).toMatchObject({ type: 'SmtpUnavailable', nonRetryable: false });
     expect(f.message).toMatch(/ESOCKET|ETLS/);
     expect(f.message).not.toContain(smtpUser.pass);
     expect(secure.messages.length).toBe(before);
   });
 
-  it('classifies wrong credentials as permanent without echoing the password', async () => {
-    const n = notifier(secure, {
-      requireTLS: true,
-      auth: { user: smtpUser.user, pass: 'wrong-password-123' },
-      tls: { ca: ca.caCertPem, servername: 'localhost' },
-    });
-    const f = await failureOf(n.send(renewed('evt-auth')));
-    expect(f.type).toBe('EmailAuth');
-    expect(f.nonRetryable).toBe(true);
-    expect(f.message).toContain('EAUTH');
-    expect(f.message).not.toContain('wrong-password-123');
+  it('classifies a wrong password as SmtpAuthFailed (not retryable), naming the user but never the password', async () => {
+    const f = await failureOf(notifier(secure, overTls('wrong-password-123')).send(renewed('evt-auth')));
+    expect(f).toMatchObject({ type: 'SmtpAuthFailed', nonRetryable: true });
+    expect(f.message).toContain('user "certflow"');
+    expect(f.message).toContain('535');
+    const everything = JSON.stringify({ m: f.message, s: f.stack, c: String(f.cause ?? '') });
+    for (const leak of [
+      'wrong-password-123',
+      Buffer.from('\0certflow\0wrong-password-123').toString('base64'),
+    ]) {
+      expect(everything).not.toContain(leak);
+    }
+  });
+
+  it('SMTP down then up: a retryable SmtpUnavailable with the real cause, then exactly one mail', async () => {
+    const port = await freePort();
+    const n = notifier({ port }, { transport: { connectionTimeoutMs: 3_000 } });
+    const event = renewed('evt-outage');
+
+    const f = await failureOf(n.send(event));
+    expect(f).toMatchObject({ type: 'SmtpUnavailable', nonRetryable: false });
+    expect(f.message).toContain('ECONNREFUSED');
+    expect(f.cause?.message).toContain('ECONNREFUSED');
+
+    const back = await startSmtpSink({ port });
+    sinks.push(back);
+    const sent = await n.send(event); // the activity's retry
+    expect(sent).toMatchObject({ accepted: ['a@x.com', 'b@y.org'] });
+    expect(sent.duplicate).toBeUndefined();
+    const again = await n.send(event); // one more retry, e.g. the completion was lost
+    expect(again).toMatchObject({ duplicate: true, messageId: sent.messageId });
+    expect(back.messages.map((m) => m.messageId)).toEqual(['<evt-outage@certflow>']);
+  });
+
+  it('suppresses duplicates under activity retry: concurrent, same process, and a new worker sharing the sent-log', async () => {
+    const sentLogPath = path.join(scratch, 'sent.log');
+    const event = renewed('evt-dedupe');
+    const first = notifier(plain, { sentLogPath });
+    const [a, b] = await Promise.all([first.send(event), first.send(event)]);
+    expect([a.duplicate, b.duplicate].filter(Boolean)).toHaveLength(1);
+    expect((await first.send(event)).duplicate).toBe(true);
+
+    // the worker crashed after sending (its completion never reached Temporal): a new one retries
+    first.close();
+    const retried = await notifier(plain, { sentLogPath }).send(event);
+    expect(retried).toMatchObject({ duplicate: true, messageId: '<evt-dedupe@certflow>', accepted: [] });
+
+    expect(mailWith(plain, '<evt-dedupe@certflow>')).toHaveLength(1);
+    const log = readFileSync(sentLogPath, 'utf8');
+    expect(log).toMatch(/^[0-9a-f]{64}\n$/);
+    expect(log).not.toContain('evt-dedupe');
   });
 });
+
+function waitForMail(sink: SmtpSink, messageId: string) {
+  return waitFor(`${messageId} at the SMTP sink on port ${sink.port}`, async () => {
+    const found = mailWith(sink, messageId);
+    return found.length > 0 && found;
+  });
+}

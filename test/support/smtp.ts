@@ -14,6 +14,8 @@ export interface SmtpSinkOptions {
   auth?: { user: string; pass: string };
   /** RCPT TO for these addresses is answered 550. */
   rejectRecipients?: string[];
+  /** Listen on this port (a server coming back where clients expect it); default a free one. */
+  port?: number;
 }
 
 export interface ReceivedMail extends ParsedMail {
@@ -75,7 +77,7 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
   };
   const server = new SMTPServer(options);
   server.on('error', () => undefined); // client errors (e.g. a refused TLS handshake) are what some tests cause
-  const port = await freePort();
+  const port = opts.port ?? (await freePort());
   await new Promise<void>((resolve, reject) => {
     server.server.once('error', reject);
     server.listen(port, '127.0.0.1', () => resolve());

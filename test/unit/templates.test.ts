@@ -1,9 +1,14 @@
 import { describe, expect, it } from 'vitest';
 import { messageIdFor } from '../../activities/notify/email';
 import {
+  adviceFor,
+  describeEvent,
   escapeHtml,
   parseRecipients,
   renderEmail,
+  type EscalationEvent,
+  type NotificationEvent,
+  type PausedTooLongEvent,
   type RenewalFailedEvent,
 } from '../../activities/notify/templates';
 
@@ -106,4 +111,66 @@ describe('renderEmail with missing facts', () => {
     expect(m.subject).toBe('[certflow] ACTION NEEDED: renewal of kv/a failed (expiry unknown)');
     expect(`${m.text}${m.html}`).not.toContain('undefined');
   });
+});
+
+describe('the new event kinds', () => {
+  const base = { eventId: 'e9', certificateId: 'kv/a', recipients: [] };
+
+  it('escalation: days left past expiry, advice from the failure type, and an action that overrides it', () => {
+    const escalation: EscalationEvent = {
+      ...base,
+      kind: 'escalation',
+      step: 0,
+      daysLeft: -2,
+      thumbprint: 'AA',
+      notAfter: '2027-01-01T00:00:00Z',
+      failure: { type: 'VaultUnavailable', message: '503 from kv' },
+      failingSince: null,
+      attempts: 12,
+      nextAttemptAt: null,
+    };
+    const m = renderEmail(escalation);
+    expect(m.subject).toBe(
+      '[certflow] URGENT: kv/a, expired 2 days ago, renewal keeps failing (VaultUnavailable)',
+    );
+    expect(m.text).toContain(`What to do: ${adviceFor('VaultUnavailable')}`);
+    expect(adviceFor('VaultUnavailable')).toContain('Key Vault Certificates Officer');
+    expect(renderEmail({ ...escalation, action: 'Call the PKI team.' }).text).toContain(
+      'What to do: Call the PKI team.',
+    );
+    expect(describeEvent(escalation).severity).toBe('error');
+  });
+
+  it.each([
+    ['AcmeUnauthorized', 'DNS'],
+    ['AcmeRateLimited', 'throttling'],
+    ['MergeMismatch', 'certificate policy'],
+    ['SomethingNew', 'Temporal UI'],
+  ])('adviceFor(%s) speaks of %s', (type, words) => {
+    expect(adviceFor(type)).toContain(words);
+  });
+
+  it('paused-too-long is a warning until a week before expiry', () => {
+    const paused: PausedTooLongEvent = {
+      ...base,
+      kind: 'paused-too-long',
+      pausedSince: '2027-01-01T00:00:00Z',
+      pauseReason: 'freeze',
+      pausedDays: 1,
+      thumbprint: null,
+      notAfter: null,
+      daysLeft: 30,
+    };
+    expect(renderEmail(paused).subject).toBe('[certflow] kv/a has been paused for 1 day (30 days left)');
+    expect(describeEvent(paused).severity).toBe('warning');
+    expect(describeEvent({ ...paused, daysLeft: 7 }).severity).toBe('error');
+  });
+
+  it.each(['partially-synced', 'escalation', 'paused-too-long'])(
+    '%s with missing facts says unknown or none, never undefined',
+    (kind) => {
+      const m = renderEmail({ ...base, kind } as unknown as NotificationEvent);
+      expect(`${m.subject}${m.text}${m.html}`).not.toMatch(/undefined|NaN/);
+    },
+  );
 });
