@@ -1,167 +1,177 @@
 /**
- * certflow: steer certificate lifecycles from a terminal.
- *   certflow renew <vault>/<name> [--reason TEXT] [--no-wait] [--json]
- *   certflow status <vault>/<name> [--json]
- *   certflow pause <vault>/<name> --reason TEXT
- *   certflow resume <vault>/<name>
- * Global: --address HOST:PORT (CERTFLOW_TEMPORAL_ADDRESS), --namespace NS (CERTFLOW_TEMPORAL_NAMESPACE).
- * Exit codes: 0 done, 1 the renewal failed, 2 bad usage, 3 not found or Temporal unreachable.
+ * certflow: steer certificate lifecycles from a terminal. `runCli(argv, deps)` dispatches to client/commands/*;
+ * everything it touches (Temporal client, vaults, output, clock) is injected, so tests run the real commands.
+ * Exit codes: 0 ok, 1 the operation failed, 2 bad usage, 3 not found or Temporal unreachable.
  */
-import { WorkflowNotFoundError, WorkflowUpdateFailedError } from '@temporalio/client';
-import { parseArgs } from 'node:util';
-import { parseCertificateId } from '../activities/ids';
 import {
-  type CertificateStatus,
-  pauseSignal,
-  type RenewalOutcome,
-  renewNowSignal,
-  renewNowUpdate,
-  resumeSignal,
-  statusQuery,
-  workflowIdFor,
-} from '../workflows/messages';
+  type Client,
+  QueryNotRegisteredError,
+  WorkflowNotFoundError,
+  WorkflowUpdateFailedError,
+} from '@temporalio/client';
+import { CliError, EXIT, type OptionSpecs, parseCommandArgs, usageError } from './args';
+import { type CliDeps, type Command, createContext, GLOBAL_OPTIONS } from './context';
 import { clientSettingsFromEnv, connectClient } from './connect';
+import { audit } from './commands/audit';
+import { enroll } from './commands/enroll';
+import { history } from './commands/history';
+import { list } from './commands/list';
+import { pause, resume } from './commands/pause';
+import { policy } from './commands/policy';
+import { renew } from './commands/renew';
+import { report } from './commands/report';
+import { status } from './commands/status';
+import { sync } from './commands/sync';
+import { ui } from './commands/ui';
 
-const USAGE = `usage: certflow <command> <vault>/<name> [options]
+export type { CliDeps } from './context';
 
-commands:
-  renew <id>    renew now and wait for the outcome (--no-wait: just ask)
-  status <id>   phase, thumbprints, expiry, next renewal, last attempt
-  pause <id>    stop automatic renewal (--reason TEXT required)
-  resume <id>   resume automatic renewal
+export const COMMANDS: Command[] = [
+  enroll,
+  list,
+  status,
+  renew,
+  sync,
+  pause,
+  resume,
+  policy,
+  history,
+  report,
+  audit,
+  ui,
+];
+const ID_PREFIX = 'certificate:';
 
-options:
-  --reason TEXT         why (shown in history, status and emails)
-  --no-wait             renew: send the request and return
-  --json                machine-readable output
-  --address HOST:PORT   Temporal frontend (default $CERTFLOW_TEMPORAL_ADDRESS or 127.0.0.1:7233)
-  --namespace NS        Temporal namespace (default $CERTFLOW_TEMPORAL_NAMESPACE or default)
-  -h, --help            this text`;
+export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
+  const [name, ...rest] = argv;
+  const say = (text: string) => void deps.err.write(`certflow: ${text}\n`);
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    const topic = name === 'help' ? rest[0] : undefined;
+    if (!topic) {
+      (name ? deps.out : deps.err).write(`${generalHelp()}\n`);
+      return name ? EXIT.ok : EXIT.usage;
+    }
+    const cmd = COMMANDS.find((c) => c.name === topic);
+    if (!cmd)
+      return fail(say, usageError(`help: unknown command ${JSON.stringify(topic)} (${commandNames()})`));
+    deps.out.write(`${commandHelp(cmd)}\n`);
+    return EXIT.ok;
+  }
+  const cmd = COMMANDS.find((c) => c.name === name);
+  if (!cmd)
+    return fail(
+      say,
+      usageError(`unknown command ${JSON.stringify(name)} (expected one of: ${commandNames()})`),
+    );
 
-class UsageError extends Error {}
-
-export async function main(argv: string[], out = process.stdout, err = process.stderr): Promise<number> {
   let parsed;
   try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        reason: { type: 'string' },
-        'no-wait': { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-        address: { type: 'string' },
-        namespace: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
+    parsed = parseCommandArgs(name, rest, { ...cmd.options, ...GLOBAL_OPTIONS });
+  } catch (err) {
+    return fail(say, err, name);
+  }
+  const { options, positionals } = parsed;
+  if (options.flag('help')) {
+    deps.out.write(`${commandHelp(cmd)}\n`);
+    return EXIT.ok;
+  }
+  const settings = clientSettingsFromEnv(deps.env);
+  if (options.string('address')) settings.address = options.string('address')!;
+  if (options.string('namespace')) settings.namespace = options.string('namespace')!;
+  let opened: Client | undefined;
+  let connecting: Promise<Client> | undefined;
+  const connectOnce = (): Promise<Client> => {
+    if (deps.client) return Promise.resolve(deps.client);
+    connecting ??= (deps.connect ?? connectClient)(settings).then(
+      (c) => (opened = c),
+      (err: Error) => {
+        throw new CliError(err.message, EXIT.notFound);
       },
-    });
-  } catch (e) {
-    err.write(`certflow: ${(e as Error).message}\n${USAGE}\n`);
-    return 2;
-  }
-  const { values: o, positionals } = parsed;
-  if (o.help || positionals.length === 0) {
-    (o.help ? out : err).write(`${USAGE}\n`);
-    return o.help ? 0 : 2;
-  }
-  const [command, id, ...extra] = positionals;
-  try {
-    if (!['renew', 'status', 'pause', 'resume'].includes(command ?? '')) {
-      throw new UsageError(`unknown command ${JSON.stringify(command)}`);
-    }
-    if (!id) throw new UsageError(`${command}: missing <vault>/<name>`);
-    if (extra.length) throw new UsageError(`${command}: unexpected argument ${JSON.stringify(extra[0])}`);
-    try {
-      parseCertificateId(id);
-    } catch (e) {
-      throw new UsageError((e as Error).message);
-    }
-    if (command === 'pause' && !o.reason) throw new UsageError('pause: --reason is required');
-  } catch (e) {
-    err.write(`certflow: ${(e as Error).message}\n${USAGE}\n`);
-    return 2;
-  }
-
-  const settings = clientSettingsFromEnv();
-  if (o.address) settings.address = o.address;
-  if (o.namespace) settings.namespace = o.namespace;
-  let client;
-  try {
-    client = await connectClient(settings);
-  } catch (e) {
-    err.write(`certflow: ${(e as Error).message}\n`);
-    return 3;
-  }
-  const handle = client.workflow.getHandle(workflowIdFor(id!));
-  const print = (human: string, data: unknown): void => {
-    out.write(o.json ? `${JSON.stringify(data, null, 2)}\n` : `${human}\n`);
+    );
+    return connecting;
   };
   try {
-    switch (command) {
-      case 'renew': {
-        const req = { reason: o.reason ?? 'manual renew from the CLI', requestedBy: 'cli' };
-        if (o['no-wait']) {
-          await handle.signal(renewNowSignal, req);
-          print(`renewal of ${id} requested; follow it with: certflow status ${id}`, { requested: true, id });
-          return 0;
-        }
-        if (!o.json) out.write(`renewing ${id} ...\n`);
-        const outcome = await handle.executeUpdate(renewNowUpdate, { args: [req] });
-        print(formatOutcome(id!, outcome), outcome);
-        return outcome.status === 'renewed' ? 0 : 1;
-      }
-      case 'status': {
-        const st = await handle.query(statusQuery);
-        print(formatStatus(st), st);
-        return 0;
-      }
-      case 'pause':
-        await handle.signal(pauseSignal, { reason: o.reason! });
-        print(`paused ${id}: ${o.reason}`, { paused: true, id, reason: o.reason });
-        return 0;
-      case 'resume':
-        await handle.signal(resumeSignal);
-        print(`resumed ${id}`, { paused: false, id });
-        return 0;
-    }
-  } catch (e) {
-    if (e instanceof WorkflowNotFoundError) {
-      err.write(`certflow: no lifecycle is running for ${id} (workflow ${workflowIdFor(id!)})\n`);
-      return 3;
-    }
-    if (e instanceof WorkflowUpdateFailedError) {
-      err.write(`certflow: ${command} refused: ${e.cause?.message ?? e.message}\n`);
-      return 1;
-    }
-    err.write(`certflow: ${command} failed: ${(e as Error).message}\n`);
-    return 1;
+    return await cmd.run(createContext(name, options, deps, settings, connectOnce), positionals);
+  } catch (err) {
+    return fail(say, err, name);
   } finally {
-    await client.connection.close();
+    await opened?.connection.close();
   }
-  return 0;
 }
 
-function formatOutcome(id: string, r: RenewalOutcome): string {
-  const lines = [
-    r.status === 'renewed'
-      ? `renewed ${id}: ${r.oldThumbprint ?? '(none)'} -> ${r.newThumbprint} (version ${r.newVersion}, expires ${r.notAfter})`
-      : `renewal of ${id} FAILED: ${r.error?.type}: ${r.error?.message}`,
-    ...r.bindings.map(
-      (b) =>
-        `  binding ${b.target} ${b.binding}: ${b.status} (${b.before ?? '-'} -> ${b.after ?? '-'}) ${b.detail}`,
-    ),
-    `  notified: ${r.notified ? 'yes' : 'no'}`,
-  ];
-  return lines.join('\n');
+/** Prints the error for people and returns its exit code. */
+function fail(say: (text: string) => void, err: unknown, command?: string): number {
+  if (err instanceof CliError) {
+    say(err.message);
+    if (err.exitCode === EXIT.usage && command) say(`see: certflow help ${command}`);
+    return err.exitCode;
+  }
+  if (err instanceof WorkflowNotFoundError) {
+    const id = err.workflowId?.startsWith(ID_PREFIX)
+      ? err.workflowId.slice(ID_PREFIX.length)
+      : err.workflowId;
+    say(
+      `no lifecycle is running for ${id} (workflow ${err.workflowId}); enroll it: certflow enroll ${id} --issuer <name>`,
+    );
+    return EXIT.notFound;
+  }
+  if (err instanceof WorkflowUpdateFailedError) {
+    say(`${command} refused: ${err.cause?.message ?? err.message}`);
+    return EXIT.failed;
+  }
+  if (err instanceof QueryNotRegisteredError) {
+    say(`${command}: the lifecycle does not answer this yet (a worker with older code?): ${err.message}`);
+    return EXIT.failed;
+  }
+  const e = err as Error & { code?: number };
+  // gRPC UNAVAILABLE (14) / DEADLINE_EXCEEDED (4) from the frontend: the server is not reachable
+  const grpc = (e as { cause?: { code?: number } }).cause?.code ?? e.code;
+  if (grpc === 14 || grpc === 4) {
+    say(`cannot reach Temporal (set --address or CERTFLOW_TEMPORAL_ADDRESS): ${e.message}`);
+    return EXIT.notFound;
+  }
+  say(`${command ?? 'certflow'} failed: ${e?.message ?? String(err)}`);
+  return EXIT.failed;
 }
 
-function formatStatus(s: CertificateStatus): string {
+const commandNames = (): string => COMMANDS.map((c) => c.name).join(', ');
+
+function optionLines(specs: OptionSpecs): string[] {
+  const rows = Object.entries(specs).map(([name, s]) => {
+    const flag = `${s.short ? `-${s.short}, ` : ''}--${name}${s.value ? ` ${s.value}` : ''}`;
+    return [flag + (s.multiple ? ' (repeatable)' : ''), s.description];
+  });
+  const width = Math.max(...rows.map(([f]) => f!.length));
+  return rows.map(([f, d]) => `  ${f!.padEnd(width)}  ${d}`);
+}
+
+export function commandHelp(cmd: Command): string {
   return [
-    `${s.certificateId}: ${s.phase}${s.paused ? ` (paused: ${s.paused.reason})` : ''}`,
-    `  thumbprint:  ${s.thumbprint ?? '-'} (previous ${s.previousThumbprint ?? '-'})`,
-    `  version:     ${s.version ?? '-'}`,
-    `  valid:       ${s.notBefore ?? '-'} .. ${s.notAfter ?? '-'}`,
-    `  next renew:  ${s.nextRenewalAt ?? '-'} (${s.nextRenewalReason ?? '-'})`,
-    `  attempts:    ${s.attempts}, last: ${s.lastAttempt ? `${s.lastAttempt.status}${s.lastAttempt.error ? ` ${s.lastAttempt.error.type}` : ''}` : '-'}`,
+    `usage: certflow ${cmd.name}${cmd.args.length ? ` ${cmd.args.join(' ')}` : ''} [options]`,
+    '',
+    cmd.summary,
+    '',
+    'options:',
+    ...optionLines({ ...cmd.options, ...GLOBAL_OPTIONS }),
+    ...(cmd.notes ? ['', cmd.notes] : []),
   ].join('\n');
+}
+
+export function generalHelp(): string {
+  const width = Math.max(...COMMANDS.map((c) => `${c.name} ${c.args.join(' ')}`.length));
+  return [
+    'usage: certflow <command> [arguments] [options]',
+    '',
+    'commands:',
+    ...COMMANDS.map((c) => `  ${`${c.name} ${c.args.join(' ')}`.padEnd(width)}  ${c.summary}`),
+    '',
+    'certflow help <command> (or certflow <command> --help) for its options.',
+    'exit codes: 0 ok, 1 the operation failed, 2 bad usage, 3 not found or Temporal unreachable.',
+    'environment: CERTFLOW_TEMPORAL_ADDRESS, CERTFLOW_TEMPORAL_NAMESPACE, CERTFLOW_TASK_QUEUE, CERTFLOW_UI_URL.',
+  ].join('\n');
+}
+
+/** The process entry (bin.ts): real stdout/stderr, a connection from the environment. */
+export async function main(argv: string[], deps: Partial<CliDeps> = {}): Promise<number> {
+  return runCli(argv, { out: process.stdout, err: process.stderr, ...deps });
 }

@@ -1,0 +1,207 @@
+/** `certflow enroll`: start the lifecycle of one certificate, or of every certificate of a vault (idempotent). */
+import { type Client, WorkflowNotFoundError } from '@temporalio/client';
+import type { Vault } from '../../activities/types';
+import type { certificateLifecycle } from '../../workflows/lifecycle';
+import { SA, workflowIdFor } from '../../workflows/messages';
+import { certificateIdArg, EXIT, globToRegExp, parseTag, usageError } from '../args';
+import { CONFIG_OPTION, type Command, type CommandContext, JSON_OPTION } from '../context';
+import { LIFECYCLE_WORKFLOW_TYPE } from '../fleet';
+import { table } from '../format';
+import { vaultNamed } from '../inventory';
+
+/** Same value as worker/worker.ts DEFAULT_TASK_QUEUE (not imported: that module loads the native worker). */
+export const DEFAULT_TASK_QUEUE = 'certflow';
+
+export interface EnrollResult {
+  certificateId: string;
+  workflowId: string;
+  status: 'started' | 'already-enrolled' | 'would-start' | 'skipped';
+  issuer: string;
+  detail?: string;
+}
+
+export const enroll: Command = {
+  name: 'enroll',
+  summary: 'start the lifecycle of a certificate, or of every certificate in a vault',
+  args: ['[<vault>/<name>]'],
+  options: {
+    issuer: {
+      type: 'string',
+      value: 'NAME',
+      description: 'the issuer (CA) from the configuration (required)',
+    },
+    vault: {
+      type: 'string',
+      value: 'VAULT',
+      description: 'enroll every certificate of this vault (needs --config)',
+    },
+    tag: {
+      type: 'string',
+      multiple: true,
+      value: 'K=V',
+      description: 'with --vault: only certificates with this tag',
+    },
+    pattern: {
+      type: 'string',
+      value: 'GLOB',
+      description: 'with --vault: only names matching (e.g. "api-*")',
+    },
+    'task-queue': {
+      type: 'string',
+      value: 'QUEUE',
+      description: `the workers' task queue (default $CERTFLOW_TASK_QUEUE or ${DEFAULT_TASK_QUEUE})`,
+    },
+    'dry-run': { type: 'boolean', description: 'with --vault: show what would be enrolled' },
+    ...CONFIG_OPTION,
+    ...JSON_OPTION,
+  },
+  notes: `Enrolling is idempotent: a certificate that already has a running lifecycle keeps it.
+examples:
+  certflow enroll kv-prod/api-cert --issuer acme
+  certflow enroll --vault kv-prod --issuer acme --tag team=web --pattern 'api-*' --config certflow.json`,
+  async run(ctx, positionals) {
+    const issuer = ctx.options.string('issuer');
+    if (!issuer || !/^\S{1,128}$/.test(issuer))
+      throw usageError(
+        `--issuer: expected the name of a configured issuer, got ${JSON.stringify(issuer ?? '')}`,
+      );
+    const vaultName = ctx.options.string('vault');
+    if (positionals.length > 1)
+      throw usageError(`enroll: unexpected argument ${JSON.stringify(positionals[1])}`);
+    if (vaultName && positionals.length)
+      throw usageError('enroll: give either <vault>/<name> or --vault VAULT, not both');
+    if (!vaultName && (ctx.options.has('tag') || ctx.options.has('pattern') || ctx.options.flag('dry-run')))
+      throw usageError('--tag, --pattern, --dry-run: only with --vault');
+    const taskQueue = ctx.options.string('task-queue') ?? ctx.env.CERTFLOW_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
+    const client = await ctx.client();
+    if (!vaultName) {
+      const id = certificateIdArg(positionals[0], 'enroll');
+      const r = await enrollOne(client, { id, issuer, taskQueue });
+      if (ctx.json) ctx.printJson(r);
+      else ctx.print(resultLine(r));
+      return EXIT.ok;
+    }
+    const vault = vaultNamed(await ctx.vaults('enroll --vault'), vaultName);
+    const results = await enrollVault(ctx, client, vault, { issuer, taskQueue });
+    if (ctx.json) ctx.printJson(results);
+    else printVaultResults(ctx, vaultName, results);
+    return EXIT.ok;
+  },
+};
+
+async function enrollOne(
+  client: Client,
+  { id, issuer, taskQueue }: { id: string; issuer: string; taskQueue: string },
+): Promise<EnrollResult> {
+  const workflowId = workflowIdFor(id);
+  const existing = await runningLifecycle(client, workflowId);
+  if (existing) {
+    const other =
+      existing.issuer && existing.issuer !== issuer ? ` with issuer ${existing.issuer} (unchanged)` : '';
+    return {
+      certificateId: id,
+      workflowId,
+      status: 'already-enrolled',
+      issuer: existing.issuer ?? issuer,
+      detail: other,
+    };
+  }
+  await client.workflow.start<typeof certificateLifecycle>(LIFECYCLE_WORKFLOW_TYPE, {
+    taskQueue,
+    workflowId,
+    // a concurrent enroll of the same certificate joins the running lifecycle instead of failing
+    workflowIdConflictPolicy: 'USE_EXISTING',
+    args: [{ certificateId: id, issuer }],
+    staticSummary: `Certificate ${id} (issuer ${issuer})`,
+    staticDetails: `Keeps ${id} valid: renews it with ${issuer}, re-binds its consumers and tells its people.`,
+    typedSearchAttributes: [
+      { key: SA.id, value: id },
+      { key: SA.vault, value: id.split('/')[0]! },
+      { key: SA.issuer, value: issuer },
+    ],
+  });
+  return { certificateId: id, workflowId, status: 'started', issuer };
+}
+
+async function runningLifecycle(
+  client: Client,
+  workflowId: string,
+): Promise<{ issuer: string | null } | null> {
+  try {
+    const d = await client.workflow.getHandle(workflowId).describe();
+    return d.status.name === 'RUNNING' ? { issuer: d.typedSearchAttributes.get(SA.issuer) ?? null } : null;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return null;
+    throw err;
+  }
+}
+
+async function enrollVault(
+  ctx: CommandContext,
+  client: Client,
+  vault: Vault,
+  { issuer, taskQueue }: { issuer: string; taskQueue: string },
+): Promise<EnrollResult[]> {
+  const tags = ctx.options.strings('tag').map((t) => parseTag(t, '--tag'));
+  const pattern = ctx.options.string('pattern');
+  const nameRe = pattern ? globToRegExp(pattern) : null;
+  const dryRun = ctx.options.flag('dry-run');
+  const results: EnrollResult[] = [];
+  for await (const c of vault.list()) {
+    if (nameRe && !nameRe.test(c.name)) continue;
+    if (!tags.every(([k, v]) => c.tags[k] === v)) continue;
+    const id = `${vault.name}/${c.name}`;
+    const workflowId = workflowIdFor(id);
+    if (!c.enabled) {
+      results.push({
+        certificateId: id,
+        workflowId,
+        status: 'skipped',
+        issuer,
+        detail: 'disabled in the vault',
+      });
+    } else if (dryRun) {
+      const existing = await runningLifecycle(client, workflowId);
+      results.push({
+        certificateId: id,
+        workflowId,
+        status: existing ? 'already-enrolled' : 'would-start',
+        issuer,
+      });
+    } else {
+      results.push(await enrollOne(client, { id, issuer, taskQueue }));
+    }
+  }
+  return results.sort((a, b) => a.certificateId.localeCompare(b.certificateId));
+}
+
+function resultLine(r: EnrollResult): string {
+  switch (r.status) {
+    case 'started':
+      return `enrolled ${r.certificateId} with issuer ${r.issuer} (workflow ${r.workflowId})`;
+    case 'already-enrolled':
+      return `${r.certificateId} is already enrolled${r.detail ?? ''} (workflow ${r.workflowId})`;
+    case 'would-start':
+      return `would enroll ${r.certificateId}`;
+    case 'skipped':
+      return `skipped ${r.certificateId}: ${r.detail}`;
+  }
+}
+
+function printVaultResults(ctx: CommandContext, vault: string, results: EnrollResult[]): void {
+  if (!results.length) {
+    ctx.print(`no certificate of vault ${vault} matches`);
+    return;
+  }
+  ctx.print(
+    table(
+      ['CERTIFICATE', 'RESULT', 'DETAIL'],
+      results.map((r) => [r.certificateId, r.status, r.detail ?? '']),
+    ),
+  );
+  const count = (s: EnrollResult['status']) => results.filter((r) => r.status === s).length;
+  ctx.print(
+    `\n${count('started')} enrolled, ${count('already-enrolled')} already enrolled, ${count('skipped')} skipped` +
+      (count('would-start') ? `, ${count('would-start')} would be enrolled (dry run)` : ''),
+  );
+}

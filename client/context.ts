@@ -1,0 +1,121 @@
+/**
+ * What a CLI command gets to work with: output, a Temporal client (connected on first use), vault access
+ * (injected, or built from `--config`), the clock. Everything is injected so tests drive the real commands.
+ */
+import type { Client } from '@temporalio/client';
+import type { Vault } from '../activities/types';
+import { CliError, EXIT, type Options, type OptionSpecs, usageError } from './args';
+import type { ClientSettings } from './connect';
+
+export interface Output {
+  write(text: string): unknown;
+}
+
+export interface CliDeps {
+  /** A connected client (tests, the HTTP server); otherwise one is connected from --address / the environment. */
+  client?: Client;
+  connect?: (settings: ClientSettings) => Promise<Client>;
+  /** Vault access for `enroll --vault`, `report` and `audit`; otherwise built from `--config <file>`. */
+  vaults?: ReadonlyMap<string, Vault>;
+  loadVaults?: (configFile: string) => Promise<ReadonlyMap<string, Vault>>;
+  out: Output;
+  err: Output;
+  env?: NodeJS.ProcessEnv;
+  now?: () => Date;
+  /** How often `renew` polls status to show progress (default 1 s). */
+  pollIntervalMs?: number;
+}
+
+export interface CommandContext {
+  readonly command: string;
+  readonly options: Options;
+  readonly json: boolean;
+  readonly namespace: string;
+  readonly env: NodeJS.ProcessEnv;
+  readonly pollIntervalMs: number;
+  now(): Date;
+  /** A line on stdout (human mode). */
+  print(text: string): void;
+  /** A line on stderr (notes, warnings, progress). */
+  note(text: string): void;
+  /** The machine-readable answer on stdout. */
+  printJson(data: unknown): void;
+  client(): Promise<Client>;
+  /** The configured vaults; a usage error naming --config when there are none. */
+  vaults(why: string): Promise<ReadonlyMap<string, Vault>>;
+  hasVaultAccess(): boolean;
+}
+
+export interface Command {
+  name: string;
+  summary: string;
+  /** Positional arguments, e.g. ['<vault>/<name>']; optional ones in brackets. */
+  args: string[];
+  options: OptionSpecs;
+  /** Extra help text after the options (examples, exit codes). */
+  notes?: string;
+  run(ctx: CommandContext, positionals: string[]): Promise<number>;
+}
+
+export const GLOBAL_OPTIONS: OptionSpecs = {
+  address: {
+    type: 'string',
+    value: 'HOST:PORT',
+    description: 'Temporal frontend (default $CERTFLOW_TEMPORAL_ADDRESS or 127.0.0.1:7233)',
+  },
+  namespace: {
+    type: 'string',
+    value: 'NS',
+    description: 'Temporal namespace (default $CERTFLOW_TEMPORAL_NAMESPACE or default)',
+  },
+  help: { type: 'boolean', short: 'h', description: 'show this help' },
+};
+export const JSON_OPTION: OptionSpecs = { json: { type: 'boolean', description: 'machine-readable output' } };
+export const CONFIG_OPTION: OptionSpecs = {
+  config: {
+    type: 'string',
+    value: 'FILE',
+    description: "the worker's configuration file, for vault access",
+  },
+};
+
+export class NotFoundError extends CliError {
+  constructor(message: string) {
+    super(message, EXIT.notFound);
+  }
+}
+
+export function createContext(
+  command: string,
+  options: Options,
+  deps: CliDeps,
+  settings: ClientSettings,
+  connectOnce: () => Promise<Client>,
+): CommandContext {
+  let vaults: Promise<ReadonlyMap<string, Vault>> | undefined;
+  const json = options.flag('json');
+  return {
+    command,
+    options,
+    json,
+    namespace: settings.namespace,
+    env: deps.env ?? process.env,
+    pollIntervalMs: deps.pollIntervalMs ?? 1_000,
+    now: deps.now ?? (() => new Date()),
+    print: (text) => void deps.out.write(`${text}\n`),
+    note: (text) => void deps.err.write(`${text}\n`),
+    printJson: (data) => void deps.out.write(`${JSON.stringify(data, null, 2)}\n`),
+    client: connectOnce,
+    hasVaultAccess: () => Boolean(deps.vaults || options.string('config')),
+    vaults(why) {
+      if (deps.vaults) return Promise.resolve(deps.vaults);
+      const file = options.string('config');
+      if (!file) throw usageError(`${command}: ${why} needs vault access: pass --config <file>`);
+      if (!deps.loadVaults) throw usageError(`--config: vault access is not available in this build`);
+      vaults ??= deps.loadVaults(file).catch((err: Error) => {
+        throw usageError(`--config ${file}: ${err.message}`);
+      });
+      return vaults;
+    },
+  };
+}

@@ -1,0 +1,238 @@
+/**
+ * The Event Grid webhook (path /eventgrid): Key Vault certificate events become lifecycle messages.
+ *   CertificateNearExpiry        → renewNow signal ('Event Grid: near expiry')
+ *   CertificateNewVersionCreated → syncNow signal (observe & re-bind; harmless after our own merge)
+ *   CertificateExpired           → renewNow signal, and an error in the log
+ * Both delivery schemas and their handshakes: Event Grid's SubscriptionValidationEvent (answered with
+ * `{ validationResponse }`) and CloudEvents' OPTIONS request (`WebHook-Allowed-Origin`).
+ *
+ * Authentication, checked before anything else (handshakes included): the shared key as the `code` query
+ * parameter of the subscription's endpoint URL (`https://host/eventgrid?code=KEY`) or in an `x-certflow-key`
+ * header (an Event Grid delivery property marked secret), compared in constant time; and/or an Entra bearer
+ * token checked by the injected `verifyToken` (Event Grid's "Microsoft Entra authentication" of webhooks).
+ *
+ * Answers: 200 done; 202 when an event names a certificate without a lifecycle (Event Grid must not retry);
+ * 400 malformed (logged; not retried by Event Grid); 401; 405; 413 over maxBodyBytes; 503 when Temporal cannot
+ * be reached (Event Grid retries). Duplicates are harmless: signals are idempotent, and event ids already
+ * handled are remembered (a small LRU) and skipped.
+ */
+import { type Client, WorkflowNotFoundError } from '@temporalio/client';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { renewNowSignal, syncNowSignal, workflowIdFor } from '../workflows/messages';
+import {
+  type CertificateRef,
+  certificateRefOf,
+  type DeliveredEvent,
+  KV,
+  MalformedDelivery,
+  parseDelivery,
+} from './event-grid-events';
+
+export interface EventGridLog {
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+export interface EventGridHandlerOptions {
+  client: Client;
+  /** Shared key expected in `?code=` or the `x-certflow-key` header. */
+  key?: string;
+  /** Checks an Entra bearer token (audience, issuer, signature); true when it may deliver. */
+  verifyToken?: (bearer: string) => Promise<boolean>;
+  maxBodyBytes?: number;
+  log: EventGridLog;
+  /** Our vault name for a Key Vault URL (https://<name>.vault.azure.net); default: the event's VaultName. */
+  vaultNameFromUrl?: (vaultUrl: string) => string | undefined;
+  /** Default /eventgrid. */
+  path?: string;
+  /** How many handled event ids to remember (default 1000). */
+  rememberEvents?: number;
+  /** Deadline of each Temporal call (default 10 s; Event Grid gives a delivery 30 s before retrying). */
+  temporalTimeoutMs?: number;
+}
+
+export interface EventResult {
+  id: string;
+  type: string;
+  certificateId: string | null;
+  action: 'renew' | 'sync' | 'ignored' | 'duplicate' | 'no-lifecycle';
+  note?: string;
+}
+
+export type EventGridHandler = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
+
+const ACTIONS: Record<string, { action: 'renew' | 'sync'; reason?: string }> = {
+  [KV.nearExpiry]: { action: 'renew', reason: 'Event Grid: near expiry' },
+  [KV.expired]: { action: 'renew', reason: 'Event Grid: expired' },
+  [KV.newVersion]: { action: 'sync' },
+};
+
+class HttpError extends Error {
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function createEventGridHandler(opts: EventGridHandlerOptions): EventGridHandler {
+  if (!opts.key && !opts.verifyToken)
+    throw new Error(
+      'createEventGridHandler: key or verifyToken is required (an open endpoint would let anyone renew)',
+    );
+  const path = opts.path ?? '/eventgrid';
+  const maxBody = opts.maxBodyBytes ?? 1024 * 1024;
+  const seen = createLru(opts.rememberEvents ?? 1000);
+  const keyDigest = opts.key ? sha256(opts.key) : null;
+
+  const authorized = async (req: IncomingMessage, url: URL): Promise<boolean> => {
+    const given = url.searchParams.get('code') ?? header(req, 'x-certflow-key');
+    if (keyDigest && given && timingSafeEqual(sha256(given), keyDigest)) return true;
+    const bearer = /^Bearer (.+)$/i.exec(header(req, 'authorization') ?? '')?.[1];
+    if (opts.verifyToken && bearer) {
+      try {
+        return await opts.verifyToken(bearer);
+      } catch (err) {
+        opts.log.warn('Event Grid: token check failed', { error: (err as Error).message });
+      }
+    }
+    return false;
+  };
+
+  return async (req, res) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    if (url.pathname !== path) return false;
+    try {
+      if (!(await authorized(req, url))) throw new HttpError(401, 'missing or wrong credentials');
+      if (req.method === 'OPTIONS') return handshake(req, res);
+      if (req.method !== 'POST') {
+        res.setHeader('Allow', 'POST, OPTIONS');
+        throw new HttpError(405, `method ${req.method} not allowed (POST events, OPTIONS handshake)`);
+      }
+      const body = await readJson(req, maxBody);
+      const delivery = parseDelivery(body);
+      if (delivery.kind === 'validation') {
+        opts.log.info('Event Grid: subscription validated');
+        return send(res, 200, { validationResponse: delivery.code });
+      }
+      const refs = delivery.events.map((e, i) => (ACTIONS[e.type] ? refOf(e, `[${i}]`) : null));
+      const results: EventResult[] = [];
+      for (const [i, e] of delivery.events.entries()) results.push(await handle(e, refs[i] ?? null));
+      const status = results.some((r) => r.action === 'no-lifecycle') ? 202 : 200;
+      return send(res, status, { results });
+    } catch (err) {
+      return fail(req, res, err);
+    }
+  };
+
+  function refOf(e: DeliveredEvent, at: string): CertificateRef | null {
+    return certificateRefOf(e, at, opts.vaultNameFromUrl);
+  }
+
+  async function handle(e: DeliveredEvent, ref: CertificateRef | null): Promise<EventResult> {
+    const base = { id: e.id, type: e.type, certificateId: ref?.certificateId ?? null };
+    const todo = ACTIONS[e.type];
+    if (!todo) return { ...base, action: 'ignored', note: 'not a certificate event Certflow acts on' };
+    const dedupeKey = `${e.source}|${e.id}`;
+    if (seen.has(dedupeKey)) return { ...base, action: 'duplicate', note: 'already handled' };
+    if (!ref) {
+      seen.add(dedupeKey);
+      return { ...base, action: 'no-lifecycle', note: 'the vault of this event is not configured' };
+    }
+    const handle = opts.client.workflow.getHandle(workflowIdFor(ref.certificateId));
+    const fields = { certificateId: ref.certificateId, eventId: e.id, eventType: e.type };
+    const requestedBy = `event-grid:${e.id}`;
+    try {
+      await opts.client.withDeadline(Date.now() + (opts.temporalTimeoutMs ?? 10_000), () =>
+        todo.action === 'renew'
+          ? handle.signal(renewNowSignal, { reason: todo.reason, requestedBy })
+          : handle.signal(syncNowSignal, { requestedBy }),
+      );
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError))
+        throw new HttpError(503, `Temporal: ${(err as Error).message}`);
+      seen.add(dedupeKey);
+      opts.log.warn('Event Grid: no lifecycle for the certificate', fields);
+      return {
+        ...base,
+        action: 'no-lifecycle',
+        note: `no lifecycle runs for ${ref.certificateId}; enroll it: certflow enroll ${ref.certificateId} --issuer <name>`,
+      };
+    }
+    seen.add(dedupeKey);
+    if (e.type === KV.expired) opts.log.error('Event Grid: certificate EXPIRED; renewal requested', fields);
+    else opts.log.info(`Event Grid: ${todo.action} requested`, fields);
+    return { ...base, action: todo.action };
+  }
+
+  function handshake(req: IncomingMessage, res: ServerResponse): boolean {
+    const origin = header(req, 'webhook-request-origin');
+    if (!origin)
+      throw new HttpError(400, 'OPTIONS: expected a WebHook-Request-Origin header (CloudEvents handshake)');
+    res.setHeader('WebHook-Allowed-Origin', origin);
+    res.setHeader('WebHook-Allowed-Rate', '*');
+    res.setHeader('Allow', 'POST, OPTIONS');
+    res.statusCode = 200;
+    res.end();
+    opts.log.info('Event Grid: CloudEvents handshake answered', { origin });
+    return true;
+  }
+
+  function fail(req: IncomingMessage, res: ServerResponse, err: unknown): boolean {
+    const status = err instanceof HttpError ? err.status : err instanceof MalformedDelivery ? 400 : 500;
+    const message = (err as Error).message;
+    const fields = { status, method: req.method, error: message };
+    if (status >= 500) opts.log.error('Event Grid: delivery failed', fields);
+    else opts.log.warn('Event Grid: delivery rejected', fields);
+    if (status === 401 && opts.verifyToken) res.setHeader('WWW-Authenticate', 'Bearer');
+    if (status === 413 || status === 400) res.setHeader('Connection', 'close');
+    return send(res, status, { error: message });
+  }
+}
+
+function send(res: ServerResponse, status: number, body: unknown): boolean {
+  res.statusCode = status;
+  res.setHeader('Content-Type', 'application/json');
+  res.end(JSON.stringify(body));
+  return true;
+}
+
+const header = (req: IncomingMessage, name: string): string | undefined => {
+  const v = req.headers[name];
+  return Array.isArray(v) ? v[0] : v;
+};
+
+const sha256 = (s: string): Buffer => createHash('sha256').update(s).digest();
+
+async function readJson(req: IncomingMessage, max: number): Promise<unknown> {
+  const declared = Number(req.headers['content-length'] ?? NaN);
+  if (declared > max) throw new HttpError(413, `body of ${declared} bytes is over the limit of ${max}`);
+  const chunks: Buffer[] = [];
+  let size = 0;
+  for await (const chunk of req as AsyncIterable<Buffer>) {
+    size += chunk.length;
+    if (size > max) throw new HttpError(413, `body is over the limit of ${max} bytes`);
+    chunks.push(chunk);
+  }
+  try {
+    return JSON.parse(Buffer.concat(chunks).toString('utf8'));
+  } catch (err) {
+    throw new MalformedDelivery(`body: expected JSON (${(err as Error).message})`);
+  }
+}
+
+/** Insertion-ordered set that forgets its oldest entries beyond `max`. */
+function createLru(max: number): { has(k: string): boolean; add(k: string): void } {
+  const keys = new Set<string>();
+  return {
+    has: (k) => keys.has(k),
+    add(k) {
+      keys.delete(k);
+      keys.add(k);
+      while (keys.size > max) keys.delete(keys.values().next().value as string);
+    },
+  };
+}

@@ -1,0 +1,50 @@
+/** Human-readable text for Certflow's own shapes: status, renewal outcomes, binding outcomes. */
+import type { BindingOutcome } from '../activities/types';
+import type { CertificateStatus, RenewalOutcome } from '../workflows/messages';
+import { policyText } from '../workflows/lifecycle-view';
+import { dash, when } from './format';
+
+export function bindingLine(b: BindingOutcome): string {
+  const probe = b.probe ? `; probe ${b.probe.ok ? 'ok' : 'FAILED'} (${b.probe.detail})` : '';
+  return `${b.target} ${b.binding}: ${b.status} (${dash(b.before)} -> ${dash(b.after)}) ${b.detail}${probe}`.trimEnd();
+}
+
+export function outcomeText(id: string, r: RenewalOutcome): string {
+  const head =
+    r.status === 'renewed'
+      ? `renewed ${id}: ${dash(r.oldThumbprint)} -> ${r.newThumbprint} (version ${r.newVersion}, expires ${r.notAfter})`
+      : `renewal of ${id} FAILED: ${r.error?.type}: ${r.error?.message}`;
+  return [
+    head,
+    `  attempt ${r.attempt}, trigger ${r.trigger}, ${r.startedAt} .. ${r.finishedAt}`,
+    ...r.bindings.map((b) => `  binding ${bindingLine(b)}`),
+    `  notified: ${r.notified ? 'yes' : 'no'}`,
+  ].join('\n');
+}
+
+export function lastResultText(r: RenewalOutcome | null, now: Date): string {
+  if (!r) return '-';
+  const at = when(r.finishedAt, now).replace(/^.*\((.*)\)$/, '$1');
+  return r.status === 'renewed' ? `renewed ${at}` : `failed ${at}: ${r.error?.type ?? 'unknown'}`;
+}
+
+export function statusText(s: CertificateStatus, now: Date): string {
+  const last = s.lastAttempt;
+  return [
+    `${s.certificateId}: ${s.phase}${s.paused ? ` (paused since ${s.paused.since}: ${s.paused.reason})` : ''}`,
+    `  issuer:      ${s.issuer}`,
+    `  thumbprint:  ${dash(s.thumbprint)} (previous ${dash(s.previousThumbprint)})`,
+    `  version:     ${dash(s.version)}`,
+    `  valid:       ${dash(s.notBefore)} .. ${dash(s.notAfter)}`,
+    `  expires:     ${when(s.notAfter, now)}`,
+    `  next:        ${when(s.nextRenewalAt, now)}: ${dash(s.nextRenewalReason)}`,
+    `  policy:      ${s.policy ? policyText(s.policy) : '-'}`,
+    `  attempts:    ${s.attempts} (cycle ${s.cycle}); last: ${last ? lastResultText(last, now) : '-'}`,
+    ...(s.lastError ? [`  last error:  ${s.lastError.type}: ${s.lastError.message}`] : []),
+    ...(s.notifyError ? [`  mail error:  ${s.notifyError.type}: ${s.notifyError.message}`] : []),
+    ...(s.escalationsSent?.length
+      ? [`  escalations: sent at ${s.escalationsSent.join(', ')} days left`]
+      : []),
+    ...(s.bindings?.length ? ['  bindings:', ...s.bindings.map((b) => `    ${bindingLine(b)}`)] : []),
+  ].join('\n');
+}

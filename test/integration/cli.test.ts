@@ -1,0 +1,465 @@
+/**
+ * The `certflow` CLI against the real Temporal dev server: every command run in-process through `runCli` with a
+ * real client, a real Worker of `certificateLifecycle` on a task queue of its own, and in-memory activities and
+ * vault (test/support/fake-lifecycle.ts: the CLI is under test here, not the adapters).
+ */
+import { Client, Connection } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { BindingOutcome } from '../../activities/types';
+import { runCli } from '../../client/cli';
+import {
+  type CertificateStatus,
+  type RenewalOutcome,
+  SA,
+  statusQuery,
+  workflowIdFor,
+} from '../../workflows/messages';
+import {
+  createMemoryVault,
+  fakeActivities,
+  startFakeWorker,
+  terminateVaultLifecycles,
+} from '../support/fake-lifecycle';
+import { freePort, waitFor } from '../support/proc';
+
+const address = inject('temporalAddress');
+const namespace = inject('temporalNamespace');
+const V = `cli${Date.now().toString(36)}`;
+const taskQueue = `cli-test-${V}`;
+const DAY = 86_400_000;
+
+const vault = createMemoryVault(V);
+vault.add('site', { lifetimeDays: 90 });
+vault.add('slow', { lifetimeDays: 90 });
+vault.add('broken', { lifetimeDays: 90 });
+vault.add('paused', { lifetimeDays: 90 });
+vault.add('tuned', { lifetimeDays: 90, lifetimePercentage: 70 });
+vault.add('tight', { lifetimeDays: 90 });
+vault.add('api-one', { tags: { team: 'web' } });
+vault.add('api-two', { tags: { team: 'db' } });
+vault.add('api-off', { tags: { team: 'web' }, enabled: false });
+vault.add('late', { lifetimeDays: 365, daysBeforeExpiry: 3 });
+vault.add('old', { lifetimeDays: 10, ageDays: 20 });
+vault.add('soon', { lifetimeDays: 30, ageDays: 25 });
+vault.add('fresh', { issued: false });
+const vaults = new Map([[V, vault]]);
+
+const bindingsOf = (id: string, thumbprint: string): BindingOutcome[] => [
+  {
+    target: 'nginx',
+    binding: `${id.split('/')[1]}.example.test:443`,
+    before: thumbprint,
+    after: thumbprint,
+    status: id.endsWith('/broken') ? 'failed' : 'unchanged',
+    detail: id.endsWith('/broken') ? 'nginx -t refused the files' : 'already serving it',
+  },
+];
+const fake = fakeActivities(vaults, {
+  issueDelayMs: (id) => (id.endsWith('/slow') ? 2_500 : 0),
+  issueFailure: (id) => (id.endsWith('/broken') ? 'AcmeRejectedIdentifier' : undefined),
+  bindings: bindingsOf,
+});
+
+let client: Client;
+let worker: { stop(): Promise<void> };
+
+beforeAll(async () => {
+  worker = await startFakeWorker({ address, namespace, taskQueue, activities: fake.activities });
+  client = new Client({ connection: await Connection.connect({ address }), namespace });
+});
+
+afterAll(async () => {
+  if (client) {
+    await terminateVaultLifecycles(client, V);
+    await client.connection.close();
+  }
+  await worker?.stop();
+});
+
+interface Run {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function cli(...args: string[]): Promise<Run> {
+  let stdout = '';
+  let stderr = '';
+  const code = await runCli(args, {
+    client,
+    vaults,
+    out: { write: (s: string) => (stdout += s) },
+    err: { write: (s: string) => (stderr += s) },
+    env: { CERTFLOW_TASK_QUEUE: taskQueue },
+    pollIntervalMs: 200,
+  });
+  return { code, stdout, stderr };
+}
+
+const json = <T>(r: Run): T => {
+  expect(r.stderr, r.stderr).toBe('');
+  return JSON.parse(r.stdout) as T;
+};
+
+/** Enrolls and waits until the lifecycle has observed the vault and rests in one of `phases`. */
+async function enrolled(name: string, phases = ['Waiting']): Promise<CertificateStatus> {
+  const r = await cli('enroll', `${V}/${name}`, '--issuer', 'test-ca');
+  expect(r.code, r.stderr).toBe(0);
+  return waitFor(`${name} to be observed`, async () => {
+    const st = await client.workflow.getHandle(workflowIdFor(`${V}/${name}`)).query(statusQuery);
+    return st.thumbprint && st.nextRenewalAt && phases.includes(st.phase) ? st : undefined;
+  });
+}
+
+describe('certflow CLI', () => {
+  it('answers --help everywhere and rejects bad arguments precisely, exit 2', async () => {
+    const general = await cli('--help');
+    expect(general.code).toBe(0);
+    for (const c of [
+      'enroll',
+      'list',
+      'renew',
+      'sync',
+      'pause',
+      'policy',
+      'history',
+      'report',
+      'audit',
+      'ui',
+    ])
+      expect(general.stdout).toContain(`  ${c} `);
+    expect((await cli('help', 'renew')).stdout).toContain('usage: certflow renew <vault>/<name>');
+    expect((await cli('policy', '--help')).stdout).toMatch(/--percent N\s+renew at N % of the lifetime/);
+    expect((await cli()).code).toBe(2);
+
+    const bad: Array<[string[], RegExp]> = [
+      [['frobnicate'], /unknown command "frobnicate" \(expected one of: enroll, list/],
+      [['help', 'nope'], /help: unknown command "nope"/],
+      [['renew'], /renew: missing <vault>\/<name>/],
+      [['renew', 'kvx'], /expected "<vault>\/<name>", got "kvx"/],
+      [['status', 'kv/x', 'extra'], /unexpected argument "extra"/],
+      [['renew', 'kv/x', '--bogus'], /renew: unknown option --bogus/],
+      [['renew', 'kv/x', '--reason'], /--reason: expected a value after it/],
+      [['list', '--json=yes'], /--json: takes no value/],
+      [['pause', 'kv/x'], /--reason: required for pause/],
+      [['policy', 'kv/x'], /policy: expected --percent, --days, --jitter-minutes or --clear/],
+      [['policy', 'kv/x', '--percent', 'abc'], /--percent: expected a whole number from 1 to 99, got "abc"/],
+      [['policy', 'kv/x', '--days', '0'], /--days: expected a whole number from 1 to 3650, got "0"/],
+      [['policy', 'kv/x', '--percent', '50', '--days', '10'], /--percent, --days: expected only one of them/],
+      [['policy', 'kv/x', '--clear', '--days', '3'], /--clear: cannot be combined with --percent or --days/],
+      [['list', '--expiring-within', 'soon'], /--expiring-within: expected a duration like 7d, 12h/],
+      [['list', '--phase', 'Sleeping'], /--phase: expected one of Waiting, Renewing/],
+      [['list', '--vault', 'a b'], /--vault: expected a vault name/],
+      [['enroll', 'kv/x'], /--issuer: expected the name of a configured issuer/],
+      [['enroll', 'kv/x', '--vault', V, '--issuer', 't'], /either <vault>\/<name> or --vault/],
+      [['enroll', 'kv/x', '--issuer', 't', '--tag', 'a=b'], /--tag, --pattern, --dry-run: only with --vault/],
+      [
+        ['enroll', '--vault', 'nope', '--issuer', 't'],
+        /--vault: vault "nope" is not configured \(known: cli/,
+      ],
+      [['enroll', '--vault', V, '--issuer', 't', '--tag', 'novalue'], /--tag: expected key=value/],
+      [['report', '--json', '--csv'], /--json, --csv: choose one/],
+      [['report', '--within', '0d'], /--within: expected a duration greater than zero/],
+      [['ui', 'kv/x', '--ui', 'ftp://host'], /--ui: expected an http\(s\) URL/],
+    ];
+    for (const [args, message] of bad) {
+      const r = await cli(...args);
+      expect({ args, code: r.code }).toEqual({ args, code: 2 });
+      expect(r.stderr, args.join(' ')).toMatch(message);
+      expect(r.stdout).toBe('');
+    }
+  });
+
+  it('needs --config for vault-wide commands when no vault access is injected', async () => {
+    let stderr = '';
+    const code = await runCli(['enroll', '--vault', V, '--issuer', 't'], {
+      client,
+      out: { write: () => {} },
+      err: { write: (s: string) => (stderr += s) },
+    });
+    expect(code).toBe(2);
+    expect(stderr).toContain('enroll --vault needs vault access: pass --config <file>');
+  });
+
+  it('prints the Web UI link, from --ui, $CERTFLOW_UI_URL or the default', async () => {
+    const r = await cli('ui', `${V}/site`, '--namespace', 'prod ns');
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(
+      `http://127.0.0.1:8233/namespaces/prod%20ns/workflows/certificate%3A${V}%2Fsite`,
+    );
+    const j = json<{ url: string }>(
+      await cli('ui', `${V}/site`, '--ui', 'https://temporal.example/', '--json'),
+    );
+    expect(j.url).toBe(
+      `https://temporal.example/namespaces/${namespace}/workflows/certificate%3A${V}%2Fsite`,
+    );
+  });
+
+  it('exit 3 for a certificate without a lifecycle, and when Temporal cannot be reached', async () => {
+    const missing = await cli('status', `${V}/nothing`);
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toContain(`no lifecycle is running for ${V}/nothing`);
+    expect((await cli('renew', `${V}/nothing`, '--no-wait')).code).toBe(3);
+
+    let stderr = '';
+    const port = await freePort();
+    const code = await runCli(['status', 'kv/x', '--address', `127.0.0.1:${port}`], {
+      out: { write: () => {} },
+      err: { write: (s: string) => (stderr += s) },
+      env: {},
+    });
+    expect(code).toBe(3);
+    expect(stderr).toContain(`cannot reach Temporal at 127.0.0.1:${port}`);
+  });
+
+  it('enroll starts the lifecycle once (idempotent), with summary and search attributes set at start', async () => {
+    const first = json<{ status: string; workflowId: string }>(
+      await cli('enroll', `${V}/site`, '--issuer', 'test-ca', '--json'),
+    );
+    expect(first).toMatchObject({ status: 'started', workflowId: `certificate:${V}/site` });
+    const again = await cli('enroll', `${V}/site`, '--issuer', 'other-ca');
+    expect(again.code).toBe(0);
+    expect(again.stdout).toContain(`${V}/site is already enrolled with issuer test-ca (unchanged)`);
+    const d = await client.workflow.getHandle(first.workflowId).describe();
+    expect(await d.staticSummary()).toBe(`Certificate ${V}/site (issuer test-ca)`);
+    expect(d.typedSearchAttributes.get(SA.issuer)).toBe('test-ca');
+    expect(d.typedSearchAttributes.get(SA.vault)).toBe(V);
+    expect(d.taskQueue).toBe(taskQueue);
+  });
+
+  it('status shows the query readably and as JSON', async () => {
+    await enrolled('site');
+    const st = json<CertificateStatus>(await cli('status', `${V}/site`, '--json'));
+    const inVault = await vault.describe('site');
+    expect(st).toMatchObject({
+      certificateId: `${V}/site`,
+      phase: 'Waiting',
+      thumbprint: inVault.thumbprint,
+    });
+    const human = await cli('status', `${V}/site`);
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain(`${V}/site: Waiting`);
+    expect(human.stdout).toMatch(/policy: +at 80% of lifetime \(default\)/);
+    expect(human.stdout).toContain(`thumbprint:  ${inVault.thumbprint}`);
+  });
+
+  it('list: table and JSON, filtered by vault, phase and expiring-within', async () => {
+    await enrolled('site');
+    type Row = { certificateId: string; phase: string; expiresAt: string; renewAt: string };
+    const rows = await waitFor('list to show site with its expiry', async () => {
+      const r = json<Row[]>(await cli('list', '--vault', V, '--json'));
+      const site = r.find((x) => x.certificateId === `${V}/site`);
+      return site?.expiresAt && site.renewAt ? r : undefined;
+    });
+    const site = rows.find((x) => x.certificateId === `${V}/site`)!;
+    expect(site.phase).toBe('Waiting');
+    expect(site.expiresAt).toBe((await vault.describe('site')).notAfter);
+    const ids = (r: Run) => json<Row[]>(r).map((x) => x.certificateId);
+    expect(ids(await cli('list', '--vault', V, '--expiring-within', '100d', '--json'))).toContain(
+      `${V}/site`,
+    );
+    expect(ids(await cli('list', '--vault', V, '--expiring-within', '30d', '--json'))).not.toContain(
+      `${V}/site`,
+    );
+    expect(ids(await cli('list', '--vault', V, '--phase', 'paused', '--json'))).not.toContain(`${V}/site`);
+    expect(ids(await cli('list', '--vault', 'no-such-vault', '--json'))).toEqual([]);
+    const table = await cli('list', '--vault', V);
+    expect(table.stdout).toMatch(/^ID +PHASE +EXPIRES +RENEWS AT +LAST RESULT/);
+    expect(table.stdout).toMatch(
+      new RegExp(`${V}/site +Waiting +\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\dZ \\(in 8\\dd`),
+    );
+  });
+
+  it('renew waits for the outcome and shows progress; --json prints the outcome', async () => {
+    await enrolled('slow');
+    const human = await cli('renew', `${V}/slow`, '--reason', 'cli test');
+    expect(human.code, human.stderr).toBe(0);
+    expect(human.stdout).toContain(`renewing ${V}/slow`);
+    expect(human.stdout).toMatch(/\d\d:\d\d:\d\d {2}Issuing/);
+    expect(human.stdout).toContain(`renewed ${V}/slow:`);
+    expect(human.stdout).toContain(`binding nginx slow.example.test:443: unchanged`);
+
+    const before = (await vault.describe('site')).thumbprint;
+    await enrolled('site');
+    const outcome = json<RenewalOutcome>(await cli('renew', `${V}/site`, '--json'));
+    expect(outcome).toMatchObject({ status: 'renewed', trigger: 'Manual', oldThumbprint: before });
+    expect(outcome.newThumbprint).toBe((await vault.describe('site')).thumbprint);
+  });
+
+  it('renew exits 1 when the renewal fails; --no-wait only asks', async () => {
+    await enrolled('broken');
+    const r = await cli('renew', `${V}/broken`, '--json');
+    expect(r.code).toBe(1);
+    expect(json<RenewalOutcome>(r)).toMatchObject({
+      status: 'failed',
+      error: { type: 'AcmeRejectedIdentifier' },
+    });
+
+    const before = fake.calls.merge.filter((id) => id === `${V}/site`).length;
+    await enrolled('site');
+    const asked = await cli('renew', `${V}/site`, '--no-wait', '--json');
+    expect(json(asked)).toEqual({ certificateId: `${V}/site`, requested: true });
+    await waitFor('the signalled renewal to merge', async () =>
+      fake.calls.merge.filter((id) => id === `${V}/site`).length > before ? true : undefined,
+    );
+  });
+
+  it('sync prints each binding outcome; exit 1 when one failed', async () => {
+    await enrolled('site');
+    const ok = await cli('sync', `${V}/site`, '--json');
+    const outcomes = json<BindingOutcome[]>(ok);
+    expect(ok.code).toBe(0);
+    expect(outcomes).toEqual(bindingsOf(`${V}/site`, (await vault.describe('site')).thumbprint!));
+    const human = await cli('sync', `${V}/site`);
+    expect(human.stdout).toMatch(/synced .*\/site:\n {2}nginx site\.example\.test:443: unchanged/);
+
+    await enrolled('broken', ['Failing']);
+    const bad = await cli('sync', `${V}/broken`);
+    expect(bad.code).toBe(1);
+    expect(bad.stdout).toContain('broken.example.test:443: failed');
+  });
+
+  it('pause needs a reason, refuses renew and sync while paused; resume lifts it', async () => {
+    await enrolled('paused');
+    const p = await cli('pause', `${V}/paused`, '--reason', 'change freeze', '--json');
+    expect(json(p)).toEqual({ certificateId: `${V}/paused`, paused: true, reason: 'change freeze' });
+    const st = await waitFor('the pause to show', async () => {
+      const s = json<CertificateStatus>(await cli('status', `${V}/paused`, '--json'));
+      return s.paused && s.phase === 'Paused' ? s : undefined;
+    });
+    expect(st.paused!.reason).toBe('change freeze');
+
+    const renew = await cli('renew', `${V}/paused`);
+    expect(renew.code).toBe(1);
+    expect(renew.stderr).toMatch(/renew refused: .*paused \(change freeze\)/);
+    expect((await cli('sync', `${V}/paused`)).code).toBe(1);
+
+    expect((await cli('resume', `${V}/paused`)).code).toBe(0);
+    await waitFor('the resume to show', async () => {
+      const s = json<CertificateStatus>(await cli('status', `${V}/paused`, '--json'));
+      return s.paused === null && s.phase === 'Waiting' ? s : undefined;
+    });
+  });
+
+  it('policy sets and clears an override through the update', async () => {
+    const first = await enrolled('tuned');
+    expect(first.policy).toMatchObject({ source: 'vault', lifetimePercentage: 70 });
+    const st = json<CertificateStatus>(await cli('policy', `${V}/tuned`, '--days', '30', '--json'));
+    expect(st.policy).toEqual({ source: 'override', daysBeforeExpiry: 30, jitterMinutes: 0 });
+    expect(Date.parse(st.nextRenewalAt!)).toBe(Date.parse(st.notAfter!) - 30 * DAY);
+    const human = await cli('policy', `${V}/tuned`, '--clear');
+    expect(human.code).toBe(0);
+    expect(human.stdout).toContain(`policy of ${V}/tuned: at 70% of lifetime (vault)`);
+  });
+
+  it('history lists the attempts with thumbprints and bindings', async () => {
+    const r = await cli('history', `${V}/slow`, '--json');
+    const attempts = json<RenewalOutcome[]>(r);
+    expect(attempts).toHaveLength(1);
+    expect(attempts[0]).toMatchObject({
+      attempt: 1,
+      status: 'renewed',
+      newThumbprint: (await vault.describe('slow')).thumbprint,
+    });
+    const human = await cli('history', `${V}/broken`);
+    expect(human.stdout).toMatch(/#1 FAILED \(AcmeRejectedIdentifier\), trigger Manual/);
+    expect(human.stdout).toContain('error: the CA refused');
+  });
+
+  it('enroll --vault enrolls the matching certificates (tag, pattern), skips disabled ones, and is idempotent', async () => {
+    const args = ['enroll', '--vault', V, '--issuer', 'test-ca', '--pattern', 'API-*', '--tag', 'team=web'];
+    type R = { certificateId: string; status: string };
+    const dry = json<R[]>(await cli(...args, '--dry-run', '--json'));
+    expect(dry.map((r) => [r.certificateId, r.status])).toEqual([
+      [`${V}/api-off`, 'skipped'],
+      [`${V}/api-one`, 'would-start'],
+    ]);
+    const done = json<R[]>(await cli(...args, '--json'));
+    expect(done.map((r) => r.status)).toEqual(['skipped', 'started']);
+    const again = await cli(...args);
+    expect(again.stdout).toContain('0 enrolled, 1 already enrolled, 1 skipped');
+    const d = await client.workflow.getHandle(workflowIdFor(`${V}/api-one`)).describe();
+    expect(d.status.name).toBe('RUNNING');
+    await expect(client.workflow.getHandle(workflowIdFor(`${V}/api-two`)).describe()).rejects.toThrow();
+  });
+
+  it('report: expired / expiring soon / valid / not issued, as a table, JSON and CSV', async () => {
+    type Report = {
+      scope: string;
+      counts: Record<string, number>;
+      certificates: Array<{ certificateId: string; state: string; enrolled: boolean }>;
+    };
+    const r = json<Report>(await cli('report', '--vault', V, '--json'));
+    expect(r.scope).toBe('vaults');
+    const state = (n: string) => r.certificates.find((c) => c.certificateId === `${V}/${n}`)?.state;
+    expect([state('old'), state('soon'), state('site'), state('fresh')]).toEqual([
+      'expired',
+      'expiring',
+      'valid',
+      'not-issued',
+    ]);
+    expect(r.counts).toMatchObject({ expired: 1, expiring: 1, 'not-issued': 1 });
+    expect(r.certificates.find((c) => c.certificateId === `${V}/site`)?.enrolled).toBe(true);
+    expect(r.certificates.find((c) => c.certificateId === `${V}/old`)?.enrolled).toBe(false);
+
+    const csv = await cli('report', '--vault', V, '--csv');
+    const lines = csv.stdout.trim().split('\r\n');
+    expect(lines[0]).toBe('certificate,state,notAfter,daysLeft,enrolled,phase,enabled');
+    expect(lines).toHaveLength(r.certificates.length + 1);
+    expect(lines[1]).toMatch(new RegExp(`^${V}/old,expired,`));
+
+    const table = await cli('report', '--vault', V, '--within', '7d');
+    expect(table.stdout).toMatch(new RegExp(`${V}/old +Expired`));
+    expect(table.stdout).toMatch(
+      /Expired: 1, Expiring soon: 1, Valid: \d+, Not issued: 1 \(expiring soon = within 7d\)/,
+    );
+  });
+
+  it('audit: no automatic renewal, paused, or a policy that renews too late; exit 1 with findings', async () => {
+    await enrolled('tight');
+    expect((await cli('policy', `${V}/tight`, '--days', '1')).code).toBe(0);
+    await enrolled('paused', ['Waiting', 'Paused']);
+    expect((await cli('pause', `${V}/paused`, '--reason', 'audit test')).code).toBe(0);
+    await waitFor('the pause', async () =>
+      (await client.workflow.getHandle(workflowIdFor(`${V}/paused`)).query(statusQuery)).paused
+        ? true
+        : undefined,
+    );
+
+    type Audit = {
+      scope: string;
+      checked: number;
+      compliant: number;
+      findings: Array<{ certificateId: string; rule: string; message: string }>;
+    };
+    const r = await cli('audit', '--vault', V, '--json');
+    expect(r.code).toBe(1);
+    const a = json<Audit>(r);
+    const rules = (n: string) =>
+      a.findings
+        .filter((f) => f.certificateId === `${V}/${n}`)
+        .map((f) => f.rule)
+        .sort();
+    expect(rules('late')).toEqual(['NoAutomaticRenewal', 'RenewsTooLate']);
+    expect(rules('api-two')).toEqual(['NoAutomaticRenewal']);
+    expect(rules('tight')).toEqual(['RenewsTooLate']);
+    expect(rules('paused')).toEqual(['RenewalPaused']);
+    expect(rules('site')).toEqual([]);
+    expect(rules('api-off')).toEqual([]); // disabled: not checked
+    expect(
+      a.findings.find((f) => f.certificateId === `${V}/late` && f.rule === 'RenewsTooLate')?.message,
+    ).toContain('renews 3 days before expiry; a certificate living 365 days needs at least 7 days');
+
+    expect(a.scope).toBe('vaults');
+    let stdout = '';
+    const code = await runCli(['audit', '--vault', V], {
+      client,
+      out: { write: (s: string) => (stdout += s) },
+      err: { write: () => {} },
+    });
+    expect(code).toBe(1);
+    expect(stdout).toContain('enrolled certificates only');
+    expect(stdout).not.toContain(`${V}/late `);
+    expect(stdout).toMatch(new RegExp(`${V}/tight +RenewsTooLate`));
+  });
+});

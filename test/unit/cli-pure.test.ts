@@ -1,0 +1,143 @@
+/** The CLI's and the Event Grid endpoint's pure parts: argument parsers, formatting, the audit rule, payloads. */
+import { describe, expect, it } from 'vitest';
+import { globToRegExp, parseDuration, parseTag, parseWholeNumber } from '../../client/args';
+import { auditCertificate, type AuditSubject } from '../../client/audit-rule';
+import { certificateRefOf, MalformedDelivery, parseDelivery } from '../../client/event-grid-events';
+import { csv, humanDuration, table } from '../../client/format';
+import { uiLink } from '../../client/commands/ui';
+
+const DAY = 86_400_000;
+
+describe('argument parsers', () => {
+  it('reads durations and names the flag when they are wrong', () => {
+    expect(parseDuration('7d', '--x')).toBe(7 * DAY);
+    expect(parseDuration('1d12h', '--x')).toBe(1.5 * DAY);
+    expect(parseDuration('2W', '--x')).toBe(14 * DAY);
+    expect(parseDuration('90m', '--x')).toBe(90 * 60_000);
+    for (const bad of ['', '7', 'd', '7 days', '-1d', '1.5d'])
+      expect(() => parseDuration(bad, '--within')).toThrow(/^--within: expected a duration/);
+  });
+
+  it('reads whole numbers within a range', () => {
+    expect(parseWholeNumber('30', '--days', 1, 3650)).toBe(30);
+    for (const bad of ['0', '3651', '1.5', 'ten', '', '1e3'])
+      expect(() => parseWholeNumber(bad, '--days', 1, 3650)).toThrow(
+        '--days: expected a whole number from 1 to 3650',
+      );
+  });
+
+  it('reads tags and globs', () => {
+    expect(parseTag('team=web', '--tag')).toEqual(['team', 'web']);
+    expect(parseTag('empty=', '--tag')).toEqual(['empty', '']);
+    expect(() => parseTag('=x', '--tag')).toThrow('--tag: expected key=value');
+    const re = globToRegExp('api-*.v?');
+    expect(['api-one.v1', 'API-x.v2'].every((s) => re.test(s))).toBe(true);
+    expect(['api-one.v10', 'xapi-one.v1', 'api-onev1'].some((s) => re.test(s))).toBe(false);
+  });
+
+  it('builds the Web UI link with the workflow id encoded', () => {
+    expect(uiLink('http://ui:8080/', 'default', 'kv/a-b')).toBe(
+      'http://ui:8080/namespaces/default/workflows/certificate%3Akv%2Fa-b',
+    );
+  });
+});
+
+describe('formatting', () => {
+  it('aligns tables, quotes CSV and shortens durations', () => {
+    expect(
+      table(
+        ['A', 'LONG'],
+        [
+          ['xyz', '1'],
+          ['q', '22'],
+        ],
+      ),
+    ).toBe('A    LONG\nxyz  1\nq    22');
+    expect(
+      csv(
+        ['a', 'b'],
+        [
+          ['x,y', 'say "hi"'],
+          [null, 3],
+        ],
+      ),
+    ).toBe('a,b\r\n"x,y","say ""hi"""\r\n,3\r\n');
+    expect(humanDuration(3 * DAY + 4 * 3_600_000 + 5_000)).toBe('3d 4h');
+    expect(humanDuration(-(2 * 3_600_000))).toBe('2h');
+    expect(humanDuration(45_000)).toBe('45s');
+    expect(humanDuration(10)).toBe('0s');
+  });
+});
+
+describe('audit rule (Key Vault auto-renew compliance)', () => {
+  const year = (policy: AuditSubject['policy'], lifecycle: AuditSubject['lifecycle'] = 'running') =>
+    auditCertificate({
+      certificateId: 'kv/a',
+      lifecycle,
+      notBefore: '2025-01-01T00:00:00Z',
+      notAfter: new Date(Date.parse('2025-01-01T00:00:00Z') + 365 * DAY).toISOString(),
+      policy,
+    }).map((f) => f.rule);
+
+  it('follows the rule: 3 days before expiry is too late, 7 days is right', () => {
+    expect(year({ daysBeforeExpiry: 3 })).toEqual(['RenewsTooLate']);
+    expect(year({ daysBeforeExpiry: 7 })).toEqual([]);
+    expect(year({ lifetimePercentage: 99 })).toEqual(['RenewsTooLate']); // 3.65 days left
+    expect(year({ lifetimePercentage: 80 })).toEqual([]);
+    expect(year(null, 'none')).toEqual(['NoAutomaticRenewal']);
+    expect(year({ lifetimePercentage: 80 }, 'paused')).toEqual(['RenewalPaused']);
+  });
+
+  it('scales the margin down for short-lived certificates (a tenth of the lifetime)', () => {
+    const short = (pct: number) =>
+      auditCertificate({
+        certificateId: 'kv/s',
+        lifecycle: 'running',
+        notBefore: '2025-01-01T00:00:00Z',
+        notAfter: '2025-01-11T00:00:00Z',
+        policy: { lifetimePercentage: pct },
+      });
+    expect(short(90)).toEqual([]); // 1 day before expiry of a 10-day certificate
+    expect(short(95)[0]?.message).toMatch(
+      /renews 12 hours before expiry; a certificate living 10 days needs at least 1 day /,
+    );
+  });
+});
+
+describe('Event Grid payloads', () => {
+  const kvEvent = (data: Record<string, unknown>) => ({
+    id: '1',
+    topic: '/subscriptions/x/providers/Microsoft.KeyVault/vaults/kv1',
+    eventType: 'Microsoft.KeyVault.CertificateNearExpiry',
+    eventTime: '2025-01-01T00:00:00Z',
+    data,
+  });
+
+  it('tolerates the published sample quirks in data keys and values', () => {
+    const d = parseDelivery([kvEvent({ VaultName: 'kv1', 'ObjectName ': ' site ', Version: ' v1' })]);
+    if (d.kind !== 'events') throw new Error('expected events');
+    expect(certificateRefOf(d.events[0]!, '[0]')).toMatchObject({ certificateId: 'kv1/site', version: 'v1' });
+  });
+
+  it('maps the vault URL through vaultNameFromUrl, from data.Id when present', () => {
+    const d = parseDelivery([
+      kvEvent({
+        Id: 'https://kv1.vault.azure.net/certificates/site/v1',
+        VaultName: 'kv1',
+        ObjectName: 'site',
+      }),
+    ]);
+    if (d.kind !== 'events') throw new Error('expected events');
+    const seen: string[] = [];
+    const ref = certificateRefOf(d.events[0]!, '[0]', (u) => (seen.push(u), 'prod'));
+    expect(seen).toEqual(['https://kv1.vault.azure.net']);
+    expect(ref?.certificateId).toBe('prod/site');
+    expect(certificateRefOf(d.events[0]!, '[0]', () => undefined)).toBeNull();
+  });
+
+  it('rejects names that are not Key Vault names', () => {
+    const d = parseDelivery([kvEvent({ VaultName: 'kv1', ObjectName: '../etc' })]);
+    if (d.kind !== 'events') throw new Error('expected events');
+    expect(() => certificateRefOf(d.events[0]!, '[0]')).toThrow(MalformedDelivery);
+  });
+});
