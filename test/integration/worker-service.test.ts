@@ -1,0 +1,237 @@
+/**
+ * The worker service as operators run it: `worker/main.ts` in its own process against the real dev server.
+ * Health and readiness, /metrics in the Prometheus text format (SDK and Certflow families), JSON logs that
+ * come through our logger (SDK lines included) and never carry a secret, the per-issuer worker, SIGTERM
+ * draining (503, then exit 0 within the grace time), and a bad configuration refused with exit code 2.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { Connection } from '@temporalio/client';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import { freePort, waitFor } from '../support/proc';
+import { repoRoot, scratchDir } from '../support/tools';
+
+const address = inject('temporalAddress');
+const namespace = inject('temporalNamespace');
+const dir = scratchDir('worker-service');
+const SECRET = 'client-secret-value-7f3a9c';
+
+interface Child {
+  proc: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exit: Promise<number | null>;
+}
+const children: Child[] = [];
+
+function startWorker(config: unknown, name: string): Child {
+  const file = path.join(dir, `${name}.json`);
+  writeFileSync(file, JSON.stringify(config, null, 2));
+  const proc = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts', '--config', file], {
+    cwd: repoRoot,
+    env: { ...process.env, CERTFLOW_TEST_CLIENT_SECRET: SECRET },
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let out = '';
+  let err = '';
+  proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
+  proc.stderr!.on('data', (d: Buffer) => (err += d.toString()));
+  const exit = new Promise<number | null>((resolve) =>
+    proc.once('close', (code) => {
+      writeFileSync(path.join(dir, `${name}.log`), out + err);
+      resolve(code);
+    }),
+  );
+  const child = { proc, stdout: () => out, stderr: () => err, exit };
+  children.push(child);
+  return child;
+}
+
+async function get(port: number, p: string): Promise<{ status: number; body: string }> {
+  const res = await fetch(`http://127.0.0.1:${port}${p}`, { signal: AbortSignal.timeout(5_000) });
+  return { status: res.status, body: await res.text() };
+}
+
+// text format 0.0.4: comments, or `name{label="v",...} value [timestamp]`
+const SAMPLE =
+  /^[a-zA-Z_:][a-zA-Z0-9_:]*(\{([a-zA-Z_][a-zA-Z0-9_]*="([^"\\]|\\.)*"(,|(?=\})))*\})? ([-+]?[0-9.eE+-]+|NaN|[+-]Inf)( -?\d+)?$/;
+const COMMENT = /^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]*( .*)?$/;
+
+let badConfig: Child;
+let unreachable: Child;
+let closedPort: number;
+
+beforeAll(async () => {
+  mkdirSync(dir, { recursive: true });
+  // started now so that it runs while the service starts
+  badConfig = startWorker(
+    {
+      temporal: { address, namespace },
+      vaults: [{ kind: 'azure', name: 'kv', url: 'http://kv.example' }],
+      notify: { email: { host: 'smtp.example.com', port: 25, from: 'x@example.com', password: SECRET } },
+      http: { port: 'not-a-port' },
+    },
+    'bad',
+  );
+  closedPort = await freePort();
+  unreachable = startWorker(
+    {
+      temporal: { address: `127.0.0.1:${closedPort}`, connectTimeoutSeconds: 2 },
+      http: { port: await freePort() },
+    },
+    'unreachable',
+  );
+});
+
+afterAll(async () => {
+  for (const c of children) if (c.proc.exitCode === null && c.proc.pid) c.proc.kill('SIGKILL');
+  await Promise.all(children.map((c) => c.exit));
+});
+
+describe('worker service', () => {
+  let port: number;
+  let child: Child;
+  const taskQueue = `svc-${process.pid}-${Date.now().toString(36)}`;
+
+  beforeAll(async () => {
+    port = await freePort();
+    child = startWorker(
+      {
+        temporal: { address, namespace, connectTimeoutSeconds: 30 },
+        taskQueue,
+        vaults: [
+          {
+            kind: 'azure',
+            name: 'kv-test',
+            url: 'https://kv-test.vault.azure.net',
+            credential: {
+              kind: 'client-secret',
+              tenantId: '00000000-0000-0000-0000-000000000001',
+              clientId: '00000000-0000-0000-0000-000000000002',
+              clientSecret: { env: 'CERTFLOW_TEST_CLIENT_SECRET' },
+            },
+          },
+        ],
+        issuers: [
+          {
+            kind: 'acme',
+            name: 'test-ca',
+            directoryUrl: 'https://127.0.0.1:14000/dir',
+            contactEmail: 'pki@example.com',
+            accountKeySecretName: 'acme-account',
+            dns: { kind: 'challtestsrv', managementUrl: 'http://127.0.0.1:8055' },
+            rateLimit: { perSecond: 2 },
+          },
+        ],
+        certificates: [{ id: 'kv-test/site', issuer: 'test-ca' }],
+        http: { port },
+        shutdownGraceSeconds: 5,
+        log: { level: 'info', format: 'json' },
+      },
+      'service',
+    );
+    await waitFor('/healthz', async () => (await get(port, '/healthz')).status === 200, {
+      timeoutMs: 60_000,
+    });
+  });
+
+  it('answers /healthz and becomes ready once every worker polls', async () => {
+    expect((await get(port, '/healthz')).body).toBe('ok\n');
+    const ready = await waitFor(
+      '/readyz 200',
+      async () => {
+        if (child.proc.exitCode !== null)
+          throw new Error(`worker exited: ${child.stderr()}${child.stdout()}`);
+        const r = await get(port, '/readyz');
+        return r.status === 200 ? r : undefined;
+      },
+      { timeoutMs: 150_000, intervalMs: 250 },
+    );
+    expect(ready.body).toContain(taskQueue);
+    expect(ready.body).toContain(`${taskQueue}-issuer-test-ca`);
+  }, 180_000);
+
+  it('has a poller on the issuer task queue', async () => {
+    const c = await Connection.connect({ address });
+    try {
+      const res = await c.workflowService.describeTaskQueue({
+        namespace,
+        taskQueue: { name: `${taskQueue}-issuer-test-ca` },
+        taskQueueType: 2, // TASK_QUEUE_TYPE_ACTIVITY
+      });
+      expect(res.pollers?.length).toBeGreaterThan(0);
+      expect(res.pollers?.[0]?.identity).toMatch(/issuer-test-ca$/);
+    } finally {
+      await c.close();
+    }
+  });
+
+  it('serves /metrics in the Prometheus text format with SDK and Certflow families', async () => {
+    const body = await waitFor('SDK metrics', async () => {
+      const r = await get(port, '/metrics');
+      return /^temporal_\w+/m.test(r.body) ? r.body : undefined;
+    });
+    const bad = body.split('\n').filter((l) => l !== '' && !COMMENT.test(l) && !SAMPLE.test(l));
+    expect(bad).toEqual([]);
+    for (const name of [
+      'certflow_certificate_expiry_timestamp_seconds',
+      'certflow_renewals_total',
+      'certflow_renewal_failures_total',
+      'certflow_binding_syncs_total',
+    ])
+      expect(body).toContain(`# TYPE ${name} `);
+    expect(body).toMatch(new RegExp(`^temporal_\\w+\\{[^}]*task_queue="${taskQueue}"`, 'm'));
+  });
+
+  it('logs JSON lines through its own logger, SDK lines included, never the secret', () => {
+    const lines = child.stdout().trim().split('\n');
+    const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(parsed.every((l) => typeof l.time === 'string' && typeof l.level === 'string')).toBe(true);
+    expect(parsed.some((l) => l.sdkComponent === 'worker')).toBe(true);
+    expect(parsed.some((l) => l.msg === 'Certflow worker running')).toBe(true);
+    expect(child.stdout() + child.stderr()).not.toContain(SECRET);
+  });
+
+  it('on SIGTERM answers 503 on /readyz, then exits 0 within the grace time', async () => {
+    const t0 = Date.now();
+    child.proc.kill('SIGTERM');
+    let saw503 = false;
+    while (child.proc.exitCode === null) {
+      try {
+        const r = await get(port, '/readyz');
+        if (r.status === 503) {
+          saw503 = true;
+          expect(r.body).toContain('shutting down');
+        }
+      } catch {
+        break; // the server has closed
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    expect(await child.exit).toBe(0);
+    expect(saw503).toBe(true);
+    expect(Date.now() - t0).toBeLessThan(5_000); // shutdownGraceSeconds
+    expect(child.stdout()).toMatch(/"msg":"shutting down: \/readyz answers 503 from now"/);
+  }, 30_000);
+});
+
+it('refuses a bad configuration with exit code 2, naming each field and echoing no secret', async () => {
+  expect(await badConfig.exit).toBe(2);
+  const err = badConfig.stderr();
+  expect(err).toContain('vaults[0].url: expected an https URL');
+  expect(err).toContain('notify.email.password: expected a secret reference');
+  expect(err).toContain('http.port: expected port');
+  expect(err).not.toContain(SECRET);
+  expect(badConfig.stdout()).toBe('');
+}, 60_000);
+
+it('gives up on an unreachable Temporal with exit code 1, naming address, namespace and cause', async () => {
+  expect(await unreachable.exit).toBe(1);
+  expect(unreachable.stderr()).toMatch(
+    new RegExp(
+      `cannot connect to Temporal at 127\\.0\\.0\\.1:${closedPort} \\(namespace "default"\\) after \\d+ attempts in \\d+ s: .+`,
+    ),
+  );
+  expect(unreachable.stdout()).toContain('Temporal not reachable yet, retrying');
+}, 60_000);

@@ -1,0 +1,360 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import {
+  ConfigError,
+  globMatch,
+  loadConfig,
+  parseConfig,
+  redactedConfig,
+  resolveSecret,
+  selectBindings,
+  type CertflowConfig,
+} from '../../worker/config';
+import { repoRoot } from '../support/tools';
+
+const tmp = mkdtempSync(path.join(tmpdir(), 'certflow-config-'));
+afterAll(() => rmSync(tmp, { recursive: true, force: true }));
+
+const SECRET = 'hunter2-do-not-print';
+
+/** A valid configuration to break one field at a time. */
+const base = () => ({
+  temporal: { address: 'temporal.internal:7233', namespace: 'certflow' },
+  vaults: [
+    {
+      kind: 'azure',
+      name: 'kv-prod',
+      url: 'https://kv-prod.vault.azure.net',
+      credential: { kind: 'default' },
+    },
+  ] as Record<string, unknown>[],
+  issuers: [
+    {
+      kind: 'acme',
+      name: 'le',
+      directoryUrl: 'https://acme-v02.api.letsencrypt.org/directory',
+      contactEmail: 'pki@example.com',
+      accountKeySecretName: 'acme-le',
+      dns: { kind: 'challtestsrv', managementUrl: 'http://127.0.0.1:8055' },
+    },
+  ] as Record<string, unknown>[],
+  bindings: [] as Record<string, unknown>[],
+  certificates: [{ id: 'kv-prod/api', issuer: 'le' }] as Record<string, unknown>[],
+});
+
+/** The issues of an invalid configuration, as `path: message` lines. */
+function problems(obj: unknown, env: NodeJS.ProcessEnv = {}): string[] {
+  try {
+    parseConfig(obj, env);
+  } catch (err) {
+    expect(err).toBeInstanceOf(ConfigError);
+    return (err as ConfigError).issues.map((i) => `${i.path}: ${i.message}`);
+  }
+  throw new Error('expected the configuration to be refused');
+}
+
+describe('parseConfig', () => {
+  it('accepts the example configuration at the repository root', () => {
+    const example = JSON.parse(readFileSync(path.join(repoRoot, 'config.example.json'), 'utf8'));
+    const c = parseConfig(example, {});
+    expect(c.vaults[0]).toMatchObject({ kind: 'azure', name: 'kv-prod', cloud: 'public' });
+    expect(c.issuers[0]).toMatchObject({ kind: 'acme', rateLimit: { perSecond: 5 } });
+    expect(c.bindings[0]?.kind).toBe('app-service');
+    expect(c.notify.email?.password).toEqual({ env: 'CERTFLOW_SMTP_PASSWORD' });
+  });
+
+  it('fills defaults for an empty configuration', () => {
+    const c = parseConfig({}, {});
+    expect(c.temporal).toEqual({
+      address: '127.0.0.1:7233',
+      namespace: 'default',
+      connectTimeoutSeconds: 60,
+    });
+    expect(c.taskQueue).toBe('certflow');
+    expect(c.http).toEqual({ port: 9464, host: '127.0.0.1' });
+    expect(c.log).toEqual({ level: 'info', format: 'auto' });
+    expect(c.shutdownGraceSeconds).toBe(30);
+    expect(c.vaults).toEqual([]);
+  });
+
+  it('names a missing field and what it expects', () => {
+    const c = base();
+    delete (c.issuers[0] as Record<string, unknown>).contactEmail;
+    expect(problems(c)).toEqual(['issuers[0].contactEmail: missing: expected an e-mail address']);
+  });
+
+  it('names a field of the wrong type', () => {
+    expect(problems({ ...base(), shutdownGraceSeconds: 'soon' })).toEqual([
+      'shutdownGraceSeconds: expected shutdownGraceSeconds (a whole number 0-3600)',
+    ]);
+    expect(problems({ ...base(), temporal: 'localhost' })).toEqual([
+      'temporal: expected an object, got a string',
+    ]);
+  });
+
+  it('refuses a vault URL that is not https', () => {
+    const c = base();
+    c.vaults.push({
+      kind: 'azure',
+      name: 'kv-2',
+      url: 'http://kv-2.vault.azure.net',
+      credential: { kind: 'default' },
+    });
+    expect(problems(c)).toEqual(['vaults[1].url: expected an https URL like https://<name>.vault.azure.net']);
+  });
+
+  it('refuses an inline secret without echoing it', () => {
+    const c = {
+      ...base(),
+      notify: {
+        email: { host: 'smtp.example.com', port: 587, user: 'u', password: SECRET, from: 'a@example.com' },
+      },
+    };
+    let message = '';
+    try {
+      parseConfig(c, {});
+    } catch (err) {
+      message = (err as Error).message + JSON.stringify((err as ConfigError).issues);
+    }
+    expect(message).toContain('notify.email.password: expected a secret reference');
+    expect(message).not.toContain(SECRET);
+  });
+
+  it('refuses a secret reference with extra fields (a value smuggled next to it)', () => {
+    const c = base();
+    c.issuers[0]!.eab = { kid: 'kid-1', hmacKey: { env: 'EAB_KEY', value: SECRET } };
+    const out = problems(c).join('\n');
+    expect(out).toBe('issuers[0].eab.hmacKey.value: unknown field');
+    expect(out).not.toContain(SECRET);
+  });
+
+  it('names an unknown kind and lists the known ones', () => {
+    const c = base();
+    c.issuers.push({ kind: 'vault-pki', name: 'x' });
+    expect(problems(c)).toEqual(['issuers[1].kind: expected one of "acme" | "dev-ca" | "command"']);
+  });
+
+  it('reports a misspelt field as unknown', () => {
+    const c = { ...base(), htpp: { port: 1 } };
+    expect(problems(c)).toEqual(['htpp: unknown field']);
+  });
+
+  it('reports every problem at once', () => {
+    const c = base();
+    c.vaults.push({ kind: 'local', name: 'lv', dir: '/var/lib/certflow' });
+    c.bindings.push({ kind: 'files', name: 'nginx', certificates: {}, validate: { command: 'nginx' } });
+    c.certificates.push({ id: 'nope', issuer: 'zerossl' });
+    const out = problems({ ...c, http: { port: 70_000 }, log: { level: 'loud' } });
+    expect(out).toEqual(
+      expect.arrayContaining([
+        'vaults[1].encryptionKey: missing: expected a secret reference { "env": "VARIABLE" } or { "file": "/path/to/file" } (inline secrets are refused)',
+        'bindings[0].certificates: expected at least one of ids, pattern or tag',
+        'bindings[0].reload: missing: expected an object',
+        'http.port: expected port of at most 65535',
+        'log.level: expected one of "trace" | "debug" | "info" | "warn" | "error"',
+        'certificates[1].id: expected "<vault>/<name>", got "nope"',
+        'certificates[1].issuer: expected a configured issuer (known: "le")',
+      ]),
+    );
+    expect(out).toHaveLength(7);
+  });
+
+  it('checks cross-references: unique names, configured vaults and issuers', () => {
+    const c = base();
+    c.issuers.push({ ...c.issuers[0], accountKeyVault: 'kv-missing' });
+    c.certificates.push({ id: 'kv-other/web' }, { id: 'kv-prod/api', issuer: 'le' });
+    expect(problems(c)).toEqual([
+      'issuers[1].name: expected a unique name: "le" appears twice',
+      'certificates[2].id: expected a unique id: "kv-prod/api" appears twice',
+      'certificates[1].id: expected a configured vault before "/" (known: "kv-prod")',
+      'certificates[1].issuer: missing: expected a configured issuer name (or set defaults.issuer)',
+      'issuers[1].accountKeyVault: expected a configured vault (known: "kv-prod")',
+    ]);
+  });
+
+  it('takes the issuer from defaults', () => {
+    const c = parseConfig(
+      { ...base(), certificates: [{ id: 'kv-prod/web' }], defaults: { issuer: 'le' } },
+      {},
+    );
+    expect(c.certificates[0]?.issuer).toBeUndefined();
+    expect(c.defaults.issuer).toBe('le');
+  });
+
+  it('checks the shape of each binding kind', () => {
+    const c = base();
+    c.bindings.push(
+      {
+        kind: 'files',
+        name: 'nginx',
+        certificates: { pattern: 'kv-prod/*' },
+        certPath: '/etc/nginx/tls/site.pem',
+        validate: { command: 'nginx', args: ['-t'] },
+        reload: { command: 'nginx', args: ['-s', 'reload'] },
+      },
+      { kind: 'app-service', name: 'web', certificates: { ids: ['kv-prod/api'] }, subscriptions: [] },
+      {
+        kind: 'webhook',
+        name: 'hook',
+        certificates: { tag: { name: 'team', value: 'x' } },
+        url: 'ftp://x',
+        secret: { env: 'S' },
+      },
+    );
+    expect(problems(c)).toEqual([
+      'bindings[0]: expected certPath and keyPath, or combinedPath alone',
+      'bindings[1].subscriptions: expected at least one subscription',
+      'bindings[2].url: expected an https or http URL like https://hooks.example.com/certflow',
+    ]);
+  });
+
+  it('refuses two renewal policies at once', () => {
+    const c = { ...base(), defaults: { policy: { lifetimePercentage: 70, daysBeforeExpiry: 30 } } };
+    expect(problems(c)).toEqual([
+      'defaults.policy: expected lifetimePercentage or daysBeforeExpiry, not both',
+    ]);
+  });
+});
+
+describe('environment overrides', () => {
+  it('override the file, numbers converted and levels lower-cased', () => {
+    const c = parseConfig(base(), {
+      CERTFLOW_TEMPORAL_ADDRESS: 'temporal.prod:7233',
+      CERTFLOW_TEMPORAL_NAMESPACE: 'prod',
+      CERTFLOW_TASK_QUEUE: 'certflow-blue',
+      CERTFLOW_HTTP_PORT: '9100',
+      CERTFLOW_LOG_LEVEL: 'DEBUG',
+      CERTFLOW_SHUTDOWN_GRACE_SECONDS: '120',
+    });
+    expect(c.temporal.address).toBe('temporal.prod:7233');
+    expect(c.temporal.namespace).toBe('prod');
+    expect(c.taskQueue).toBe('certflow-blue');
+    expect(c.http.port).toBe(9100);
+    expect(c.log.level).toBe('debug');
+    expect(c.shutdownGraceSeconds).toBe(120);
+  });
+
+  it('name the variable when its value is wrong', () => {
+    expect(problems(base(), { CERTFLOW_HTTP_PORT: 'http' })).toEqual([
+      'http.port: expected port (a whole number 1-65535) (set by CERTFLOW_HTTP_PORT)',
+    ]);
+  });
+
+  it('take the Temporal API key by reference, never by value', () => {
+    const c = parseConfig(base(), { CERTFLOW_TEMPORAL_API_KEY: SECRET });
+    expect(c.temporal.apiKey).toEqual({ env: 'CERTFLOW_TEMPORAL_API_KEY' });
+    expect(JSON.stringify(c)).not.toContain(SECRET);
+  });
+});
+
+describe('loadConfig', () => {
+  it('reads a JSON file', () => {
+    const file = path.join(tmp, 'ok.json');
+    writeFileSync(file, JSON.stringify(base()));
+    expect(loadConfig({ file, env: {} }).vaults[0]?.name).toBe('kv-prod');
+  });
+
+  it('says where a JSON file is broken without quoting it', () => {
+    const file = path.join(tmp, 'broken.json');
+    writeFileSync(file, `{\n  "notify": { "password": "${SECRET}" }\n  "x": 1\n}`);
+    try {
+      loadConfig({ file, env: {} });
+      expect.unreachable();
+    } catch (err) {
+      expect((err as Error).message).toMatch(/broken\.json: not valid JSON at line 3 column 3/);
+      expect((err as Error).message).not.toContain(SECRET);
+    }
+  });
+
+  it('names a missing file', () => {
+    expect(() => loadConfig({ file: path.join(tmp, 'nope.json'), env: {} })).toThrow(
+      /nope\.json: cannot read the configuration file \(no such file\)/,
+    );
+  });
+
+  it('takes the file from CERTFLOW_CONFIG, and works without one', () => {
+    const file = path.join(tmp, 'env.json');
+    writeFileSync(file, JSON.stringify({ taskQueue: 'from-file' }));
+    expect(loadConfig({ env: { CERTFLOW_CONFIG: file } }).taskQueue).toBe('from-file');
+    expect(loadConfig({ env: {} }).taskQueue).toBe('certflow');
+  });
+});
+
+describe('secrets', () => {
+  it('resolve from the environment or a file', () => {
+    const file = path.join(tmp, 'secret.txt');
+    writeFileSync(file, `${SECRET}\n`);
+    expect(resolveSecret({ env: 'X' }, { X: SECRET })).toBe(SECRET);
+    expect(resolveSecret({ file }, {})).toBe(SECRET);
+  });
+
+  it('name the reference when it cannot be resolved', () => {
+    expect(() => resolveSecret({ env: 'SMTP_PASSWORD' }, {}, 'notify.email.password')).toThrow(
+      /notify\.email\.password: expected the environment variable SMTP_PASSWORD to be set/,
+    );
+    expect(() => resolveSecret({ file: path.join(tmp, 'missing') }, {}, 'temporal.apiKey')).toThrow(
+      /temporal\.apiKey: expected a readable secret file .*missing \(ENOENT\)/,
+    );
+  });
+
+  it('stay out of the redacted configuration', () => {
+    const c = parseConfig(
+      {
+        ...base(),
+        issuers: [
+          ...base().issuers,
+          {
+            kind: 'command',
+            name: 'adcs',
+            command: '/opt/adcs',
+            env: { ADCS_TOKEN: SECRET, PASS: { env: 'P' } },
+          },
+        ],
+        bindings: [
+          {
+            kind: 'webhook',
+            name: 'hook',
+            certificates: { ids: ['kv-prod/api'] },
+            url: `https://user:${SECRET}@hooks.example.com/x?token=${SECRET}`,
+            secret: { env: 'HOOK_SECRET' },
+          },
+        ],
+      },
+      {},
+    );
+    const shown = JSON.stringify(redactedConfig(c));
+    expect(shown).not.toContain(SECRET);
+    expect(shown).toContain('"PASS":{"env":"P"}');
+    expect(shown).toContain('https://hooks.example.com/x?[redacted]');
+  });
+});
+
+describe('selectBindings', () => {
+  const config = {
+    bindings: [
+      { kind: 'webhook', name: 'by-id', certificates: { ids: ['kv-prod/api'] } },
+      { kind: 'webhook', name: 'by-pattern', certificates: { pattern: 'kv-prod/www-*' } },
+      { kind: 'webhook', name: 'by-tag', certificates: { tag: { name: 'Team', value: 'web' } } },
+      { kind: 'webhook', name: 'everything', certificates: { pattern: '**' } },
+    ],
+  } as unknown as CertflowConfig;
+  const names = (id: string, tags?: Record<string, string>) =>
+    selectBindings(config, id, tags).map((b) => b.name);
+
+  it('picks bindings by id, pattern and tag, in configuration order', () => {
+    expect(names('kv-prod/api')).toEqual(['by-id', 'everything']);
+    expect(names('kv-prod/www-example-com')).toEqual(['by-pattern', 'everything']);
+    expect(names('kv-test/www-x', { Team: 'web' })).toEqual(['by-tag', 'everything']);
+    expect(names('kv-test/www-x', { Team: 'api' })).toEqual(['everything']);
+  });
+
+  it('globs: * stays within a segment, ** crosses, ? is one character, the rest is literal', () => {
+    expect(globMatch('kv-*/api', 'kv-prod/api')).toBe(true);
+    expect(globMatch('*', 'kv-prod/api')).toBe(false);
+    expect(globMatch('**', 'kv-prod/api')).toBe(true);
+    expect(globMatch('kv-prod/ap?', 'kv-prod/api')).toBe(true);
+    expect(globMatch('kv.prod/*', 'kvxprod/api')).toBe(false);
+  });
+});

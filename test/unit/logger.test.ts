@@ -1,0 +1,160 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { describe, expect, it } from 'vitest';
+import { certificateIdFromWorkflowId, createLogger, redact, type LoggerOptions } from '../../worker/logger';
+
+function capture(opts: Omit<LoggerOptions, 'out'> & { tty?: boolean } = {}) {
+  const lines: string[] = [];
+  const logger = createLogger({
+    now: () => new Date('2026-03-01T10:00:00.000Z'),
+    ...opts,
+    out: { write: (l: string) => lines.push(l), isTTY: opts.tty ?? false },
+  });
+  const json = () => lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+  return { logger, lines, json };
+}
+
+const PRIVATE_KEY = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
+  type: 'pkcs8',
+  format: 'pem',
+}) as string;
+const KEY_BODY = PRIVATE_KEY.split('\n')[1]!;
+
+describe('redact', () => {
+  it('removes PEM private keys, whole or cut off', () => {
+    const out = redact(`before ${PRIVATE_KEY} after`);
+    expect(out).toBe('before [REDACTED PRIVATE KEY]\n after');
+    expect(redact(`tail: ${PRIVATE_KEY.slice(0, 80)}`)).toBe('tail: [REDACTED PRIVATE KEY]');
+    expect(redact('-----BEGIN RSA PRIVATE KEY-----\nMIIE\n-----END RSA PRIVATE KEY-----')).toBe(
+      '[REDACTED PRIVATE KEY]',
+    );
+  });
+
+  it('keeps certificates, which are public', () => {
+    const cert = '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----';
+    expect(redact(cert)).toBe(cert);
+  });
+
+  it('removes password=, token= and api_key= values, JSON secrets and bearer tokens', () => {
+    expect(redact('smtp://u:x@h?password=s3cr3t&x=1')).toBe('smtp://u:x@h?password=[REDACTED]&x=1');
+    expect(redact('token=abc.def api_key="k e y" pwd=p')).toBe(
+      'token=[REDACTED] api_key=[REDACTED] pwd=[REDACTED]',
+    );
+    expect(redact('{"user":"a","password":"p\\"q"}')).toBe('{"user":"a","password":"[REDACTED]"}');
+    expect(redact('Authorization: Bearer eyJhbGciOi.eyJzdWIi.sig-_')).toBe(
+      'Authorization: Bearer [REDACTED]',
+    );
+    expect(redact('Basic dXNlcjpwYXNz')).toBe('Basic [REDACTED]');
+  });
+});
+
+describe('certificateIdFromWorkflowId', () => {
+  it('reads lifecycle and renewal workflow ids', () => {
+    expect(certificateIdFromWorkflowId('certificate:kv-prod/api')).toBe('kv-prod/api');
+    expect(certificateIdFromWorkflowId('renewal:kv-prod/api:c3:a1')).toBe('kv-prod/api');
+    expect(certificateIdFromWorkflowId('fleet-discovery')).toBeUndefined();
+    expect(certificateIdFromWorkflowId(undefined)).toBeUndefined();
+  });
+});
+
+describe('createLogger', () => {
+  it('writes one JSON object a line with certificate and workflow ids first', () => {
+    const { logger, json, lines } = capture();
+    // the shape Temporal's activity context logger passes
+    logger.info('CSR ready in the vault', {
+      sdkComponent: 'activity',
+      workflowId: 'renewal:kv-prod/api:c1:a2',
+      activityType: 'beginRenewal',
+      taskToken: 'Q2hBd...',
+      attempt: 1,
+    });
+    expect(
+      lines[0]!.startsWith(
+        '{"time":"2026-03-01T10:00:00.000Z","level":"info","msg":"CSR ready in the vault","certificateId":"kv-prod/api","workflowId":"renewal:kv-prod/api:c1:a2"',
+      ),
+    ).toBe(true);
+    expect(json()[0]).toEqual({
+      time: '2026-03-01T10:00:00.000Z',
+      level: 'info',
+      msg: 'CSR ready in the vault',
+      certificateId: 'kv-prod/api',
+      workflowId: 'renewal:kv-prod/api:c1:a2',
+      sdkComponent: 'activity',
+      activityType: 'beginRenewal',
+      attempt: 1,
+    });
+  });
+
+  it('keeps an explicit certificate id and adds child fields to every line', () => {
+    const { logger, json } = capture();
+    const child = logger.child({ issuer: 'le' });
+    child.warn('slow CA', { certificateId: 'kv/a' });
+    child.warn('no ids here');
+    expect(json()).toEqual([
+      expect.objectContaining({ level: 'warn', certificateId: 'kv/a', issuer: 'le' }),
+      expect.objectContaining({ msg: 'no ids here', issuer: 'le' }),
+    ]);
+    expect(json()[1]).not.toHaveProperty('certificateId');
+  });
+
+  it("uses Temporal's timestamp when the SDK passes one", () => {
+    const { logger, json } = capture();
+    logger.log('INFO', 'from core', { [Symbol.for('log_timestamp')]: 1_772_359_200_123_000_000n });
+    expect(json()[0]?.time).toBe('2026-03-01T10:00:00.123Z');
+  });
+
+  it('filters by level, for the SDK upper-case levels too', () => {
+    const { logger, json } = capture({ level: 'warn' });
+    logger.info('dropped');
+    logger.log('DEBUG', 'dropped too');
+    logger.log('ERROR', 'kept');
+    expect(json().map((l) => l.msg)).toEqual(['kept']);
+  });
+
+  it('redacts secrets in messages, in nested fields, in errors, and by field name', () => {
+    const { logger, lines } = capture();
+    const err = new Error(`merge failed with key ${PRIVATE_KEY}`);
+    logger.error(`request with password=${KEY_BODY}`, {
+      workflowId: 'certificate:kv/a',
+      error: err,
+      request: { headers: { authorization: 'Bearer abc' }, body: { keyPem: PRIVATE_KEY, note: 'ok' } },
+      clientSecret: 'cs-value',
+      secretId: 'https://kv.vault.azure.net/secrets/a/1',
+    });
+    const out = lines.join('');
+    expect(out).not.toContain(KEY_BODY);
+    expect(out).not.toContain('cs-value');
+    expect(out).not.toContain('abc');
+    const line = JSON.parse(out) as {
+      msg: string;
+      error: { message: string };
+      request: { body: unknown };
+      secretId: string;
+    };
+    expect(line.msg).toBe('request with password=[REDACTED]');
+    expect(line.error.message).toBe('merge failed with key [REDACTED PRIVATE KEY]\n');
+    expect(line.request.body).toEqual({ keyPem: '[REDACTED]', note: 'ok' });
+    expect(line.secretId).toBe('https://kv.vault.azure.net/secrets/a/1');
+  });
+
+  it('survives cycles and bigints', () => {
+    const { logger, json } = capture();
+    const a: Record<string, unknown> = { n: 10n };
+    a.self = a;
+    logger.info('cyclic', { a });
+    expect(json()[0]?.a).toEqual({ n: '10', self: '[...]' });
+  });
+
+  it('writes readable lines in a terminal (auto) or when asked (pretty)', () => {
+    const tty = capture({ tty: true });
+    tty.logger.info('renewed', { workflowId: 'certificate:kv/a', thumbprint: 'AB12' });
+    expect(tty.lines[0]).toBe(
+      '10:00:00.000 \x1b[32mINFO \x1b[0m renewed  certificateId=kv/a  workflowId=certificate:kv/a  thumbprint=AB12\n',
+    );
+    const plain = capture({ format: 'pretty' });
+    plain.logger.warn('x', { n: { a: 1 } });
+    expect(plain.lines[0]).toBe('10:00:00.000 WARN  x  n={"a":1}\n');
+    const forced = capture({ format: 'json', tty: true });
+    forced.logger.info('x');
+    expect(() => JSON.parse(forced.lines[0]!)).not.toThrow();
+  });
+});

@@ -1,0 +1,338 @@
+/**
+ * The shape of Certflow's configuration (zod 4). Every leaf carries a message that says what is expected, so
+ * that `config.ts` can print `vaults[1].url: expected an https URL like https://<name>.vault.azure.net`.
+ * Secrets appear only as references ({ env } or { file }); an inline value is refused without being echoed.
+ */
+import { z } from 'zod';
+
+/** A message for a missing or mistyped value: "missing: expected X" or "expected X". */
+const expect = (what: string) => (iss: { input?: unknown }) =>
+  iss.input === undefined ? `missing: expected ${what}` : `expected ${what}`;
+
+const text = (what: string) => z.string({ error: expect(what) }).min(1, { error: `expected ${what}` });
+const int = (what: string, min: number, max: number) =>
+  z
+    .number({ error: expect(`${what} (a whole number ${min}-${max})`) })
+    .int({ error: `expected ${what} (a whole number ${min}-${max})` })
+    .min(min, { error: `expected ${what} of at least ${min}` })
+    .max(max, { error: `expected ${what} of at most ${max}` });
+const positive = (what: string) =>
+  z.number({ error: expect(`${what} (a number > 0)`) }).positive({ error: `expected ${what} > 0` });
+const bool = (what: string) => z.boolean({ error: expect(`true or false (${what})`) });
+const oneOf = <T extends readonly [string, ...string[]]>(values: T) =>
+  z.enum(values, { error: expect(`one of ${values.map((v) => `"${v}"`).join(' | ')}`) });
+
+function isUrl(v: string, protocols: string[]): boolean {
+  try {
+    const u = new URL(v);
+    return protocols.includes(u.protocol) && u.hostname.length > 0;
+  } catch {
+    return false;
+  }
+}
+const url = (example: string, protocols = ['https:']) => {
+  const what = `an ${protocols.map((p) => p.replace(':', '')).join(' or ')} URL like ${example}`;
+  return z.string({ error: expect(what) }).refine((v) => isUrl(v, protocols), { error: `expected ${what}` });
+};
+
+const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+const guid = (what: string) =>
+  z
+    .string({ error: expect(`${what} (a GUID)`) })
+    .regex(GUID, { error: `expected ${what} (a GUID like 00000000-0000-0000-0000-000000000000)` });
+
+const EMAIL = /^[^\s@<>,;]+@[^\s@<>,;]+\.[^\s@<>,;]+$/;
+const email = z
+  .string({ error: expect('an e-mail address') })
+  .regex(EMAIL, { error: 'expected an e-mail address' });
+const NAME = /^[A-Za-z0-9][A-Za-z0-9-]{0,62}$/;
+const name = (what: string) =>
+  z.string({ error: expect(`${what} (letters, digits and dashes)`) }).regex(NAME, {
+    error: `expected ${what}: 1-63 letters, digits and dashes, starting with a letter or digit`,
+  });
+
+const SECRET_REF =
+  'a secret reference { "env": "VARIABLE" } or { "file": "/path/to/file" } (inline secrets are refused)';
+/** Where a secret comes from; the value itself never appears in the configuration. */
+export const secretRefSchema = z.union(
+  [
+    z.strictObject({ env: z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/) }),
+    z.strictObject({ file: z.string().min(1) }),
+  ],
+  // never echo the input: it may be the secret itself
+  {
+    error: (iss) => (iss.input === undefined ? `missing: expected ${SECRET_REF}` : `expected ${SECRET_REF}`),
+  },
+);
+export type SecretRef = z.infer<typeof secretRefSchema>;
+
+const command = z.strictObject({
+  command: text('a program to run (path or name on PATH)'),
+  args: z.array(z.string({ error: expect('a string argument') })).default([]),
+  timeoutMs: int('timeoutMs', 1, 3_600_000).optional(),
+});
+
+// ---- temporal ---------------------------------------------------------------------------------------------
+
+const temporal = z
+  .strictObject({
+    address: text('host:port of the Temporal frontend, like 127.0.0.1:7233').default('127.0.0.1:7233'),
+    namespace: text('a namespace name').default('default'),
+    tls: z
+      .strictObject({
+        certFile: text('a path to the client certificate (PEM)').optional(),
+        keyFile: text('a path to the client key (PEM)').optional(),
+        caFile: text('a path to the server CA (PEM)').optional(),
+        serverName: text('the TLS server name').optional(),
+      })
+      .refine((t) => !t.certFile === !t.keyFile, { error: 'expected certFile and keyFile together (mTLS)' })
+      .optional(),
+    apiKey: secretRefSchema.optional(),
+    /** How long to keep trying to reach the server at start-up. */
+    connectTimeoutSeconds: int('connectTimeoutSeconds', 1, 3600).default(60),
+  })
+  .prefault({});
+
+// ---- vaults -----------------------------------------------------------------------------------------------
+
+const azureCredential = z.discriminatedUnion(
+  'kind',
+  [
+    z.strictObject({ kind: z.literal('default'), managedIdentityClientId: text('a client id').optional() }),
+    z.strictObject({
+      kind: z.literal('client-secret'),
+      tenantId: text('a tenant id'),
+      clientId: text('a client id'),
+      clientSecret: secretRefSchema,
+    }),
+    z.strictObject({
+      kind: z.literal('client-certificate'),
+      tenantId: text('a tenant id'),
+      clientId: text('a client id'),
+      certificateFile: text('a path to a PEM file with the certificate and its key'),
+    }),
+    z.strictObject({
+      kind: z.literal('workload-identity'),
+      tenantId: text('a tenant id').optional(),
+      clientId: text('a client id').optional(),
+      tokenFile: text('a path to the federated token file').optional(),
+    }),
+  ],
+  {
+    error: expect(
+      'a credential kind: "default" | "client-secret" | "client-certificate" | "workload-identity"',
+    ),
+  },
+);
+
+const vault = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('azure'),
+    name: name('a vault name'),
+    url: url('https://<name>.vault.azure.net'),
+    credential: azureCredential.prefault({ kind: 'default' }),
+    cloud: oneOf(['public', 'china', 'usgov'] as const).default('public'),
+  }),
+  z.strictObject({
+    kind: z.literal('local'),
+    name: name('a vault name'),
+    dir: text('a directory for the local vault'),
+    encryptionKey: secretRefSchema,
+  }),
+]);
+
+// ---- issuers ----------------------------------------------------------------------------------------------
+
+const rateLimit = z.strictObject({ perSecond: positive('perSecond') }).optional();
+
+const acmeDns = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('azure'),
+    subscriptionId: guid('subscriptionId'),
+    resourceGroup: text('a resource group name'),
+    zone: text('a DNS zone name like example.com'),
+  }),
+  z.strictObject({
+    kind: z.literal('challtestsrv'),
+    managementUrl: url('http://127.0.0.1:8055', ['http:', 'https:']),
+  }),
+]);
+
+const issuer = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('acme'),
+    name: name('an issuer name'),
+    rateLimit,
+    directoryUrl: url('https://acme-v02.api.letsencrypt.org/directory'),
+    contactEmail: email,
+    accountKeySecretName: name('a vault secret name for the ACME account key'),
+    /** The configured vault that keeps the account key secret; default: the first vault. */
+    accountKeyVault: name('a configured vault name').optional(),
+    eab: z.strictObject({ kid: text('the EAB key id'), hmacKey: secretRefSchema }).optional(),
+    dns: acmeDns,
+    caBundleFile: text('a path to extra CA certificates (PEM) for the directory').optional(),
+    trustAnchorFiles: z.array(text('a path to a root certificate (PEM)')).optional(),
+  }),
+  z.strictObject({
+    kind: z.literal('dev-ca'),
+    name: name('an issuer name'),
+    rateLimit,
+    dir: text('a directory for the dev CA'),
+    validity: z
+      .strictObject({ minutes: positive('minutes').optional(), days: positive('days').optional() })
+      .refine((v) => v.minutes !== undefined || v.days !== undefined, { error: 'expected minutes or days' }),
+  }),
+  z.strictObject({
+    kind: z.literal('command'),
+    name: name('an issuer name'),
+    rateLimit,
+    ...command.shape,
+    env: z
+      .record(
+        z.string().regex(/^[A-Za-z_][A-Za-z0-9_]*$/, { error: 'expected an environment variable name' }),
+        z.union([z.string(), secretRefSchema], { error: expect(`a string or ${SECRET_REF}`) }),
+      )
+      .optional(),
+  }),
+]);
+
+// ---- bindings ---------------------------------------------------------------------------------------------
+
+export const selectorSchema = z
+  .strictObject({
+    ids: z.array(text('a certificate id "<vault>/<name>"')).optional(),
+    pattern: text('a glob on certificate ids, like "kv-prod/*"').optional(),
+    tag: z
+      .strictObject({ name: text('a tag name'), value: z.string({ error: expect('a tag value') }) })
+      .optional(),
+  })
+  .refine((s) => s.ids !== undefined || s.pattern !== undefined || s.tag !== undefined, {
+    error: 'expected at least one of ids, pattern or tag',
+  });
+
+const bindingBase = { name: name('a binding name'), certificates: selectorSchema };
+
+const binding = z.discriminatedUnion('kind', [
+  z
+    .strictObject({
+      kind: z.literal('files'),
+      ...bindingBase,
+      certPath: text('a path for the certificate chain (PEM)').optional(),
+      keyPath: text('a path for the private key (PEM)').optional(),
+      combinedPath: text('a path for chain and key in one file').optional(),
+      mode: z
+        .string({ error: expect('an octal file mode like "0600"') })
+        .regex(/^0?[0-7]{3}$/, { error: 'expected an octal file mode like "0600"' })
+        .optional(),
+      owner: z.strictObject({ uid: int('uid', 0, 2 ** 31), gid: int('gid', 0, 2 ** 31) }).optional(),
+      validate: command,
+      reload: command,
+      probe: z
+        .strictObject({
+          host: text('a host to connect to'),
+          port: int('port', 1, 65535),
+          servername: text('the TLS server name (SNI)'),
+          caFile: text('a path to the CA that signs the served chain (PEM)').optional(),
+        })
+        .optional(),
+      keepPrevious: int('keepPrevious', 0, 10).optional(),
+    })
+    .refine((b) => (b.combinedPath ? !b.certPath && !b.keyPath : !!b.certPath && !!b.keyPath), {
+      error: 'expected certPath and keyPath, or combinedPath alone',
+    }),
+  z.strictObject({
+    kind: z.literal('app-service'),
+    ...bindingBase,
+    subscriptions: z
+      .array(
+        z.strictObject({
+          subscriptionId: guid('subscriptionId'),
+          resourceGroups: z.array(text('a resource group name')).optional(),
+        }),
+      )
+      .min(1, { error: 'expected at least one subscription' }),
+  }),
+  z.strictObject({
+    kind: z.literal('webhook'),
+    ...bindingBase,
+    url: url('https://hooks.example.com/certflow', ['https:', 'http:']),
+    secret: secretRefSchema,
+  }),
+]);
+
+// ---- certificates, notify, http, log ----------------------------------------------------------------------
+
+const policy = z
+  .strictObject({
+    lifetimePercentage: int('lifetimePercentage', 1, 99).optional(),
+    daysBeforeExpiry: int('daysBeforeExpiry', 1, 3650).optional(),
+    jitterMinutes: int('jitterMinutes', 0, 10_080).optional(),
+  })
+  .refine((p) => p.lifetimePercentage === undefined || p.daysBeforeExpiry === undefined, {
+    error: 'expected lifetimePercentage or daysBeforeExpiry, not both',
+  });
+
+const certificate = z.strictObject({
+  id: text('a certificate id "<vault>/<name>"'),
+  issuer: name('a configured issuer name').optional(),
+  policy: policy.optional(),
+});
+
+const notify = z
+  .strictObject({
+    email: z
+      .strictObject({
+        host: text('an SMTP host'),
+        port: int('port', 1, 65535),
+        secure: bool('TLS from the first byte, port 465').optional(),
+        requireTls: bool('refuse to send without STARTTLS').optional(),
+        user: text('an SMTP user name').optional(),
+        password: secretRefSchema.optional(),
+        from: text('a sender like "Certflow <certflow@example.com>"'),
+        defaultRecipients: z.array(email).optional(),
+        caFile: text('a path to the CA of the SMTP server (PEM)').optional(),
+      })
+      .refine((e) => !e.password || !!e.user, { error: 'expected user together with password' })
+      .optional(),
+    chat: z.strictObject({ flavor: oneOf(['slack', 'teams'] as const), url: secretRefSchema }).optional(),
+  })
+  .prefault({});
+
+const http = z
+  .strictObject({
+    port: int('port', 1, 65535).default(9464),
+    host: text('an address to listen on, like 127.0.0.1').default('127.0.0.1'),
+    eventGrid: z.strictObject({ key: secretRefSchema }).optional(),
+    /** Loopback port of the Temporal SDK's own Prometheus exporter; default: any free port. */
+    sdkMetricsPort: int('sdkMetricsPort', 1, 65535).optional(),
+  })
+  .prefault({});
+
+const log = z
+  .strictObject({
+    level: oneOf(['trace', 'debug', 'info', 'warn', 'error'] as const).default('info'),
+    format: oneOf(['json', 'pretty', 'auto'] as const).default('auto'),
+  })
+  .prefault({});
+
+export const configSchema = z.strictObject({
+  temporal,
+  taskQueue: text('a task queue name').default('certflow'),
+  vaults: z.array(vault, { error: expect('a list of vaults') }).default([]),
+  issuers: z.array(issuer, { error: expect('a list of issuers') }).default([]),
+  bindings: z.array(binding, { error: expect('a list of bindings') }).default([]),
+  certificates: z.array(certificate, { error: expect('a list of certificates') }).default([]),
+  defaults: z
+    .strictObject({ issuer: name('a configured issuer name').optional(), policy: policy.optional() })
+    .prefault({}),
+  notify,
+  http,
+  shutdownGraceSeconds: int('shutdownGraceSeconds', 0, 3600).default(30),
+  log,
+});
+
+export type CertflowConfig = z.infer<typeof configSchema>;
+export type VaultConfig = CertflowConfig['vaults'][number];
+export type IssuerConfig = CertflowConfig['issuers'][number];
+export type BindingConfig = CertflowConfig['bindings'][number];
+export type SelectorConfig = z.infer<typeof selectorSchema>;

@@ -1,0 +1,37 @@
+/**
+ * One activity-only Worker per issuer, on its own task queue, running just the issuer's activities (issue,
+ * pollIssuance) with Temporal's server-side task-queue rate limit: however many workers run, the server never
+ * dispatches more than `rateLimit.perSecond` issuance calls a second to one CA.
+ * The workflows route those activities here by scheduling them on `issuerTaskQueue(taskQueue, issuer)`.
+ */
+import { NativeConnection, Worker } from '@temporalio/worker';
+import type { Activities } from '../activities/index';
+import type { IssuerConfig } from './config';
+
+export const issuerTaskQueue = (taskQueue: string, issuer: string): string => `${taskQueue}-issuer-${issuer}`;
+
+export interface IssuerWorkersOptions {
+  connection: NativeConnection;
+  namespace: string;
+  taskQueue: string;
+  issuers: IssuerConfig[];
+  activities: Pick<Activities, 'issue' | 'pollIssuance'>;
+  shutdownGraceTime: string;
+  identity?: string;
+}
+
+export async function createIssuerWorkers(opts: IssuerWorkersOptions): Promise<Worker[]> {
+  return Promise.all(
+    opts.issuers.map((issuer) =>
+      Worker.create({
+        connection: opts.connection,
+        namespace: opts.namespace,
+        taskQueue: issuerTaskQueue(opts.taskQueue, issuer.name),
+        activities: { issue: opts.activities.issue, pollIssuance: opts.activities.pollIssuance },
+        shutdownGraceTime: opts.shutdownGraceTime,
+        ...(issuer.rateLimit ? { maxTaskQueueActivitiesPerSecond: issuer.rateLimit.perSecond } : {}),
+        ...(opts.identity ? { identity: `${opts.identity}/issuer-${issuer.name}` } : {}),
+      }),
+    ),
+  );
+}

@@ -1,0 +1,239 @@
+/**
+ * The Certflow worker service: `npx tsx worker/main.ts --config certflow.json`.
+ *
+ * Start: load and validate the configuration (exit 2 listing every problem), install the Temporal runtime (our
+ * logger, SDK metrics on loopback), serve /healthz, /readyz and /metrics, connect (with retries; exit 1 with
+ * address, namespace and cause), register missing search attributes, build the activities' dependencies, bundle
+ * the workflows once, and run the main Worker plus one rate-limited Worker per issuer.
+ * SIGTERM / SIGINT: /readyz turns 503 at once, every Worker shuts down (running activities get
+ * `shutdownGraceSeconds` to finish), then the process exits 0.
+ */
+import { createRequire } from 'node:module';
+import { hostname } from 'node:os';
+import type { Connection } from '@temporalio/client';
+import { bundleWorkflowCode, type NativeConnection, type Worker } from '@temporalio/worker';
+import { createActivities } from '../activities/index';
+import { ConfigError, loadConfig, redactedConfig, type CertflowConfig } from './config';
+import { connectTemporal, monitorConnection, type ConnectionMonitor } from './connect';
+import { buildDeps } from './deps';
+import { startHttpServer, type Readiness } from './http';
+import { createIssuerWorkers, issuerTaskQueue } from './issuer-workers';
+import { createLogger, type CertflowLogger } from './logger';
+import { createMetrics, metricsEndpoint } from './metrics';
+import { installRuntime } from './runtime';
+import { ensureSearchAttributes } from './search-attributes';
+import { createCertflowWorker } from './worker';
+
+const require = createRequire(import.meta.url);
+
+const USAGE = `usage: certflow-worker [--config <file.json>] [--check]
+
+  --config <file>  the configuration (JSON); default $CERTFLOW_CONFIG, else defaults and environment only
+  --check          validate the configuration, print it (secrets redacted) and exit
+Environment overrides: CERTFLOW_TEMPORAL_ADDRESS, CERTFLOW_TEMPORAL_NAMESPACE, CERTFLOW_TEMPORAL_API_KEY,
+CERTFLOW_TASK_QUEUE, CERTFLOW_HTTP_PORT, CERTFLOW_HTTP_HOST, CERTFLOW_LOG_LEVEL, CERTFLOW_LOG_FORMAT,
+CERTFLOW_SHUTDOWN_GRACE_SECONDS.`;
+
+interface Args {
+  config?: string;
+  check: boolean;
+}
+
+function parseArgs(argv: string[]): Args {
+  const args: Args = { check: false };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--help' || a === '-h') {
+      process.stdout.write(`${USAGE}\n`);
+      process.exit(0);
+    } else if (a === '--check') args.check = true;
+    else if (a === '--config' && argv[i + 1] !== undefined) args.config = argv[++i];
+    else if (a.startsWith('--config=')) args.config = a.slice('--config='.length);
+    else throw new ConfigError([{ path: a, message: 'unknown argument (see --help)' }], 'bad command line');
+  }
+  return args;
+}
+
+/** Lets stdout drain (it is asynchronous on pipes), then exits. */
+async function exit(code: number): Promise<never> {
+  await new Promise<void>((r) => process.stdout.write('', () => r()));
+  process.exit(code);
+}
+
+interface Running {
+  label: string;
+  worker: Worker;
+  run: Promise<void>;
+}
+
+async function main(): Promise<void> {
+  let config: CertflowConfig;
+  let args: Args;
+  try {
+    args = parseArgs(process.argv.slice(2));
+    config = loadConfig(args.config ? { file: args.config } : {});
+  } catch (err) {
+    process.stderr.write(`certflow-worker: ${(err as Error).message}\n`);
+    return exit(2);
+  }
+  if (args.check) {
+    process.stdout.write(`${JSON.stringify(redactedConfig(config), null, 2)}\n`);
+    return exit(0);
+  }
+
+  const logger = createLogger(config.log);
+  const metrics = createMetrics();
+  const sdkMetricsUrl = await installRuntime({
+    logger,
+    level: config.log.level,
+    ...(config.http.sdkMetricsPort ? { sdkMetricsPort: config.http.sdkMetricsPort } : {}),
+  });
+  logger.info('starting Certflow worker', { config: redactedConfig(config) });
+
+  const running: Running[] = [];
+  const cleanups: Array<() => Promise<void>> = [];
+  let monitor: ConnectionMonitor | undefined;
+  let phase: 'starting' | 'running' | 'draining' = 'starting';
+
+  const ready = (): Readiness => {
+    if (phase !== 'running')
+      return { ok: false, detail: phase === 'starting' ? 'starting' : 'shutting down' };
+    if (monitor && !monitor.ok) return { ok: false, detail: monitor.detail };
+    const stopped = running.find((r) => r.worker.getState() !== 'RUNNING');
+    if (stopped) return { ok: false, detail: `worker ${stopped.label} is ${stopped.worker.getState()}` };
+    return { ok: true, detail: `polling ${running.map((r) => r.label).join(', ')}` };
+  };
+
+  let stopping: Promise<never> | undefined;
+  const shutdown = (reason: string, code: number): Promise<never> =>
+    (stopping ??= (async () => {
+      phase = 'draining';
+      logger.info('shutting down: /readyz answers 503 from now', {
+        reason,
+        graceSeconds: config.shutdownGraceSeconds,
+      });
+      for (const r of running) if (r.worker.getState() === 'RUNNING') r.worker.shutdown();
+      // Worker.shutdown() cancels activities still running after shutdownGraceTime; allow some slack beyond it
+      const limitMs = config.shutdownGraceSeconds * 1000 + 10_000;
+      let timer: NodeJS.Timeout | undefined;
+      const drained = await Promise.race([
+        Promise.allSettled(running.map((r) => r.run)).then(() => true),
+        new Promise<false>((r) => (timer = setTimeout(() => r(false), limitMs))),
+      ]);
+      clearTimeout(timer);
+      if (!drained) logger.error('workers did not stop in time', { limitMs });
+      monitor?.stop();
+      for (const c of cleanups.reverse())
+        await c().catch((err) => logger.warn('cleanup failed', { error: err }));
+      logger.info('stopped', { exitCode: drained ? code : 1 });
+      return exit(drained ? code : 1);
+    })());
+  process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
+  process.on('SIGINT', () => void shutdown('SIGINT', 0));
+
+  try {
+    const http = await startHttpServer({
+      host: config.http.host,
+      port: config.http.port,
+      ready,
+      metrics: metricsEndpoint(metrics, sdkMetricsUrl),
+      logger,
+    });
+    cleanups.push(() => http.close());
+    logger.info('serving /healthz, /readyz and /metrics', { url: http.url });
+
+    const connection = await connectTemporal(config.temporal, { logger });
+    cleanups.push(() => connection.close());
+    monitor = monitorConnection(connection);
+    logger.info('connected to Temporal', {
+      address: config.temporal.address,
+      namespace: config.temporal.namespace,
+    });
+    await registerSearchAttributes(connection, config.temporal.namespace, logger);
+
+    const deps = await buildDeps(config, { metrics: metrics.sink, logger });
+    cleanups.push(() => deps.close());
+    const activities = createActivities(deps);
+
+    const t0 = Date.now();
+    const workflowBundle = await bundleWorkflowCode({
+      workflowsPath: require.resolve('../workflows/index.ts'),
+      // webpack's statistics are for developers: debug, not info
+      logger: {
+        ...logger,
+        info: logger.debug,
+        log: (l, m, meta) => logger.log(l === 'INFO' ? 'DEBUG' : l, m, meta),
+      },
+    });
+    logger.info('workflows bundled', { ms: Date.now() - t0, bytes: workflowBundle.code.length });
+
+    const grace = `${config.shutdownGraceSeconds} seconds`;
+    const identity = `certflow@${hostname()}:${process.pid}`;
+    const main = await createCertflowWorker({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue: config.taskQueue,
+      activities,
+      workflowBundle,
+      shutdownGraceTime: grace,
+      identity,
+    });
+    const issuerWorkers = await createIssuerWorkers({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue: config.taskQueue,
+      issuers: config.issuers,
+      activities,
+      shutdownGraceTime: grace,
+      identity,
+    });
+    const labelled = [
+      { label: config.taskQueue, worker: main },
+      ...issuerWorkers.map((worker, i) => ({
+        label: issuerTaskQueue(config.taskQueue, config.issuers[i]!.name),
+        worker,
+      })),
+    ];
+    if (stopping) return; // a signal came while we were starting
+    for (const { label, worker } of labelled) {
+      const run = worker.run().catch((err: Error) => {
+        logger.error('worker failed', { taskQueue: label, error: err });
+        void shutdown(`worker ${label} failed`, 1);
+      });
+      running.push({ label, worker, run });
+    }
+    phase = 'running';
+    logger.info('Certflow worker running', {
+      taskQueues: labelled.map((l) => l.label),
+      rateLimits: Object.fromEntries(config.issuers.map((i) => [i.name, i.rateLimit?.perSecond ?? null])),
+    });
+  } catch (err) {
+    const isConfig = err instanceof ConfigError;
+    logger.error(isConfig ? 'invalid configuration' : 'could not start', {
+      error: err,
+      ...(isConfig ? { issues: err.issues } : {}),
+    });
+    process.stderr.write(`certflow-worker: ${(err as Error).message}\n`);
+    await shutdown('start-up failed', isConfig ? 2 : 1);
+  }
+}
+
+/** Temporal Cloud does not let API keys add search attributes: then say which ones to add, and go on. */
+async function registerSearchAttributes(
+  connection: NativeConnection,
+  namespace: string,
+  logger: CertflowLogger,
+): Promise<void> {
+  try {
+    // ensureSearchAttributes only uses operatorService, which NativeConnection has too
+    const added = await ensureSearchAttributes(connection as unknown as Connection, namespace);
+    if (added.length) logger.info('registered search attributes', { namespace, added });
+  } catch (err) {
+    logger.warn('could not register search attributes; add them with the Temporal CLI or tcld', {
+      namespace,
+      error: err,
+    });
+  }
+}
+
+void main();
