@@ -84,7 +84,11 @@ export interface Vault {
    * Start a new certificate from a policy with issuer Unknown: the vault makes key and CSR, and the
    * lifecycle's first renewal (trigger Missing) issues it. Reuses an operation already in progress.
    */
-  create(certName: string, policy: CertificatePolicySnapshot, tags?: Record<string, string>): Promise<PendingCsr>;
+  create(
+    certName: string,
+    policy: CertificatePolicySnapshot,
+    tags?: Record<string, string>,
+  ): Promise<PendingCsr>;
   /** The URI of a version's secret (Key Vault secret id), for consumers that pull it themselves. */
   secretIdOf(certName: string, version: string): string;
   beginRenewal(certName: string): Promise<PendingCsr>;

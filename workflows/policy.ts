@@ -148,14 +148,22 @@ export function renewalTime(c: ObservedCertificate, ctx: DecisionContext = {}): 
   return new Date(Math.max(nb, Math.min(at, floor)));
 }
 
-/** A stable number in [0, 1) from a string (FNV-1a): deterministic, so replays and restarts agree. */
+/**
+ * A stable number in [0, 1) from a string: FNV-1a then murmur3's finaliser, so ids that differ only in their
+ * last characters still spread evenly. Deterministic, so replays and restarts agree.
+ */
 export function unitHash(s: string): number {
   let h = 0x811c9dc5;
   for (let i = 0; i < s.length; i++) {
     h ^= s.charCodeAt(i);
-    h = Math.imul(h, 0x01000193) >>> 0;
+    h = Math.imul(h, 0x01000193);
   }
-  return h / 2 ** 32;
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return (h >>> 0) / 2 ** 32;
 }
 
 type Rule = (c: ObservedCertificate, now: Date, ctx: DecisionContext) => Trigger | undefined;

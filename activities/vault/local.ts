@@ -20,6 +20,7 @@ import type {
   Vault,
 } from '../types';
 import { thumbprintOf } from '../verify/probe';
+import { keyShapeOf } from './key-shape';
 import { splitPemChain } from '../verify/x509';
 import { nonRetryable } from './azure-key-vault-errors';
 import { checkEncryptionKey } from './local-crypto';
@@ -128,6 +129,7 @@ export function createLocalVault(opts: LocalVaultOptions): LocalVault {
       dnsNames: leaf ? sanDnsNames(leaf) : [],
       tags: { ...(current?.tags ?? record.pending?.tags ?? {}) },
       policy: record.policy,
+      key: leaf ? keyShapeOf(leaf) : null,
       pendingOperation: record.pending !== null,
     };
   }

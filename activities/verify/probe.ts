@@ -16,7 +16,8 @@ export interface ProbeOptions {
   expectedThumbprint?: string;
   /** Trust anchors (PEM). When given, ok also requires a valid chain for `servername`. */
   caPem?: string;
-  timeoutMs: number;
+  /** Default 5000 ms. */
+  timeoutMs?: number;
 }
 
 /** SHA-1 thumbprint in the App Service style: uppercase hex without colons. */
@@ -57,9 +58,9 @@ export async function probeTls(opts: ProbeOptions): Promise<Probe> {
         finish({
           ok: false,
           servedThumbprint: null,
-          detail: `TLS probe of ${where} (SNI ${opts.servername}) timed out after ${opts.timeoutMs} ms`,
+          detail: `TLS probe of ${where} (SNI ${opts.servername}) timed out after ${opts.timeoutMs ?? 5000} ms`,
         }),
-      opts.timeoutMs,
+      opts.timeoutMs ?? 5000,
     );
     socket.once('secureConnect', () => {
       const leaf = socket.getPeerX509Certificate();
