@@ -22,23 +22,35 @@ import { createFileReloadTarget, type FileBindingTarget } from './bindings/file-
 import { mapLimit } from './bindings/concurrency';
 import type { RenewalOutcome } from '../workflows/messages';
 import { parseRecipients, type NotificationEvent } from './notify/templates';
+import { toNotificationEvent, type NotifyInput } from './notify/events';
 
+export type { NotifyInput, NotifyKind } from './notify/events';
+
+/** Email or chat: deduplicates by event id itself (a duplicate is reported, not sent again). */
 export interface Notifier {
-  send(event: NotificationEvent): Promise<{ messageId: string; accepted: string[]; rejected: string[] }>;
+  send(event: NotificationEvent): Promise<{
+    messageId?: string;
+    accepted?: string[];
+    status?: number;
+    duplicate?: boolean;
+    noRecipients?: boolean;
+  }>;
 }
 
 export interface ActivityDeps {
   vaults: ReadonlyMap<string, Vault>;
   issuers: ReadonlyMap<string, Issuer>;
   /** The consumers of a certificate (App Service, files + reload, webhook). */
-  bindings?: (certificateId: string) => BindingTarget[];
+  bindings?: (certificateId: string, tags: Record<string, string>) => BindingTarget[];
   /** File targets given as plain settings (nginx & co); wrapped as binding targets. */
-  fileBindings?: (certificateId: string) => FileBindingTarget[];
+  fileBindings?: (certificateId: string, tags: Record<string, string>) => FileBindingTarget[];
   /** How many targets sync at once (default 8). */
   bindingConcurrency?: number;
   /** Told of observations, renewals, failures and binding outcomes (Prometheus metrics). */
   metrics?: ActivityMetrics;
   notifier: Notifier | null;
+  /** Optional chat webhook (Slack / Teams) told the same events. */
+  chat?: Notifier | null;
   /** People told about every certificate, besides its Recipient tag. */
   defaultRecipients?: string[];
   /** Extra trust anchors the issued chain must validate against (optional). */
@@ -53,28 +65,10 @@ export interface ActivityMetrics {
   bindings(certificateId: string, outcomes: BindingOutcome[]): void;
 }
 
-export type NotifyKind = 'renewed' | 'partially-synced' | 'renewal-failed' | 'escalation' | 'paused-too-long';
-
-export interface NotifyInput {
-  kind: NotifyKind;
-  eventId: string;
-  certificateId: string;
-  /** The attempt this is about (renewed, partially-synced, renewal-failed; the last attempt for escalations). */
-  outcome?: RenewalOutcome;
-  /** Escalation: the ladder step (days left; 0 = expired). */
-  daysLeft?: number;
-  /** Paused too long: since when and why. */
-  paused?: { reason: string; since: string };
-  /** When the lifecycle will try again if this attempt failed. */
-  nextAttemptAt?: string | null;
-  /** The certificate's Recipient tag as observed at the start of the attempt (the vault may be down now). */
-  recipientTag?: string;
-  /** The certificate in use when the attempt started. */
-  current?: { thumbprint: string | null; notAfter: string | null };
-}
-
 export function createActivities(deps: ActivityDeps) {
   const now = deps.now ?? (() => new Date());
+  /** Failed attempts already counted in metrics (an activity retry must not count one twice). */
+  const countedFailures = new Set<string>();
 
   const vaultFor = (certificateId: string): { vault: Vault; name: string } => {
     let parsed;
@@ -113,7 +107,9 @@ export function createActivities(deps: ActivityDeps) {
   return {
     async observe(certificateId: string): Promise<CertificateState> {
       const { vault, name } = vaultFor(certificateId);
-      return vault.describe(name);
+      const state = await vault.describe(name);
+      deps.metrics?.observed(state);
+      return state;
     },
 
     async beginRenewal(certificateId: string) {
@@ -162,6 +158,7 @@ export function createActivities(deps: ActivityDeps) {
           nonRetryable: true,
         });
       }
+      deps.metrics?.renewed(input.certificateId);
       return state;
     },
 
@@ -171,13 +168,13 @@ export function createActivities(deps: ActivityDeps) {
       thumbprint: string;
       previousThumbprint?: string | null;
     }): Promise<BindingOutcome[]> {
-      const targets = [
-        ...(deps.bindings?.(input.certificateId) ?? []),
-        ...(deps.fileBindings?.(input.certificateId) ?? []).map(createFileReloadTarget),
-      ];
-      if (targets.length === 0) return [];
       const { vault, name } = vaultFor(input.certificateId);
       const state = await vault.describe(name);
+      const targets = [
+        ...(deps.bindings?.(input.certificateId, state.tags) ?? []),
+        ...(deps.fileBindings?.(input.certificateId, state.tags) ?? []).map(createFileReloadTarget),
+      ];
+      if (targets.length === 0) return [];
       let material: ReturnType<BindingContext['material']> | undefined;
       const ctx: BindingContext = {
         certificateId: input.certificateId,
@@ -214,8 +211,12 @@ export function createActivities(deps: ActivityDeps) {
     async notify(
       input: NotifyInput,
     ): Promise<{ sent: boolean; messageId?: string; invalidRecipients: string[] }> {
-      if (!deps.notifier) return { sent: false, invalidRecipients: [] };
-      // the tag and state seen at the start of the attempt: mail must not depend on the vault being up now
+      if (input.kind === 'renewal-failed' && input.outcome?.error && !countedFailures.has(input.eventId)) {
+        countedFailures.add(input.eventId);
+        deps.metrics?.failed(input.certificateId, input.outcome.error.type);
+      }
+      if (!deps.notifier && !deps.chat) return { sent: false, invalidRecipients: [] };
+      // the tag and state the workflow saw: mail must not depend on the vault being up now
       let current = input.current;
       let tag = input.recipientTag;
       if (!current) {
@@ -228,55 +229,22 @@ export function createActivities(deps: ActivityDeps) {
       const recipients = [...new Set([...valid, ...(deps.defaultRecipients ?? [])])];
       if (invalid.length)
         log.warn('invalid addresses in the Recipient tag', { certificateId: input.certificateId, invalid });
-      if (recipients.length === 0) return { sent: false, invalidRecipients: invalid };
       const event = toNotificationEvent(input, recipients, invalid, current, now());
-      const res = await deps.notifier.send(event);
-      return { sent: res.accepted.length > 0, messageId: res.messageId, invalidRecipients: invalid };
+      // each channel deduplicates by event id, so a retry after one channel failed never repeats the other
+      const channels = [deps.notifier, deps.chat].filter((n): n is Notifier => !!n);
+      const results = await Promise.allSettled(channels.map((n) => n.send(event)));
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+      const sent = results.some(
+        (r) =>
+          r.status === 'fulfilled' &&
+          (r.value.duplicate || (r.value.accepted?.length ?? 0) > 0 || r.value.status !== undefined),
+      );
+      const first = results[0];
+      const messageId = first?.status === 'fulfilled' ? first.value.messageId : undefined;
+      return { sent, ...(messageId ? { messageId } : {}), invalidRecipients: invalid };
     },
   };
 }
 
 export type Activities = ReturnType<typeof createActivities>;
-
-// Interim mapping until the templates know every kind: partially-synced reads as renewed (its bindings show
-// the failures), escalation and paused-too-long read as a failure notice with their own reason.
-function toNotificationEvent(
-  input: NotifyInput,
-  recipients: string[],
-  invalidRecipients: string[],
-  current: { thumbprint: string | null; notAfter: string | null },
-  now: Date,
-): NotificationEvent {
-  const o = input.outcome;
-  const base = { eventId: input.eventId, certificateId: input.certificateId, recipients, invalidRecipients };
-  if ((input.kind === 'renewed' || input.kind === 'partially-synced') && o) {
-    return {
-      ...base,
-      kind: 'renewed',
-      reason: o.trigger,
-      oldThumbprint: o.oldThumbprint,
-      newThumbprint: o.newThumbprint ?? '',
-      notAfter: o.notAfter ?? '',
-      bindings: o.bindings,
-    };
-  }
-  const notAfter = current.notAfter;
-  const failure = o?.error ? `${o.error.type}: ${o.error.message}` : 'no detail';
-  const reason =
-    input.kind === 'escalation'
-      ? `not renewed with ${input.daysLeft ?? '?'} days left; last failure: ${failure}`
-      : input.kind === 'paused-too-long'
-        ? `paused since ${input.paused?.since ?? '?'}: ${input.paused?.reason ?? 'no reason given'}`
-        : failure;
-  return {
-    ...base,
-    kind: 'renewal-failed',
-    reason,
-    oldThumbprint: current.thumbprint,
-    notAfter,
-    daysLeft: notAfter ? Math.floor((Date.parse(notAfter) - now.getTime()) / 86_400_000) : null,
-    nextAttemptAt: input.nextAttemptAt ?? null,
-    attempt: o?.attempt ?? 0,
-    bindings: o?.bindings ?? [],
-  };
-}

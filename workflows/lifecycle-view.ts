@@ -72,7 +72,8 @@ export function statusOf(
   return {
     certificateId: id,
     issuer,
-    phase: view.phase,
+    // a pause shows at once, not when the loop next wakes (a running renewal still finishes and shows its phase)
+    phase: s.paused && (view.phase === 'Waiting' || view.phase === 'Failing') ? 'Paused' : view.phase,
     paused: s.paused ? { reason: s.paused.reason, since: s.paused.since } : null,
     thumbprint: s.observed?.thumbprint ?? null,
     previousThumbprint: s.previousThumbprint,

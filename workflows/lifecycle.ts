@@ -29,6 +29,7 @@ import {
   renewNowSignal,
   renewNowUpdate,
   resumeSignal,
+  retireSignal,
   SA,
   setPolicyUpdate,
   statusQuery,
@@ -83,7 +84,8 @@ const { notify } = proxyActivities<Activities>({
 const NEEDS_SYNC: ReadonlyArray<BindingOutcome['status']> = ['failed', 'rolled-back'];
 const needsSync = (bs: BindingOutcome[]) => bs.some((b) => NEEDS_SYNC.includes(b.status));
 
-export async function certificateLifecycle(input: LifecycleInput): Promise<never> {
+/** Runs until the certificate is retired (gone from its vault); continues as new after each cycle. */
+export async function certificateLifecycle(input: LifecycleInput): Promise<{ retired: string }> {
   const id = input.certificateId;
   const s = initialCarried(input.carried);
   let phase: Phase = s.paused ? 'Paused' : 'Waiting';
@@ -99,6 +101,7 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<never
   let lastSync: BindingOutcome[] = [];
   /** Bumped by setPolicy so a waiting loop decides again. */
   let policyVersion = 0;
+  let retired: string | null = null;
 
   const policy = () =>
     effectivePolicy(s.observed?.policy, s.override, { jitterMinutes: input.jitterMinutes });
@@ -205,6 +208,9 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<never
   setHandler(resumeSignal, () => {
     s.paused = null;
   });
+  setHandler(retireSignal, ({ reason }) => {
+    retired = String(reason ?? '').slice(0, 500) || 'retired';
+  });
   setHandler(renewalProgressSignal, ({ phase: p, detail }) => {
     if (renewing) show(p, detail);
   });
@@ -287,6 +293,12 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<never
   };
 
   for (;;) {
+    if (retired) {
+      show(restingPhase(), `retired: ${retired}`);
+      log.info('certificate lifecycle retired', { certificateId: id, reason: retired });
+      await condition(allHandlersFinished);
+      return { retired };
+    }
     if (workflowInfo().continueAsNewSuggested && !manualReady() && !syncRequested) {
       // many wake-ups (messages, failures) without a completed cycle: keep history bounded
       await condition(() => allHandlersFinished() || manualReady() || syncRequested);
@@ -490,9 +502,13 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<never
 
   async function send(ev: Pick<NotifyInput, 'kind' | 'eventId' | 'daysLeft'>): Promise<boolean> {
     const o = s.observed;
+    const failures = s.recent.slice(0, s.consecutiveFailures);
     try {
       await notify({
         ...ev,
+        failingSince: failures.at(-1)?.startedAt ?? null,
+        attempts: s.consecutiveFailures,
+        renewalDueAt: renewalTime(rulesInput(), { policy: policy(), jitterKey: id })?.toISOString() ?? null,
         certificateId: id,
         outcome: s.lastAttempt ?? undefined,
         recipientTag: o?.tags.Recipient,

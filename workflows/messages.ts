@@ -30,6 +30,10 @@ export const SA = {
 
 export const workflowIdFor = (certificateId: string): string => `certificate:${certificateId}`;
 
+/** The task queue of an issuer's rate-limited workers: issue and poll run there, so a CA's limit holds fleet-wide. */
+export const issuerTaskQueueFor = (taskQueue: string, issuer: string): string =>
+  `${taskQueue}-issuer-${issuer}`;
+
 export interface RenewRequest {
   reason?: string;
   requestedBy?: string;
@@ -107,6 +111,8 @@ export const renewNowSignal = defineSignal<[RenewRequest]>('renewNow');
 /** Renew and answer with the attempt's outcome (CLI). Joins a renewal that is already running. */
 export const renewNowUpdate = defineUpdate<RenewalOutcome, [RenewRequest]>('renewNow');
 export const pauseSignal = defineSignal<[{ reason: string }]>('pause');
+/** The certificate is gone from its vault (fleet discovery): finish the lifecycle cleanly. */
+export const retireSignal = defineSignal<[{ reason: string }]>('retire');
 export const resumeSignal = defineSignal<[]>('resume');
 export const statusQuery = defineQuery<CertificateStatus>('status');
 /** The last renewal attempts, newest first (bounded), across continue-as-new. */
