@@ -20,7 +20,6 @@ import type {
 import { verifyIssuedChain, type VerifiedCertificate } from './verify/x509';
 import { createFileReloadTarget, type FileBindingTarget } from './bindings/file-reload';
 import { mapLimit } from './bindings/concurrency';
-import type { RenewalOutcome } from '../workflows/messages';
 import { parseRecipients, type NotificationEvent } from './notify/templates';
 import { toNotificationEvent, type NotifyInput } from './notify/events';
 
