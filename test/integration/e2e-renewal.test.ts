@@ -127,15 +127,20 @@ describe('end-to-end renewal through a running worker', () => {
         `${inWorkflowMs} ms inside the renewal workflow`,
     );
 
-    if (process.env.CERTFLOW_RECORD_HISTORIES === '1') {
-      // fixtures for the replay test (test/workflows/replay.test.ts): the first lifecycle run and its renewal
+    const release = process.env.CERTFLOW_RECORD_HISTORIES;
+    if (release) {
+      // fixtures for the replay test (test/workflows/replay.test.ts): the first lifecycle run and its renewal,
+      // named by release (e.g. CERTFLOW_RECORD_HISTORIES=v2) so the histories of older code stay beside them
       const dir = path.join(repoRoot, 'test/fixtures/histories');
       mkdirSync(dir, { recursive: true });
       const first = client.workflow.getHandle(workflowIdFor(id), handle.firstExecutionRunId);
-      writeFileSync(path.join(dir, 'lifecycle-manual-renew.json'), historyToJSON(await first.fetchHistory()));
+      writeFileSync(
+        path.join(dir, `${release}-lifecycle-manual-renew.json`),
+        historyToJSON(await first.fetchHistory()),
+      );
       const child = client.workflow.getHandle(`renewal:${id}:c0:a1`);
       writeFileSync(
-        path.join(dir, 'renewal-acme-nginx-email.json'),
+        path.join(dir, `${release}-renewal-acme-nginx-email.json`),
         historyToJSON(await child.fetchHistory()),
       );
     }

@@ -5,6 +5,9 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, type Worker } from '@temporalio/worker';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { probeTls } from '../../activities/verify/probe';
 import { certificateLifecycle } from '../../workflows/lifecycle';
@@ -12,6 +15,7 @@ import { historyQuery, pauseSignal, SA, statusQuery, workflowIdFor } from '../..
 import { createCertflowWorker } from '../../worker/worker';
 import { waitFor } from '../support/proc';
 import { startLocalStack, type LocalStack } from '../support/stack';
+import { repoRoot } from '../support/tools';
 
 const address = inject('temporalAddress');
 const namespace = inject('temporalNamespace');
@@ -107,6 +111,15 @@ describe('short-lived certificates', () => {
     await waitFor('the phase in the UI', async () => (await phaseInUi()) === 'Paused');
     const st = await handle.query(statusQuery);
     expect(st.cycle).toBeGreaterThanOrEqual(2);
+    const release = process.env.CERTFLOW_RECORD_HISTORIES;
+    if (release) {
+      // replay fixture: a run that waited, renewed by itself and continued as new
+      const first = client.workflow.getHandle(workflowIdFor(id), handle.firstExecutionRunId);
+      writeFileSync(
+        path.join(repoRoot, 'test/fixtures/histories', `${release}-lifecycle-automatic-renew.json`),
+        historyToJSON(await first.fetchHistory()),
+      );
+    }
     await handle.terminate('test done');
   }, 200_000);
 });
