@@ -3,14 +3,59 @@
  * with a stable `type`; throttling and outages are retryable, with the service's Retry-After as
  * `nextRetryDelay`. Messages quote the service's error text (which carries no secrets) and never the SDK's
  * error object, which holds the request.
+ *
+ * The SDK's RestError keeps only `error.code` and `error.message` of Key Vault's answer (not its
+ * `innererror`, where ForbiddenByRbac / ForbiddenByPolicy / ForbiddenByFirewall live), so 403s are told
+ * apart by the message text Key Vault writes for each.
  */
+import type { CertificateClientOptions } from '@azure/keyvault-certificates';
 import { ApplicationFailure } from '@temporalio/common';
+import { credentialFailure } from './azure-credential-errors';
+
+type PipelinePolicy = NonNullable<CertificateClientOptions['additionalPolicies']>[number]['policy'];
+
+/** Key Vault's error answers by request, kept by keepErrorBodies (weakly: they go with their request). */
+const errorBodies = new WeakMap<object, string>();
+
+/**
+ * A pipeline policy for both SDK clients that keeps the body of every error answer. The SDK's paging replaces
+ * Key Vault's message with "Pagination failed with unexpected statusCode 403" and drops the body, which is
+ * what tells an RBAC denial from a firewall; serviceError reads it back through the error's request.
+ * Error bodies carry no secret values.
+ */
+export const keepErrorBodies: PipelinePolicy = {
+  name: 'certflowKeepErrorBodies',
+  async sendRequest(request, next) {
+    const response = await next(request);
+    if (response.status >= 400 && response.bodyAsText)
+      errorBodies.set(request, response.bodyAsText.slice(0, 8000));
+    return response;
+  },
+};
+
+function keptError(request: unknown): { code?: string; message?: string } | undefined {
+  const text = request && typeof request === 'object' ? errorBodies.get(request) : undefined;
+  if (!text) return undefined;
+  try {
+    const body = JSON.parse(text) as { error?: { code?: unknown; message?: unknown } };
+    const { code, message } = body.error ?? {};
+    return {
+      ...(typeof code === 'string' ? { code } : {}),
+      ...(typeof message === 'string' ? { message } : {}),
+    };
+  } catch {
+    return undefined;
+  }
+}
 
 export interface CallContext {
   vault: string;
   /** What we were doing, for people: "create a renewal CSR". */
   action: string;
-  certName: string;
+  /** The certificate or secret the call was about; absent for calls on the whole vault (list). */
+  certName?: string;
+  /** Default 'certificate'. */
+  objectKind?: 'certificate' | 'secret';
   /** The Key Vault access-policy permission this call needs, e.g. 'certificates/create'. */
   permission: string;
 }
@@ -19,7 +64,10 @@ export interface ServiceError {
   status: number | undefined;
   /** Key Vault's error code ('Conflict', 'BadParameter', ...) or a network code ('ECONNREFUSED'). */
   code: string;
+  /** The service's message on one line, clipped for display. */
   message: string;
+  /** The whole message on one line, for reading facts out of it (an RBAC denial names its action late). */
+  full: string;
   retryAfterMs: number | undefined;
 }
 
@@ -39,14 +87,17 @@ export function serviceError(err: unknown): ServiceError {
     code?: string;
     message?: string;
     details?: { error?: { code?: string; message?: string } };
+    request?: unknown;
     response?: { headers?: { get(name: string): string | undefined } };
   };
-  const kv = e.details?.error;
+  const kv = e.details?.error ?? keptError(e.request);
   const headers = e.response?.headers;
+  const full = (kv?.message ?? e.message ?? String(err)).replace(/\s+/g, ' ').trim().slice(0, 4000);
   return {
     status: typeof e.statusCode === 'number' ? e.statusCode : undefined,
     code: kv?.code ?? e.code ?? 'Unknown',
-    message: clip(kv?.message ?? e.message ?? String(err)),
+    message: full.length > 400 ? `${full.slice(0, 400)}...` : full,
+    full,
     retryAfterMs:
       parseRetryAfter(headers?.get('retry-after-ms') ?? headers?.get('x-ms-retry-after-ms'), 1) ??
       parseRetryAfter(headers?.get('retry-after'), 1000),
@@ -61,17 +112,22 @@ function parseRetryAfter(value: string | undefined, unitMs: number): number | un
   return Number.isNaN(at) ? undefined : Math.max(0, at - Date.now());
 }
 
-function clip(s: string): string {
-  const one = s.replace(/\s+/g, ' ').trim();
-  return one.length > 400 ? `${one.slice(0, 400)}...` : one;
-}
-
 export function nonRetryable(type: string, message: string, se?: ServiceError): ApplicationFailure {
   return ApplicationFailure.create({
     type,
     message,
     nonRetryable: true,
     ...(se ? { details: [{ status: se.status ?? null, code: se.code }] } : {}),
+  });
+}
+
+function retryable(type: string, message: string, se: ServiceError): ApplicationFailure {
+  return ApplicationFailure.create({
+    type,
+    message,
+    nonRetryable: false,
+    details: [{ status: se.status ?? null, code: se.code }],
+    ...(se.retryAfterMs !== undefined ? { nextRetryDelay: se.retryAfterMs } : {}),
   });
 }
 
@@ -82,38 +138,40 @@ export function nonRetryable(type: string, message: string, se?: ServiceError): 
 export function vaultFailure(err: unknown, ctx: CallContext): ApplicationFailure {
   if (err instanceof ApplicationFailure) return err;
   const se = serviceError(err);
-  const where = `Key Vault '${ctx.vault}': ${ctx.action} for certificate '${ctx.certName}'`;
-  const name = (err as { name?: string } | undefined)?.name ?? '';
+  const kind = ctx.objectKind ?? 'certificate';
+  const where = ctx.certName
+    ? `Key Vault '${ctx.vault}': ${ctx.action} for ${kind} '${ctx.certName}'`
+    : `Key Vault '${ctx.vault}': ${ctx.action}`;
 
-  const credential = credentialFailure(err, name, where, se);
+  const credential = credentialFailure(err, where, se);
   if (credential) return credential;
 
   switch (se.status) {
     case 401:
       return nonRetryable(
         'VaultUnauthorized',
-        `${where} was rejected as unauthenticated (401): ${se.message}. Check that the identity's token is issued for ` +
-          `the vault's tenant with audience https://vault.azure.net and is not expired.`,
+        `${where} was rejected as unauthenticated (401): ${se.message}. Check that the identity's token is issued ` +
+          `for the vault's tenant and cloud (audience https://vault.azure.net in the public cloud, ` +
+          `https://vault.azure.cn in China, https://vault.usgovcloudapi.net in US Government) and is not expired.`,
         se,
       );
-    case 403: {
-      const named = /does not have (\w+) (\w+) permission/i.exec(se.message);
-      const permission = named ? `${named[1]?.toLowerCase()}/${named[2]?.toLowerCase()}` : ctx.permission;
-      return nonRetryable(
-        'VaultForbidden',
-        `${where} was refused (403): the identity needs the '${permission}' permission (access policy) or an RBAC ` +
-          `role that grants it (e.g. Key Vault Certificates Officer). Service said: ${se.message}`,
+    case 403:
+      return forbidden(where, se, ctx);
+    case 409:
+      if (/deleted but recoverable|ObjectIsDeletedButRecoverable/i.test(se.full))
+        return nonRetryable(
+          'VaultObjectDeleted',
+          `${where}: a deleted ${kind} of that name is kept by soft-delete (409): ${se.message}. Recover it, or purge ` +
+            `it (needs the '${kind}s/purge' permission), before using the name again.`,
+          se,
+        );
+      return retryable(
+        'VaultConflict',
+        `${where} conflicted with another operation (409): ${se.message}`,
         se,
       );
-    }
     case 429:
-      return ApplicationFailure.create({
-        type: 'VaultThrottled',
-        message: `${where} was throttled (429): ${se.message}`,
-        nonRetryable: false,
-        details: [{ status: 429, code: se.code }],
-        ...(se.retryAfterMs !== undefined ? { nextRetryDelay: se.retryAfterMs } : {}),
-      });
+      return retryable('VaultThrottled', `${where} was throttled (429): ${se.message}`, se);
     case 400:
       return nonRetryable(
         'VaultBadRequest',
@@ -124,196 +182,81 @@ export function vaultFailure(err: unknown, ctx: CallContext): ApplicationFailure
       return nonRetryable('VaultNotFound', `${where}: not found (404 ${se.code}): ${se.message}`, se);
   }
   if (se.status !== undefined && se.status >= 500)
-    return ApplicationFailure.create({
-      type: 'VaultUnavailable',
-      message: `${where} failed on the service side (${se.status} ${se.code}): ${se.message}`,
-      nonRetryable: false,
-      details: [{ status: se.status, code: se.code }],
-      ...(se.retryAfterMs !== undefined ? { nextRetryDelay: se.retryAfterMs } : {}),
-    });
+    return retryable(
+      'VaultUnavailable',
+      `${where} failed on the service side (${se.status} ${se.code}): ${se.message}`,
+      se,
+    );
   if (TLS_CODES.has(se.code))
     return nonRetryable(
       'VaultTlsUntrusted',
       `${where}: the vault's TLS certificate is not trusted (${se.code}); check the vault URL and the trusted CAs.`,
       se,
     );
-  if (se.status === undefined)
-    return ApplicationFailure.create({
-      type: 'VaultUnreachable',
-      message: `${where}: the vault could not be reached (${se.code}): ${se.message}`,
-      nonRetryable: false,
-    });
-  return ApplicationFailure.create({
-    type: 'VaultError',
-    message: `${where} failed (${se.status} ${se.code}): ${se.message}`,
-    nonRetryable: false,
-    details: [{ status: se.status, code: se.code }],
-  });
-}
-
-function retryable(type: string, message: string, se?: ServiceError): ApplicationFailure {
-  return ApplicationFailure.create({
-    type,
-    message,
-    nonRetryable: false,
-    ...(se ? { details: [{ status: se.status ?? null, code: se.code }] } : {}),
-  });
-}
-
-/*
- * Getting a token. @azure/identity 4.13.1 raises CredentialUnavailableError both when a credential is not set
- * up at all and for passing trouble (IMDS or Entra ID unreachable, MSAL unable to resolve the authority
- * endpoints), so only the messages it uses for "not configured" are final; anything else is retried.
- */
-
-const NETWORK_CODES = new Set([
-  'ECONNREFUSED',
-  'ECONNRESET',
-  'ETIMEDOUT',
-  'ESOCKETTIMEDOUT',
-  'ENOTFOUND',
-  'EAI_AGAIN',
-  'ENETUNREACH',
-  'EHOSTUNREACH',
-  'EPIPE',
-  'ECONNABORTED',
-  'UND_ERR_CONNECT_TIMEOUT',
-  'UND_ERR_SOCKET',
-  'REQUEST_SEND_ERROR',
-  'network_error',
-]);
-
-const PARAMETER_ENV: Record<string, string> = {
-  tenantId: 'AZURE_TENANT_ID',
-  clientId: 'AZURE_CLIENT_ID',
-  clientSecret: 'AZURE_CLIENT_SECRET',
-  federatedTokenFilePath: 'AZURE_FEDERATED_TOKEN_FILE',
-};
-
-/** The messages @azure/identity 4.13.1 uses when a credential is not set up, each with what to do about it. */
-const NOT_CONFIGURED: [RegExp, (m: RegExpExecArray) => string][] = [
-  [
-    /(\w+) is a required parameter/i,
-    (m) => {
-      const env = PARAMETER_ENV[m[1] ?? ''];
-      return `set the credential's ${m[1]}${env ? ` (environment variable ${env})` : ''}`;
-    },
-  ],
-  [
-    /EnvironmentCredential is unavailable/i,
-    () =>
-      'set AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_CLIENT_SECRET (or AZURE_CLIENT_CERTIFICATE_PATH) for a ' +
-      'service principal, or run on a host with a managed identity',
-  ],
-  [
-    /must provide one of clientSecret, certificatePath/i,
-    () => 'give the credential a client secret or certificate',
-  ],
-  [
-    /Invalid file path provided|No content on the file/i,
-    () => 'point AZURE_FEDERATED_TOKEN_FILE at the projected service account token (workload identity)',
-  ],
-  [/missing system variable/i, () => 'run inside an Azure Pipelines task with a service connection'],
-  [
-    /Azure CLI could not be found|run 'az login'/i,
-    () => "sign in with 'az login' (a service should use a service principal or a managed identity instead)",
-  ],
-  [/Azure Developer CLI couldn't be found|run 'azd auth login'/i, () => "sign in with 'azd auth login'"],
-  [/Az\.Account|Connect-AzAccount/i, () => "sign in with 'Connect-AzAccount' (Az PowerShell module)"],
-  [/Visual Studio Code Authentication/i, () => 'sign in to Azure in Visual Studio Code'],
-  [/is not supported/i, () => 'change the credential options the message names'],
-];
-
-function notConfiguredHint(err: unknown): string | undefined {
-  const e = err as { name?: string; message?: string } | undefined;
-  if (e?.name === 'AuthenticationRequiredError')
-    return 'sign in interactively first (a service should use a service principal or a managed identity)';
-  const message = e?.message ?? '';
-  for (const [re, hint] of NOT_CONFIGURED) {
-    const m = re.exec(message);
-    if (m) return hint(m);
-  }
-  return undefined;
-}
-
-/** The error and its causes, outermost first. */
-function chain(err: unknown): Record<string, unknown>[] {
-  const out: Record<string, unknown>[] = [];
-  for (let e = err, i = 0; i < 5 && e && typeof e === 'object'; i++) {
-    out.push(e as Record<string, unknown>);
-    e = (e as { cause?: unknown }).cause;
-  }
-  return out;
-}
-
-const networkCaused = (err: unknown) =>
-  chain(err).some((e) => NETWORK_CODES.has(String(e.code ?? e.errorCode ?? '')));
-
-const causeStatus = (err: unknown) =>
-  chain(err)
-    .slice(1)
-    .map((e) => e.statusCode ?? e.status)
-    .find((s): s is number => typeof s === 'number');
-
-const transientStatus = (s: number | undefined) => !s || s >= 500 || s === 408 || s === 429;
-
-function credentialFailure(
-  err: unknown,
-  name: string,
-  where: string,
-  se: ServiceError,
-): ApplicationFailure | undefined {
-  if (name === 'AggregateAuthenticationError') {
-    // DefaultAzureCredential / ChainedTokenCredential: final only when no credential in the chain is set up
-    const errors = (err as { errors?: unknown[] }).errors ?? [];
-    const hints = errors.map(notConfiguredHint);
-    if (errors.length && hints.every(Boolean))
-      return nonRetryable(
-        'VaultCredentialMissing',
-        `${where}: no credential is configured (${se.message}). To fix, one of: ${[...new Set(hints)].join('; ')}.`,
-        se,
-      );
-    return retryable(
-      'VaultCredentialUnavailable',
-      `${where}: no credential could get a token for now (${se.message})`,
-      se,
-    );
-  }
-  if (name === 'CredentialUnavailableError') {
-    const hint = notConfiguredHint(err);
-    if (hint)
-      return nonRetryable(
-        'VaultCredentialMissing',
-        `${where}: no credential is configured (${se.message}). To fix: ${hint}.`,
-        se,
-      );
-    const status = causeStatus(err);
-    if (!networkCaused(err) && !transientStatus(status))
-      return nonRetryable(
-        'VaultUnauthorized',
-        `${where}: the identity endpoint refused the token request (${status}): ${se.message}. Check that a managed ` +
-          `identity is assigned to this host and, for a user-assigned one, that AZURE_CLIENT_ID names it.`,
-        se,
-      );
-    return retryable(
-      'VaultCredentialUnavailable',
-      `${where}: the credential could not get a token for now (${se.message})`,
-      se,
-    );
-  }
-  if (name === 'AuthenticationError') {
-    if (networkCaused(err) || transientStatus(se.status))
-      return retryable(
-        'VaultCredentialUnavailable',
-        `${where}: getting a token from Entra ID failed for now (${se.status || 'no answer'}): ${se.message}`,
-        se,
-      );
+  if (/challenge resource .* does not match the requested domain/i.test(se.full))
     return nonRetryable(
-      'VaultUnauthorized',
-      `${where}: Entra ID refused the token request (${se.status}): ${se.message}. Check the tenant id, the client id ` +
-        `and the client secret or certificate (not expired; the secret's value, not its id).`,
+      'VaultCloudMismatch',
+      `${where}: the vault asked for a token for another cloud's Key Vault (${se.message}). Check the vault URL.`,
       se,
     );
+  if (se.status === undefined)
+    return retryable(
+      'VaultUnreachable',
+      `${where}: the vault could not be reached (${se.code}): ${se.message}`,
+      se,
+    );
+  return retryable('VaultError', `${where} failed (${se.status} ${se.code}): ${se.message}`, se);
+}
+
+/**
+ * Key Vault's 403s, by the text it writes for each:
+ * - access policy: "The user, group or application '...' does not have certificates create permission on key vault '...'"
+ * - RBAC: "Caller is not authorized to perform action on resource. ... Action: 'Microsoft.KeyVault/vaults/certificates/create/action' ..."
+ * - firewall: "Client address is not authorized and caller is not a trusted service. Client address: ..."
+ * - a disabled object: "Operation get is not allowed on a disabled secret."
+ */
+function forbidden(where: string, se: ServiceError, ctx: CallContext): ApplicationFailure {
+  const fail = (type: string, message: string, permission?: string) =>
+    ApplicationFailure.create({
+      type,
+      message,
+      nonRetryable: true,
+      details: [{ status: 403, code: se.code, ...(permission ? { permission } : {}) }],
+    });
+
+  if (/Client address is not authorized|public network access|private link/i.test(se.full))
+    return fail(
+      'VaultNetworkForbidden',
+      `${where} was refused by the vault's network rules (403): ${se.message}. Allow this worker's outbound address ` +
+        `in the vault's firewall, or reach the vault through a private endpoint.`,
+    );
+  if (/is not allowed on a disabled/i.test(se.full))
+    return fail('VaultObjectDisabled', `${where}: it is disabled (403): ${se.message}. Enable it first.`);
+
+  const rbacAction = /Action: '([^']+)'/.exec(se.full)?.[1];
+  if (rbacAction || /Caller is not authorized to perform action/i.test(se.full)) {
+    const action = rbacAction ?? `the data action for '${ctx.permission}'`;
+    return fail(
+      'VaultForbidden',
+      `${where} was refused by Azure RBAC (403): the identity lacks '${action}'. Assign it a role that grants it ` +
+        `(e.g. '${roleFor(rbacAction ?? ctx.permission)}') on the vault; new role assignments take a few minutes to apply.`,
+      rbacAction ?? ctx.permission,
+    );
   }
-  return undefined;
+  const named = /does not have (\w+) (\w+) permission/i.exec(se.full);
+  const permission = named ? `${named[1]?.toLowerCase()}/${named[2]?.toLowerCase()}` : ctx.permission;
+  return fail(
+    'VaultForbidden',
+    `${where} was refused (403): the identity needs the '${permission}' permission in the vault's access policy ` +
+      `(or, on an RBAC vault, a role such as '${roleFor(permission)}'). Service said: ${se.message}`,
+    permission,
+  );
+}
+
+/** The built-in Key Vault role that grants a permission or RBAC data action. */
+function roleFor(permission: string): string {
+  const p = permission.toLowerCase();
+  if (p.includes('secrets'))
+    return /get|read/.test(p) ? 'Key Vault Secrets User' : 'Key Vault Secrets Officer';
+  return 'Key Vault Certificates Officer';
 }

@@ -5,10 +5,18 @@
  */
 import crypto, { X509Certificate } from 'node:crypto';
 import forge from 'node-forge';
+import { toPem } from './azure-key-vault-convert';
 
 export interface ExportedSecret {
   keyPem: string;
   chainPem: string[];
+}
+
+/** The secret carries certificates but no key: how Key Vault serves a certificate whose key is not exportable. */
+export class SecretWithoutKeyError extends Error {
+  constructor() {
+    super('the secret holds no private key');
+  }
 }
 
 export function parseCertificateSecret(value: string, contentType: string | undefined): ExportedSecret {
@@ -16,8 +24,8 @@ export function parseCertificateSecret(value: string, contentType: string | unde
     contentType === 'application/x-pem-file' || (!contentType && value.includes('-----BEGIN'))
       ? fromPem(value)
       : fromPkcs12(value);
-  if (!key) throw new Error('the secret holds no private key');
   if (certs.length === 0) throw new Error('the secret holds no certificate');
+  if (!key) throw new SecretWithoutKeyError();
   const spki = crypto.createPublicKey(key).export({ type: 'spki', format: 'der' });
   const leafAt = certs.findIndex((c) =>
     new X509Certificate(c).publicKey.export({ type: 'spki', format: 'der' }).equals(spki),
@@ -78,9 +86,4 @@ function fromPkcs12(value: string): { key: crypto.KeyObject | undefined; certs: 
     return asn ? [toBuffer(asn)] : [];
   });
   return { key, certs };
-}
-
-function toPem(der: Uint8Array, label: string): string {
-  const b64 = Buffer.from(der).toString('base64');
-  return `-----BEGIN ${label}-----\n${b64.replace(/.{1,64}/g, '$&\n')}-----END ${label}-----\n`;
 }

@@ -14,21 +14,35 @@ import {
   type CertificateClientOptions,
   type CertificateOperation,
   type CertificatePolicy,
+  type CertificateProperties,
   type KeyVaultCertificate,
-  type KeyVaultCertificateWithPolicy,
 } from '@azure/keyvault-certificates';
 import { SecretClient, type SecretClientOptions } from '@azure/keyvault-secrets';
 import { ApplicationFailure } from '@temporalio/common';
-import crypto, { X509Certificate } from 'node:crypto';
-import type { CertificatePolicySnapshot, CertificateState, PendingCsr, Vault } from '../types';
-import { nonRetryable, serviceError, vaultFailure, type CallContext } from './azure-key-vault-errors';
-import { parseCertificateSecret } from './azure-key-vault-secret';
+import crypto from 'node:crypto';
+import type { CertificateState, CertificateSummary, PendingCsr, SecretStore, Vault } from '../types';
+import { checkVaultUrl, type CloudEndpoints } from './azure-credential';
+import { parseChain, toPem, toState, toSummary } from './azure-key-vault-convert';
+import {
+  keepErrorBodies,
+  nonRetryable,
+  serviceError,
+  vaultFailure,
+  type CallContext,
+} from './azure-key-vault-errors';
+import { policyFromSnapshot, renewalPolicy } from './azure-key-vault-policy';
+import { parseCertificateSecret, SecretWithoutKeyError } from './azure-key-vault-secret';
+import { createKeyVaultSecretStore } from './azure-key-vault-secret-store';
 
 export interface AzureKeyVaultOptions {
   /** Short name, the first half of certificate ids (`<vault>/<name>`). */
   name: string;
-  /** https://<vault>.vault.azure.net */
+  /** https://<vault>.vault.azure.net (or the vault DNS suffix of its cloud). */
   url: string;
+  /**
+   * Any TokenCredential. One from createAzureCredential also carries its cloud, and the vault URL is then
+   * checked to belong to that cloud when the vault is created (a clear error instead of a failed token request).
+   */
   credential: TokenCredential;
   /**
    * Passed to both SDK clients. Default `retryOptions: { maxRetries: 0 }`: Temporal's activity retries own
@@ -37,11 +51,21 @@ export interface AzureKeyVaultOptions {
   clientOptions?: CertificateClientOptions;
 }
 
-export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault {
-  const clientOptions: CertificateClientOptions = { retryOptions: { maxRetries: 0 }, ...opts.clientOptions };
-  const certs = new CertificateClient(opts.url, opts.credential, clientOptions);
+export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault & SecretStore {
+  const cloud = (opts.credential as { cloud?: CloudEndpoints }).cloud;
+  if (cloud) checkVaultUrl(opts.url, cloud);
+  const baseUrl = opts.url.replace(/\/+$/, '');
+  const clientOptions: CertificateClientOptions = {
+    retryOptions: { maxRetries: 0 },
+    ...opts.clientOptions,
+    additionalPolicies: [
+      ...(opts.clientOptions?.additionalPolicies ?? []),
+      { policy: keepErrorBodies, position: 'perRetry' },
+    ],
+  };
+  const certs = new CertificateClient(baseUrl, opts.credential, clientOptions);
   const { serviceVersion: _ignored, ...secretOptions } = clientOptions;
-  const secrets = new SecretClient(opts.url, opts.credential, secretOptions as SecretClientOptions);
+  const secrets = new SecretClient(baseUrl, opts.credential, secretOptions as SecretClientOptions);
   const vault = opts.name;
 
   async function call<T>(
@@ -66,6 +90,20 @@ export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault {
           serviceError(err),
         )
       : undefined;
+
+  const readLatest = (certName: string) =>
+    call(
+      { action: 'read the certificate', certName, permission: 'certificates/get' },
+      () => certs.getCertificate(certName),
+      notFound(certName),
+    );
+
+  /** The latest version, or undefined when the vault has no certificate of that name. */
+  const readIfExists = (certName: string) =>
+    readLatest(certName).catch((err: unknown) => {
+      if ((err as ApplicationFailure).type === 'CertificateNotFound') return undefined;
+      throw err;
+    });
 
   /** The operation of the certificate, or undefined when there is none. */
   async function operationOf(certName: string): Promise<CertificateOperation | undefined> {
@@ -127,26 +165,126 @@ export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault {
   }
 
   async function describe(certName: string): Promise<CertificateState> {
-    const latest = await call(
-      { action: 'read the certificate', certName, permission: 'certificates/get' },
-      () => certs.getCertificate(certName),
-      notFound(certName),
-    );
+    const latest = await readLatest(certName);
     const current = await currentVersion(certName, latest);
     const operation = await operationOf(certName);
     return toState(vault, certName, latest, current, operation);
   }
 
-  return {
+  /**
+   * A listed certificate with its current version read in full (a listing names no version). Undefined when
+   * it was deleted since the listing. One GET per certificate, two when a renewal is pending.
+   */
+  async function summaryOf(listed: CertificateProperties): Promise<CertificateSummary | undefined> {
+    const certName = listed.name ?? '';
+    const latest = await readIfExists(certName);
+    // gone since the listing, or (on some services) a certificate that only has a pending operation
+    if (!latest) return listed.x509Thumbprint?.length ? undefined : toSummary(vault, listed, undefined);
+    return toSummary(vault, listed, await currentVersion(certName, latest));
+  }
+
+  async function* list(): AsyncIterable<CertificateSummary> {
+    const pages = certs.listPropertiesOfCertificates({ includePending: true }).byPage();
+    for (;;) {
+      const page = await call({ action: 'list the certificates', permission: 'certificates/list' }, () =>
+        pages.next(),
+      );
+      if (page.done) return;
+      for (const listed of page.value) {
+        const summary = await summaryOf(listed);
+        if (summary) yield summary;
+      }
+    }
+  }
+
+  /**
+   * Starts an Unknown-issuer operation and returns its CSR. Never pollUntilDone: such an operation only
+   * completes when we merge. A 409 means an operation was started in between (by someone else or an earlier
+   * attempt of ours whose answer was lost): its CSR is used.
+   */
+  async function startOperation(
+    certName: string,
+    policy: CertificatePolicy,
+    tags: Record<string, string>,
+    action: string,
+  ): Promise<PendingCsr> {
+    const ctx = { vault, action, certName, permission: 'certificates/create' };
+    const created = await attempt(() => certs.beginCreateCertificate(certName, policy, { tags }));
+    if ('error' in created) {
+      const raced = status(created.error) === 409 ? await reusableCsr(certName) : undefined;
+      if (raced) return raced;
+      throw vaultFailure(created.error, ctx);
+    }
+    const op = await operationOf(certName);
+    if (!op?.csr?.length)
+      throw ApplicationFailure.create({
+        type: 'VaultCsrMissing',
+        message: `Key Vault '${vault}': the new operation of '${certName}' carries no CSR yet; will read it again.`,
+        nonRetryable: false,
+      });
+    return { csrPem: toPem(op.csr, 'CERTIFICATE REQUEST'), reused: false };
+  }
+
+  async function reusableCsr(certName: string): Promise<PendingCsr | undefined> {
+    const op = await operationOf(certName);
+    if (op?.status !== 'inProgress') return undefined;
+    if (op.issuerName && op.issuerName.toLowerCase() !== 'unknown')
+      throw nonRetryable(
+        'RenewalConflict',
+        `Key Vault '${vault}': '${certName}' has an operation in progress with issuer '${op.issuerName}'; ` +
+          `it cannot be merged with a chain from elsewhere. Cancel it or let it finish.`,
+      );
+    if (!op.csr?.length) return undefined;
+    return { csrPem: toPem(op.csr, 'CERTIFICATE REQUEST'), reused: true };
+  }
+
+  /**
+   * Merge takes no tags (and real Key Vault gives the new version the tags of the operation's create, which may
+   * be stale): carry the previous version's tags (e.g. Recipient) onto `version`, that version only. Writes only
+   * when something differs, so a retry is free. Returns whether it wrote.
+   */
+  async function carryTags(
+    certName: string,
+    version: string,
+    current: Record<string, string>,
+    previous: Record<string, string>,
+  ): Promise<boolean> {
+    const desired = { ...current, ...previous };
+    if (sameTags(desired, current)) return false;
+    await call(
+      { action: `re-apply tags to version ${version}`, certName, permission: 'certificates/update' },
+      () => certs.updateCertificateProperties(certName, version, { tags: desired }),
+    );
+    return true;
+  }
+
+  const vaultOps: Vault = {
     name: vault,
     describe,
+    list,
+
+    secretIdOf(certName, version) {
+      return `${baseUrl}/secrets/${encodeURIComponent(certName)}/${encodeURIComponent(version)}`;
+    },
+
+    async create(certName, policy, tags = {}) {
+      const desired = policyFromSnapshot(certName, policy);
+      const existing = await readIfExists(certName);
+      const current = existing && (await currentVersion(certName, existing));
+      if (current)
+        throw nonRetryable(
+          'CertificateExists',
+          `Key Vault '${vault}' already has a certificate '${certName}' (version ${current.properties.version}); ` +
+            `renew it instead of creating it.`,
+        );
+      // an earlier attempt whose answer was lost, or an operator's create: finish that one
+      const reuse = await reusableCsr(certName);
+      if (reuse) return reuse;
+      return startOperation(certName, desired, tags, 'create the certificate');
+    },
 
     async beginRenewal(certName) {
-      const latest = await call(
-        { action: 'read the certificate', certName, permission: 'certificates/get' },
-        () => certs.getCertificate(certName),
-        notFound(certName),
-      );
+      const latest = await readLatest(certName);
       const reuse = await reusableCsr(certName);
       if (reuse) return reuse;
 
@@ -155,37 +293,12 @@ export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault {
         : await call({ action: 'read the policy', certName, permission: 'certificates/get' }, () =>
             certs.getCertificatePolicy(certName),
           );
-      const tags = latest.properties.tags ?? {};
-      // Never pollUntilDone: an Unknown-issuer operation only completes when we merge.
-      const created = await attempt(() =>
-        certs.beginCreateCertificate(certName, renewalPolicy(policy), { tags }),
+      return startOperation(
+        certName,
+        renewalPolicy(policy),
+        latest.properties.tags ?? {},
+        'create a renewal CSR',
       );
-      if ('error' in created) {
-        if (status(created.error) !== 409)
-          throw vaultFailure(created.error, {
-            vault,
-            action: 'create a renewal CSR',
-            certName,
-            permission: 'certificates/create',
-          });
-        // an operation was started in between (by someone else or an earlier attempt of ours): use it
-        const raced = await reusableCsr(certName);
-        if (raced) return raced;
-        throw vaultFailure(created.error, {
-          vault,
-          action: 'create a renewal CSR',
-          certName,
-          permission: 'certificates/create',
-        });
-      }
-      const op = await operationOf(certName);
-      if (!op?.csr?.length)
-        throw ApplicationFailure.create({
-          type: 'VaultCsrMissing',
-          message: `Key Vault '${vault}': the new operation of '${certName}' carries no CSR yet; will read it again.`,
-          nonRetryable: false,
-        });
-      return { csrPem: toPem(op.csr, 'CERTIFICATE REQUEST'), reused: false };
     },
 
     async merge(certName, chainPem) {
@@ -234,6 +347,12 @@ export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault {
 
     async exportSecret(certName, version) {
       const ctx = { action: `read the secret of version ${version}`, certName, permission: 'secrets/get' };
+      const notExportable = (said: string) =>
+        nonRetryable(
+          'KeyNotExportable',
+          `Key Vault '${vault}': the private key of '${certName}' is not exportable (policy keyProperties.exportable ` +
+            `is false, or an HSM key); a file target cannot be served from it. ${said}`,
+        );
       const secret = await call(
         ctx,
         () => secrets.getSecret(certName, { version }),
@@ -246,12 +365,7 @@ export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault {
               se,
             );
           if (se.status === 403 && /exportable/i.test(se.message))
-            return nonRetryable(
-              'KeyNotExportable',
-              `Key Vault '${vault}': the private key of '${certName}' is not exportable (policy keyProperties.exportable is false); ` +
-                `a file target cannot be served from it. Service said: ${se.message}`,
-              se,
-            );
+            return notExportable(`Service said: ${se.message}`);
           return undefined;
         },
       );
@@ -263,6 +377,9 @@ export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault {
       try {
         return parseCertificateSecret(secret.value, secret.properties.contentType);
       } catch (err) {
+        // Key Vault serves a non-exportable certificate's secret as the certificate alone, without the key
+        if (err instanceof SecretWithoutKeyError)
+          throw notExportable('Its secret holds the certificate only.');
         // the parser's messages never contain the value; keep it that way by not attaching anything else
         throw nonRetryable(
           'SecretUnreadable',
@@ -272,38 +389,7 @@ export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault {
     },
   };
 
-  /**
-   * Merge takes no tags (and real Key Vault gives the new version the tags of the operation's create, which may
-   * be stale): carry the previous version's tags (e.g. Recipient) onto `version`, that version only. Writes only
-   * when something differs, so a retry is free. Returns whether it wrote.
-   */
-  async function carryTags(
-    certName: string,
-    version: string,
-    current: Record<string, string>,
-    previous: Record<string, string>,
-  ): Promise<boolean> {
-    const desired = { ...current, ...previous };
-    if (sameTags(desired, current)) return false;
-    await call(
-      { action: `re-apply tags to version ${version}`, certName, permission: 'certificates/update' },
-      () => certs.updateCertificateProperties(certName, version, { tags: desired }),
-    );
-    return true;
-  }
-
-  async function reusableCsr(certName: string): Promise<PendingCsr | undefined> {
-    const op = await operationOf(certName);
-    if (op?.status !== 'inProgress') return undefined;
-    if (op.issuerName && op.issuerName.toLowerCase() !== 'unknown')
-      throw nonRetryable(
-        'RenewalConflict',
-        `Key Vault '${vault}': '${certName}' has an operation in progress with issuer '${op.issuerName}'; ` +
-          `it cannot be merged with a chain from elsewhere. Cancel it or let it finish.`,
-      );
-    if (!op.csr?.length) return undefined;
-    return { csrPem: toPem(op.csr, 'CERTIFICATE REQUEST'), reused: true };
-  }
+  return { ...vaultOps, ...createKeyVaultSecretStore(vault, secrets) };
 }
 
 async function attempt<T>(fn: () => Promise<T>): Promise<{ value: T } | { error: unknown }> {
@@ -332,101 +418,7 @@ function mergeRefusal(err: unknown, certName: string, vault: string): Error | un
   return undefined;
 }
 
-/** The certificate's own policy, pointed at the Unknown issuer (whose lifetime action can only be to email). */
-function renewalPolicy(policy: CertificatePolicy): CertificatePolicy {
-  const { certificateType: _t, certificateTransparency: _ct, ...rest } = policy;
-  return {
-    ...rest,
-    issuerName: 'Unknown',
-    lifetimeActions: policy.lifetimeActions?.map((a) => ({ ...a, action: 'EmailContacts' as const })),
-  } as CertificatePolicy;
-}
-
-function parseChain(certName: string, chainPem: string[]): Buffer[] {
-  const ders = chainPem.flatMap((pem) =>
-    [...pem.matchAll(/-----BEGIN CERTIFICATE-----([\s\S]*?)-----END CERTIFICATE-----/g)].map((m) =>
-      Buffer.from((m[1] ?? '').replace(/\s+/g, ''), 'base64'),
-    ),
-  );
-  if (ders.length === 0)
-    throw nonRetryable(
-      'InvalidChain',
-      `merge into '${certName}': expected a PEM certificate chain (leaf first), got no CERTIFICATE block.`,
-    );
-  ders.forEach((der, i) => {
-    try {
-      new X509Certificate(der);
-    } catch {
-      throw nonRetryable(
-        'InvalidChain',
-        `merge into '${certName}': certificate #${i + 1} of the chain is not a valid X.509 certificate.`,
-      );
-    }
-  });
-  return ders;
-}
-
-function toState(
-  vault: string,
-  name: string,
-  latest: KeyVaultCertificateWithPolicy,
-  current: KeyVaultCertificate | undefined,
-  operation: CertificateOperation | undefined,
-): CertificateState {
-  const x509 = current?.cer?.length ? new X509Certificate(current.cer) : undefined;
-  const thumbprint = current?.properties.x509Thumbprint?.length
-    ? Buffer.from(current.properties.x509Thumbprint).toString('hex').toUpperCase()
-    : x509
-      ? x509.fingerprint.replace(/:/g, '').toUpperCase()
-      : null;
-  return {
-    id: `${vault}/${name}`,
-    vault,
-    name,
-    version: current?.properties.version ?? null,
-    thumbprint,
-    notBefore: x509 ? new Date(x509.validFrom).toISOString() : null,
-    notAfter: x509 ? new Date(x509.validTo).toISOString() : null,
-    subject: x509 ? x509.subject.split('\n').join(', ') : null,
-    dnsNames: x509 ? dnsNamesOf(x509) : [],
-    tags: { ...(current?.properties.tags ?? latest.properties.tags ?? {}) },
-    policy: latest.policy ? snapshot(latest.policy) : null,
-    pendingOperation: operation?.status === 'inProgress',
-  };
-}
-
-function dnsNamesOf(cert: X509Certificate): string[] {
-  return (cert.subjectAltName ?? '')
-    .split(/,\s*/)
-    .filter((s) => s.startsWith('DNS:'))
-    .map((s) => s.slice(4));
-}
-
-function snapshot(p: CertificatePolicy): CertificatePolicySnapshot {
-  const action = p.lifetimeActions?.[0];
-  return {
-    subject: p.subject ?? '',
-    dnsNames: [...(p.subjectAlternativeNames?.dnsNames ?? [])],
-    issuerName: p.issuerName ?? '',
-    key: {
-      keyType: p.keyType ?? 'RSA',
-      ...(p.keySize !== undefined ? { keySize: p.keySize } : {}),
-      ...(p.keyCurveName !== undefined ? { curve: p.keyCurveName } : {}),
-      reuseKey: p.reuseKey ?? false,
-      exportable: p.exportable ?? false,
-    },
-    ...(p.validityInMonths !== undefined ? { validityInMonths: p.validityInMonths } : {}),
-    ...(action?.lifetimePercentage !== undefined ? { lifetimePercentage: action.lifetimePercentage } : {}),
-    ...(action?.daysBeforeExpiry !== undefined ? { daysBeforeExpiry: action.daysBeforeExpiry } : {}),
-  };
-}
-
 function sameTags(a: Record<string, string>, b: Record<string, string>): boolean {
   const ka = Object.keys(a);
   return ka.length === Object.keys(b).length && ka.every((k) => a[k] === b[k]);
-}
-
-function toPem(der: Uint8Array, label: string): string {
-  const b64 = Buffer.from(der).toString('base64');
-  return `-----BEGIN ${label}-----\n${b64.replace(/.{1,64}/g, '$&\n')}-----END ${label}-----\n`;
 }

@@ -1,7 +1,9 @@
 /**
- * The test Key Vault's optional persistence: state as JSON, private keys in their own 0600 files, and a
- * restarted server that carries on where the old one stopped (certificates and a pending operation).
+ * The test Key Vault's optional persistence: state as JSON, private keys and secret values in their own 0600
+ * files, and a restarted server that carries on where the old one stopped (certificates, a pending operation,
+ * a secret).
  */
+import crypto from 'node:crypto';
 import { readFileSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, expect, it } from 'vitest';
@@ -35,6 +37,8 @@ it('keeps certificates, keys and a pending operation across a restart', async ()
   const first = await open();
   const seeded = await first.kv.seed('durable', { tags: { Recipient: 'ops@example.test' } });
   const pending = await first.vault.beginRenewal('durable');
+  const accountKey = crypto.randomBytes(32).toString('base64');
+  await first.vault.setSecret('acme-account', accountKey);
   await first.kv.stop();
 
   const keyDir = path.join(dataDir, 'keys');
@@ -44,6 +48,8 @@ it('keeps certificates, keys and a pending operation across a restart', async ()
   const state = readFileSync(path.join(dataDir, 'state.json'), 'utf8');
   expect(state).toContain('durable');
   expect(state).not.toMatch(/PRIVATE KEY/);
+  expect(state).not.toContain(accountKey); // plain secrets live in their own 0600 file
+  expect(statSync(path.join(dataDir, 'secrets.json')).mode & 0o777).toBe(0o600);
 
   const second = await open();
   const described = await second.vault.describe('durable');
@@ -52,6 +58,7 @@ it('keeps certificates, keys and a pending operation across a restart', async ()
     pendingOperation: true,
     tags: { Recipient: 'ops@example.test' },
   });
+  expect(await second.vault.getSecret('acme-account')).toBe(accountKey);
   const again = await second.vault.beginRenewal('durable');
   expect(again).toEqual({ csrPem: pending.csrPem, reused: true });
   const merged = await second.vault.merge('durable', [

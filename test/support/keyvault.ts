@@ -36,7 +36,12 @@ export interface TestKeyVault {
 }
 
 export async function startTestKeyVault(
-  opts: { dataDir?: string; vaultName?: string } = {},
+  opts: {
+    dataDir?: string;
+    vaultName?: string;
+    /** The vault's Key Vault audience, also the resource of its 401 challenge; default https://vault.azure.net. */
+    audience?: string;
+  } = {},
 ): Promise<TestKeyVault> {
   const tlsCa = createTestCa({ commonName: 'Certflow test Key Vault TLS CA', keyType: 'ec' });
   const tls = tlsCa.issueServerCert(['127.0.0.1', 'localhost']);
@@ -48,6 +53,7 @@ export async function startTestKeyVault(
     tls,
     dataDir: opts.dataDir,
     vaultName: opts.vaultName,
+    audience: opts.audience,
   });
   const credential = entra.credential();
   const clientOptions: CertificateClientOptions = {

@@ -5,6 +5,7 @@
 import {
   AggregateAuthenticationError,
   AuthenticationError,
+  AuthenticationRequiredError,
   CredentialUnavailableError,
 } from '@azure/identity';
 import { describe, expect, it } from 'vitest';
@@ -117,6 +118,24 @@ describe('AggregateAuthenticationError (DefaultAzureCredential / ChainedTokenCre
     expect(f.message).toMatch(/az login/);
   });
 
+  it('is final when one of them was refused (a wrong client secret in the environment), naming the fix', () => {
+    const err = new AggregateAuthenticationError(
+      [
+        // what MSAL's invalid_client becomes in @azure/identity 4.13.1
+        new AuthenticationRequiredError({
+          scopes: ['https://vault.azure.net/.default'],
+          message:
+            'invalid_client: Error(s): 7000215 - Timestamp: 2026-01-01 00:00:00Z - Description: AADSTS7000215: Invalid client secret provided. - Correlation ID: 0 - Trace ID: 0',
+        }),
+        new CredentialUnavailableError('Attempted to use the IMDS endpoint, but it is not available.'),
+      ],
+      'ChainedTokenCredential authentication failed.',
+    );
+    const f = vaultFailure(err, ctx);
+    expect(f).toMatchObject({ type: 'VaultUnauthorized', nonRetryable: true });
+    expect(f.message).toMatch(/secret's value, not its id/);
+  });
+
   it('is retryable when one of them failed for a transient reason (IMDS not answering)', () => {
     const err = new AggregateAuthenticationError(
       [
@@ -175,6 +194,20 @@ describe('AuthenticationError (the token endpoint answered)', () => {
     const f = vaultFailure(err, ctx);
     expect(f.type).toBe('VaultCredentialUnavailable');
     expect(f.nonRetryable).toBe(false);
+  });
+});
+
+describe('AuthenticationRequiredError without an MSAL code (an interactive credential needs a sign-in)', () => {
+  it('is final and says to sign in or use a service identity', () => {
+    const f = vaultFailure(
+      new AuthenticationRequiredError({
+        scopes: ['https://vault.azure.net/.default'],
+        message: 'Silent authentication failed.',
+      }),
+      ctx,
+    );
+    expect(f).toMatchObject({ type: 'VaultCredentialMissing', nonRetryable: true });
+    expect(f.message).toMatch(/sign in interactively/);
   });
 });
 

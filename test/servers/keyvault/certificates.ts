@@ -318,7 +318,7 @@ export function createCertificateService(store: Store, vaultUrl: () => string) {
       return { status: 200, body: page(items, query, `/certificates/${cert.name}/versions`) };
     },
 
-    /** The certificate's backing secret: the private key with the chain, when the policy lets it leave. */
+    /** The certificate's backing secret: the chain, with the private key when the policy lets it leave. */
     async getSecret(name: string, version?: string): Promise<Reply> {
       const cert = store.certificates.get(name.toLowerCase());
       const v = cert && (version ? cert.versions.find((x) => x.version === version) : current(cert));
@@ -328,17 +328,12 @@ export function createCertificateService(store: Store, vaultUrl: () => string) {
           'SecretNotFound',
           `A secret with (name/id) ${version ? `${name}/${version}` : name} was not found in this key vault.`,
         );
-      if (!v.exportable)
-        throw new KvError(
-          403,
-          'Forbidden',
-          `The private key of certificate ${cert.name} is not exportable (policy key_props.exportable is false), so its secret cannot be read.`,
-        );
       if (!v.enabled)
         throw new KvError(403, 'Forbidden', 'Operation get is not allowed on a disabled secret.');
+      // as Key Vault documents it: a non-exportable key is not part of the secret's value, the chain alone is
       const value = await secretValue(
         v.contentType,
-        store.getKey(v.keyRef),
+        v.exportable ? store.getKey(v.keyRef) : undefined,
         v.chain.map((c) => Buffer.from(c, 'base64')),
       );
       return {

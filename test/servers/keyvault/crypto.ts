@@ -131,19 +131,26 @@ export function toPem(der: Uint8Array, label: string): string {
   return `-----BEGIN ${label}-----\n${b64.replace(/.{1,64}/g, '$&\n')}-----END ${label}-----\n`;
 }
 
-/** The backing secret's value: PEM (key then chain) or base64 PKCS#12 without a password, as Key Vault serves it. */
-export async function secretValue(contentType: string, pkcs8: Buffer, chain: Buffer[]): Promise<string> {
-  const pem = toPem(pkcs8, 'PRIVATE KEY') + chain.map((c) => toPem(c, 'CERTIFICATE')).join('');
+/**
+ * The backing secret's value: PEM (key then chain) or base64 PKCS#12 without a password, as Key Vault serves
+ * it; without the key when it is not exportable.
+ */
+export async function secretValue(
+  contentType: string,
+  pkcs8: Buffer | undefined,
+  chain: Buffer[],
+): Promise<string> {
+  const pem = (pkcs8 ? toPem(pkcs8, 'PRIVATE KEY') : '') + chain.map((c) => toPem(c, 'CERTIFICATE')).join('');
   if (contentType === 'application/x-pem-file') return pem;
-  return (await toPkcs12(pem)).toString('base64');
+  return (await toPkcs12(pem, pkcs8 !== undefined)).toString('base64');
 }
 
 // node has no PKCS#12 writer and node-forge cannot encode EC keys: the test server borrows openssl.
-function toPkcs12(pem: string): Promise<Buffer> {
+function toPkcs12(pem: string, withKey: boolean): Promise<Buffer> {
   return new Promise((resolve, reject) => {
     const child = execFile(
       tools.openssl(),
-      ['pkcs12', '-export', '-passout', 'pass:'],
+      ['pkcs12', '-export', '-passout', 'pass:', ...(withKey ? [] : ['-nokeys'])],
       { encoding: 'buffer', maxBuffer: 1 << 20 },
       (err, stdout) =>
         err ? reject(new Error(`openssl pkcs12 -export failed (exit ${err.code ?? '?'})`)) : resolve(stdout),

@@ -7,9 +7,12 @@
  * against the JWKS we are given (signature, aud, exp, nbf); access policies per caller object id (default: all).
  *
  * Known differences from the real service: issuers 'Self' and 'Unknown' only; no keys/issuers/contacts/import/
- * backup/delete endpoints and no soft-delete; access policies only (no RBAC); a cancel turns the operation
- * 'cancelled' at once; a merged operation stays readable as 'completed'; PKCS#12 secrets are openssl 3's
- * password-less default encoding; throttling and outages happen only when a test injects them.
+ * backup/delete endpoints and no soft-delete; access policies only (no RBAC, no firewall); HSM key types
+ * (RSA-HSM, EC-HSM) are accepted and kept non-exportable, but their keys are software keys; a cancel turns the
+ * operation 'cancelled' at once; a merged operation stays readable as 'completed'; PKCS#12 secrets are openssl
+ * 3's password-less default encoding; a plain secret may not take a certificate's name (409); throttling and
+ * outages happen only when a test injects them. Tests of real-service answers it cannot give (RBAC and
+ * firewall 403s, soft-delete 409s) replay recorded answers at the HTTP layer instead (test/unit).
  */
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -17,6 +20,7 @@ import crypto from 'node:crypto';
 import { freePort } from '../../support/proc';
 import { createTokenValidator } from './auth';
 import { createCertificateService, type Reply } from './certificates';
+import { createSecretService } from './secrets';
 import type { Jwks } from './entra';
 import { createStore } from './store';
 import { KvError, badParameter } from './wire';
@@ -29,6 +33,11 @@ export interface KeyVaultServerOptions {
   issuer?: string;
   /** Tenant named in the 401 challenge. */
   tenantId?: string;
+  /**
+   * `resource` of the 401 challenge, from which the SDK derives the token scope; default the first audience.
+   * A sovereign cloud's vault says e.g. https://vault.azure.cn here.
+   */
+  resource?: string;
   tls: { certPem: string; keyPem: string };
   /** Persist state as JSON (private keys in separate 0600 files); in memory when absent. */
   dataDir?: string;
@@ -41,6 +50,8 @@ export interface Fault {
   retryAfter?: number;
   /** How many matching requests fail; default 1. */
   count?: number;
+  /** How many matching requests pass before the fault applies; default 0. */
+  skip?: number;
   /** Substring of "METHOD /path" (e.g. 'merge', 'POST /certificates/web/create') or a RegExp over it. */
   match?: string | RegExp;
   code?: string;
@@ -86,16 +97,19 @@ export async function startKeyVaultServer(opts: KeyVaultServerOptions): Promise<
   const store = createStore(opts.dataDir);
   let url = '';
   const certs = createCertificateService(store, () => url);
-  const faults: (Fault & { left: number })[] = [];
+  const secrets = createSecretService(store, () => url, certs.getSecret);
+  const faults: (Fault & { left: number; toSkip: number })[] = [];
   const policies = new Map<string, AccessPolicy>();
   const requests: RequestRecord[] = [];
-  const challenge = `Bearer authorization="https://login.microsoftonline.com/${tenantId}", resource="https://vault.azure.net"`;
+  const challenge = `Bearer authorization="https://login.microsoftonline.com/${tenantId}", resource="${opts.resource ?? audiences[0]}"`;
 
   function route(method: string, segments: string[]): Route | undefined {
     const [collection, name, a, b] = segments;
     const decoded = name === undefined ? undefined : decodeURIComponent(name);
     if (collection === 'secrets' && decoded && segments.length <= 3 && method === 'GET')
-      return { permission: 'secrets/get', handle: () => certs.getSecret(decoded, a || undefined) };
+      return { permission: 'secrets/get', handle: () => secrets.get(decoded, a || undefined) };
+    if (collection === 'secrets' && decoded && segments.length === 2 && method === 'PUT')
+      return { permission: 'secrets/set', handle: (body) => secrets.set(decoded, asObject(body)) };
     if (collection !== 'certificates') return undefined;
     if (!decoded)
       return method === 'GET'
@@ -135,7 +149,7 @@ export async function startKeyVaultServer(opts: KeyVaultServerOptions): Promise<
     return undefined;
   }
 
-  function takeFault(what: string): (Fault & { left: number }) | undefined {
+  function takeFault(what: string): Fault | undefined {
     const f = faults.find((x) =>
       x.match === undefined
         ? true
@@ -144,6 +158,10 @@ export async function startKeyVaultServer(opts: KeyVaultServerOptions): Promise<
           : x.match.test(what),
     );
     if (!f) return undefined;
+    if (f.toSkip > 0) {
+      f.toSkip--;
+      return undefined;
+    }
     if (--f.left <= 0) faults.splice(faults.indexOf(f), 1);
     return f;
   }
@@ -248,7 +266,7 @@ export async function startKeyVaultServer(opts: KeyVaultServerOptions): Promise<
     vaultName,
     requests,
     injectFault(f) {
-      faults.push({ ...f, left: f.count ?? 1 });
+      faults.push({ ...f, left: f.count ?? 1, toSkip: f.skip ?? 0 });
     },
     clearFaults() {
       faults.length = 0;

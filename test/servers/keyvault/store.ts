@@ -1,6 +1,6 @@
 /**
- * The test vault's state: certificates with their versions and pending operation, and the private keys
- * (kept apart, so state can be written as JSON while keys go to their own 0600 files).
+ * The test vault's state: certificates with their versions and pending operation, plain secrets, and the
+ * private keys (kept apart, so state can be written as JSON while keys and secret values go to 0600 files).
  */
 import {
   chmodSync,
@@ -53,8 +53,26 @@ export interface CertificateRecord {
   pending?: PendingOperation;
 }
 
+export interface SecretVersion {
+  version: string;
+  value: string;
+  contentType?: string;
+  tags: Record<string, string>;
+  enabled: boolean;
+  created: number;
+  updated: number;
+}
+
+export interface SecretRecord {
+  name: string;
+  /** Oldest first. */
+  versions: SecretVersion[];
+}
+
 export interface Store {
   certificates: Map<string, CertificateRecord>;
+  /** Plain secrets (set with PUT /secrets/{name}); a certificate's own secret is derived from the certificate. */
+  secrets: Map<string, SecretRecord>;
   getKey(ref: string): Buffer;
   putKey(ref: string, pkcs8: Buffer): void;
   /** Persist after a change (no-op in memory). */
@@ -63,15 +81,21 @@ export interface Store {
 
 export function createStore(dataDir?: string): Store {
   const certificates = new Map<string, CertificateRecord>();
+  const secrets = new Map<string, SecretRecord>();
   const keys = new Map<string, Buffer>();
   const keyDir = dataDir ? path.join(dataDir, 'keys') : undefined;
   const stateFile = dataDir ? path.join(dataDir, 'state.json') : undefined;
+  const secretsFile = dataDir ? path.join(dataDir, 'secrets.json') : undefined;
 
   if (dataDir && keyDir && stateFile) {
     mkdirSync(keyDir, { recursive: true, mode: 0o700 });
     if (existsSync(stateFile)) {
       const saved = JSON.parse(readFileSync(stateFile, 'utf8')) as { certificates: CertificateRecord[] };
       for (const c of saved.certificates) certificates.set(c.name.toLowerCase(), c);
+    }
+    if (secretsFile && existsSync(secretsFile)) {
+      const saved = JSON.parse(readFileSync(secretsFile, 'utf8')) as { secrets: SecretRecord[] };
+      for (const r of saved.secrets) secrets.set(r.name.toLowerCase(), r);
     }
     for (const f of readdirSync(keyDir)) {
       if (f.endsWith('.der')) keys.set(f.slice(0, -4), readFileSync(path.join(keyDir, f)));
@@ -80,6 +104,7 @@ export function createStore(dataDir?: string): Store {
 
   return {
     certificates,
+    secrets,
     getKey(ref) {
       const k = keys.get(ref);
       if (!k) throw new Error(`test vault: key ${ref} is missing from the key store`);
@@ -94,10 +119,20 @@ export function createStore(dataDir?: string): Store {
       }
     },
     save() {
-      if (!stateFile) return;
-      const tmp = `${stateFile}.tmp`;
-      writeFileSync(tmp, JSON.stringify({ certificates: [...certificates.values()] }, null, 2));
-      renameSync(tmp, stateFile);
+      if (!stateFile || !secretsFile) return;
+      writeAtomically(
+        stateFile,
+        JSON.stringify({ certificates: [...certificates.values()] }, null, 2),
+        0o644,
+      );
+      writeAtomically(secretsFile, JSON.stringify({ secrets: [...secrets.values()] }), 0o600);
     },
   };
+}
+
+function writeAtomically(file: string, text: string, mode: number): void {
+  const tmp = `${file}.tmp`;
+  writeFileSync(tmp, text, { mode });
+  chmodSync(tmp, mode);
+  renameSync(tmp, file);
 }
