@@ -15,6 +15,7 @@ import type {
   Issuer,
   IssueRequest,
   PendingIssue,
+  RenewalWindow,
   Vault,
 } from './types';
 import { verifyIssuedChain, type VerifiedCertificate } from './verify/x509';
@@ -124,6 +125,15 @@ export function createActivities(deps: ActivityDeps) {
 
     async pollIssuance(req: IssueRequest & { issuer: string; ref: string }): Promise<Issued | PendingIssue> {
       return issuerFor(req.issuer).poll(req.ref, req);
+    },
+
+    /** The CA's renewal window for the current certificate (ACME ARI); null when the issuer or CA has none. */
+    async renewalWindow(input: { certificateId: string; issuer: string }): Promise<RenewalWindow | null> {
+      const issuer = issuerFor(input.issuer);
+      if (!issuer.renewalWindow) return null;
+      const { vault, name } = vaultFor(input.certificateId);
+      const pem = await vault.certificatePem(name);
+      return pem ? issuer.renewalWindow(pem) : null;
     },
 
     async verify(input: {

@@ -91,6 +91,8 @@ export interface Vault {
   ): Promise<PendingCsr>;
   /** The URI of a version's secret (Key Vault secret id), for consumers that pull it themselves. */
   secretIdOf(certName: string, version: string): string;
+  /** The current leaf certificate (PEM, public), or null when none is issued. For the CA's renewal window (ARI). */
+  certificatePem(certName: string): Promise<string | null>;
   beginRenewal(certName: string): Promise<PendingCsr>;
   /** Chain in PEM, leaf first. Returns the new state; detects an already merged chain by thumbprint. */
   merge(certName: string, chainPem: string[]): Promise<CertificateState>;

@@ -33,6 +33,13 @@ export interface Carried {
   /** Escalation steps sent for the certificate with this thumbprint. */
   escalation?: { thumbprint: string | null; sent: number[] };
   notifyError?: { type: string; message: string } | null;
+  /** The CA's renewal window (ARI) for the certificate with this thumbprint; `offered` false: the CA has none. */
+  ari?: {
+    thumbprint: string;
+    offered: boolean;
+    window: { start: string; end: string } | null;
+    checkAt: string;
+  } | null;
 }
 
 export const RECENT_MAX = 10;
@@ -52,6 +59,7 @@ export function initialCarried(carried?: Partial<Carried>): Required<Carried> {
     bindings: [],
     escalation: { thumbprint: null, sent: [] },
     notifyError: null,
+    ari: null,
     ...carried,
   };
   return { ...c, recent: c.recent ?? (c.lastAttempt ? [c.lastAttempt] : []) };

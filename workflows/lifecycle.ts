@@ -12,6 +12,7 @@ import {
   continueAsNew,
   executeChild,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -80,6 +81,13 @@ const { notify } = proxyActivities<Activities>({
   startToCloseTimeout: '1 minute',
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumAttempts: 3 },
 });
+
+// optional and cheap: a CA without ARI (or unreachable) must never hold up the lifecycle
+const { renewalWindow } = proxyActivities<Activities>({
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '5s', maximumAttempts: 2 },
+});
+const HOUR_MS = 3_600_000;
 
 const NEEDS_SYNC: ReadonlyArray<BindingOutcome['status']> = ['failed', 'rolled-back'];
 const needsSync = (bs: BindingOutcome[]) => bs.some((b) => NEEDS_SYNC.includes(b.status));
@@ -237,10 +245,17 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
     };
   };
 
+  /** Policy, jitter seed and the CA's window (when it is for the current certificate). */
+  const decisionContext = () => ({
+    policy: policy(),
+    jitterKey: id,
+    window: s.ari && s.ari.thumbprint === s.observed?.thumbprint ? s.ari.window : null,
+  });
+
   /** Decides the next renewal time and reason; returns the trigger that fires now, if any. */
   function plan(now: Date): Trigger | undefined {
     const rules = rulesInput();
-    const ctx = { policy: policy(), jitterKey: id };
+    const ctx = decisionContext();
     const due = dueTrigger(rules, now, ctx);
     const msLeft = rules.notAfter ? Date.parse(rules.notAfter) - now.getTime() : undefined;
     const retryAt =
@@ -320,6 +335,9 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
       continue;
     }
 
+    // the CA's own renewal window (ACME ARI), asked for again after its Retry-After (12 h to 24 h)
+    if (patched('ari-renewal-window')) await refreshWindow();
+
     // bindings left behind by the last renewal, or a person's sync request: reconcile them now
     if (syncRequested) {
       syncRequested = false;
@@ -332,7 +350,7 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
     if (!trigger) {
       await tellPeople();
       // while paused the renewal time does not wake us (it may be past): only the ladder and the pause report do
-      const wakeAt = earliest(s.paused ? null : nextAt, escalationWake(), pausedReportAt());
+      const wakeAt = earliest(s.paused ? null : nextAt, escalationWake(), pausedReportAt(), windowCheckAt());
       show(
         restingPhase(),
         s.paused
@@ -478,7 +496,7 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
     if (!o?.notAfter) return;
     if (s.escalation.thumbprint !== o.thumbprint) s.escalation = { thumbprint: o.thumbprint, sent: [] };
     const now = new Date();
-    const at = renewalTime(rulesInput(), { policy: policy(), jitterKey: id });
+    const at = renewalTime(rulesInput(), decisionContext());
     if (at && at <= now) {
       const due = escalationDue(o.notAfter, now, s.escalation.sent);
       if (due) {
@@ -508,7 +526,7 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
         ...ev,
         failingSince: failures.at(-1)?.startedAt ?? null,
         attempts: s.consecutiveFailures,
-        renewalDueAt: renewalTime(rulesInput(), { policy: policy(), jitterKey: id })?.toISOString() ?? null,
+        renewalDueAt: renewalTime(rulesInput(), decisionContext())?.toISOString() ?? null,
         certificateId: id,
         outcome: s.lastAttempt ?? undefined,
         recipientTag: o?.tags.Recipient,
@@ -523,6 +541,38 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
       log.warn('notification not sent', { certificateId: id, kind: ev.kind, error: s.notifyError.message });
       return false;
     }
+  }
+
+  async function refreshWindow(): Promise<void> {
+    const thumbprint = s.observed?.thumbprint;
+    if (!thumbprint) return;
+    const known = s.ari?.thumbprint === thumbprint ? s.ari : null;
+    if (known && (!known.offered || Date.parse(known.checkAt) > Date.now())) return;
+    try {
+      const w = await renewalWindow.executeWithOptions(
+        { summary: `ask ${input.issuer} for its renewal window for ${id} (ARI)` },
+        [{ certificateId: id, issuer: input.issuer }],
+      );
+      const waitMs = Math.min(Math.max((w?.retryAfterSeconds ?? 0) * 1000, 12 * HOUR_MS), 24 * HOUR_MS);
+      s.ari = {
+        thumbprint,
+        offered: w !== null,
+        window: w ? { start: w.start, end: w.end } : null,
+        checkAt: new Date(Date.now() + waitMs).toISOString(),
+      };
+    } catch (err) {
+      log.warn('renewal window (ARI) not read', { certificateId: id, error: describeFailure(err).message });
+      s.ari = {
+        thumbprint,
+        offered: true,
+        window: known?.window ?? null,
+        checkAt: new Date(Date.now() + HOUR_MS).toISOString(),
+      };
+    }
+  }
+
+  function windowCheckAt(): Date | null {
+    return s.ari?.offered && s.ari.thumbprint === s.observed?.thumbprint ? new Date(s.ari.checkAt) : null;
   }
 
   function escalationWake(): Date | null {

@@ -39,6 +39,8 @@ export interface DecisionContext {
   policy?: EffectivePolicy;
   /** Seeds the jitter: the certificate id, so a certificate always gets the same offset. */
   jitterKey?: string;
+  /** The CA's suggested renewal window (ACME ARI): renew at a stable point inside it when that comes first. */
+  window?: { start: string; end: string } | null;
 }
 
 export const DAY_MS = 86_400_000;
@@ -144,8 +146,23 @@ export function renewalTime(c: ObservedCertificate, ctx: DecisionContext = {}): 
   const jitterMs = Math.min(policy.jitterMinutes * MINUTE_MS, lifetime * JITTER_MAX_SHARE);
   if (jitterMs > 0) at -= jitterMs * unitHash(ctx.jitterKey ?? c.version);
   const floor = na - Math.min(lifetime * FLOOR_SHARE, FLOOR_MAX_MS);
+  const inWindow = windowTime(ctx, nb);
+  // the CA's window wins when it comes first (e.g. a revocation planned by the CA); never later than our own time
+  if (inWindow !== null && inWindow < at) at = inWindow;
   // a days-before rule longer than the lifetime means "as soon as valid"
   return new Date(Math.max(nb, Math.min(at, floor)));
+}
+
+/** A stable point inside the CA's renewal window (RFC 9773 asks clients to pick one at random). */
+export function windowTime(ctx: DecisionContext, notBefore?: number): number | null {
+  const w = ctx.window;
+  if (!w) return null;
+  const start = Date.parse(w.start);
+  const end = Date.parse(w.end);
+  if (!Number.isFinite(start) || !Number.isFinite(end) || end < start) return null;
+  // a window that began before this certificate existed is not about it (and must never renew it in a loop)
+  if (notBefore !== undefined && start < notBefore) return null;
+  return Math.floor(start + (end - start) * unitHash(`${ctx.jitterKey ?? ''}#ari`));
 }
 
 /**
@@ -210,9 +227,14 @@ const rules: Rule[] = [
   },
   (c, now, ctx) => {
     const at = renewalTime(c, ctx);
-    return at && at.getTime() <= now.getTime()
-      ? { reason: 'NearingRenewal', message: `renewal time ${at.toISOString()} has come` }
-      : undefined;
+    if (!at || at.getTime() > now.getTime()) return undefined;
+    const byCa = windowTime(ctx, c.notBefore ? Date.parse(c.notBefore) : undefined) === at.getTime();
+    return {
+      reason: 'NearingRenewal',
+      message: byCa
+        ? `the CA's renewal window (ARI) has opened: renewing at ${at.toISOString()}`
+        : `renewal time ${at.toISOString()} has come`,
+    };
   },
   (_c, _now, ctx) =>
     ctx.manual ? { reason: 'Manual', message: ctx.manual.reason || 'manual renew requested' } : undefined,

@@ -261,6 +261,11 @@ export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault & SecretS
   const vaultOps: Vault = {
     name: vault,
     describe,
+
+    async certificatePem(certName) {
+      const current = await currentVersion(certName, await readLatest(certName));
+      return current?.cer?.length ? toPem(current.cer, 'CERTIFICATE') : null;
+    },
     list,
 
     secretIdOf(certName, version) {

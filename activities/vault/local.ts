@@ -153,6 +153,11 @@ export function createLocalVault(opts: LocalVaultOptions): LocalVault {
       return toState(await load(certName));
     },
 
+    async certificatePem(certName) {
+      const current = currentOf(await load(certName));
+      return current?.chainPem[0] ?? null;
+    },
+
     async *list(): AsyncIterable<CertificateSummary> {
       for (const name of await store.certificateNames()) {
         const record = await store.readCertificate(name);

@@ -131,6 +131,7 @@ export function createMemoryVault(name: string): MemoryVault {
     merge: notUsed('merge'),
     cancelRenewal: notUsed('cancelRenewal'),
     exportSecret: notUsed('exportSecret'),
+    certificatePem: async () => null,
   };
 }
 
@@ -190,6 +191,7 @@ export function fakeActivities(vaults: ReadonlyMap<string, MemoryVault>, hooks: 
     },
     cancelRenewal: async () => {},
     notify: async () => ({ sent: true, invalidRecipients: [] }),
+    renewalWindow: async () => null,
   };
   return { activities: acts as Activities, calls };
 }

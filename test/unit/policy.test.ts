@@ -235,3 +235,26 @@ describe('escalation ladder', () => {
     expect(nextEscalationAt(notAfter, daysLeft(-1), [])).toBeNull();
   });
 });
+
+describe("the CA's renewal window (ARI)", () => {
+  const c = cert('2026-03-01T00:00:00Z', 90 * DAY_MS);
+  const win = (fromDay: number, toDay: number) => ({
+    start: new Date(Date.parse(c.notBefore) + fromDay * DAY_MS).toISOString(),
+    end: new Date(Date.parse(c.notBefore) + toDay * DAY_MS).toISOString(),
+  });
+  it('renews inside a window that comes before our own time, at a stable point', () => {
+    const at = renewalTime(c, { window: win(10, 11), jitterKey: 'kv/a' })!.getTime();
+    expect(at).toBeGreaterThanOrEqual(Date.parse(win(10, 11).start));
+    expect(at).toBeLessThanOrEqual(Date.parse(win(10, 11).end));
+    expect(renewalTime(c, { window: win(10, 11), jitterKey: 'kv/a' })!.getTime()).toBe(at);
+    const t = dueTrigger(c, new Date(at + 1), { window: win(10, 11), jitterKey: 'kv/a' });
+    expect(t?.message).toMatch(/ARI/);
+  });
+  it('never later than our own time', () => {
+    expect(renewalTime(c, { window: win(80, 85) })).toEqual(renewalTime(c));
+  });
+  it('ignores a window that began before the certificate existed, or is malformed', () => {
+    expect(renewalTime(c, { window: win(-5, 1) })).toEqual(renewalTime(c));
+    expect(renewalTime(c, { window: { start: 'x', end: 'y' } })).toEqual(renewalTime(c));
+  });
+});

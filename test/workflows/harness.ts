@@ -14,6 +14,7 @@ import type {
   CertificateState,
   Issued,
   PendingIssue,
+  RenewalWindow,
 } from '../../activities/types';
 import { certificateLifecycle, type LifecycleInput } from '../../workflows/lifecycle';
 import { workflowIdFor } from '../../workflows/messages';
@@ -36,6 +37,8 @@ export interface FakeHooks {
   poll?: (n: number) => Promise<Issued | PendingIssue | void>;
   syncBindings?: (input: { version: string; thumbprint: string }) => Promise<BindingOutcome[]>;
   notify?: (input: NotifyInput) => Promise<void>;
+  /** The CA's renewal window (ARI); default none. */
+  renewalWindow?: () => Promise<RenewalWindow | null>;
 }
 
 export interface FakeOptions {
@@ -115,6 +118,10 @@ export function fakeActivities(env: TestWorkflowEnvironment, opts: FakeOptions =
     },
     async cancelRenewal() {
       calls.push('cancelRenewal');
+    },
+    async renewalWindow() {
+      calls.push('renewalWindow');
+      return (await hooks.renewalWindow?.()) ?? null;
     },
     async notify(input) {
       calls.push(`notify:${input.kind}`);

@@ -281,3 +281,51 @@ describe('lifecycle over a year (time-skipping)', () => {
     });
   });
 });
+
+describe('the CA renewal window (ACME ARI)', () => {
+  it('renews inside a window the CA moved earlier, and asks again after its Retry-After', async () => {
+    let windowStart = 0;
+    const now = async () => Number(await env.currentTimeMs());
+    const fake = fakeActivities(env, {
+      lifetimeMs: 90 * DAY,
+      hooks: {
+        // the CA plans a revocation: renew between day 10 and day 11 instead of day 72
+        renewalWindow: async () => {
+          if (fake.version() > 1) return null; // the new certificate has no early window
+          windowStart ||= (await now()) + 10 * DAY;
+          return {
+            start: new Date(windowStart).toISOString(),
+            end: new Date(windowStart + DAY).toISOString(),
+            retryAfterSeconds: 6 * 3600,
+          };
+        },
+      },
+    });
+    await withLifecycle(env, fake.acts, 'ari', async (h) => {
+      const first = await firstObservation(h);
+      const at = Date.parse(first.nextRenewalAt!);
+      expect(at).toBeGreaterThanOrEqual(windowStart);
+      expect(at).toBeLessThanOrEqual(windowStart + DAY);
+      await env.sleep(12 * DAY);
+      const [o] = await waitFor('renewed in the window', async () => {
+        const hist = await h.query(historyQuery);
+        return hist.length ? hist : undefined;
+      });
+      expect(o?.trigger).toBe('NearingRenewal');
+      expect(fake.version()).toBe(2);
+      // asked again about every 12 h (Retry-After 6 h is raised to the 12 h minimum), not on every wake
+      const asks = fake.calls.filter((c) => c === 'renewalWindow').length;
+      expect(asks).toBeGreaterThanOrEqual(15);
+      expect(asks).toBeLessThanOrEqual(30);
+    });
+  });
+
+  it('a CA without ARI is asked once per certificate', async () => {
+    const fake = fakeActivities(env, { lifetimeMs: 90 * DAY });
+    await withLifecycle(env, fake.acts, 'no-ari', async (h) => {
+      await firstObservation(h);
+      await env.sleep(30 * DAY);
+      expect(fake.calls.filter((c) => c === 'renewalWindow')).toHaveLength(1);
+    });
+  });
+});
