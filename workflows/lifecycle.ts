@@ -335,6 +335,7 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
       continue;
     }
 
+    plan(new Date()); // status answers with the next renewal time from the first observation on
     // the CA's own renewal window (ACME ARI), asked for again after its Retry-After (12 h to 24 h)
     if (patched('ari-renewal-window')) await refreshWindow();
 

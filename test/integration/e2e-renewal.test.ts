@@ -5,8 +5,7 @@
  * verified by a TLS handshake → email received by an SMTP server. Triggered by `certflow renew` (update),
  * then by `certflow renew --no-wait` (signal).
  */
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
 import { execFile } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
@@ -16,9 +15,9 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { probeTls } from '../../activities/verify/probe';
 import { certificateLifecycle } from '../../workflows/lifecycle';
 import { SA, statusQuery, workflowIdFor, type RenewalOutcome } from '../../workflows/messages';
-import { createCertflowWorker } from '../../worker/worker';
 import { waitFor } from '../support/proc';
-import { startLocalStack, type LocalStack } from '../support/stack';
+import type { LocalStack } from '../support/stack';
+import { startStackWithWorker, type StackWithWorker } from '../support/stack-worker';
 import { repoRoot } from '../support/tools';
 
 const run = promisify(execFile);
@@ -26,26 +25,19 @@ const address = inject('temporalAddress');
 const namespace = inject('temporalNamespace');
 const taskQueue = `e2e-${process.pid}`;
 
+let running: StackWithWorker;
 let stack: LocalStack;
-let worker: Worker;
-let workerRun: Promise<void>;
 let client: Client;
 let seededThumbprint: string;
 
 beforeAll(async () => {
-  stack = await startLocalStack({ certName: 'site', seedDays: 90 });
+  running = await startStackWithWorker({ address, namespace, taskQueue }, { certName: 'site', seedDays: 90 });
+  ({ stack, client } = running);
   seededThumbprint = (await stack.vault.describe('site')).thumbprint!;
-  const connection = await NativeConnection.connect({ address });
-  worker = await createCertflowWorker({ connection, namespace, taskQueue, activities: stack.activities });
-  workerRun = worker.run();
-  client = new Client({ connection: await Connection.connect({ address }), namespace });
 });
 
 afterAll(async () => {
-  worker?.shutdown();
-  await workerRun;
-  await client?.connection.close();
-  await stack?.stop();
+  await running?.stop();
 });
 
 async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
@@ -74,7 +66,7 @@ describe('end-to-end renewal through a running worker', () => {
     // the lifecycle observes the vault and waits: renewal is ~72 days away
     const waiting = await waitFor('the lifecycle to observe and wait', async () => {
       const st = await handle.query(statusQuery);
-      return st.phase === 'Waiting' && st.thumbprint ? st : undefined;
+      return st.phase === 'Waiting' && st.thumbprint && st.nextRenewalAt ? st : undefined;
     });
     expect(waiting.thumbprint).toBe(seededThumbprint);
     expect(Date.parse(waiting.nextRenewalAt!) - Date.now()).toBeGreaterThan(60 * 86_400_000);

@@ -3,8 +3,7 @@
  * Vault-compatible server with the real SDK, pebble over ACME with DNS-01, nginx, SMTP), and the search
  * attributes the Web UI shows match the vault afterwards.
  */
-import { Client, Connection } from '@temporalio/client';
-import { NativeConnection, type Worker } from '@temporalio/worker';
+import type { Client } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
@@ -12,39 +11,35 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { probeTls } from '../../activities/verify/probe';
 import { certificateLifecycle } from '../../workflows/lifecycle';
 import { historyQuery, pauseSignal, SA, statusQuery, workflowIdFor } from '../../workflows/messages';
-import { createCertflowWorker } from '../../worker/worker';
 import { waitFor } from '../support/proc';
-import { startLocalStack, type LocalStack } from '../support/stack';
+import type { LocalStack } from '../support/stack';
+import { startStackWithWorker, type StackWithWorker } from '../support/stack-worker';
 import { repoRoot } from '../support/tools';
 
 const address = inject('temporalAddress');
 const namespace = inject('temporalNamespace');
 const taskQueue = `short-${process.pid}`;
 
+let running: StackWithWorker;
 let stack: LocalStack;
-let worker: Worker;
-let workerRun: Promise<void>;
 let client: Client;
 
 beforeAll(async () => {
   // pebble issues 60-second certificates; the vault policy renews at 50 % of lifetime
-  stack = await startLocalStack({
-    certName: 'brief',
-    seedMinutes: 1,
-    pebbleValiditySeconds: 60,
-    lifetimePercentage: 50,
-  });
-  const connection = await NativeConnection.connect({ address });
-  worker = await createCertflowWorker({ connection, namespace, taskQueue, activities: stack.activities });
-  workerRun = worker.run();
-  client = new Client({ connection: await Connection.connect({ address }), namespace });
+  running = await startStackWithWorker(
+    { address, namespace, taskQueue },
+    {
+      certName: 'brief',
+      seedMinutes: 1,
+      pebbleValiditySeconds: 60,
+      lifetimePercentage: 50,
+    },
+  );
+  ({ stack, client } = running);
 });
 
 afterAll(async () => {
-  worker?.shutdown();
-  await workerRun;
-  await client?.connection.close();
-  await stack?.stop();
+  await running?.stop();
 });
 
 describe('short-lived certificates', () => {
