@@ -32,16 +32,31 @@ export async function freePort(): Promise<number> {
   });
 }
 
+/**
+ * Polls `probe` until it gives a value. A probe call that hangs (e.g. a workflow query lost while the workflow
+ * continues as new) is abandoned after `probeTimeoutMs` and tried again, so the deadline always holds.
+ */
 export async function waitFor<T>(
   what: string,
   probe: () => Promise<T | undefined | false>,
-  { timeoutMs = 20_000, intervalMs = 50 }: { timeoutMs?: number; intervalMs?: number } = {},
+  {
+    timeoutMs = 20_000,
+    intervalMs = 50,
+    probeTimeoutMs = 5_000,
+  }: { timeoutMs?: number; intervalMs?: number; probeTimeoutMs?: number } = {},
 ): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   let lastError: unknown;
   for (;;) {
     try {
-      const v = await probe();
+      let timer: NodeJS.Timeout | undefined;
+      const abandoned = new Promise<undefined>((resolve) => {
+        timer = setTimeout(() => {
+          lastError = new Error(`a probe took over ${probeTimeoutMs} ms`);
+          resolve(undefined);
+        }, probeTimeoutMs);
+      });
+      const v = await Promise.race([probe(), abandoned]).finally(() => clearTimeout(timer));
       if (v !== undefined && v !== false) return v;
     } catch (err) {
       lastError = err;
