@@ -1,138 +1,236 @@
 /**
- * `npm start`: Certflow on this machine, no Azure account needed.
- * A Temporal dev server with its Web UI (state kept in .data/), the Key Vault-compatible test server
- * (state kept in .data/vault), pebble as the ACME CA with real DNS-01, nginx serving a demo site, an SMTP sink
- * whose mails land in .data/mail/, and the Certflow worker. One demo certificate with a 5-minute lifetime
- * renews by itself every 4 minutes (80 % of its lifetime); `certflow renew` renews it now.
- * Ctrl-C stops everything; a second start resumes the same workflows and vault.
- *
- * This is the foundation's start command: it reuses the servers the tests use. A later step replaces the
- * test vault server and pebble with Certflow's own embedded local vault and dev CA.
+ * `npm start`: Certflow on this machine with nothing but Node and the Temporal CLI, no Azure account.
+ * Starts, all on 127.0.0.1 and with every bit of state in the data directory (default .data/):
+ *   - the Temporal dev server (SQLite persistence) with its Web UI;
+ *   - a mail sink: SMTP in, each mail saved as .eml and listed on a small web page;
+ *   - a demo site over TLS (scripts/embedded/demo-site.ts), a `files` binding target reloaded with SIGHUP;
+ *   - the real worker service (worker/main.ts) with a generated configuration (certflow.json): a local vault
+ *     sealed with a key made once (vault.key, 0600), the dev CA with minutes-long validity, e-mail to the sink;
+ * then enrolls three demo certificates (created in the vault with a policy and a Recipient tag), so renewals,
+ * re-binds and mails happen while you watch. Ctrl-C stops every child by PID; the next start resumes the same
+ * vault and workflows (nothing is enrolled twice). `--help` lists the flags (data directory, ports, lifetime).
  */
-import { Client, Connection, WorkflowExecutionAlreadyStartedError } from '@temporalio/client';
-import { NativeConnection } from '@temporalio/worker';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { Client, Connection } from '@temporalio/client';
+import { createRequire } from 'node:module';
+import { writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { certificateLifecycle } from '../workflows/lifecycle';
-import { workflowIdFor } from '../workflows/messages';
-import { createCertflowWorker } from '../worker/worker';
-import { tcpOpen } from '../test/support/proc';
-import { startLocalStack } from '../test/support/stack';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { createDevCaIssuer } from '../activities/issuers/dev-ca';
+import { startLifecycle } from '../client/commands/enroll';
 import { startDevServer } from '../test/support/temporal';
-import { repoRoot } from '../test/support/tools';
+import { startProcess, tcpOpen, type Started } from '../test/support/proc';
+import {
+  DEMO_CERTIFICATES,
+  ISSUER,
+  KEY_VARIABLE,
+  keyBytes,
+  TASK_QUEUE,
+  VAULT,
+  layout,
+  openVault,
+  prepareDataDir,
+  seedVault,
+  vaultKey,
+  workerConfig,
+  type DataLayout,
+} from './embedded/demo';
+import { startMailSink } from './embedded/mail-sink';
+import { findTemporal, parseOptions, USAGE, UsageError, type EmbeddedOptions } from './embedded/options';
 
-const dataDir = path.resolve(process.env.CERTFLOW_DATA_DIR ?? path.join(repoRoot, '.data'));
-const port = Number(process.env.CERTFLOW_TEMPORAL_PORT ?? 7233);
-const uiPort = Number(process.env.CERTFLOW_UI_PORT ?? 8233);
-const taskQueue = 'certflow';
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
+const siteScript = path.join(root, 'scripts/embedded/demo-site.ts');
+/** Short paths inside the current directory, absolute ones elsewhere. */
+const rel = (p: string) => {
+  const r = path.relative(process.cwd(), p);
+  return r && !r.startsWith('..') ? r : p;
+};
+
+/** Worker settings the user's environment could override: the generated configuration must win. */
+const WORKER_OVERRIDES = [
+  'CERTFLOW_TEMPORAL_ADDRESS',
+  'CERTFLOW_TEMPORAL_NAMESPACE',
+  'CERTFLOW_TEMPORAL_API_KEY',
+  'CERTFLOW_TASK_QUEUE',
+  'CERTFLOW_HTTP_PORT',
+  'CERTFLOW_HTTP_HOST',
+];
+
+async function checkPortsFree(o: EmbeddedOptions): Promise<void> {
+  for (const [name, port] of Object.entries(o.ports))
+    if (await tcpOpen(port))
+      throw new UsageError(
+        `port ${port} (--${name}-port) is in use: is Certflow already running? Stop it, or pick another port`,
+      );
+}
+
+const siteFiles = (d: DataLayout) => ['--cert', d.siteCert, '--key', d.siteKey];
+
+async function startDemoSite(o: EmbeddedOptions, d: DataLayout): Promise<Started> {
+  const files = siteFiles(d);
+  return startProcess({
+    name: 'demo-site',
+    command: process.execPath,
+    args: ['--import', tsx, siteScript, '--host', '127.0.0.1', '--port', String(o.ports.demo), ...files],
+    logDir: d.logDir,
+    ready: () => tcpOpen(o.ports.demo),
+  });
+}
+
+async function startWorker(o: EmbeddedOptions, d: DataLayout, key: string): Promise<Started> {
+  return startProcess({
+    name: 'worker',
+    command: process.execPath,
+    args: ['--import', tsx, path.join(root, 'worker/main.ts'), '--config', d.configFile],
+    cwd: root,
+    env: { [KEY_VARIABLE]: key, ...Object.fromEntries(WORKER_OVERRIDES.map((v) => [v, ''])) },
+    logDir: d.logDir,
+    // bundling the workflows takes a while on a first (cold) start
+    readyTimeoutMs: 180_000,
+    ready: async () => {
+      const res = await fetch(`http://127.0.0.1:${o.ports.worker}/readyz`, {
+        signal: AbortSignal.timeout(2_000),
+      });
+      return res.status === 200;
+    },
+  });
+}
+
+function banner(o: EmbeddedOptions, d: DataLayout, ui: string, mailUrl: string, enrolled: string[]): string {
+  const env =
+    o.ports.temporal === 7233
+      ? ''
+      : `  export CERTFLOW_TEMPORAL_ADDRESS=127.0.0.1:${o.ports.temporal} CERTFLOW_UI_URL=${ui}\n`;
+  const [site, api] = DEMO_CERTIFICATES.map((c) => `${VAULT}/${c.name}`);
+  return `
+Certflow is ready. State is kept in ${rel(d.dir)}/ (delete it to start over); Ctrl-C stops everything.
+
+  Temporal Web UI  ${ui}/namespaces/default/workflows
+  mail sink        ${mailUrl}   (each mail is also saved as ${rel(d.mailDir)}/*.eml)
+  demo site        https://localhost:${o.ports.demo}/   (its CA: ${rel(d.rootFile)}; your browser will warn)
+  worker           http://127.0.0.1:${o.ports.worker}/metrics   (logs in ${rel(d.logDir)}/)
+
+Demo certificates, from the dev CA with a ${o.validityMinutes}-minute lifetime, renewed at 50-70 % of it
+(the demo site is re-bound each time, and every renewal sends a mail):
+${enrolled.map((l) => `  ${l}`).join('\n')}
+
+Try, in another terminal:
+${env}  npx certflow list
+  npx certflow status ${site}
+  npx certflow renew ${site}          (renews now and shows each step)
+  npx certflow pause ${api} --reason "change freeze"   then   npx certflow resume ${api}
+  npx certflow history ${site}
+`;
+}
 
 async function main(): Promise<void> {
-  for (const [what, p] of [
-    ['CERTFLOW_TEMPORAL_PORT', port],
-    ['CERTFLOW_UI_PORT', uiPort],
-  ] as const) {
-    if (!Number.isInteger(p) || p < 1 || p > 65535)
-      throw new Error(`${what}: expected a port number, got ${p}`);
-    if (await tcpOpen(p)) {
-      throw new Error(
-        `port ${p} is already in use (another Temporal or Certflow?); set ${what} to a free port`,
-      );
-    }
+  let o: EmbeddedOptions | null;
+  try {
+    o = parseOptions(process.argv.slice(2), process.env, process.cwd());
+  } catch (err) {
+    process.stderr.write(`certflow start: ${(err as Error).message}\n`);
+    process.exit(2);
   }
-  mkdirSync(path.join(dataDir, 'mail'), { recursive: true });
-  const stops: Array<() => Promise<void>> = [];
-  let stopping = false;
-  const shutdown = async (code: number) => {
-    if (stopping) return;
-    stopping = true;
-    console.log('\nstopping ...');
-    for (const s of stops.reverse()) await s().catch((e) => console.error(`  ${(e as Error).message}`));
-    process.exit(code);
-  };
+  if (!o) {
+    process.stdout.write(`${USAGE}\n`);
+    return;
+  }
+  const stops: Array<{ what: string; stop: () => Promise<void> }> = [];
+  let stopping: Promise<void> | undefined;
+  const shutdown = (code: number) =>
+    (stopping ??= (async () => {
+      if (stops.length) console.log('\nstopping ...');
+      for (const s of stops.reverse())
+        await s.stop().catch((e: Error) => console.error(`  ${s.what}: ${e.message}`));
+      if (stops.length) console.log('stopped');
+      process.exit(code);
+    })());
   process.on('SIGINT', () => void shutdown(0));
   process.on('SIGTERM', () => void shutdown(0));
 
   try {
-    console.log('starting the Temporal dev server ...');
+    const temporalBin = findTemporal(process.env, path.join(root, '.tools'));
+    if (!temporalBin)
+      throw new UsageError(
+        "the Temporal CLI was not found: run 'npm run setup', put 'temporal' on PATH, or set CERTFLOW_TEMPORAL_BIN",
+      );
+    process.env.CERTFLOW_TEMPORAL_BIN = temporalBin;
+    await checkPortsFree(o);
+    const d = layout(o.dataDir);
+    prepareDataDir(d);
+    const key = vaultKey(d);
+
+    console.log('starting the Temporal dev server and its Web UI ...');
     const temporal = await startDevServer({
-      dir: dataDir,
+      dir: d.logDir,
       ui: true,
-      dbFile: path.join(dataDir, 'temporal.db'),
-      port,
-      uiPort,
+      dbFile: path.join(d.dir, 'temporal.db'),
+      port: o.ports.temporal,
+      uiPort: o.ports.ui,
     });
-    stops.push(() => temporal.stop());
+    stops.push({ what: 'Temporal', stop: () => temporal.stop() });
 
-    console.log('starting the vault, pebble, nginx and the mail sink ...');
-    const stack = await startLocalStack({
-      certName: 'demo-site',
-      vaultDataDir: path.join(dataDir, 'vault'),
-      pebbleValiditySeconds: 300,
-      seedMinutes: 5,
+    const mail = await startMailSink({
+      dir: d.mailDir,
+      host: '127.0.0.1',
+      smtpPort: o.ports.smtp,
+      webPort: o.ports.mail,
+      onMail: (m) => console.log(`mail to ${m.to}: ${m.subject}`),
     });
-    stops.push(() => stack.stop());
+    stops.push({ what: 'mail sink', stop: () => mail.stop() });
 
-    const connection = await NativeConnection.connect({ address: temporal.address });
-    const worker = await createCertflowWorker({
-      connection,
-      namespace: temporal.namespace,
-      taskQueue,
-      activities: stack.activities,
+    const devCa = createDevCaIssuer({
+      name: ISSUER,
+      dir: d.caDir,
+      validity: { minutes: o.validityMinutes },
+      encryptionKey: keyBytes(key),
     });
-    const running = worker.run();
-    stops.push(async () => {
-      // Temporal's runtime may already have begun the shutdown on the same signal
-      if (worker.getState() === 'RUNNING') worker.shutdown();
-      await running;
-      await connection.close();
+    writeFileSync(d.rootFile, await devCa.rootPem());
+    const created = await seedVault(openVault(d, key));
+    if (created.length) console.log(`created in the local vault: ${created.join(', ')}`);
+
+    console.log('starting the demo site and the worker ...');
+    const site = await startDemoSite(o, d);
+    stops.push({ what: 'demo site', stop: () => site.stop() });
+    const config = workerConfig(o, d, {
+      check: { command: process.execPath, args: ['--import', tsx, siteScript, '--check', ...siteFiles(d)] },
+      reload: { command: process.execPath, args: ['-e', `process.kill(${site.pid}, 'SIGHUP')`] },
     });
+    writeFileSync(d.configFile, `${JSON.stringify(config, null, 2)}\n`);
+    const worker = await startWorker(o, d, key);
+    stops.push({ what: 'worker', stop: () => worker.stop() });
 
     const client = new Client({ connection: await Connection.connect({ address: temporal.address }) });
-    stops.push(() => client.connection.close());
-    const id = stack.certificateId;
-    try {
-      await client.workflow.start(certificateLifecycle, {
-        taskQueue,
-        workflowId: workflowIdFor(id),
-        args: [{ certificateId: id, issuer: stack.issuerName }],
-        staticSummary: `Lifecycle of ${id} (issuer ${stack.issuerName})`,
-      });
-    } catch (err) {
-      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    stops.push({ what: 'client', stop: () => client.connection.close() });
+    const enrolled: string[] = [];
+    for (const c of DEMO_CERTIFICATES) {
+      const certificateId = `${VAULT}/${c.name}`;
+      const r = await startLifecycle(client, { certificateId, issuer: ISSUER, taskQueue: TASK_QUEUE });
+      enrolled.push(
+        `${certificateId.padEnd(22)} ${r.started ? 'enrolled now' : 'already enrolled: its lifecycle goes on'}`,
+      );
     }
 
-    // the mail sink: every message is saved as .eml and announced here
-    let saved = 0;
-    const timer = setInterval(() => {
-      while (saved < stack.smtp.messages.length) {
-        const m = stack.smtp.messages[saved++]!;
-        const base = path.join(dataDir, 'mail', `${new Date().toISOString().replace(/[:.]/g, '-')}-${saved}`);
-        const file = `${base}.txt`;
-        const head = `To: ${m.envelope.to.join(', ')}\nSubject: ${m.subject ?? ''}\nMessage-ID: ${m.messageId ?? ''}\n\n`;
-        writeFileSync(file, head + (m.text ?? ''));
-        if (m.html) writeFileSync(`${base}.html`, m.html);
-        console.log(`mail to ${m.envelope.to.join(', ')}: "${m.subject}" (${path.relative(repoRoot, file)})`);
-      }
-    }, 500);
-    stops.push(async () => clearInterval(timer));
+    const children = { temporal: temporal.process, 'demo-site': site, worker };
+    // a child that dies takes the demo down with a pointer to its log, rather than leaving it half-working
+    const watchdog = setInterval(() => {
+      const dead = Object.values(children).find((c) => c.exited());
+      if (!dead || stopping) return;
+      console.error(`certflow start: ${dead.name} stopped unexpectedly; see ${rel(dead.logFile)}`);
+      void shutdown(1);
+    }, 1_000);
+    stops.push({ what: 'watchdog', stop: async () => clearInterval(watchdog) });
 
-    const ui = `${temporal.uiUrl}/namespaces/default/workflows/${encodeURIComponent(workflowIdFor(id))}`;
-    console.log(`
-Certflow is running (Ctrl-C stops everything; state is kept in ${path.relative(repoRoot, dataDir) || dataDir}/).
-
-  Temporal Web UI   ${temporal.uiUrl}
-  this certificate  ${ui}
-  demo site (nginx) https://127.0.0.1:${stack.nginx.port}/  (certificate for ${stack.dnsName})
-  mail              ${path.relative(repoRoot, path.join(dataDir, 'mail'))}/*.txt (and .html), and announced below
-
-The demo certificate lives 5 minutes and renews itself at 80 % of its lifetime. Try:
-  ./bin/certflow.mjs status ${id}
-  ./bin/certflow.mjs renew ${id}
-  ./bin/certflow.mjs pause ${id} --reason "change freeze"   then   ./bin/certflow.mjs resume ${id}
-`);
+    console.log(banner(o, d, temporal.uiUrl ?? '', mail.webUrl, enrolled));
+    console.log(
+      `processes: ${Object.entries(children)
+        .map(([n, c]) => `${n}=${c.pid}`)
+        .join(' ')}`,
+    );
   } catch (err) {
-    console.error(`certflow: could not start: ${(err as Error).message}`);
-    await shutdown(1);
+    const usage = err instanceof UsageError;
+    console.error(`certflow start: ${usage ? '' : 'could not start: '}${(err as Error).message}`);
+    await shutdown(usage ? 2 : 1);
   }
 }
 

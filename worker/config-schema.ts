@@ -98,7 +98,12 @@ const temporal = z
 const azureCredential = z.discriminatedUnion(
   'kind',
   [
-    z.strictObject({ kind: z.literal('default'), managedIdentityClientId: text('a client id').optional() }),
+    z.strictObject({
+      kind: z.literal('default'),
+      managedIdentityClientId: text('a client id').optional(),
+      tenantId: text('a tenant id').optional(),
+    }),
+    z.strictObject({ kind: z.literal('managed-identity'), clientId: text('a client id').optional() }),
     z.strictObject({
       kind: z.literal('client-secret'),
       tenantId: text('a tenant id'),
@@ -120,18 +125,34 @@ const azureCredential = z.discriminatedUnion(
   ],
   {
     error: expect(
-      'a credential kind: "default" | "client-secret" | "client-certificate" | "workload-identity"',
+      'a credential kind: "default" | "managed-identity" | "client-secret" | "client-certificate" | "workload-identity"',
     ),
   },
 );
+const cloud = oneOf(['public', 'china', 'usgov'] as const).default('public');
+/** Azure Resource Manager access (DNS zones, App Service): an identity and its cloud. */
+const armAccess = {
+  credential: azureCredential.prefault({ kind: 'default' }),
+  cloud,
+};
+
+const ARM_VAULT_ID =
+  /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.KeyVault\/vaults\/[^/]+$/i;
 
 const vault = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('azure'),
     name: name('a vault name'),
     url: url('https://<name>.vault.azure.net'),
-    credential: azureCredential.prefault({ kind: 'default' }),
-    cloud: oneOf(['public', 'china', 'usgov'] as const).default('public'),
+    ...armAccess,
+    /** The vault's ARM id, which App Service needs to import its certificates. */
+    resourceId: z
+      .string({ error: expect("the vault's ARM id") })
+      .regex(ARM_VAULT_ID, {
+        error:
+          "expected the vault's ARM id like /subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.KeyVault/vaults/<name>",
+      })
+      .optional(),
   }),
   z.strictObject({
     kind: z.literal('local'),
@@ -143,6 +164,7 @@ const vault = z.discriminatedUnion('kind', [
 
 // ---- issuers ----------------------------------------------------------------------------------------------
 
+const trustAnchorFiles = z.array(text('a path to a root certificate (PEM)')).optional();
 const rateLimit = z.strictObject({ perSecond: positive('perSecond') }).optional();
 
 const acmeDns = z.discriminatedUnion('kind', [
@@ -151,6 +173,7 @@ const acmeDns = z.discriminatedUnion('kind', [
     subscriptionId: guid('subscriptionId'),
     resourceGroup: text('a resource group name'),
     zone: text('a DNS zone name like example.com'),
+    ...armAccess,
   }),
   z.strictObject({
     kind: z.literal('challtestsrv'),
@@ -159,20 +182,41 @@ const acmeDns = z.discriminatedUnion('kind', [
 ]);
 
 const issuer = z.discriminatedUnion('kind', [
-  z.strictObject({
-    kind: z.literal('acme'),
-    name: name('an issuer name'),
-    rateLimit,
-    directoryUrl: url('https://acme-v02.api.letsencrypt.org/directory'),
-    contactEmail: email,
-    accountKeySecretName: name('a vault secret name for the ACME account key'),
-    /** The configured vault that keeps the account key secret; default: the first vault. */
-    accountKeyVault: name('a configured vault name').optional(),
-    eab: z.strictObject({ kid: text('the EAB key id'), hmacKey: secretRefSchema }).optional(),
-    dns: acmeDns,
-    caBundleFile: text('a path to extra CA certificates (PEM) for the directory').optional(),
-    trustAnchorFiles: z.array(text('a path to a root certificate (PEM)')).optional(),
-  }),
+  z
+    .strictObject({
+      kind: z.literal('acme'),
+      name: name('an issuer name'),
+      rateLimit,
+      directoryUrl: url('https://acme-v02.api.letsencrypt.org/directory'),
+      contactEmail: email,
+      accountKeySecretName: name('a vault secret name for the ACME account key'),
+      /** The configured vault that keeps the account key secret; default: the first vault. */
+      accountKeyVault: name('a configured vault name').optional(),
+      eab: z.strictObject({ kid: text('the EAB key id'), hmacKey: secretRefSchema }).optional(),
+      dns: acmeDns.optional(),
+      http01: z
+        .discriminatedUnion('kind', [
+          z.strictObject({
+            kind: z.literal('webroot'),
+            /** One document root for every name, or one per host name. */
+            webroot: z.union([text('a document root'), z.record(z.string(), text('a document root'))], {
+              error: expect('a document root, or an object of host name to document root'),
+            }),
+          }),
+          z.strictObject({
+            kind: z.literal('server'),
+            host: text('an address to listen on, like 0.0.0.0').default('0.0.0.0'),
+            port: int('port', 1, 65535).default(80),
+          }),
+        ])
+        .optional(),
+      preferredChallenge: oneOf(['dns-01', 'http-01'] as const).optional(),
+      caBundleFile: text('a path to extra CA certificates (PEM) for the directory').optional(),
+      trustAnchorFiles,
+    })
+    .refine((i) => i.dns !== undefined || i.http01 !== undefined, {
+      error: 'expected dns (DNS-01) or http01 (HTTP-01), or both',
+    }),
   z.strictObject({
     kind: z.literal('dev-ca'),
     name: name('an issuer name'),
@@ -181,6 +225,8 @@ const issuer = z.discriminatedUnion('kind', [
     validity: z
       .strictObject({ minutes: positive('minutes').optional(), days: positive('days').optional() })
       .refine((v) => v.minutes !== undefined || v.days !== undefined, { error: 'expected minutes or days' }),
+    /** Seals the CA keys at rest (32 bytes, base64 or hex), like a local vault's key. */
+    encryptionKey: secretRefSchema.optional(),
   }),
   z.strictObject({
     kind: z.literal('command'),
@@ -193,6 +239,7 @@ const issuer = z.discriminatedUnion('kind', [
         z.union([z.string(), secretRefSchema], { error: expect(`a string or ${SECRET_REF}`) }),
       )
       .optional(),
+    trustAnchorFiles,
   }),
 ]);
 
@@ -243,6 +290,7 @@ const binding = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('app-service'),
     ...bindingBase,
+    ...armAccess,
     subscriptions: z
       .array(
         z.strictObject({
@@ -257,6 +305,8 @@ const binding = z.discriminatedUnion('kind', [
     ...bindingBase,
     url: url('https://hooks.example.com/certflow', ['https:', 'http:']),
     secret: secretRefSchema,
+    /** Plain http to a host that is not loopback (the event is signed but not secret). */
+    allowHttp: bool('allow plain http').optional(),
   }),
 ]);
 
@@ -329,6 +379,8 @@ export const configSchema = z.strictObject({
   http,
   shutdownGraceSeconds: int('shutdownGraceSeconds', 0, 3600).default(30),
   log,
+  /** Where the worker keeps small state that must outlive it (the notifiers' sent-logs); in memory when absent. */
+  dataDir: text("a directory for the worker's state").optional(),
 });
 
 export type CertflowConfig = z.infer<typeof configSchema>;

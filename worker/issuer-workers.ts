@@ -2,13 +2,13 @@
  * One activity-only Worker per issuer, on its own task queue, running just the issuer's activities (issue,
  * pollIssuance) with Temporal's server-side task-queue rate limit: however many workers run, the server never
  * dispatches more than `rateLimit.perSecond` issuance calls a second to one CA.
- * The workflows route those activities here by scheduling them on `issuerTaskQueue(taskQueue, issuer)`.
+ * The workflows route those activities here by scheduling them on `issuerTaskQueueFor(taskQueue, issuer)`
+ * (every lifecycle is started with it as `issuerTaskQueue`).
  */
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { Activities } from '../activities/index';
+import { issuerTaskQueueFor } from '../workflows/messages';
 import type { IssuerConfig } from './config';
-
-export const issuerTaskQueue = (taskQueue: string, issuer: string): string => `${taskQueue}-issuer-${issuer}`;
 
 export interface IssuerWorkersOptions {
   connection: NativeConnection;
@@ -26,7 +26,7 @@ export async function createIssuerWorkers(opts: IssuerWorkersOptions): Promise<W
       Worker.create({
         connection: opts.connection,
         namespace: opts.namespace,
-        taskQueue: issuerTaskQueue(opts.taskQueue, issuer.name),
+        taskQueue: issuerTaskQueueFor(opts.taskQueue, issuer.name),
         activities: { issue: opts.activities.issue, pollIssuance: opts.activities.pollIssuance },
         shutdownGraceTime: opts.shutdownGraceTime,
         ...(issuer.rateLimit ? { maxTaskQueueActivitiesPerSecond: issuer.rateLimit.perSecond } : {}),

@@ -4,20 +4,23 @@
  * Start: load and validate the configuration (exit 2 listing every problem), install the Temporal runtime (our
  * logger, SDK metrics on loopback), serve /healthz, /readyz and /metrics, connect (with retries; exit 1 with
  * address, namespace and cause), register missing search attributes, build the activities' dependencies, bundle
- * the workflows once, and run the main Worker plus one rate-limited Worker per issuer.
+ * the workflows once, and run the main Worker plus one rate-limited Worker per issuer. With `http.eventGrid`
+ * configured, the same HTTP server also takes Key Vault's Event Grid deliveries on /eventgrid.
  * SIGTERM / SIGINT: /readyz turns 503 at once, every Worker shuts down (running activities get
  * `shutdownGraceSeconds` to finish), then the process exits 0.
  */
 import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
-import type { Connection } from '@temporalio/client';
+import { Client } from '@temporalio/client';
 import { bundleWorkflowCode, type NativeConnection, type Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index';
-import { ConfigError, loadConfig, redactedConfig, type CertflowConfig } from './config';
+import { createEventGridHandler, type EventGridHandler } from '../client/event-grid';
+import { issuerTaskQueueFor } from '../workflows/messages';
+import { ConfigError, loadConfig, redactedConfig, resolveSecret, type CertflowConfig } from './config';
 import { connectTemporal, monitorConnection, type ConnectionMonitor } from './connect';
 import { buildDeps } from './deps';
-import { startHttpServer, type Readiness } from './http';
-import { createIssuerWorkers, issuerTaskQueue } from './issuer-workers';
+import { startHttpServer, type Readiness, type RouteHandler } from './http';
+import { createIssuerWorkers } from './issuer-workers';
 import { createLogger, type CertflowLogger } from './logger';
 import { createMetrics, metricsEndpoint } from './metrics';
 import { installRuntime } from './runtime';
@@ -69,16 +72,19 @@ interface Running {
 async function main(): Promise<void> {
   let config: CertflowConfig;
   let args: Args;
+  let eventGridKey: string | undefined;
   try {
     args = parseArgs(process.argv.slice(2));
     config = loadConfig(args.config ? { file: args.config } : {});
+    if (args.check) {
+      process.stdout.write(`${JSON.stringify(redactedConfig(config), null, 2)}\n`);
+      return exit(0);
+    }
+    if (config.http.eventGrid)
+      eventGridKey = resolveSecret(config.http.eventGrid.key, process.env, 'http.eventGrid.key');
   } catch (err) {
     process.stderr.write(`certflow-worker: ${(err as Error).message}\n`);
     return exit(2);
-  }
-  if (args.check) {
-    process.stdout.write(`${JSON.stringify(redactedConfig(config), null, 2)}\n`);
-    return exit(0);
   }
 
   const logger = createLogger(config.log);
@@ -131,12 +137,22 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown('SIGTERM', 0));
   process.on('SIGINT', () => void shutdown('SIGINT', 0));
 
+  // mounted at once so that Event Grid hears 503 (and retries) until Temporal is connected, never 404
+  let eventGrid: EventGridHandler | undefined;
+  const eventGridRoute: RouteHandler = async (req, res) => {
+    if (eventGrid) return eventGrid(req, res);
+    if (!eventGridKey || !(req.url ?? '').startsWith('/eventgrid')) return false;
+    res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '10' }).end('starting\n');
+    return true;
+  };
+
   try {
     const http = await startHttpServer({
       host: config.http.host,
       port: config.http.port,
       ready,
       metrics: metricsEndpoint(metrics, sdkMetricsUrl),
+      routes: eventGridRoute,
       logger,
     });
     cleanups.push(() => http.close());
@@ -150,6 +166,15 @@ async function main(): Promise<void> {
       namespace: config.temporal.namespace,
     });
     await registerSearchAttributes(connection, config.temporal.namespace, logger);
+    if (eventGridKey) {
+      eventGrid = createEventGridHandler({
+        client: new Client({ connection, namespace: config.temporal.namespace }),
+        key: eventGridKey,
+        log: logger.child({ component: 'event-grid' }),
+        vaultNameFromUrl: vaultNameFromUrl(config),
+      });
+      logger.info('taking Event Grid deliveries', { url: `${http.url}/eventgrid` });
+    }
 
     const deps = await buildDeps(config, { metrics: metrics.sink, logger });
     cleanups.push(() => deps.close());
@@ -190,7 +215,7 @@ async function main(): Promise<void> {
     const labelled = [
       { label: config.taskQueue, worker: main },
       ...issuerWorkers.map((worker, i) => ({
-        label: issuerTaskQueue(config.taskQueue, config.issuers[i]!.name),
+        label: issuerTaskQueueFor(config.taskQueue, config.issuers[i]!.name),
         worker,
       })),
     ];
@@ -225,8 +250,7 @@ async function registerSearchAttributes(
   logger: CertflowLogger,
 ): Promise<void> {
   try {
-    // ensureSearchAttributes only uses operatorService, which NativeConnection has too
-    const added = await ensureSearchAttributes(connection as unknown as Connection, namespace);
+    const added = await ensureSearchAttributes(connection, namespace);
     if (added.length) logger.info('registered search attributes', { namespace, added });
   } catch (err) {
     logger.warn('could not register search attributes; add them with the Temporal CLI or tcld', {
@@ -234,6 +258,19 @@ async function registerSearchAttributes(
       error: err,
     });
   }
+}
+
+/** Our vault name for a Key Vault URL in an event, from the configured Azure vaults (by host). */
+function vaultNameFromUrl(config: CertflowConfig): (url: string) => string | undefined {
+  const hostOf = (url: string) => {
+    try {
+      return new URL(url).host.toLowerCase();
+    } catch {
+      return undefined;
+    }
+  };
+  const byHost = new Map(config.vaults.flatMap((v) => (v.kind === 'azure' ? [[hostOf(v.url), v.name]] : [])));
+  return (url) => byHost.get(hostOf(url));
 }
 
 void main();

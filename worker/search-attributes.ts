@@ -1,9 +1,13 @@
 /** Registers Certflow's search attributes on a namespace, idempotently (existing ones are left alone). */
-import type { Connection } from '@temporalio/client';
+import type { ConnectionLike } from '@temporalio/client';
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes';
 import { SA } from '../workflows/messages';
 
-export async function ensureSearchAttributes(connection: Connection, namespace: string): Promise<string[]> {
+/** Any connection with the operator service: a client Connection or the worker's NativeConnection. */
+export async function ensureSearchAttributes(
+  connection: Pick<ConnectionLike, 'operatorService'>,
+  namespace: string,
+): Promise<string[]> {
   const existing = await connection.operatorService.listSearchAttributes({ namespace });
   const have = new Set([
     ...Object.keys(existing.customAttributes ?? {}),

@@ -1,8 +1,8 @@
 /** `certflow enroll`: start the lifecycle of one certificate, or of every certificate of a vault (idempotent). */
-import { type Client, WorkflowNotFoundError } from '@temporalio/client';
+import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import type { Vault } from '../../activities/types';
 import type { certificateLifecycle } from '../../workflows/lifecycle';
-import { SA, workflowIdFor } from '../../workflows/messages';
+import { issuerTaskQueueFor, SA, workflowIdFor } from '../../workflows/messages';
 import { certificateIdArg, EXIT, globToRegExp, parseTag, usageError } from '../args';
 import { CONFIG_OPTION, type Command, type CommandContext, JSON_OPTION } from '../context';
 import { LIFECYCLE_WORKFLOW_TYPE } from '../fleet';
@@ -106,21 +106,45 @@ async function enrollOne(
       detail: other,
     };
   }
-  await client.workflow.start<typeof certificateLifecycle>(LIFECYCLE_WORKFLOW_TYPE, {
-    taskQueue,
-    workflowId,
-    // a concurrent enroll of the same certificate joins the running lifecycle instead of failing
-    workflowIdConflictPolicy: 'USE_EXISTING',
-    args: [{ certificateId: id, issuer }],
-    staticSummary: `Certificate ${id} (issuer ${issuer})`,
-    staticDetails: `Keeps ${id} valid: renews it with ${issuer}, re-binds its consumers and tells its people.`,
-    typedSearchAttributes: [
-      { key: SA.id, value: id },
-      { key: SA.vault, value: id.split('/')[0]! },
-      { key: SA.issuer, value: issuer },
-    ],
-  });
-  return { certificateId: id, workflowId, status: 'started', issuer };
+  const { started } = await startLifecycle(client, { certificateId: id, issuer, taskQueue });
+  return { certificateId: id, workflowId, status: started ? 'started' : 'already-enrolled', issuer };
+}
+
+export interface StartLifecycleOptions {
+  certificateId: string;
+  issuer: string;
+  /** The workers' task queue; the issuer's calls go to its rate-limited queue next to it. */
+  taskQueue: string;
+}
+
+/**
+ * Starts the lifecycle of one certificate (workflow id `certificate:<id>`), its issuer's calls routed to the
+ * issuer's own task queue. Idempotent: when a lifecycle of that certificate already runs (another enroll,
+ * fleet discovery), nothing changes and `started` is false.
+ */
+export async function startLifecycle(
+  client: Client,
+  { certificateId: id, issuer, taskQueue }: StartLifecycleOptions,
+): Promise<{ workflowId: string; started: boolean }> {
+  const workflowId = workflowIdFor(id);
+  try {
+    await client.workflow.start<typeof certificateLifecycle>(LIFECYCLE_WORKFLOW_TYPE, {
+      taskQueue,
+      workflowId,
+      args: [{ certificateId: id, issuer, issuerTaskQueue: issuerTaskQueueFor(taskQueue, issuer) }],
+      staticSummary: `Certificate ${id} (issuer ${issuer})`,
+      staticDetails: `Keeps ${id} valid: renews it with ${issuer}, re-binds its consumers and tells its people.`,
+      typedSearchAttributes: [
+        { key: SA.id, value: id },
+        { key: SA.vault, value: id.split('/')[0]! },
+        { key: SA.issuer, value: issuer },
+      ],
+    });
+    return { workflowId, started: true };
+  } catch (err) {
+    if (err instanceof WorkflowExecutionAlreadyStartedError) return { workflowId, started: false };
+    throw err;
+  }
 }
 
 async function runningLifecycle(

@@ -4,12 +4,14 @@
  * vault (test/support/fake-lifecycle.ts: the CLI is under test here, not the adapters).
  */
 import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { BindingOutcome } from '../../activities/types';
 import { runCli } from '../../client/cli';
 import {
   type CertificateStatus,
   type RenewalOutcome,
+  issuerTaskQueueFor,
   SA,
   statusQuery,
   workflowIdFor,
@@ -62,9 +64,21 @@ const fake = fakeActivities(vaults, {
 
 let client: Client;
 let worker: { stop(): Promise<void> };
+let issuerConnection: NativeConnection | undefined;
+let issuerWorker: { worker: Worker; running: Promise<void> } | undefined;
 
 beforeAll(async () => {
   worker = await startFakeWorker({ address, namespace, taskQueue, activities: fake.activities });
+  // `enroll` routes issue / pollIssuance to the issuer's own queue, as the worker service's issuer workers do
+  issuerConnection = await NativeConnection.connect({ address });
+  const w = await Worker.create({
+    connection: issuerConnection,
+    namespace,
+    taskQueue: issuerTaskQueueFor(taskQueue, 'test-ca'),
+    activities: { issue: fake.activities.issue, pollIssuance: fake.activities.pollIssuance },
+    shutdownGraceTime: '2 seconds',
+  });
+  issuerWorker = { worker: w, running: w.run() };
   client = new Client({ connection: await Connection.connect({ address }), namespace });
 });
 
@@ -73,6 +87,11 @@ afterAll(async () => {
     await terminateVaultLifecycles(client, V);
     await client.connection.close();
   }
+  if (issuerWorker) {
+    issuerWorker.worker.shutdown();
+    await issuerWorker.running;
+  }
+  await issuerConnection?.close();
   await worker?.stop();
 });
 
@@ -225,6 +244,12 @@ describe('certflow CLI', () => {
     expect(d.typedSearchAttributes.get(SA.issuer)).toBe('test-ca');
     expect(d.typedSearchAttributes.get(SA.vault)).toBe(V);
     expect(d.taskQueue).toBe(taskQueue);
+    // the issuer's calls go to its own rate-limited queue
+    const history = await client.workflow.getHandle(first.workflowId).fetchHistory();
+    const input = history.events?.[0]?.workflowExecutionStartedEventAttributes?.input?.payloads?.[0]?.data;
+    expect(JSON.parse(Buffer.from(input ?? []).toString())).toMatchObject({
+      issuerTaskQueue: issuerTaskQueueFor(taskQueue, 'test-ca'),
+    });
   });
 
   it('status shows the query readably and as JSON', async () => {

@@ -1,30 +1,104 @@
-/** From configuration to activity dependencies: what is wired, and one error listing what cannot be. */
+/**
+ * From configuration to activity dependencies: every kind of vault, issuer, binding and notifier builds (construct
+ * only: nothing here talks to Azure, a CA or an SMTP server), and every problem is listed at once.
+ */
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { ConfigError, parseConfig } from '../../worker/config';
-import { buildDeps } from '../../worker/deps';
+import { buildDeps, openVaults } from '../../worker/deps';
+import { freePort, tcpOpen } from '../support/proc';
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'certflow-deps-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 const anchor = path.join(tmp, 'root.pem');
 writeFileSync(anchor, '-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n');
 
-const SECRET = 'smtp-password-value-91c2';
+const SMTP_PASSWORD = 'smtp-password-value-91c2';
+const CLIENT_SECRET = 'client-secret-value-5d1e';
+const env = {
+  SMTP_PASSWORD,
+  CLIENT_SECRET,
+  VAULT_KEY: Buffer.alloc(32, 7).toString('base64'),
+  HOOK_SECRET: 'webhook-hmac-key-0123456789',
+  CHAT_URL: 'https://hooks.slack.com/services/T000/B000/XXXX',
+  EAB_KEY: Buffer.from('an EAB MAC key of 32 bytes......').toString('base64url'),
+};
+const SUB = '00000000-0000-0000-0000-000000000001';
+const KV_ID = `/subscriptions/${SUB}/resourceGroups/rg/providers/Microsoft.KeyVault/vaults/kv`;
+const acme = (name: string, extra: Record<string, unknown>) => ({
+  kind: 'acme',
+  name,
+  directoryUrl: 'https://127.0.0.1:14000/dir',
+  contactEmail: 'pki@example.com',
+  accountKeySecretName: `acme-${name}`,
+  ...extra,
+});
 
-const config = (extra: Record<string, unknown> = {}) =>
+const full = (http01Port: number) =>
   parseConfig(
     {
-      vaults: [{ kind: 'azure', name: 'kv', url: 'https://kv.vault.azure.net' }],
-      issuers: [
+      vaults: [
         {
-          kind: 'acme',
-          name: 'ca',
-          directoryUrl: 'https://127.0.0.1:14000/dir',
-          contactEmail: 'pki@example.com',
-          accountKeySecretName: 'acme-ca',
+          kind: 'azure',
+          name: 'kv',
+          url: 'https://kv.vault.azure.net',
+          resourceId: KV_ID,
+          credential: {
+            kind: 'client-secret',
+            tenantId: 'contoso.onmicrosoft.com',
+            clientId: 'app',
+            clientSecret: { env: 'CLIENT_SECRET' },
+          },
+        },
+        { kind: 'azure', name: 'kv-cn', url: 'https://cn.vault.azure.cn', cloud: 'china' },
+        {
+          kind: 'azure',
+          name: 'kv-wi',
+          url: 'https://wi.vault.azure.net',
+          credential: {
+            kind: 'workload-identity',
+            tenantId: 't',
+            clientId: 'c',
+            tokenFile: '/var/run/token',
+          },
+        },
+        { kind: 'local', name: 'lv', dir: path.join(tmp, 'vault'), encryptionKey: { env: 'VAULT_KEY' } },
+      ],
+      issuers: [
+        acme('pebble', {
+          accountKeyVault: 'lv',
           dns: { kind: 'challtestsrv', managementUrl: 'http://127.0.0.1:8055' },
+          trustAnchorFiles: [anchor],
+        }),
+        acme('le', {
+          accountKeyVault: 'kv',
+          eab: { kid: 'kid-1', hmacKey: { env: 'EAB_KEY' } },
+          dns: {
+            kind: 'azure',
+            subscriptionId: SUB,
+            resourceGroup: 'rg-dns',
+            zone: 'example.com',
+            credential: { kind: 'managed-identity', clientId: 'mi' },
+          },
+          http01: { kind: 'webroot', webroot: { 'www.example.com': path.join(tmp, 'www') } },
+          preferredChallenge: 'http-01',
+        }),
+        acme('http', { http01: { kind: 'server', host: '127.0.0.1', port: http01Port } }),
+        {
+          kind: 'dev-ca',
+          name: 'dev',
+          dir: path.join(tmp, 'ca'),
+          validity: { minutes: 5 },
+          encryptionKey: { env: 'VAULT_KEY' },
+        },
+        {
+          kind: 'command',
+          name: 'adcs',
+          command: '/usr/local/bin/certreq-wrapper',
+          args: ['--template', 'WebServer'],
+          env: { CA_TOKEN: { env: 'CLIENT_SECRET' }, CA_HOST: 'ca.corp' },
           trustAnchorFiles: [anchor],
         },
       ],
@@ -32,12 +106,25 @@ const config = (extra: Record<string, unknown> = {}) =>
         {
           kind: 'files',
           name: 'nginx',
-          certificates: { pattern: 'kv/www-*' },
+          certificates: { pattern: 'lv/www-*' },
           certPath: '/etc/nginx/site.pem',
           keyPath: '/etc/nginx/site.key',
           mode: '0640',
           validate: { command: 'nginx', args: ['-t'] },
           reload: { command: 'nginx', args: ['-s', 'reload'] },
+        },
+        {
+          kind: 'app-service',
+          name: 'web-apps',
+          certificates: { pattern: 'kv/*' },
+          subscriptions: [{ subscriptionId: SUB, resourceGroups: ['rg-web'] }],
+        },
+        {
+          kind: 'webhook',
+          name: 'hook',
+          certificates: { tag: { name: 'consumer', value: 'hook' } },
+          url: 'https://hooks.example.com/certflow',
+          secret: { env: 'HOOK_SECRET' },
         },
       ],
       notify: {
@@ -49,59 +136,133 @@ const config = (extra: Record<string, unknown> = {}) =>
           from: 'certflow@example.com',
           defaultRecipients: ['pki@example.com'],
         },
+        chat: { flavor: 'slack', url: { env: 'CHAT_URL' } },
       },
-      ...extra,
+      dataDir: path.join(tmp, 'state'),
     },
     {},
   );
 
 describe('buildDeps', () => {
-  it('wires the Azure vault, the ACME issuer, file bindings by selector and e-mail', async () => {
-    const deps = await buildDeps(config(), { env: { SMTP_PASSWORD: SECRET } });
+  it('builds every kind: Azure and local vaults, ACME (DNS-01 and HTTP-01), dev CA, command, all bindings, mail and chat', async () => {
+    const port = await freePort();
+    const deps = await buildDeps(full(port), { env });
     try {
-      expect([...deps.vaults.keys()]).toEqual(['kv']);
-      expect(deps.vaults.get('kv')?.name).toBe('kv');
-      expect([...deps.issuers.keys()]).toEqual(['ca']);
-      expect(deps.fileBindings?.('kv/www-example')).toEqual([
-        expect.objectContaining({ name: 'nginx', certPath: '/etc/nginx/site.pem', fileMode: 0o640 }),
-      ]);
-      expect(deps.fileBindings?.('kv/api')).toEqual([]);
-      expect(deps.trustAnchorsPem?.('ca')?.[0]).toContain('BEGIN CERTIFICATE');
+      expect([...deps.vaults.keys()]).toEqual(['kv', 'kv-cn', 'kv-wi', 'lv']);
+      expect(deps.vaults.get('lv')?.name).toBe('lv');
+      expect([...deps.issuers.keys()]).toEqual(['pebble', 'le', 'http', 'dev', 'adcs']);
+      expect(await tcpOpen(port)).toBe(true); // the HTTP-01 server listens
+
+      const kinds = (id: string, tags: Record<string, string> = {}) =>
+        deps.bindings?.(id, tags).map((t) => `${t.kind}:${t.name}`);
+      expect(kinds('lv/www-example')).toEqual(['files:nginx']);
+      expect(kinds('kv/api')).toEqual([expect.stringMatching(/:web-apps$/)]);
+      expect(kinds('lv/api', { consumer: 'hook' })).toEqual([expect.stringMatching(/:hook$/)]);
+      expect(kinds('lv/api')).toEqual([]);
+
+      expect(deps.trustAnchorsPem?.('pebble')?.[0]).toContain('BEGIN CERTIFICATE');
+      expect(deps.trustAnchorsPem?.('adcs')).toHaveLength(1);
+      // the dev CA's own root: what it issues verifies against it
+      expect(deps.trustAnchorsPem?.('dev')?.[0]).toMatch(/^-----BEGIN CERTIFICATE-----/);
+      expect(deps.trustAnchorsPem?.('le')).toBeUndefined();
       expect(deps.notifier).not.toBeNull();
+      expect(deps.chat).not.toBeNull();
       expect(deps.defaultRecipients).toEqual(['pki@example.com']);
     } finally {
       await deps.close();
     }
+    expect(await tcpOpen(port)).toBe(false); // close() released it
   });
 
-  it('lists every problem at once: unset secrets, unreadable files, kinds not wired yet', async () => {
-    const c = config({
-      vaults: [
-        { kind: 'azure', name: 'kv', url: 'https://kv.vault.azure.net' },
-        { kind: 'local', name: 'lv', dir: tmp, encryptionKey: { env: 'KEY' } },
-      ],
-      issuers: [
-        {
-          kind: 'acme',
-          name: 'ca',
-          directoryUrl: 'https://127.0.0.1:14000/dir',
-          contactEmail: 'pki@example.com',
-          accountKeySecretName: 'acme-ca',
-          dns: { kind: 'challtestsrv', managementUrl: 'http://127.0.0.1:8055' },
-          caBundleFile: path.join(tmp, 'missing.pem'),
+  it('passes the metrics sink to the activities', async () => {
+    const sink = { observed() {}, renewed() {}, failed() {}, bindings() {} };
+    const deps = await buildDeps(parseConfig({}, {}), { env: {}, metrics: sink });
+    expect(deps.metrics).toBe(sink);
+    expect(deps.notifier).toBeNull();
+    await deps.close();
+  });
+
+  it('lists every problem at once, each under its field, without any secret value', async () => {
+    const c = parseConfig(
+      {
+        vaults: [
+          { kind: 'azure', name: 'kv', url: 'https://kv.vault.azure.net' },
+          { kind: 'local', name: 'lv', dir: tmp, encryptionKey: { env: 'SHORT_KEY' } },
+        ],
+        issuers: [
+          acme('ca', {
+            dns: { kind: 'challtestsrv', managementUrl: 'http://127.0.0.1:8055' },
+            caBundleFile: path.join(tmp, 'missing.pem'),
+          }),
+          { kind: 'dev-ca', name: 'dev', dir: tmp, validity: { minutes: 5 }, encryptionKey: { env: 'NOPE' } },
+        ],
+        bindings: [
+          {
+            kind: 'app-service',
+            name: 'apps',
+            certificates: { ids: ['kv/www'] },
+            subscriptions: [{ subscriptionId: SUB }],
+          },
+          {
+            kind: 'webhook',
+            name: 'hook',
+            certificates: { pattern: '**' },
+            url: 'http://hooks.example.com/x',
+            secret: { env: 'HOOK_SECRET' },
+          },
+        ],
+        notify: {
+          email: {
+            host: 'smtp.example.com',
+            port: 587,
+            user: 'u',
+            password: { env: 'SMTP_PASSWORD' },
+            from: 'a@b.c',
+          },
         },
-        { kind: 'dev-ca', name: 'dev', dir: tmp, validity: { minutes: 5 } },
-      ],
-    });
-    const err = await buildDeps(c, { env: {} }).catch((e: unknown) => e);
+      },
+      {},
+    );
+    const err = await buildDeps(c, {
+      env: { SHORT_KEY: SMTP_PASSWORD, HOOK_SECRET: env.HOOK_SECRET },
+    }).catch((e: unknown) => e);
     expect(err).toBeInstanceOf(ConfigError);
-    expect((err as ConfigError).issues.map((i) => `${i.path}: ${i.message}`)).toEqual([
-      'vaults[1].kind: vault kind "local" is not wired into the worker yet (coming soon); remove it for now',
+    const lines = (err as ConfigError).issues.map((i) => `${i.path}: ${i.message}`);
+    expect(lines).toEqual([
+      expect.stringMatching(
+        /^vaults\[1\]\.encryptionKey: SHORT_KEY is not a valid local vault key: expected 32/,
+      ),
       expect.stringMatching(
         /^issuers\[0\]\.caBundleFile: expected a readable file .*missing\.pem \(ENOENT\)$/,
       ),
-      'issuers[1].kind: issuer kind "dev-ca" is not wired into the worker yet (coming soon); remove it for now',
+      'issuers[1].encryptionKey: expected the environment variable NOPE to be set',
+      expect.stringMatching(
+        /^vaults\[0\]\.resourceId: missing: expected the vault's ARM id .*bindings\[0\] \(app-service\)/,
+      ),
+      expect.stringMatching(/^bindings\[1\]: .*expected an https URL/),
       'notify.email.password: expected the environment variable SMTP_PASSWORD to be set',
     ]);
+    expect((err as Error).message).not.toContain(SMTP_PASSWORD);
+  });
+});
+
+describe('openVaults', () => {
+  it('opens the vaults only: issuer, binding and mail secrets are not needed', async () => {
+    const c = parseConfig(
+      {
+        vaults: [
+          { kind: 'local', name: 'lv', dir: path.join(tmp, 'vault'), encryptionKey: { env: 'VAULT_KEY' } },
+        ],
+        notify: {
+          email: { host: 'h.example', port: 25, user: 'u', password: { env: 'UNSET' }, from: 'a@b.c' },
+        },
+      },
+      {},
+    );
+    const vaults = await openVaults(c, { VAULT_KEY: env.VAULT_KEY });
+    expect([...vaults.keys()]).toEqual(['lv']);
+    await expect(openVaults(c, {})).rejects.toThrow(
+      /vaults\[0\]\.encryptionKey: expected the environment variable VAULT_KEY to be set/,
+    );
   });
 });

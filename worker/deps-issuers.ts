@@ -1,0 +1,143 @@
+/**
+ * The configured issuers as adapters: ACME (DNS-01 through Azure DNS or pebble's challtestsrv, HTTP-01 through a
+ * webroot or the built-in server; the account key kept in a vault's SecretStore), the dev CA, and an external
+ * command. Also each issuer's trust anchors: the dev CA's own root and any configured root files.
+ */
+import type { Issuer } from '../activities/types';
+import { createAcmeIssuer } from '../activities/issuers/acme';
+import { createCommandIssuer } from '../activities/issuers/command';
+import { createDevCaIssuer } from '../activities/issuers/dev-ca';
+import { createAzureDns } from '../activities/issuers/dns-azure';
+import { createChalltestsrvDns } from '../activities/issuers/dns-challtestsrv';
+import type { DnsProvider } from '../activities/issuers/dns';
+import { createWebrootHttp01, startHttp01Server, type Http01Provider } from '../activities/issuers/http01';
+import type { IssuerConfig } from './config';
+import { ARM, type Credentials } from './deps-azure';
+import type { Collector } from './deps-collector';
+import { encryptionKeyFrom, type BuiltVault } from './deps-vaults';
+import type { CertflowLogger } from './logger';
+
+type AcmeConfig = Extract<IssuerConfig, { kind: 'acme' }>;
+
+export interface IssuerContext {
+  c: Collector;
+  credentials: Credentials;
+  vaults: ReadonlyMap<string, BuiltVault>;
+  logger?: CertflowLogger;
+  /** Resources to release when the worker stops (the HTTP-01 server). */
+  closers: Array<() => Promise<void>>;
+}
+
+export interface BuiltIssuer {
+  issuer: Issuer;
+  /** Roots the issued chains must validate against (PEM). */
+  trustAnchors: string[];
+}
+
+function acmeDns(i: AcmeConfig, path: string, ctx: IssuerContext): DnsProvider | undefined {
+  const dns = i.dns;
+  if (!dns) return undefined;
+  if (dns.kind === 'challtestsrv') return createChalltestsrvDns({ managementUrl: dns.managementUrl });
+  const credential = ctx.credentials.get(dns.credential, dns.cloud, `${path}.dns.credential`);
+  if (!credential) return undefined;
+  const endpoint = ARM[dns.cloud].endpoint;
+  return createAzureDns({
+    subscriptionId: dns.subscriptionId,
+    resourceGroup: dns.resourceGroup,
+    zone: dns.zone,
+    credential,
+    clientOptions: { $host: endpoint, credentialScopes: [`${endpoint}/.default`] },
+  });
+}
+
+async function acmeHttp01(
+  i: AcmeConfig,
+  path: string,
+  ctx: IssuerContext,
+): Promise<Http01Provider | undefined> {
+  const h = i.http01;
+  if (!h) return undefined;
+  if (h.kind === 'webroot') return createWebrootHttp01({ webroot: h.webroot });
+  const server = await ctx.c.buildAsync(`${path}.http01`, () =>
+    startHttp01Server({ host: h.host, port: h.port }).catch((err: NodeJS.ErrnoException) => {
+      throw new Error(`cannot listen on ${h.host}:${h.port} for HTTP-01 (${err.code ?? err.message})`);
+    }),
+  );
+  if (server) ctx.closers.push(() => server.close());
+  return server;
+}
+
+async function buildAcme(i: AcmeConfig, path: string, ctx: IssuerContext): Promise<Issuer | undefined> {
+  const { c } = ctx;
+  const storeVault = i.accountKeyVault ? ctx.vaults.get(i.accountKeyVault) : [...ctx.vaults.values()][0];
+  const eab = i.eab ? { kid: i.eab.kid, hmacKey: c.secret(i.eab.hmacKey, `${path}.eab.hmacKey`) } : undefined;
+  const caBundlePem = i.caBundleFile ? c.file(i.caBundleFile, `${path}.caBundleFile`) : undefined;
+  const dns = acmeDns(i, path, ctx);
+  const http01 = await acmeHttp01(i, path, ctx);
+  // a vault that failed to build was reported with its own path
+  if (!storeVault || (i.dns && !dns) || (i.http01 && !http01)) return undefined;
+  return c.build(path, () =>
+    createAcmeIssuer({
+      name: i.name,
+      directoryUrl: i.directoryUrl,
+      contactEmail: i.contactEmail,
+      accountKey: { store: storeVault, secretName: i.accountKeySecretName },
+      ...(dns ? { dns } : {}),
+      ...(http01 ? { http01 } : {}),
+      ...(i.preferredChallenge ? { preferredChallenge: i.preferredChallenge } : {}),
+      ...(eab ? { externalAccountBinding: eab } : {}),
+      ...(caBundlePem ? { caBundlePem } : {}),
+      ...(ctx.logger ? { logger: ctx.logger.child({ issuer: i.name }) } : {}),
+    }),
+  );
+}
+
+export async function buildIssuer(
+  i: IssuerConfig,
+  path: string,
+  ctx: IssuerContext,
+): Promise<BuiltIssuer | undefined> {
+  const { c } = ctx;
+  const anchors =
+    i.kind === 'dev-ca'
+      ? []
+      : (i.trustAnchorFiles ?? []).map((f, j) => c.file(f, `${path}.trustAnchorFiles[${j}]`));
+  if (i.kind === 'acme') {
+    const issuer = await buildAcme(i, path, ctx);
+    return issuer && { issuer, trustAnchors: anchors };
+  }
+  if (i.kind === 'command') {
+    const env = Object.fromEntries(
+      Object.entries(i.env ?? {}).map(([k, v]) => [
+        k,
+        typeof v === 'string' ? v : c.secret(v, `${path}.env.${k}`),
+      ]),
+    );
+    const issuer = c.build(path, () =>
+      createCommandIssuer({
+        name: i.name,
+        command: i.command,
+        args: i.args,
+        env,
+        ...(i.timeoutMs ? { timeoutMs: i.timeoutMs } : {}),
+      }),
+    );
+    return issuer && { issuer, trustAnchors: anchors };
+  }
+  const encryptionKey = i.encryptionKey
+    ? encryptionKeyFrom(i.encryptionKey, `${path}.encryptionKey`, c)
+    : undefined;
+  if (i.encryptionKey && !encryptionKey) return undefined;
+  const devCa = c.build(path, () =>
+    createDevCaIssuer({
+      name: i.name,
+      dir: i.dir,
+      validity: i.validity,
+      ...(encryptionKey ? { encryptionKey } : {}),
+    }),
+  );
+  if (!devCa) return undefined;
+  // loads (or creates, on first start) the CA now: a broken CA directory is a start-up error, not a failed renewal
+  const root = await c.buildAsync(`${path}.dir`, () => devCa.rootPem());
+  return root ? { issuer: devCa, trustAnchors: [root] } : undefined;
+}
