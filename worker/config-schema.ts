@@ -322,10 +322,30 @@ const policy = z
     error: 'expected lifetimePercentage or daysBeforeExpiry, not both',
   });
 
+/** Creates the certificate in its vault (issuer Unknown: the vault makes the key and CSR) when it is not there. */
+const create = z.strictObject({
+  subject: text('a subject such as "CN=www.contoso.com"').optional(),
+  dnsNames: z.array(text('a DNS name'), { error: expect('a list of DNS names') }).min(1, {
+    error: 'expected at least one DNS name',
+  }),
+  keyType: z
+    .enum(['RSA', 'RSA-HSM', 'EC', 'EC-HSM'], { error: expect('RSA, RSA-HSM, EC or EC-HSM') })
+    .default('RSA'),
+  keySize: z
+    .union([z.literal(2048), z.literal(3072), z.literal(4096)], { error: expect('2048, 3072 or 4096') })
+    .optional(),
+  curve: z.enum(['P-256', 'P-384', 'P-521'], { error: expect('P-256, P-384 or P-521') }).optional(),
+  exportable: z.boolean({ error: expect('true or false') }).default(true),
+  validityInMonths: int('validityInMonths', 1, 120).optional(),
+  /** Tags of the new certificate, e.g. { "Recipient": "ops@contoso.com" }. */
+  tags: z.record(z.string(), z.string(), { error: expect('an object of tag names to values') }).optional(),
+});
+
 const certificate = z.strictObject({
   id: text('a certificate id "<vault>/<name>"'),
   issuer: name('a configured issuer name').optional(),
   policy: policy.optional(),
+  create: create.optional(),
 });
 
 const notify = z

@@ -19,6 +19,7 @@ import { issuerTaskQueueFor } from '../workflows/messages';
 import { ConfigError, loadConfig, redactedConfig, resolveSecret, type CertflowConfig } from './config';
 import { connectTemporal, monitorConnection, type ConnectionMonitor } from './connect';
 import { buildDeps } from './deps';
+import { enrollConfigured } from './enroll-configured';
 import { startHttpServer, type Readiness, type RouteHandler } from './http';
 import { createIssuerWorkers } from './issuer-workers';
 import { createLogger, type CertflowLogger } from './logger';
@@ -231,6 +232,11 @@ async function main(): Promise<void> {
     logger.info('Certflow worker running', {
       taskQueues: labelled.map((l) => l.label),
       rateLimits: Object.fromEntries(config.issuers.map((i) => [i.name, i.rateLimit?.perSecond ?? null])),
+    });
+    await enrollConfigured(config, {
+      client: new Client({ connection, namespace: config.temporal.namespace }),
+      vaults: deps.vaults,
+      logger,
     });
   } catch (err) {
     const isConfig = err instanceof ConfigError;

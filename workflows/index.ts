@@ -1,2 +1,3 @@
 export { certificateLifecycle } from './lifecycle';
 export { renewalWorkflow } from './renewal';
+export * from './fleet';

@@ -23,6 +23,7 @@ import type { Activities, NotifyInput } from '../activities/index';
 import type { BindingOutcome } from '../activities/types';
 import {
   type Phase,
+  type PolicyOverride,
   type RenewalOutcome,
   historyQuery,
   pauseSignal,
@@ -65,6 +66,8 @@ export interface LifecycleInput {
   issuerTaskQueue?: string;
   /** Fleet-wide jitter default in minutes, when the certificate has no override. */
   jitterMinutes?: number;
+  /** A Certflow-level policy to start with (from the worker's configuration); `setPolicy` changes it later. */
+  policy?: PolicyOverride;
   carried?: Carried;
 }
 
@@ -96,6 +99,7 @@ const needsSync = (bs: BindingOutcome[]) => bs.some((b) => NEEDS_SYNC.includes(b
 export async function certificateLifecycle(input: LifecycleInput): Promise<{ retired: string }> {
   const id = input.certificateId;
   const s = initialCarried(input.carried);
+  if (!input.carried && input.policy && !validatePolicyOverride(input.policy)) s.override = input.policy;
   let phase: Phase = s.paused ? 'Paused' : 'Waiting';
   let nextAt: Date | null = null;
   let nextReason: string | null = null;

@@ -2,7 +2,7 @@
 import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
 import type { Vault } from '../../activities/types';
 import type { certificateLifecycle } from '../../workflows/lifecycle';
-import { issuerTaskQueueFor, SA, workflowIdFor } from '../../workflows/messages';
+import { issuerTaskQueueFor, type PolicyOverride, SA, workflowIdFor } from '../../workflows/messages';
 import { certificateIdArg, EXIT, globToRegExp, parseTag, usageError } from '../args';
 import { CONFIG_OPTION, type Command, type CommandContext, JSON_OPTION } from '../context';
 import { LIFECYCLE_WORKFLOW_TYPE } from '../fleet';
@@ -115,6 +115,9 @@ export interface StartLifecycleOptions {
   issuer: string;
   /** The workers' task queue; the issuer's calls go to its rate-limited queue next to it. */
   taskQueue: string;
+  /** A Certflow-level renewal policy to start with, and the fleet's jitter default. */
+  policy?: PolicyOverride;
+  jitterMinutes?: number;
 }
 
 /**
@@ -124,14 +127,22 @@ export interface StartLifecycleOptions {
  */
 export async function startLifecycle(
   client: Client,
-  { certificateId: id, issuer, taskQueue }: StartLifecycleOptions,
+  { certificateId: id, issuer, taskQueue, policy, jitterMinutes }: StartLifecycleOptions,
 ): Promise<{ workflowId: string; started: boolean }> {
   const workflowId = workflowIdFor(id);
   try {
     await client.workflow.start<typeof certificateLifecycle>(LIFECYCLE_WORKFLOW_TYPE, {
       taskQueue,
       workflowId,
-      args: [{ certificateId: id, issuer, issuerTaskQueue: issuerTaskQueueFor(taskQueue, issuer) }],
+      args: [
+        {
+          certificateId: id,
+          issuer,
+          issuerTaskQueue: issuerTaskQueueFor(taskQueue, issuer),
+          ...(policy ? { policy } : {}),
+          ...(jitterMinutes !== undefined ? { jitterMinutes } : {}),
+        },
+      ],
       staticSummary: `Certificate ${id} (issuer ${issuer})`,
       staticDetails: `Keeps ${id} valid: renews it with ${issuer}, re-binds its consumers and tells its people.`,
       typedSearchAttributes: [

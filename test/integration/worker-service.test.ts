@@ -7,7 +7,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { Connection } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
+import { randomBytes } from 'node:crypto';
+import { statusQuery, workflowIdFor } from '../../workflows/messages';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort, waitFor } from '../support/proc';
 import { repoRoot, scratchDir } from '../support/tools';
@@ -235,3 +237,64 @@ it('gives up on an unreachable Temporal with exit code 1, naming address, namesp
   );
   expect(unreachable.stdout()).toContain('Temporal not reachable yet, retrying');
 }, 60_000);
+
+describe('configured certificates', () => {
+  it('creates a configured certificate in its vault, enrolls it at start, and the first renewal issues it', async () => {
+    const port = await freePort();
+    const taskQueue = `svc-enroll-${process.pid}-${Date.now().toString(36)}`;
+    const vaultDir = path.join(dir, 'enroll-vault');
+    process.env.CERTFLOW_TEST_VAULT_KEY ??= randomBytes(32).toString('base64');
+    const child = startWorker(
+      {
+        temporal: { address, namespace, connectTimeoutSeconds: 30 },
+        taskQueue,
+        vaults: [
+          {
+            kind: 'local',
+            name: 'svclocal',
+            dir: vaultDir,
+            encryptionKey: { env: 'CERTFLOW_TEST_VAULT_KEY' },
+          },
+        ],
+        issuers: [{ kind: 'dev-ca', name: 'dev', dir: path.join(dir, 'enroll-ca'), validity: { days: 30 } }],
+        certificates: [
+          {
+            id: 'svclocal/api',
+            issuer: 'dev',
+            policy: { daysBeforeExpiry: 10 },
+            create: {
+              dnsNames: ['api.example.test'],
+              keyType: 'EC',
+              tags: { Recipient: 'ops@example.test' },
+            },
+          },
+        ],
+        http: { port },
+        shutdownGraceSeconds: 5,
+        log: { level: 'info', format: 'json' },
+      },
+      'enroll',
+    );
+    const client = new Client({ connection: await Connection.connect({ address }), namespace });
+    try {
+      const handle = client.workflow.getHandle(workflowIdFor('svclocal/api'));
+      const st = await waitFor(
+        'the first renewal to issue the created certificate',
+        async () => {
+          const s = await handle.query(statusQuery).catch(() => undefined);
+          return s?.thumbprint && s.nextRenewalAt ? s : undefined;
+        },
+        { timeoutMs: 90_000, intervalMs: 500 },
+      );
+      expect(st.lastAttempt?.trigger).toBe('Missing');
+      expect(st.policy).toEqual({ source: 'override', daysBeforeExpiry: 10, jitterMinutes: 0 });
+      expect(Date.parse(st.notAfter!) - Date.parse(st.nextRenewalAt!)).toBe(10 * 86_400_000);
+      expect(child.stdout()).toContain('configured certificates enrolled');
+      await handle.terminate('test done');
+    } finally {
+      await client.connection.close();
+      child.proc.kill('SIGTERM');
+      await child.exit;
+    }
+  }, 150_000);
+});

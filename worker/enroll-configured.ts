@@ -1,0 +1,90 @@
+/**
+ * The certificates named in the configuration get their lifecycle at worker start: created in their vault first
+ * when the entry has a `create` block and the vault does not hold them yet (issuer Unknown: the vault makes the key
+ * and CSR, and the lifecycle's first renewal issues it). Idempotent: a running lifecycle is left as it is.
+ */
+import type { Client } from '@temporalio/client';
+import type { ApplicationFailure } from '@temporalio/common';
+import { parseCertificateId } from '../activities/ids';
+import type { CertificatePolicySnapshot, Vault } from '../activities/types';
+import { startLifecycle } from '../client/commands/enroll';
+import type { CertflowConfig } from './config';
+import type { CertflowLogger } from './logger';
+
+export interface EnrolledCertificate {
+  certificateId: string;
+  status: 'started' | 'already-running' | 'failed';
+  created: boolean;
+  detail?: string;
+}
+
+export async function enrollConfigured(
+  config: CertflowConfig,
+  deps: { client: Client; vaults: ReadonlyMap<string, Vault>; logger: CertflowLogger },
+): Promise<EnrolledCertificate[]> {
+  const results: EnrolledCertificate[] = [];
+  for (const c of config.certificates) {
+    let created = false;
+    try {
+      const issuer = c.issuer ?? config.defaults.issuer;
+      if (!issuer) throw new Error(`certificates: ${c.id} has no issuer and defaults.issuer is not set`);
+      if (c.create) created = await createIfMissing(c.id, c.create, deps.vaults);
+      const { lifetimePercentage, daysBeforeExpiry } = { ...config.defaults.policy, ...c.policy };
+      const rule =
+        daysBeforeExpiry !== undefined
+          ? { daysBeforeExpiry }
+          : lifetimePercentage !== undefined
+            ? { lifetimePercentage }
+            : undefined;
+      const jitterMinutes = c.policy?.jitterMinutes ?? config.defaults.policy?.jitterMinutes;
+      const { started } = await startLifecycle(deps.client, {
+        certificateId: c.id,
+        issuer,
+        taskQueue: config.taskQueue,
+        ...(c.policy && rule ? { policy: rule } : {}),
+        ...(jitterMinutes !== undefined ? { jitterMinutes } : {}),
+      });
+      results.push({ certificateId: c.id, status: started ? 'started' : 'already-running', created });
+    } catch (err) {
+      // one certificate that cannot be enrolled must not keep the others (or the worker) from running
+      const detail = (err as Error).message;
+      deps.logger.error('could not enroll a configured certificate', { certificateId: c.id, error: detail });
+      results.push({ certificateId: c.id, status: 'failed', created, detail });
+    }
+  }
+  if (results.length) deps.logger.info('configured certificates enrolled', { results });
+  return results;
+}
+
+type CreateBlock = NonNullable<CertflowConfig['certificates'][number]['create']>;
+
+async function createIfMissing(
+  id: string,
+  create: CreateBlock,
+  vaults: ReadonlyMap<string, Vault>,
+): Promise<boolean> {
+  const { vault: vaultName, name } = parseCertificateId(id);
+  const vault = vaults.get(vaultName);
+  if (!vault) throw new Error(`certificates: vault "${vaultName}" of ${id} is not configured`);
+  try {
+    await vault.describe(name);
+    return false;
+  } catch (err) {
+    if ((err as ApplicationFailure).type !== 'CertificateNotFound') throw err;
+  }
+  const ec = create.keyType.startsWith('EC');
+  const policy: CertificatePolicySnapshot = {
+    subject: create.subject ?? `CN=${create.dnsNames[0]}`,
+    dnsNames: create.dnsNames,
+    issuerName: 'Unknown',
+    key: {
+      keyType: create.keyType,
+      ...(ec ? { curve: create.curve ?? 'P-256' } : { keySize: create.keySize ?? 2048 }),
+      reuseKey: false,
+      exportable: create.exportable,
+    },
+    ...(create.validityInMonths ? { validityInMonths: create.validityInMonths } : {}),
+  };
+  await vault.create(name, policy, create.tags ?? {});
+  return true;
+}
