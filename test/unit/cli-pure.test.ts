@@ -1,4 +1,5 @@
 /** The CLI's and the Event Grid endpoint's pure parts: argument parsers, formatting, the audit rule, payloads. */
+import { clientSettingsFromEnv, tlsOf } from '../../client/connect';
 import { describe, expect, it } from 'vitest';
 import { globToRegExp, parseDuration, parseTag, parseWholeNumber } from '../../client/args';
 import { auditCertificate, type AuditSubject } from '../../client/audit-rule';
@@ -139,5 +140,23 @@ describe('Event Grid payloads', () => {
     const d = parseDelivery([kvEvent({ VaultName: 'kv1', ObjectName: '../etc' })]);
     if (d.kind !== 'events') throw new Error('expected events');
     expect(() => certificateRefOf(d.events[0]!, '[0]')).toThrow(MalformedDelivery);
+  });
+});
+
+describe('client connection settings', () => {
+  it('reads mTLS files and an API key from the environment, never echoing a key', () => {
+    const s = clientSettingsFromEnv({
+      CERTFLOW_TEMPORAL_ADDRESS: 'ns.acct.tmprl.cloud:7233',
+      CERTFLOW_TEMPORAL_NAMESPACE: 'ns.acct',
+      CERTFLOW_TEMPORAL_API_KEY: 'secret-api-key-123',
+    });
+    expect(s).toMatchObject({ address: 'ns.acct.tmprl.cloud:7233', namespace: 'ns.acct' });
+    expect(tlsOf(s)).toBe(true);
+    const half = clientSettingsFromEnv({ CERTFLOW_TEMPORAL_TLS_CERT: '/x.pem' });
+    expect(() => tlsOf(half)).toThrow(/expected both files or neither/);
+    const missing = clientSettingsFromEnv({ CERTFLOW_TEMPORAL_TLS_CA: '/nonexistent/ca.pem' });
+    expect(() => tlsOf(missing)).toThrow(
+      /CERTFLOW_TEMPORAL_TLS_CA: cannot read \/nonexistent\/ca.pem \(ENOENT\)/,
+    );
   });
 });
