@@ -1,7 +1,7 @@
 /**
  * The whole local stack of real servers that a renewal touches, wired into Certflow's activities:
  * the Key Vault-compatible server (driven by the real Azure SDK), pebble + challtestsrv (ACME, real DNS-01),
- * nginx serving the certificate, and an SMTP server. Used by the end-to-end test and by `npm start`.
+ * nginx serving the certificate, and an SMTP server. Used by the end-to-end tests (`npm start` uses the local vault and dev CA instead).
  */
 import { generateKeyPairSync } from 'node:crypto';
 import { createActivities, type Activities } from '../../activities/index';
