@@ -4,6 +4,7 @@
  * Secrets appear only as references ({ env } or { file }); an inline value is refused without being echoed.
  */
 import { z } from 'zod';
+import { discoverySchema } from './discovery-config';
 
 /** A message for a missing or mistyped value: "missing: expected X" or "expected X". */
 const expect = (what: string) => (iss: { input?: unknown }) =>
@@ -397,6 +398,8 @@ export const configSchema = z.strictObject({
     .prefault({}),
   notify,
   http,
+  /** Fleet discovery on a Temporal Schedule (worker/discovery-config.ts); off when absent. */
+  discovery: discoverySchema,
   shutdownGraceSeconds: int('shutdownGraceSeconds', 0, 3600).default(30),
   log,
   /** Where the worker keeps small state that must outlive it (the notifiers' sent-logs); in memory when absent. */

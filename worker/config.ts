@@ -4,6 +4,7 @@
  * ({ env } or { file }) resolved only where they are used; no message here ever contains a secret value.
  */
 import { readFileSync } from 'node:fs';
+import { discoveryIssues } from './discovery-config';
 import type { z } from 'zod';
 import { parseCertificateId } from '../activities/ids';
 import {
@@ -195,6 +196,16 @@ export function parseConfig(obj: unknown, env: NodeJS.ProcessEnv = process.env):
   const { merged, origins } = applyEnv(obj, env);
   const result = configSchema.safeParse(merged);
   const issues = [...(result.success ? [] : toIssues(result.error, origins)), ...crossCheck(merged)];
+  if (result.success) {
+    const d = result.data;
+    issues.push(
+      ...discoveryIssues(d.discovery, {
+        vaults: new Set(d.vaults.map((v) => v.name)),
+        issuers: new Set(d.issuers.map((i) => i.name)),
+        defaultIssuer: d.defaults.issuer,
+      }),
+    );
+  }
   if (issues.length > 0 || !result.success) throw new ConfigError(issues);
   return result.data;
 }

@@ -110,7 +110,7 @@ export function discoveryIssues(d: DiscoveryConfig | undefined, known: Discovery
 /** What ensureDiscoverySchedule needs, with the defaults filled in (run discoveryIssues first). */
 export function discoveryPlan(
   d: DiscoveryConfig,
-  known: Pick<DiscoveryContext, 'vaults' | 'defaultIssuer'>,
+  known: Pick<DiscoveryContext, 'vaults' | 'defaultIssuer'> & { jitterMinutes?: number },
 ): { timing: DiscoveryTiming; input: FleetInput } {
   const issuer = d.issuer ?? known.defaultIssuer;
   if (!issuer)
@@ -125,6 +125,7 @@ export function discoveryPlan(
       graceRuns: d.graceRuns,
       ...(d.pattern !== undefined ? { pattern: d.pattern } : {}),
       ...(d.tag ? { tag: d.tag } : {}),
+      ...(known.jitterMinutes !== undefined ? { jitterMinutes: known.jitterMinutes } : {}),
     },
   };
 }

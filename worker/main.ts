@@ -20,6 +20,9 @@ import { ConfigError, loadConfig, redactedConfig, resolveSecret, type CertflowCo
 import { connectTemporal, monitorConnection, type ConnectionMonitor } from './connect';
 import { buildDeps } from './deps';
 import { enrollConfigured } from './enroll-configured';
+import { createFleetActivities } from '../activities/fleet';
+import { discoveryPlan } from './discovery-config';
+import { deleteDiscoverySchedule, ensureDiscoverySchedule } from './schedule';
 import { startHttpServer, type Readiness, type RouteHandler } from './http';
 import { createIssuerWorkers } from './issuer-workers';
 import { createLogger, type CertflowLogger } from './logger';
@@ -179,7 +182,11 @@ async function main(): Promise<void> {
 
     const deps = await buildDeps(config, { metrics: metrics.sink, logger });
     cleanups.push(() => deps.close());
-    const activities = createActivities(deps);
+    const client = new Client({ connection, namespace: config.temporal.namespace });
+    const activities = {
+      ...createActivities(deps),
+      ...createFleetActivities({ vaults: deps.vaults, client, taskQueue: config.taskQueue }),
+    };
 
     const t0 = Date.now();
     const workflowBundle = await bundleWorkflowCode({
@@ -233,11 +240,8 @@ async function main(): Promise<void> {
       taskQueues: labelled.map((l) => l.label),
       rateLimits: Object.fromEntries(config.issuers.map((i) => [i.name, i.rateLimit?.perSecond ?? null])),
     });
-    await enrollConfigured(config, {
-      client: new Client({ connection, namespace: config.temporal.namespace }),
-      vaults: deps.vaults,
-      logger,
-    });
+    await enrollConfigured(config, { client, vaults: deps.vaults, logger });
+    await scheduleDiscovery(config, client, logger);
   } catch (err) {
     const isConfig = err instanceof ConfigError;
     logger.error(isConfig ? 'invalid configuration' : 'could not start', {
@@ -246,6 +250,36 @@ async function main(): Promise<void> {
     });
     process.stderr.write(`certflow-worker: ${(err as Error).message}\n`);
     await shutdown('start-up failed', isConfig ? 2 : 1);
+  }
+}
+
+/** Fleet discovery on a Temporal Schedule when configured; removing the section removes the schedule. */
+async function scheduleDiscovery(
+  config: CertflowConfig,
+  client: Client,
+  logger: CertflowLogger,
+): Promise<void> {
+  // one schedule per deployment (task queue), so two deployments in one namespace never touch each other's
+  const scheduleId = `certflow-fleet-discovery-${config.taskQueue}`;
+  try {
+    if (!config.discovery) {
+      await deleteDiscoverySchedule(client, scheduleId);
+      return;
+    }
+    const { timing, input } = discoveryPlan(config.discovery, {
+      vaults: new Set(config.vaults.map((v) => v.name)),
+      defaultIssuer: config.defaults.issuer,
+      jitterMinutes: config.defaults.policy?.jitterMinutes,
+    });
+    const result = await ensureDiscoverySchedule(client, {
+      scheduleId,
+      taskQueue: config.taskQueue,
+      ...timing,
+      input,
+    });
+    logger.info('fleet discovery scheduled', { scheduleId, result, ...timing });
+  } catch (err) {
+    logger.error('could not set up the fleet discovery schedule', { error: err });
   }
 }
 

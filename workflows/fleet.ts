@@ -23,6 +23,8 @@ export interface FleetInput {
   issuer: string;
   /** Consecutive runs a certificate must be missing before its lifecycle is retired (default 2). */
   graceRuns?: number;
+  /** The fleet's jitter default for the lifecycles this run starts (defaults.policy.jitterMinutes). */
+  jitterMinutes?: number;
 }
 
 export interface VaultReport {
@@ -127,7 +129,7 @@ async function discoverVault(
   if (toStart.length) {
     const s = await attempt('start lifecycles', () =>
       startLifecycles.executeWithOptions({ summary: `start ${toStart.length} lifecycle(s) in ${vault}` }, [
-        { ids: toStart, issuer: input.issuer },
+        { ids: toStart, issuer: input.issuer, jitterMinutes: input.jitterMinutes },
       ]),
     );
     if (s) {

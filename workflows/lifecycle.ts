@@ -300,7 +300,11 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
     const pausedBefore = s.paused;
     const policyBefore = policyVersion;
     const wake = () =>
-      manualReady() || s.paused !== pausedBefore || syncRequested || policyVersion !== policyBefore;
+      manualReady() ||
+      s.paused !== pausedBefore ||
+      syncRequested ||
+      policyVersion !== policyBefore ||
+      retired !== null;
     if (!at) await condition(wake);
     // never a zero wait: a timer in the past would spin the workflow
     else await condition(wake, Math.max(1_000, at.getTime() - Date.now()));

@@ -239,7 +239,7 @@ it('gives up on an unreachable Temporal with exit code 1, naming address, namesp
 }, 60_000);
 
 describe('configured certificates', () => {
-  it('creates a configured certificate in its vault, enrolls it at start, and the first renewal issues it', async () => {
+  it('creates a configured certificate in its vault, enrolls it at start, the first renewal issues it, and schedules discovery', async () => {
     const port = await freePort();
     const taskQueue = `svc-enroll-${process.pid}-${Date.now().toString(36)}`;
     const vaultDir = path.join(dir, 'enroll-vault');
@@ -269,6 +269,7 @@ describe('configured certificates', () => {
             },
           },
         ],
+        discovery: { schedule: { every: '1h' }, vaults: ['svclocal'], issuer: 'dev' },
         http: { port },
         shutdownGraceSeconds: 5,
         log: { level: 'info', format: 'json' },
@@ -290,6 +291,13 @@ describe('configured certificates', () => {
       expect(st.policy).toEqual({ source: 'override', daysBeforeExpiry: 10, jitterMinutes: 0 });
       expect(Date.parse(st.notAfter!) - Date.parse(st.nextRenewalAt!)).toBe(10 * 86_400_000);
       expect(child.stdout()).toContain('configured certificates enrolled');
+      // fleet discovery: a Temporal Schedule per deployment (task queue)
+      const schedule = client.schedule.getHandle(`certflow-fleet-discovery-${taskQueue}`);
+      const described = await waitFor('the discovery schedule', () =>
+        schedule.describe().catch(() => undefined),
+      );
+      expect(described.action.type).toBe('startWorkflow');
+      await schedule.delete();
       await handle.terminate('test done');
     } finally {
       await client.connection.close();

@@ -164,6 +164,7 @@ export async function withLifecycle(
       args: [{ certificateId: 'kv/site', issuer: 'test', searchAttributes: false, ...input }],
     });
     await fn(handle);
-    await handle.terminate('test done');
+    // a lifecycle the test let finish (retired) has nothing to terminate
+    await handle.terminate('test done').catch(() => undefined);
   });
 }

@@ -6,7 +6,13 @@ import { ApplicationFailure } from '@temporalio/common';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Activities } from '../../activities/index';
-import { pauseSignal, renewNowUpdate, resumeSignal, statusQuery } from '../../workflows/messages';
+import {
+  pauseSignal,
+  renewNowUpdate,
+  resumeSignal,
+  retireSignal,
+  statusQuery,
+} from '../../workflows/messages';
 import { waitFor } from '../support/proc';
 import {
   DAY,
@@ -193,6 +199,21 @@ describe('certificate lifecycle (time-skipping)', () => {
       expect(syncs).toBe(3);
       expect(st.bindings[0]?.status).toBe('bound');
       expect(fake.version()).toBe(2);
+    });
+  });
+});
+
+describe('retiring (the certificate was deleted from its vault)', () => {
+  it('a waiting lifecycle finishes cleanly on the retire signal', async () => {
+    const fake = fakeActivities(90);
+    await withLifecycle(fake.acts, 'retire', async (handle) => {
+      await waitFor(
+        'first observation',
+        async () => (await handle.query(statusQuery)).nextRenewalAt ?? undefined,
+      );
+      await handle.signal(retireSignal, { reason: 'deleted from kv' });
+      expect(await handle.result()).toEqual({ retired: 'deleted from kv' });
+      expect(fake.version()).toBe(1);
     });
   });
 });
