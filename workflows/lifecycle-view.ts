@@ -24,7 +24,15 @@ export interface Carried {
   /** The last observation, so status answers at once after continue-as-new. */
   observed: CertificateState | null;
   /** Bindings left on an old certificate after a renewal: re-synced with backoff until all are bound. */
-  pendingSync: { version: string; thumbprint: string; failures: number; nextAt: string } | null;
+  pendingSync: {
+    version: string;
+    thumbprint: string;
+    failures: number;
+    nextAt: string;
+    /** Expiry of the certificate the failed bindings still serve, and the ladder steps already sent for it. */
+    oldNotAfter?: string | null;
+    escalated?: number[];
+  } | null;
   /** The last attempts, newest first (at most RECENT_MAX). */
   recent?: RenewalOutcome[];
   override?: PolicyOverride | null;

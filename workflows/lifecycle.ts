@@ -443,6 +443,9 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
             thumbprint: outcome.newThumbprint ?? '',
             failures: 1,
             nextAt: new Date(Date.now() + retryDelayMs(1)).toISOString(),
+            // bindings that failed before still serve an even older certificate: keep counting to its expiry
+            oldNotAfter: s.pendingSync?.oldNotAfter ?? observed?.notAfter ?? null,
+            escalated: s.pendingSync?.escalated ?? [],
           }
         : null;
     } else {
@@ -488,8 +491,7 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
       if (outcomes.length) s.bindings = outcomes;
       s.pendingSync = needsSync(outcomes)
         ? {
-            version: target.version,
-            thumbprint: target.thumbprint,
+            ...target,
             failures: target.failures + 1,
             nextAt: new Date(Date.now() + retryDelayMs(target.failures + 1)).toISOString(),
           }
@@ -517,6 +519,20 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
         if (sent) s.escalation = { ...s.escalation, sent: [...s.escalation.sent, ...due.fold] };
       }
     }
+    // bindings left on the old certificate escalate on the same ladder, counted to the old certificate's expiry
+    const ps = s.pendingSync;
+    const stuck = ps?.oldNotAfter ? escalationDue(ps.oldNotAfter, now, ps.escalated ?? []) : undefined;
+    if (ps && stuck) {
+      const sent = await send({
+        kind: 'partially-synced',
+        eventId: `${workflowInfo().workflowId}:bindings:${ps.oldNotAfter}:${stuck.step}`,
+        daysLeft: stuck.step,
+        syncTrigger: `Escalation: bindings still serve the old certificate, which expires in ${stuck.step} days or less`,
+        bindings: s.bindings,
+      });
+      if (sent && s.pendingSync === ps)
+        s.pendingSync = { ...ps, escalated: [...(ps.escalated ?? []), ...stuck.fold] };
+    }
     const reportAt = pausedReportAt();
     if (s.paused && reportAt && reportAt <= now) {
       const sent = await send({
@@ -527,7 +543,9 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
     }
   }
 
-  async function send(ev: Pick<NotifyInput, 'kind' | 'eventId' | 'daysLeft'>): Promise<boolean> {
+  async function send(
+    ev: Pick<NotifyInput, 'kind' | 'eventId' | 'daysLeft' | 'syncTrigger' | 'bindings'>,
+  ): Promise<boolean> {
     const o = s.observed;
     const failures = s.recent.slice(0, s.consecutiveFailures);
     try {
@@ -586,9 +604,12 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
 
   function escalationWake(): Date | null {
     const o = s.observed;
-    if (!o?.notAfter) return null;
-    const sent = s.escalation.thumbprint === o.thumbprint ? s.escalation.sent : [];
-    return nextEscalationAt(o.notAfter, new Date(), sent);
+    const ps = s.pendingSync;
+    const sent = s.escalation.thumbprint === o?.thumbprint ? s.escalation.sent : [];
+    return earliest(
+      o?.notAfter ? nextEscalationAt(o.notAfter, new Date(), sent) : null,
+      ps?.oldNotAfter ? nextEscalationAt(ps.oldNotAfter, new Date(), ps.escalated ?? []) : null,
+    );
   }
 
   function pausedReportAt(): Date | null {

@@ -217,3 +217,38 @@ describe('retiring (the certificate was deleted from its vault)', () => {
     });
   });
 });
+
+describe('bindings that stay on the old certificate', () => {
+  it('are retried with backoff and escalate on the ladder to the old certificate expiry, each step once', async () => {
+    const fake = fakeActivities(10, {
+      syncBindings: async () => [
+        {
+          target: 'app',
+          binding: 'www.site.test',
+          before: 'THUMB1',
+          after: 'THUMB1',
+          status: 'failed',
+          detail: '403',
+        },
+      ],
+    });
+    await withLifecycle(fake.acts, 'stuck', async (handle) => {
+      const outcome = await handle.executeUpdate(renewNowUpdate, { args: [{}] });
+      expect(outcome.status).toBe('renewed');
+      await env.sleep(11 * DAY); // the old certificate (10 days) has expired by now
+      const steps = await waitFor('the expiry step', async () => {
+        // one ladder to THUMB1's expiry, also across the next renewal (day 8) whose bindings fail too
+        const s = fake.notifies.filter(
+          (n) => n.kind === 'partially-synced' && n.eventId.includes(':bindings:'),
+        );
+        return s.some((n) => n.daysLeft === 0) ? s.map((n) => n.daysLeft) : undefined;
+      });
+      expect(steps).toEqual([14, 7, 3, 1, 0]);
+      expect(fake.notifies.find((n) => n.daysLeft === 3)?.syncTrigger).toMatch(/old certificate/);
+      const syncs = fake.calls.filter((c) => c === 'syncBindings').length;
+      expect(syncs).toBeGreaterThan(5); // retried all along, with backoff (capped at 6 h)
+      expect(syncs).toBeLessThan(60);
+      expect((await handle.query(statusQuery)).phase).toBe('Failing');
+    });
+  });
+});
