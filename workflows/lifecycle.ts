@@ -330,7 +330,7 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
 
     // observe: a vault that cannot be read is a Failing phase with backoff, never the end of the lifecycle
     try {
-      s.observed = await observe(id);
+      s.observed = await observe.executeWithOptions({ summary: `read ${id} from its vault` }, [id]);
       observeError = null;
       observeFailures = 0;
     } catch (err) {
@@ -376,7 +376,7 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
     if (outcome.status === 'renewed') {
       log.info('certificate renewed', { certificateId: id, thumbprint: outcome.newThumbprint });
       try {
-        s.observed = await observe(id);
+        s.observed = await observe.executeWithOptions({ summary: `read ${id} from its vault` }, [id]);
       } catch {
         // the next run observes again
       }
@@ -468,12 +468,17 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
     if (target) {
       show('Syncing', `${why}: binding consumers to ${target.thumbprint}`);
       try {
-        outcomes = await syncBindings({
-          certificateId: id,
-          version: target.version,
-          thumbprint: target.thumbprint,
-          previousThumbprint: s.previousThumbprint,
-        });
+        outcomes = await syncBindings.executeWithOptions(
+          { summary: `re-bind every consumer of ${id} to ${target.thumbprint} (${why})` },
+          [
+            {
+              certificateId: id,
+              version: target.version,
+              thumbprint: target.thumbprint,
+              previousThumbprint: s.previousThumbprint,
+            },
+          ],
+        );
       } catch (err) {
         const e = describeFailure(err);
         log.warn('binding sync failed', { certificateId: id, error: e.message });
@@ -549,18 +554,20 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
     const o = s.observed;
     const failures = s.recent.slice(0, s.consecutiveFailures);
     try {
-      await notify({
-        ...ev,
-        failingSince: failures.at(-1)?.startedAt ?? null,
-        attempts: s.consecutiveFailures,
-        renewalDueAt: renewalTime(rulesInput(), decisionContext())?.toISOString() ?? null,
-        certificateId: id,
-        outcome: s.lastAttempt ?? undefined,
-        recipientTag: o?.tags.Recipient,
-        current: { thumbprint: o?.thumbprint ?? null, notAfter: o?.notAfter ?? null },
-        nextAttemptAt: nextAt?.toISOString() ?? null,
-        paused: s.paused ? { reason: s.paused.reason, since: s.paused.since } : undefined,
-      });
+      await notify.executeWithOptions({ summary: `tell the people of ${id}: ${ev.kind}` }, [
+        {
+          ...ev,
+          failingSince: failures.at(-1)?.startedAt ?? null,
+          attempts: s.consecutiveFailures,
+          renewalDueAt: renewalTime(rulesInput(), decisionContext())?.toISOString() ?? null,
+          certificateId: id,
+          outcome: s.lastAttempt ?? undefined,
+          recipientTag: o?.tags.Recipient,
+          current: { thumbprint: o?.thumbprint ?? null, notAfter: o?.notAfter ?? null },
+          nextAttemptAt: nextAt?.toISOString() ?? null,
+          paused: s.paused ? { reason: s.paused.reason, since: s.paused.since } : undefined,
+        },
+      ]);
       s.notifyError = null;
       return true;
     } catch (err) {
