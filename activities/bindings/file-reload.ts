@@ -566,7 +566,8 @@ export function createFileReloadTarget(target: FileReloadTarget): BindingTarget 
     name: target.name,
     async sync(ctx: BindingContext): Promise<BindingOutcome[]> {
       try {
-        return [await bindFiles(target, await ctx.material(), ctx.thumbprint)];
+        const material = await ctx.material();
+        return [await oneAtATimePerServer(target, () => bindFiles(target, material, ctx.thumbprint))];
       } catch (err) {
         return [
           {
@@ -581,4 +582,29 @@ export function createFileReloadTarget(target: FileReloadTarget): BindingTarget 
       }
     },
   };
+}
+
+/**
+ * Targets served by the same server (same validate and reload commands) bind one at a time: the server's
+ * validation reads every site's files, so a concurrent swap of another site (key written, certificate not yet)
+ * would fail it and roll back a good binding. Different servers still bind in parallel.
+ */
+const serverQueues = new Map<string, Promise<unknown>>();
+
+async function oneAtATimePerServer<T>(target: FileReloadTarget, fn: () => Promise<T>): Promise<T> {
+  const key = JSON.stringify([
+    target.validate.command,
+    target.validate.args,
+    target.reload.command,
+    target.reload.args,
+  ]);
+  const before = serverQueues.get(key) ?? Promise.resolve();
+  const run = before.catch(() => undefined).then(fn);
+  const tail = run.catch(() => undefined);
+  serverQueues.set(key, tail);
+  try {
+    return await run;
+  } finally {
+    if (serverQueues.get(key) === tail) serverQueues.delete(key);
+  }
 }

@@ -5,6 +5,7 @@ import path from 'node:path';
 import { describe, expect, it } from 'vitest';
 import {
   bindFiles,
+  createFileReloadTarget,
   cleanStderr,
   fileLeafThumbprint,
   pemLeafThumbprint,
@@ -254,5 +255,45 @@ describe('bindFiles without a server (commands /bin/true and /bin/false)', () =>
         `${t.certPath}.previous to fall back to; put a matching key and certificate in place`,
     );
     expect(await dirState(dir)).toEqual(before);
+  });
+});
+
+describe('file targets of one server', () => {
+  it('bind one at a time (its validation reads every site), different servers in parallel', async () => {
+    const ca = createTestCa();
+    const dir = scratchDir('file-reload-serial');
+    mkdirSync(dir, { recursive: true });
+    // a validation that fails when another one runs at the same time on this server (an exclusive lock file)
+    const check = (server: string) => ({
+      command: process.execPath,
+      args: [
+        '-e',
+        `const fs=require('fs');const f=${JSON.stringify(path.join(dir, `${server}.lock`))};` +
+          `try{fs.writeFileSync(f,'',{flag:'wx'})}catch{process.exit(1)}` +
+          `setTimeout(()=>fs.unlinkSync(f),150)`,
+      ],
+    });
+    const { certPem, keyPem } = ca.issueServerCert(['x.test']);
+    const thumbprint = thumbprintOf(new X509Certificate(certPem));
+    const ctx = {
+      certificateId: 'kv/x',
+      version: 'v2',
+      thumbprint,
+      previousThumbprint: null,
+      secretId: 'local://kv/secrets/x/v2',
+      notAfter: null,
+      material: async () => ({ keyPem, chainPem: [certPem, ca.caCertPem] }),
+    };
+    const target = (server: string, i: number) =>
+      createFileReloadTarget({
+        name: `${server}-${i}`,
+        certPath: path.join(dir, `${server}-${i}.crt`),
+        keyPath: path.join(dir, `${server}-${i}.key`),
+        validate: check(server),
+        reload: { command: '/bin/true', args: [] },
+      });
+    const targets = [0, 1, 2, 3].flatMap((i) => [target('a', i), target('b', i)]);
+    const outcomes = (await Promise.all(targets.map((t) => t.sync(ctx)))).flat();
+    expect(outcomes.map((o) => `${o.target}:${o.status}`).filter((s) => !s.endsWith(':bound'))).toEqual([]);
   });
 });
