@@ -1,0 +1,324 @@
+/**
+ * Benchmark (a script, not a test): time from merge to the last of N bindings verified live.
+ *
+ *   npx tsx bench/bindings.ts                 # N = 1, 20, 200 nginx sites + 200 App Service bindings, 5 runs each
+ *   npx tsx bench/bindings.ts --sizes 1,20 --runs 3 --app-service-runs 0
+ *
+ * File/nginx: N TLS sites (SNI `site-001...`), each with its own certificate and key files, all consumers of one
+ * certificate (`*.sites.bench.test`) in a local vault, in three layouts: one nginx for all N sites synced 8 at a time
+ * (what Certflow does today), the same one at a time, and one nginx per site (N hosts) 8 at a time. Each run renews
+ * the certificate (vault CSR → dev CA → merge, not timed), then times Certflow's own `syncBindings` activity,
+ * called directly (no Temporal): per file target an atomic write, `nginx -t`, `nginx -s reload`, and a live TLS
+ * probe with SNI until the site serves the new thumbprint over a trusted chain. The workflow's own step from merge
+ * to syncBindings (one workflow task) is not included.
+ * App Service: runAppServiceBench of bench/app-service-bind.ts (real ARM client against the FAKE ARM server).
+ * Writes bench/results/bindings.json.
+ */
+import { rmSync } from 'node:fs';
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { createActivities } from '../activities/index';
+import type { FileBindingTarget, KeyMaterial } from '../activities/bindings/file-reload';
+import type { BindingOutcome } from '../activities/types';
+import { runAppServiceBench, type AppServiceBenchResult } from './app-service-bind';
+import { parseArgs } from './lib/args';
+import { busyProcesses, loadAverage, machineFacts, type BusyProcess } from './lib/machine';
+import { siteName, startNginxSites, type NginxSites } from './lib/nginx-sites';
+import { readResults, stopOnSignals, writeResults } from './lib/results';
+import { stopAll } from '../test/support/proc';
+import { human, round, summarize, type Summary } from './lib/stats';
+import { createBenchPki, ISSUER, renewDirect, seedOne, VAULT } from './lib/vault';
+
+const args = parseArgs(process.argv.slice(2), {
+  sizes: '1,20,200',
+  layouts: 'shared,shared-serial,per-server',
+  runs: 5,
+  'app-service-runs': 5,
+  /** How long each probe waits for its site to serve the new certificate (the file target's default). */
+  'settle-ms': 5_000,
+  concurrency: 8,
+});
+const DAY_MS = 86_400_000;
+const DOMAIN = 'sites.bench.test';
+const CERT = 'sites';
+/** Scratch directories in use, removed also when the run is interrupted. */
+const tempDirs = new Set<string>();
+
+/**
+ * How the N sites are served:
+ * - shared: one nginx with N server blocks, targets synced `concurrency` at a time (Certflow's default, 8);
+ * - shared-serial: the same nginx, one target at a time;
+ * - per-server: N nginx instances with one site each (N hosts), `concurrency` at a time.
+ */
+type Layout = 'shared' | 'shared-serial' | 'per-server';
+
+interface FileRun {
+  ms: number;
+  verified: number;
+  failed: number;
+  /** The first few failures, shortened. */
+  failures: Array<{ binding: string; status: string; detail: string }>;
+}
+
+interface FileResult {
+  kind: 'files+nginx';
+  layout: Layout;
+  bindings: number;
+  concurrency: number;
+  nginxInstances: number;
+  runs: FileRun[];
+  ms: Summary;
+  perBindingMs: number;
+  allVerified: boolean;
+}
+
+async function startServers(layout: Layout, n: number, dir: string, material: KeyMaterial) {
+  const names = Array.from({ length: n }, (_, i) => siteName(i + 1));
+  const groups = layout === 'per-server' ? names.map((name) => [name]) : [names];
+  const servers: NginxSites[] = [];
+  try {
+    for (const [i, group] of groups.entries()) {
+      servers.push(
+        await startNginxSites({
+          dir: path.join(dir, `nginx-${i + 1}`),
+          names: group,
+          domain: DOMAIN,
+          certPem: material.chainPem.join('\n'),
+          keyPem: material.keyPem,
+        }),
+      );
+    }
+  } catch (err) {
+    await Promise.all(servers.map((s) => s.stop()));
+    throw err;
+  }
+  return servers;
+}
+
+function targetsOf(servers: NginxSites[], rootPem: string): FileBindingTarget[] {
+  return servers.flatMap((nginx) =>
+    nginx.sites.map((s) => ({
+      name: s.name,
+      certPath: s.certPath,
+      keyPath: s.keyPath,
+      validate: { command: nginx.command, args: nginx.testArgs },
+      reload: { command: nginx.command, args: nginx.reloadArgs },
+      probe: {
+        host: '127.0.0.1',
+        port: nginx.port,
+        servername: s.serverName,
+        caPem: rootPem,
+        settleMs: args['settle-ms'],
+      },
+    })),
+  );
+}
+
+async function fileBindings(layout: Layout, n: number): Promise<FileResult> {
+  const concurrency = layout === 'shared-serial' ? 1 : args.concurrency;
+  const dir = await mkdtemp(path.join(os.tmpdir(), `certflow-bench-bindings-${layout}-${n}-`));
+  tempDirs.add(dir);
+  try {
+    const pki = await createBenchPki(dir);
+    const names = [`*.${DOMAIN}`];
+    const first = await seedOne(pki, CERT, names);
+    const material = await pki.vault.exportSecret(CERT, first.version as string);
+    const servers = await startServers(layout, n, dir, material);
+    try {
+      const targets = targetsOf(servers, pki.rootPem);
+      const activities = createActivities({
+        vaults: new Map([[VAULT, pki.vault]]),
+        issuers: new Map([[ISSUER, pki.issuer]]),
+        fileBindings: () => targets,
+        bindingConcurrency: concurrency,
+        notifier: null,
+      });
+      const runs: FileRun[] = [];
+      let previous = first.thumbprint;
+      // one unmeasured warm-up run (JIT, first TLS handshakes, page cache)
+      for (let run = -1; run < args.runs; run++) {
+        const merged = await renewDirect(pki, CERT, names);
+        const started = performance.now();
+        const outcomes = await activities.syncBindings({
+          certificateId: `${VAULT}/${CERT}`,
+          version: merged.version as string,
+          thumbprint: merged.thumbprint as string,
+          previousThumbprint: previous,
+        });
+        const ms = performance.now() - started;
+        previous = merged.thumbprint;
+        const failed = outcomes.filter((o) => !verified(o, merged.thumbprint as string));
+        if (run >= 0) {
+          runs.push({
+            ms: round(ms),
+            verified: outcomes.length - failed.length,
+            failed: failed.length,
+            failures: failed.slice(0, 3).map((o) => ({
+              binding: o.target,
+              status: o.status,
+              detail: (o.detail ?? '').replace(/\s+/g, ' ').split(dir).join('<tmp>').slice(0, 300),
+            })),
+          });
+        }
+        console.log(
+          `  ${layout}, ${n} site(s), run ${run < 0 ? 'warm-up' : run + 1}: ${human(ms)}, ` +
+            `${outcomes.length - failed.length}/${n} verified live` +
+            (failed[0] ? ` (first failure: ${failed[0].target}: ${failed[0].detail?.slice(0, 160)})` : ''),
+        );
+      }
+      const ms = summarize(runs.map((r) => r.ms));
+      return {
+        kind: 'files+nginx',
+        layout,
+        bindings: n,
+        concurrency,
+        nginxInstances: servers.length,
+        runs,
+        ms,
+        perBindingMs: round(ms.median / n),
+        allVerified: runs.every((r) => r.failed === 0),
+      };
+    } finally {
+      await Promise.all(servers.map((s) => s.stop()));
+    }
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+    tempDirs.delete(dir);
+  }
+}
+
+/** Bound and the live probe saw the new certificate over a trusted chain. */
+function verified(o: BindingOutcome, thumbprint: string): boolean {
+  return o.status === 'bound' && o.probe?.ok === true && o.probe.servedThumbprint === thumbprint;
+}
+
+/** "x times faster than the 24 h best case" on the p95 (the slower, conservative figure). */
+function versus24h(p95Ms: number): string {
+  return `${Math.round(DAY_MS / p95Ms).toLocaleString('en-US')} times faster than the 24 h best case`;
+}
+
+interface BindingsResults {
+  benchmark: 'bindings';
+  at: string;
+  machine: ReturnType<typeof machineFacts>;
+  method: Record<string, string>;
+  summary: string[];
+  files: Array<FileResult & Scenario>;
+  appService: Array<AppServiceBenchResult & Scenario>;
+}
+
+/** When a scenario ran and what else the machine was doing then. */
+interface Scenario {
+  at: string;
+  loadAverage: { before: number[]; after: number[] };
+  otherProcesses: BusyProcess[];
+}
+
+async function scenario<T>(run: () => Promise<T>): Promise<T & Scenario> {
+  const before = loadAverage();
+  const otherProcesses = await busyProcesses();
+  const result = await run();
+  return {
+    ...result,
+    at: new Date().toISOString(),
+    loadAverage: { before, after: loadAverage() },
+    otherProcesses,
+  };
+}
+
+const LAYOUTS: Layout[] = ['shared', 'shared-serial', 'per-server'];
+
+function summaryLines(r: Pick<BindingsResults, 'files' | 'appService'>): string[] {
+  const range = (f: FileResult) =>
+    `${Math.min(...f.runs.map((x) => x.verified))}-${Math.max(...f.runs.map((x) => x.verified))}`;
+  return [
+    ...r.files.map(
+      (f) =>
+        `${String(f.bindings).padStart(3)} nginx site(s), ${f.layout} (${f.nginxInstances} nginx, ${f.concurrency} at a time): ` +
+        `median ${human(f.ms.median)}, p95 ${human(f.ms.p95)}` +
+        (f.allVerified
+          ? ` → ${versus24h(f.ms.p95)}`
+          : ` — NOT all verified (${range(f)} of ${f.bindings} a run)`),
+    ),
+    ...r.appService.map(
+      (a) =>
+        `200 App Service bindings (fake ARM, +${a.latencyMs} ms/call): median ${human(a.medianMs)}, ` +
+        `p95 ${human(a.p95Ms)} → ${versus24h(a.p95Ms)}`,
+    ),
+  ];
+}
+
+async function main(): Promise<void> {
+  stopOnSignals(async () => {
+    await stopAll();
+    // synchronously, then exit: nothing of the interrupted run gets to write into them again
+    for (const d of tempDirs) rmSync(d, { recursive: true, force: true });
+  });
+  const sizes = String(args.sizes)
+    .split(',')
+    .map((s) => Number(s.trim()))
+    .filter((x) => Number.isInteger(x) && x > 0);
+  if (!sizes.length) throw new Error(`--sizes: expected comma-separated counts such as 1,20,200`);
+  const layouts = String(args.layouts).split(',') as Layout[];
+  if (!layouts.every((l) => LAYOUTS.includes(l)))
+    throw new Error(`--layouts: expected some of ${LAYOUTS.join(',')}`);
+  // scenarios not run this time keep the figures of their last run
+  const earlier = await readResults<BindingsResults>('bindings.json');
+  const results: BindingsResults = {
+    benchmark: 'bindings',
+    at: new Date().toISOString(),
+    machine: machineFacts(),
+    method: {
+      files:
+        'N SNI sites with their own cert/key files, on one nginx (shared, shared-serial) or one nginx each (per-server); ' +
+        'per run: renew (untimed), then Certflow syncBindings (file targets: atomic write, nginx -t, nginx -s reload, ' +
+        "live TLS probe with SNI and trusted chain) with the layout's concurrency",
+      appService:
+        'runAppServiceBench (bench/app-service-bind.ts): real @azure/arm-appservice client, FAKE ARM server',
+      statistics:
+        'measured runs after one warm-up; nearest-rank median and p95 (with 5 runs or fewer, p95 is the slowest run)',
+      baseline: 'App Service picks up a renewed Key Vault certificate by itself within 24-48 h',
+    },
+    summary: [],
+    files: earlier?.files ?? [],
+    appService: earlier?.appService ?? [],
+  };
+  const save = async () => {
+    const order = (f: FileResult) => LAYOUTS.indexOf(f.layout) * 1e6 + f.bindings;
+    results.files.sort((x, y) => order(x) - order(y));
+    results.summary = summaryLines(results);
+    return writeResults('bindings.json', results);
+  };
+  for (const layout of layouts) {
+    for (const n of sizes) {
+      console.log(`files+nginx, ${layout}, ${n} binding(s), ${args.runs} runs:`);
+      const r = await scenario(() => fileBindings(layout, n));
+      results.files = [...results.files.filter((f) => f.layout !== layout || f.bindings !== n), r];
+      await save();
+    }
+  }
+  if (args['app-service-runs'] > 0) {
+    const appService = [];
+    for (const latencyMs of [0, 100]) {
+      console.log(
+        `App Service (fake ARM), 200 bindings, +${latencyMs} ms per ARM call, ${args['app-service-runs']} runs`,
+      );
+      appService.push(
+        await scenario(() =>
+          runAppServiceBench({ bindings: 200, runs: args['app-service-runs'], latencyMs }),
+        ),
+      );
+    }
+    results.appService = appService;
+  }
+  const file = await save();
+  console.log(`\nfrom merge to the last binding verified live (App Service alone: 24-48 h):`);
+  for (const l of results.summary) console.log(`  ${l}`);
+  console.log(`wrote ${file}`);
+}
+
+main().catch((err: Error) => {
+  console.error(`bindings benchmark failed: ${err.stack ?? err.message}`);
+  process.exitCode = 1;
+});
