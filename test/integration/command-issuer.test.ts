@@ -6,7 +6,6 @@
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { ApplicationFailure } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
 import { webcrypto, X509Certificate } from 'node:crypto';
@@ -22,6 +21,7 @@ import { createAzureKeyVault } from '../../activities/vault/azure-key-vault';
 import { verifyIssuedChain } from '../../activities/verify/x509';
 import { startTestKeyVault, type SeedOptions, type TestKeyVault } from '../support/keyvault';
 import { repoRoot } from '../support/tools';
+import { failureOf } from '../support/failure';
 
 const fixtures = path.join(repoRoot, 'test/fixtures/issuers');
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'certflow-command-issuer-'));
@@ -50,14 +50,7 @@ const behaviour = (mode: string, extra: Partial<CommandIssuerOptions> = {}): Iss
     ...extra,
   });
 
-async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
+const failure = failureOf;
 
 const alive = (pid: number) => {
   try {

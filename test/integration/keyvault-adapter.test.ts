@@ -7,12 +7,12 @@ import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { CertificateClient } from '@azure/keyvault-certificates';
 import { SecretClient } from '@azure/keyvault-secrets';
-import { ApplicationFailure } from '@temporalio/common';
 import crypto, { X509Certificate } from 'node:crypto';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { CertificatePolicySnapshot, CertificateSummary } from '../../activities/types';
 import { createAzureKeyVault } from '../../activities/vault/azure-key-vault';
 import { startTestKeyVault, type TestKeyVault } from '../support/keyvault';
+import { failureOf } from '../support/failure';
 
 let kv: TestKeyVault;
 let vault: ReturnType<typeof createAzureKeyVault>;
@@ -32,16 +32,7 @@ afterAll(async () => {
   await kv?.stop();
 });
 
-async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (err) {
-    thrown.push(err);
-    expect(err).toBeInstanceOf(ApplicationFailure);
-    return err as ApplicationFailure;
-  }
-  throw new Error('expected the call to fail');
-}
+const failure = (p: Promise<unknown>) => failureOf(p, thrown);
 
 async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
   const out: T[] = [];

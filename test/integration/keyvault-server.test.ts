@@ -6,7 +6,6 @@
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
 import { CertificateClient } from '@azure/keyvault-certificates';
-import { ApplicationFailure } from '@temporalio/common';
 import crypto, { X509Certificate } from 'node:crypto';
 import https from 'node:https';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +13,7 @@ import { createAzureKeyVault } from '../../activities/vault/azure-key-vault';
 import type { Vault } from '../../activities/types';
 import { startTestKeyVault, type TestKeyVault } from '../support/keyvault';
 import { pemToDer } from '../support/test-ca';
+import { failureOf } from '../support/failure';
 
 let kv: TestKeyVault;
 let vault: Vault;
@@ -21,16 +21,7 @@ let vault: Vault;
 const thrown: unknown[] = [];
 const exportedKeys: string[] = [];
 
-async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (err) {
-    thrown.push(err);
-    expect(err).toBeInstanceOf(ApplicationFailure);
-    return err as ApplicationFailure;
-  }
-  throw new Error('expected the call to fail');
-}
+const failure = (p: Promise<unknown>) => failureOf(p, thrown);
 
 const spkiOfCsr = (pem: string) => Buffer.from(new x509.Pkcs10CertificateRequest(pem).publicKey.rawData);
 const spkiOfCert = (pem: string) =>

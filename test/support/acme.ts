@@ -6,9 +6,8 @@ import 'reflect-metadata';
 import { generateKeyPairSync, randomBytes, webcrypto } from 'node:crypto';
 import { Resolver } from 'node:dns/promises';
 import * as x509 from '@peculiar/x509';
-import { ApplicationFailure } from '@temporalio/common';
-import { expect } from 'vitest';
 import type { IssueRequest } from '../../activities/types';
+export { failureOf } from './failure';
 
 export type Kind = 'EC' | 'RSA';
 const GEN = {
@@ -49,15 +48,6 @@ export const uniq = () => randomBytes(4).toString('hex');
 
 export function request(names: string[], csrPem: string): IssueRequest {
   return { certificateId: `test/${names[0]}`, csrPem, dnsNames: names };
-}
-
-export async function failureOf(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err, 'expected the call to fail').toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
 }
 
 /** TXT values of a name as the DNS server at 127.0.0.1:port answers them ([] when there are none). */

@@ -12,7 +12,6 @@
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { ApplicationFailure } from '@temporalio/common';
 import { webcrypto } from 'node:crypto';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
@@ -28,6 +27,7 @@ import {
   TEST_TOKEN,
 } from '../support/keyvault-recorded';
 import { createTestCa } from '../support/test-ca';
+import { failureOf } from '../support/failure';
 
 const BASE = 'https://kv-recorded.vault.azure.net';
 const ca = createTestCa();
@@ -46,16 +46,7 @@ beforeAll(async () => {
   csrDer = new Uint8Array(csr.rawData);
 });
 
-async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
-  try {
-    await p;
-  } catch (err) {
-    thrown.push(err);
-    expect(err).toBeInstanceOf(ApplicationFailure);
-    return err as ApplicationFailure;
-  }
-  throw new Error('expected the call to fail');
-}
+const failure = (p: Promise<unknown>) => failureOf(p, thrown);
 
 const caller = `appid=11111111-2222-3333-4444-555555555555;oid=66666666-7777-8888-9999-000000000000;iss=https://sts.windows.net/${RECORDED_TENANT}/`;
 const FORBIDDEN = {

@@ -4,7 +4,6 @@
  */
 import 'reflect-metadata';
 import * as x509 from '@peculiar/x509';
-import { ApplicationFailure } from '@temporalio/common';
 import { webcrypto, X509Certificate } from 'node:crypto';
 import { mkdtempSync, promises as fs } from 'node:fs';
 import os from 'node:os';
@@ -13,6 +12,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { createDevCaIssuer, type DevCaIssuerOptions } from '../../activities/issuers/dev-ca';
 import type { Issued } from '../../activities/types';
 import { verifyIssuedChain } from '../../activities/verify/x509';
+import { failureOf } from '../support/failure';
 
 const tmp = mkdtempSync(path.join(os.tmpdir(), 'certflow-dev-ca-'));
 const dirs = { n: 0 };
@@ -73,14 +73,7 @@ async function issue(
   return r.chainPem;
 }
 
-async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(ApplicationFailure);
-  return err as ApplicationFailure;
-}
+const failure = failureOf;
 
 describe('leaf certificates', () => {
   it.each<KeyAlg>(['rsa-2048', 'ec-p256', 'ec-p384'])(

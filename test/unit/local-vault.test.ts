@@ -14,6 +14,7 @@ import type { CertificatePolicySnapshot, KeySpec } from '../../activities/types'
 import { createLocalVault, loadEncryptionKey, type LocalVault } from '../../activities/vault/local';
 import { createTestCa, pemToDer } from '../support/test-ca';
 import { scratchDir } from '../support/tools';
+import { failureOf } from '../support/failure';
 
 const root = scratchDir('local-vault');
 const encryptionKey = crypto.randomBytes(32);
@@ -39,12 +40,7 @@ function policy(name: string, key: KeySpec = rsa): CertificatePolicySnapshot {
 }
 
 async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e,
-  );
-  if (!(err instanceof ApplicationFailure))
-    throw new Error(`expected an ApplicationFailure, got ${String(err)}`);
+  const err = await failureOf(p);
   messages.push(err.message);
   return err;
 }
