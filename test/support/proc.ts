@@ -138,8 +138,13 @@ export async function startProcess(opts: StartOptions): Promise<Started> {
         if (!killed) signalGroup(pid, 'SIGKILL');
         await exitPromise;
       }
-      // a daemon may leave children in its group (nginx workers): make sure none survive
+      // a daemon may leave children in its group (nginx workers): make sure none survive, and wait until they
+      // are gone, so that "stopped" means no process of the group exists any more
       signalGroup(pid, 'SIGKILL');
+      await waitFor(`the process group of ${opts.name} to be gone`, async () => !groupAlive(pid), {
+        timeoutMs: 5_000,
+        intervalMs: 20,
+      }).catch(() => undefined);
     },
   };
   running.add(handle);
@@ -157,6 +162,16 @@ export async function startProcess(opts: StartOptions): Promise<Started> {
     throw err;
   }
   return handle;
+}
+
+function groupAlive(pid: number): boolean {
+  if (pid <= 0) return false;
+  try {
+    process.kill(-pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
 }
 
 function signalGroup(pid: number, sig: NodeJS.Signals): void {
