@@ -15,7 +15,7 @@ import {
   syncNowUpdate,
 } from '../../workflows/messages';
 import { waitFor } from '../support/proc';
-import { DAY, HOUR, fakeActivities, startTestEnv, withLifecycle } from './harness';
+import { DAY, HOUR, fakeActivities, startTestEnv, withLifecycle, update } from './harness';
 
 let env: TestWorkflowEnvironment;
 beforeEach(async () => {
@@ -72,15 +72,15 @@ describe('lifecycle over a year (time-skipping)', () => {
     const fake = fakeActivities(env, { hooks: { issue: async () => void (await gate) } });
     await withLifecycle(env, fake.acts, 'join', async (h) => {
       await firstObservation(h);
-      const a = h.executeUpdate(renewNowUpdate, { args: [{ reason: 'first' }] });
+      const a = update(h, renewNowUpdate, [{ reason: 'first' }]);
       await waitFor('the CA call', async () => fake.issues() === 1);
       const during = await waitFor('phase Issuing', async () => {
         const st = await h.query(statusQuery);
         return st.phase === 'Issuing' ? st : undefined;
       });
       expect(during.attempts).toBe(1);
-      const b = h.executeUpdate(renewNowUpdate, { args: [{ reason: 'second' }] });
-      const sync = h.executeUpdate(syncNowUpdate, { args: [{}] });
+      const b = update(h, renewNowUpdate, [{ reason: 'second' }]);
+      const sync = update(h, syncNowUpdate, [{}]);
       await new Promise((r) => setTimeout(r, 300));
       release();
       const [oa, ob, bindings] = await Promise.all([a, b, sync]);
@@ -107,7 +107,7 @@ describe('lifecycle over a year (time-skipping)', () => {
     });
     await withLifecycle(env, fake.acts, 'pending', async (h) => {
       await firstObservation(h);
-      const out = h.executeUpdate(renewNowUpdate, { args: [{}] });
+      const out = update(h, renewNowUpdate, [{}]);
       await waitFor('pending', async () => fake.issues() === 1);
       await env.sleep(4 * DAY);
       const o = await out;
@@ -167,7 +167,7 @@ describe('lifecycle over a year (time-skipping)', () => {
     });
     await withLifecycle(env, fake.acts, 'fixed', async (h) => {
       await firstObservation(h);
-      const failed = await h.executeUpdate(renewNowUpdate, { args: [{}] });
+      const failed = await update(h, renewNowUpdate, [{}]);
       expect(failed.status).toBe('failed');
       expect(failed.error).toEqual({ type: 'AcmeBadCsr', message: 'RSA 1024 is not allowed' });
       expect(fake.calls).toContain('cancelRenewal'); // the stale CSR is dropped
@@ -223,7 +223,7 @@ describe('lifecycle over a year (time-skipping)', () => {
           h.executeUpdate(setPolicyUpdate, { args: [{ lifetimePercentage: 50, daysBeforeExpiry: 3 }] }),
         ),
       ).toMatch(/only one of them/);
-      const st = await h.executeUpdate(setPolicyUpdate, { args: [{ daysBeforeExpiry: 30 }] });
+      const st = await update(h, setPolicyUpdate, [{ daysBeforeExpiry: 30 }]);
       expect(st.policy).toEqual({ source: 'override', daysBeforeExpiry: 30, jitterMinutes: 0 });
       expect(Date.parse(st.nextRenewalAt!)).toBe(Date.parse(first.notAfter!) - 30 * DAY);
       await env.sleep(61 * DAY);
@@ -234,7 +234,7 @@ describe('lifecycle over a year (time-skipping)', () => {
       });
       expect(after.policy.source).toBe('override');
       expect(Date.parse(after.nextRenewalAt!)).toBe(Date.parse(after.notAfter!) - 30 * DAY);
-      const cleared = await h.executeUpdate(setPolicyUpdate, { args: [{ clear: true }] });
+      const cleared = await update(h, setPolicyUpdate, [{ clear: true }]);
       expect(cleared.policy).toEqual({ source: 'default', lifetimePercentage: 80, jitterMinutes: 0 });
     });
   });
@@ -256,7 +256,7 @@ describe('lifecycle over a year (time-skipping)', () => {
     });
     await withLifecycle(env, fake.acts, 'sync', async (h) => {
       await firstObservation(h);
-      const outcomes = await h.executeUpdate(syncNowUpdate, { args: [{ requestedBy: 'test' }] });
+      const outcomes = await update(h, syncNowUpdate, [{ requestedBy: 'test' }]);
       expect(outcomes).toEqual([expect.objectContaining({ status: 'bound', after: 'THUMB1' })]);
       expect(fake.version()).toBe(1);
       expect((await h.query(statusQuery)).bindings[0]?.detail).toBe('drift fixed');

@@ -21,6 +21,7 @@ import {
   fakeActivities as fakeOn,
   startTestEnv,
   withLifecycle as runOn,
+  update,
 } from './harness';
 
 let env: TestWorkflowEnvironment;
@@ -64,7 +65,7 @@ describe('certificate lifecycle (time-skipping)', () => {
   it('renews at once on a manual update and answers with the outcome', async () => {
     const fake = fakeActivities(90);
     await withLifecycle(fake.acts, 'manual', async (handle) => {
-      const outcome = await handle.executeUpdate(renewNowUpdate, { args: [{ reason: 'test' }] });
+      const outcome = await update(handle, renewNowUpdate, [{ reason: 'test' }]);
       expect(outcome.status).toBe('renewed');
       expect(outcome.trigger).toBe('Manual');
       expect(outcome.oldThumbprint).toBe('THUMB1');
@@ -120,11 +121,11 @@ describe('certificate lifecycle (time-skipping)', () => {
         async () => (await handle.query(statusQuery)).nextRenewalAt ?? undefined,
       );
       slowObserve = true; // the observe right after the renewal takes 1.5 s: the update lands in that window
-      const first = handle.executeUpdate(renewNowUpdate, { args: [{ reason: 'one' }] });
+      const first = update(handle, renewNowUpdate, [{ reason: 'one' }]);
       await waitFor('the renewal to merge', async () => fake.version() === 2);
       const before = observeCalls;
       await waitFor('the post-renewal observe to start', async () => observeCalls > before || undefined);
-      const second = handle.executeUpdate(renewNowUpdate, { args: [{ reason: 'two' }] });
+      const second = update(handle, renewNowUpdate, [{ reason: 'two' }]);
       const [a, b] = await Promise.all([first, second]);
       expect(a.newThumbprint).toBe('THUMB2');
       expect(b.status).toBe('renewed');
@@ -159,7 +160,7 @@ describe('certificate lifecycle (time-skipping)', () => {
       expect(waiting.thumbprint).toBe('THUMB1');
 
       // a manual renew with the CA refusing: the attempt fails, the stale CSR is dropped, retried later
-      const failed = await handle.executeUpdate(renewNowUpdate, { args: [{}] });
+      const failed = await update(handle, renewNowUpdate, [{}]);
       expect(failed.status).toBe('failed');
       expect(failed.error?.type).toBe('AcmeUnauthorized');
       expect(fake.calls).toContain('cancelRenewal');
@@ -183,7 +184,7 @@ describe('certificate lifecycle (time-skipping)', () => {
       },
     });
     await withLifecycle(fake.acts, 'sync', async (handle) => {
-      const outcome = await handle.executeUpdate(renewNowUpdate, { args: [{}] });
+      const outcome = await update(handle, renewNowUpdate, [{}]);
       expect(outcome.status).toBe('renewed');
       expect(outcome.bindings[0]?.status).toBe('rolled-back');
       await waitFor(
@@ -233,7 +234,7 @@ describe('bindings that stay on the old certificate', () => {
       ],
     });
     await withLifecycle(fake.acts, 'stuck', async (handle) => {
-      const outcome = await handle.executeUpdate(renewNowUpdate, { args: [{}] });
+      const outcome = await update(handle, renewNowUpdate, [{}]);
       expect(outcome.status).toBe('renewed');
       await env.sleep(11 * DAY); // the old certificate (10 days) has expired by now
       const steps = await waitFor('the expiry step', async () => {
