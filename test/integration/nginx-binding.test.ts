@@ -143,9 +143,15 @@ async function serveDirectly(c: TestCert): Promise<void> {
   await writeFile(nginx.certPath, c.certPem);
   await writeFile(nginx.keyPath, c.keyPem);
   await run(nginx.command, nginx.reloadArgs);
-  await waitFor(`nginx to serve ${c.thumbprint}`, async () => (await servedSettled()) === c.thumbprint, {
-    timeoutMs: 10_000,
-  });
+  // `nginx -s reload` only signals the master. Until the master acts on it, the old worker (still on the
+  // old pair) is the only one: counting workers first and probing after could see the new worker answer
+  // while the old one is still about to take the next connection. So: the new pair served, and only then
+  // a single worker left.
+  await waitFor(
+    `nginx to serve ${c.thumbprint} from its only worker`,
+    async () => (await served()) === c.thumbprint && (await workerCount()) === 1,
+    { timeoutMs: 10_000 },
+  );
 }
 
 /** Sets (or removes) the `.previous` generation by hand, as an earlier attempt's rotation would have left it. */
