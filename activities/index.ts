@@ -19,7 +19,7 @@ import type {
   Vault,
 } from './types';
 import { verifyIssuedChain, type VerifiedCertificate } from './verify/x509';
-import { createFileReloadTarget, type FileBindingTarget } from './bindings/file-reload';
+import { batchFileTargets, createFileReloadTarget, type FileBindingTarget } from './bindings/file-reload';
 import { mapLimit } from './bindings/concurrency';
 import { parseRecipients, type NotificationEvent } from './notify/templates';
 import { toNotificationEvent, type NotifyInput } from './notify/events';
@@ -179,10 +179,11 @@ export function createActivities(deps: ActivityDeps) {
     }): Promise<BindingOutcome[]> {
       const { vault, name } = vaultFor(input.certificateId);
       const state = await vault.describe(name);
-      const targets = [
+      // file targets of one server are bound as one batch: one validation and one reload for all its sites
+      const targets = batchFileTargets([
         ...(deps.bindings?.(input.certificateId, state.tags) ?? []),
         ...(deps.fileBindings?.(input.certificateId, state.tags) ?? []).map(createFileReloadTarget),
-      ];
+      ]);
       if (targets.length === 0) return [];
       let material: ReturnType<BindingContext['material']> | undefined;
       const ctx: BindingContext = {

@@ -24,7 +24,7 @@ import type { BindingOutcome } from '../activities/types';
 import { runAppServiceBench, type AppServiceBenchResult } from './app-service-bind';
 import { parseArgs } from './lib/args';
 import { busyProcesses, loadAverage, machineFacts, type BusyProcess } from './lib/machine';
-import { siteName, startNginxSites, type NginxSites } from './lib/nginx-sites';
+import { siteName, startNginxSites, type NginxSites } from '../test/support/nginx-sites';
 import { readResults, stopOnSignals, writeResults } from './lib/results';
 import { stopAll } from '../test/support/proc';
 import { human, round, summarize, type Summary } from './lib/stats';

@@ -5,8 +5,8 @@
  */
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { freePort, startProcess, tcpOpen } from '../../test/support/proc';
-import { tools } from '../../test/support/tools';
+import { freePort, startProcess, tcpOpen } from './proc';
+import { tools } from './tools';
 
 export interface Site {
   name: string;
@@ -22,6 +22,7 @@ export interface NginxSites {
   testArgs: string[];
   reloadArgs: string[];
   sites: Site[];
+  errorLog: string;
   stop(): Promise<void>;
 }
 
@@ -36,6 +37,8 @@ export async function startNginxSites(opts: {
   domain: string;
   certPem: string;
   keyPem: string;
+  /** error_log level; default `warn`. `notice` logs each reload ("reconfiguring"). */
+  logLevel?: 'warn' | 'notice';
 }): Promise<NginxSites> {
   const { dir } = opts;
   const port = await freePort();
@@ -73,7 +76,7 @@ export async function startNginxSites(opts: {
       'master_process on;',
       'worker_processes 1;',
       `pid ${path.join(dir, 'nginx.pid')};`,
-      `error_log ${errorLog} warn;`,
+      `error_log ${errorLog} ${opts.logLevel ?? 'warn'};`,
       'events { worker_connections 1024; }',
       'http {',
       '  access_log off;',
@@ -100,6 +103,7 @@ export async function startNginxSites(opts: {
     testArgs: ['-t', '-q', ...base],
     reloadArgs: ['-s', 'reload', ...base],
     sites,
+    errorLog,
     stop: () => proc.stop(),
   };
 }
