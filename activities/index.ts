@@ -46,6 +46,11 @@ export interface ActivityDeps {
   fileBindings?: (certificateId: string, tags: Record<string, string>) => FileBindingTarget[];
   /** How many targets sync at once (default 8). */
   bindingConcurrency?: number;
+  /**
+   * File targets of one server (same validate and reload commands) bind as one batch: one validation and one
+   * reload for all (default). `false` binds them one at a time, as the benchmark's peer does.
+   */
+  batchFileBindings?: boolean;
   /** Told of observations, renewals, failures and binding outcomes (Prometheus metrics). */
   metrics?: ActivityMetrics;
   notifier: Notifier | null;
@@ -179,11 +184,12 @@ export function createActivities(deps: ActivityDeps) {
     }): Promise<BindingOutcome[]> {
       const { vault, name } = vaultFor(input.certificateId);
       const state = await vault.describe(name);
-      // file targets of one server are bound as one batch: one validation and one reload for all its sites
-      const targets = batchFileTargets([
+      const listed = [
         ...(deps.bindings?.(input.certificateId, state.tags) ?? []),
         ...(deps.fileBindings?.(input.certificateId, state.tags) ?? []).map(createFileReloadTarget),
-      ]);
+      ];
+      // file targets of one server are bound as one batch: one validation and one reload for all its sites
+      const targets = deps.batchFileBindings === false ? listed : batchFileTargets(listed);
       if (targets.length === 0) return [];
       let material: ReturnType<BindingContext['material']> | undefined;
       const ctx: BindingContext = {

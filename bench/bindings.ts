@@ -5,12 +5,13 @@
  *   npx tsx bench/bindings.ts --sizes 1,20 --runs 3 --app-service-runs 0
  *
  * File/nginx: N TLS sites (SNI `site-001...`), each with its own certificate and key files, all consumers of one
- * certificate (`*.sites.bench.test`) in a local vault, in three layouts: one nginx for all N sites synced 8 at a time
- * (what Certflow does today), the same one at a time, and one nginx per site (N hosts) 8 at a time. Each run renews
- * the certificate (vault CSR → dev CA → merge, not timed), then times Certflow's own `syncBindings` activity,
- * called directly (no Temporal): per file target an atomic write, `nginx -t`, `nginx -s reload`, and a live TLS
- * probe with SNI until the site serves the new thumbprint over a trusted chain. The workflow's own step from merge
- * to syncBindings (one workflow task) is not included.
+ * certificate (`*.sites.bench.test`) in a local vault, in three layouts: one nginx for all N sites bound as one
+ * batch (what Certflow does: all pairs written, one `nginx -t`, one reload, then each site probed), the same nginx
+ * with batching off (`batchFileBindings: false`: site by site, each with its own `nginx -t` and reload, as Certflow
+ * did before; the peer), and one nginx per site (N hosts, 8 at a time). Each run renews the certificate (vault
+ * CSR → dev CA → merge, not timed), then times Certflow's own `syncBindings` activity, called directly (no
+ * Temporal); a binding counts once a live TLS probe with SNI saw the new thumbprint over a trusted chain. The
+ * workflow's own step from merge to syncBindings (one workflow task) is not included.
  * App Service: runAppServiceBench of bench/app-service-bind.ts (real ARM client against the FAKE ARM server).
  * Writes bench/results/bindings.json.
  */
@@ -47,8 +48,8 @@ const tempDirs = new Set<string>();
 
 /**
  * How the N sites are served:
- * - shared: one nginx with N server blocks, targets synced `concurrency` at a time (Certflow's default, 8);
- * - shared-serial: the same nginx, one target at a time;
+ * - shared: one nginx with N server blocks, its file targets bound as one batch (Certflow's default);
+ * - shared-serial: the same nginx with batching off, one target at a time (the peer);
  * - per-server: N nginx instances with one site each (N hosts), `concurrency` at a time.
  */
 type Layout = 'shared' | 'shared-serial' | 'per-server';
@@ -132,6 +133,7 @@ async function fileBindings(layout: Layout, n: number): Promise<FileResult> {
         issuers: new Map([[ISSUER, pki.issuer]]),
         fileBindings: () => targets,
         bindingConcurrency: concurrency,
+        batchFileBindings: layout !== 'shared-serial',
         notifier: null,
       });
       const runs: FileRun[] = [];
@@ -271,9 +273,9 @@ async function main(): Promise<void> {
     machine: machineFacts(),
     method: {
       files:
-        'N SNI sites with their own cert/key files, on one nginx (shared, shared-serial) or one nginx each (per-server); ' +
-        'per run: renew (untimed), then Certflow syncBindings (file targets: atomic write, nginx -t, nginx -s reload, ' +
-        "live TLS probe with SNI and trusted chain) with the layout's concurrency",
+        'N SNI sites with their own cert/key files, on one nginx (shared: one batch, one nginx -t and one reload; ' +
+        'shared-serial: batching off, site by site) or one nginx each (per-server); per run: renew (untimed), then ' +
+        'Certflow syncBindings (atomic writes, nginx -t, nginx -s reload, live TLS probe with SNI and trusted chain)',
       appService:
         'runAppServiceBench (bench/app-service-bind.ts): real @azure/arm-appservice client, FAKE ARM server',
       statistics:
