@@ -12,17 +12,16 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
-import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createActivities } from '../activities/index';
 import { mapLimit } from '../activities/bindings/concurrency';
-import { startDevServer, type DevServer } from '../test/support/temporal';
+import { startDevServer, WAL_PRAGMAS, type DevServer } from '../test/support/temporal';
 import { createCertflowWorker } from '../worker/worker';
 import { certificateLifecycle } from '../workflows/lifecycle';
 import { renewNowSignal, statusQuery, workflowIdFor } from '../workflows/messages';
 import { parseArgs } from './lib/args';
-import { tools } from '../test/support/tools';
 import { startCpuMeter } from './lib/cpu';
 import { busyProcesses, loadAverage, machineFacts } from './lib/machine';
 import { startMemorySampler, thin, type MemorySampler } from './lib/memory';
@@ -46,7 +45,6 @@ const args = parseArgs(process.argv.slice(2), {
 const N = args.n;
 const WAVE = Math.min(args.wave, N);
 const TASK_QUEUE = 'bench-fleet';
-const WAL_PRAGMAS = ['journal_mode=wal', 'synchronous=normal'];
 const idOf = (i: number) => `${VAULT}/${certName(i)}`;
 const t0 = performance.now();
 const since = () => round((performance.now() - t0) / 1000, 1);
@@ -206,8 +204,7 @@ async function run() {
   );
   try {
     say(`N=${N}, wave ${WAVE}; temp dir ${dir}`);
-    if (args.wal) await useWalServer(dir);
-    const server = await startDevServer({ dir, dbFile });
+    const server = await startDevServer({ dir, dbFile, sqlitePragmas: args.wal ? WAL_PRAGMAS : [] });
     cleanups.push(() => server.stop());
     say(`dev server ${server.address} (pid ${server.process.pid})`);
     const pki = await createBenchPki(dir);
@@ -348,19 +345,6 @@ async function run() {
   } finally {
     await cleanup();
   }
-}
-
-/**
- * The dev server with SQLite pragmas: startDevServer takes no extra CLI arguments, so a two-line wrapper in the
- * temp dir adds them, picked up through the CERTFLOW_TEMPORAL_BIN override that test/support/tools.ts honours.
- */
-async function useWalServer(dir: string): Promise<void> {
-  const real = tools.temporal();
-  const wrapper = path.join(dir, 'temporal-wal.sh');
-  const pragmas = WAL_PRAGMAS.map((p) => `--sqlite-pragma ${p}`).join(' ');
-  await writeFile(wrapper, `#!/bin/sh\nexec '${real}' "$@" ${pragmas}\n`);
-  await chmod(wrapper, 0o755);
-  process.env.CERTFLOW_TEMPORAL_BIN = wrapper;
 }
 
 /** Runs all but the `keepOldest` first-registered cleanups now, newest first. */
