@@ -3,6 +3,7 @@
  * that `config.ts` can print `vaults[1].url: expected an https URL like https://<name>.vault.azure.net`.
  * Secrets appear only as references ({ env } or { file }); an inline value is refused without being echoed.
  */
+import { isIP, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { discoverySchema } from './discovery-config';
 
@@ -35,6 +36,30 @@ const url = (example: string, protocols = ['https:']) => {
   const what = `an ${protocols.map((p) => p.replace(':', '')).join(' or ')} URL like ${example}`;
   return z.string({ error: expect(what) }).refine((v) => isUrl(v, protocols), { error: `expected ${what}` });
 };
+
+const HOST_NAME =
+  /^(?=.{1,253}\.?$)[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+/** An IP address or a DNS host name (all-digit labels only as a valid IPv4 address). */
+const isHost = (v: string) => isIP(v) !== 0 || (HOST_NAME.test(v) && !/^[\d.]+$/.test(v));
+const isPort = (p: string | undefined) => p === undefined || (/^\d{1,5}$/.test(p) && +p >= 1 && +p <= 65535);
+/** `host`, `host:port`, a bare IPv6 address or `[v6]:port`. */
+function isHostPort(v: string): boolean {
+  if (isIPv6(v)) return true;
+  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(v);
+  if (v6) return isIPv6(v6[1]!) && isPort(v6[2]);
+  const m = /^([^:[\]]+)(?::([^:]*))?$/.exec(v);
+  return !!m && isHost(m[1]!) && isPort(m[2]);
+}
+const address = z
+  .string({ error: expect('a host name or IP address') })
+  .refine(isHost, { error: 'expected a host name or IP address, like frontdoor.example.net or 10.0.0.4' });
+const hostName = z
+  .string({ error: expect('a host name') })
+  .regex(HOST_NAME, { error: 'expected a host name like www.example.com (a wildcard has no name to probe)' });
+const nameServer = z.string({ error: expect('a name server (host[:port])') }).refine(isHostPort, {
+  error:
+    'expected a name server: an IP address or host name, optionally with :port ([v6]:port for IPv6), like 1.1.1.1 or ns1-01.azure-dns.com:53',
+});
 
 const GUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 const guid = (what: string) =>
@@ -182,6 +207,36 @@ const acmeDns = z.discriminatedUnion('kind', [
   }),
 ]);
 
+const propagation = z
+  .strictObject({
+    /** Wait until the TXT value is visible at the name servers; default: on with Azure DNS, else with resolvers. */
+    check: bool('check that the TXT value is visible before validation').optional(),
+    /** Default: the DNS provider's authoritative servers for the zone (Azure DNS knows them). */
+    resolvers: z
+      .array(nameServer, { error: expect('a list of name servers') })
+      .min(1, { error: 'expected at least one name server' })
+      .optional(),
+    timeoutSeconds: int('timeoutSeconds', 1, 3600).optional(),
+    intervalSeconds: int('intervalSeconds', 1, 300).optional(),
+    /** A fixed wait after publishing (and after the check), for resolvers we cannot ask. */
+    delaySeconds: int('delaySeconds', 0, 3600).optional(),
+  })
+  .refine(
+    (p) =>
+      p.check !== false ||
+      (p.resolvers === undefined && p.timeoutSeconds === undefined && p.intervalSeconds === undefined),
+    {
+      error:
+        'expected no resolvers, timeoutSeconds or intervalSeconds with check: false (they tune the check)',
+    },
+  );
+type PropagationConfig = z.infer<typeof propagation>;
+
+/** Whether the DNS-01 propagation check runs: Azure DNS knows its zone's name servers; other providers need resolvers. */
+export function propagationCheckOn(dnsKind: 'azure' | 'challtestsrv', p: PropagationConfig = {}): boolean {
+  return p.check ?? (dnsKind === 'azure' || p.resolvers !== undefined);
+}
+
 const issuer = z.discriminatedUnion('kind', [
   z
     .strictObject({
@@ -195,6 +250,8 @@ const issuer = z.discriminatedUnion('kind', [
       accountKeyVault: name('a configured vault name').optional(),
       eab: z.strictObject({ kid: text('the EAB key id'), hmacKey: secretRefSchema }).optional(),
       dns: acmeDns.optional(),
+      /** DNS-01 only: wait until the answers are visible before the CA validates. */
+      propagation: propagation.optional(),
       http01: z
         .discriminatedUnion('kind', [
           z.strictObject({
@@ -217,7 +274,19 @@ const issuer = z.discriminatedUnion('kind', [
     })
     .refine((i) => i.dns !== undefined || i.http01 !== undefined, {
       error: 'expected dns (DNS-01) or http01 (HTTP-01), or both',
-    }),
+    })
+    .refine((i) => i.dns !== undefined || i.propagation === undefined, {
+      path: ['propagation'],
+      error: 'expected dns (DNS-01) with propagation: it applies to DNS-01 answers only',
+    })
+    .refine(
+      (i) => i.dns?.kind !== 'challtestsrv' || !i.propagation?.check || i.propagation.resolvers !== undefined,
+      {
+        path: ['propagation', 'resolvers'],
+        error:
+          'missing: expected the name servers to ask (challtestsrv does not know them), like 127.0.0.1:8053',
+      },
+    ),
   z.strictObject({
     kind: z.literal('dev-ca'),
     name: name('an issuer name'),
@@ -300,6 +369,21 @@ const binding = z.discriminatedUnion('kind', [
         }),
       )
       .min(1, { error: 'expected at least one subscription' }),
+    /** A live TLS check of each re-bound host name (SNI = the host name); none when absent. */
+    probe: z
+      .strictObject({
+        port: int('port', 1, 65535).default(443),
+        /** Connect here instead of resolving the host name (the app's inbound IP, a front door). */
+        address: address.optional(),
+        caFile: text('a path to the CA that signs the served chain (PEM)').optional(),
+        settleSeconds: int('settleSeconds', 0, 600).default(30),
+        /** Only these host names; default: every re-bound one. */
+        hostNames: z
+          .array(hostName, { error: expect('a list of host names') })
+          .min(1, { error: 'expected at least one host name' })
+          .optional(),
+      })
+      .optional(),
   }),
   z.strictObject({
     kind: z.literal('webhook'),

@@ -3,7 +3,7 @@
  * targets that consume a certificate (by id, id pattern or tag) for each sync.
  */
 import type { BindingTarget } from '../activities/types';
-import { createAppServiceTarget } from '../activities/bindings/app-service';
+import { createAppServiceTarget, type AppServiceTargetOptions } from '../activities/bindings/app-service';
 import { createFileReloadTarget, type FileBindingTarget } from '../activities/bindings/file-reload';
 import { createWebhookTarget } from '../activities/bindings/webhook';
 import { parseCertificateId } from '../activities/ids';
@@ -38,6 +38,28 @@ export function fileTarget(b: FilesConfig, path: string, c: Collector): FileBind
   };
 }
 
+const hostKey = (h: string) => h.toLowerCase().replace(/\.$/, '');
+
+/** The App Service live probe as the adapter takes it: where to connect for each re-bound host name. */
+export function appServiceProbe(
+  b: AppServiceConfig,
+  path: string,
+  c: Collector,
+): Pick<AppServiceTargetOptions, 'probe' | 'probeSettleMs'> {
+  const p = b.probe;
+  if (!p) return {};
+  const caPem = p.caFile ? c.file(p.caFile, `${path}.probe.caFile`) : undefined;
+  const only = p.hostNames && new Set(p.hostNames.map(hostKey));
+  return {
+    probe: (hostName) =>
+      // a wildcard binding has no name to connect to or to send as SNI
+      hostName.startsWith('*.') || (only && !only.has(hostKey(hostName)))
+        ? undefined
+        : { host: p.address ?? hostName, port: p.port, servername: hostName, ...(caPem ? { caPem } : {}) },
+    probeSettleMs: p.settleSeconds * 1000,
+  };
+}
+
 /** The vaults a selector can pick certificates from: named ones (ids, a pattern's literal vault), else all. */
 function vaultsOf(s: SelectorConfig, all: string[]): string[] {
   if (s.tag) return all;
@@ -65,6 +87,7 @@ function appServiceTarget(
         path: `vaults[${i}].resourceId`,
         message: `missing: expected the vault's ARM id (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.KeyVault/vaults/<name>): ${path} (app-service) imports certificates from it`,
       });
+  const probe = appServiceProbe(b, path, c);
   const credential = credentials.get(b.credential, b.cloud, `${path}.credential`);
   if (!credential) return undefined;
   return c.build(path, () =>
@@ -80,6 +103,7 @@ function appServiceTarget(
         return id;
       },
       clientOptions: { cloudSetting: ARM[b.cloud].appServiceCloud },
+      ...probe,
     }),
   );
 }

@@ -5,6 +5,7 @@
  */
 import type { Issuer } from '../activities/types';
 import { createAcmeIssuer } from '../activities/issuers/acme';
+import type { ChallengeOptions } from '../activities/issuers/acme-challenges';
 import { createCommandIssuer } from '../activities/issuers/command';
 import { createDevCaIssuer } from '../activities/issuers/dev-ca';
 import { createAzureDns } from '../activities/issuers/dns-azure';
@@ -12,6 +13,7 @@ import { createChalltestsrvDns } from '../activities/issuers/dns-challtestsrv';
 import type { DnsProvider } from '../activities/issuers/dns';
 import { createWebrootHttp01, startHttp01Server, type Http01Provider } from '../activities/issuers/http01';
 import type { IssuerConfig } from './config';
+import { propagationCheckOn } from './config-schema';
 import { ARM, type Credentials } from './deps-azure';
 import type { Collector } from './deps-collector';
 import { encryptionKeyFrom, type BuiltVault } from './deps-vaults';
@@ -32,6 +34,27 @@ export interface BuiltIssuer {
   issuer: Issuer;
   /** Roots the issued chains must validate against (PEM). */
   trustAnchors: string[];
+}
+
+/** DNS-01 propagation settings as the ACME adapter takes them (seconds become milliseconds). */
+export function acmeChallengeOptions(
+  i: AcmeConfig,
+): Pick<ChallengeOptions, 'propagation' | 'propagationDelayMs'> {
+  const p = i.propagation ?? {};
+  if (!i.dns) return {};
+  const check = propagationCheckOn(i.dns.kind, p);
+  return {
+    ...(check
+      ? {
+          propagation: {
+            ...(p.resolvers ? { resolvers: p.resolvers } : {}),
+            ...(p.timeoutSeconds !== undefined ? { timeoutMs: p.timeoutSeconds * 1000 } : {}),
+            ...(p.intervalSeconds !== undefined ? { intervalMs: p.intervalSeconds * 1000 } : {}),
+          },
+        }
+      : {}),
+    ...(p.delaySeconds ? { propagationDelayMs: p.delaySeconds * 1000 } : {}),
+  };
 }
 
 function acmeDns(i: AcmeConfig, path: string, ctx: IssuerContext): DnsProvider | undefined {
@@ -82,7 +105,7 @@ async function buildAcme(i: AcmeConfig, path: string, ctx: IssuerContext): Promi
       directoryUrl: i.directoryUrl,
       contactEmail: i.contactEmail,
       accountKey: { store: storeVault, secretName: i.accountKeySecretName },
-      ...(dns ? { dns } : {}),
+      ...(dns ? { dns, ...acmeChallengeOptions(i) } : {}),
       ...(http01 ? { http01 } : {}),
       ...(i.preferredChallenge ? { preferredChallenge: i.preferredChallenge } : {}),
       ...(eab ? { externalAccountBinding: eab } : {}),

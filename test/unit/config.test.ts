@@ -210,6 +210,92 @@ describe('parseConfig', () => {
     ]);
   });
 
+  it('takes ACME DNS-01 propagation settings and names each bad one', () => {
+    const c = base();
+    const azureDns = {
+      kind: 'azure',
+      subscriptionId: '00000000-0000-0000-0000-000000000001',
+      resourceGroup: 'rg-dns',
+      zone: 'example.com',
+    };
+    const propagation = {
+      resolvers: ['1.1.1.1', 'ns1-01.azure-dns.com:53', '[2606:4700::1111]:53', '2001:db8::53'],
+      timeoutSeconds: 180,
+      intervalSeconds: 5,
+      delaySeconds: 10,
+    };
+    c.issuers[0] = { ...c.issuers[0], dns: azureDns, propagation };
+    expect(parseConfig(c, {}).issuers[0]).toMatchObject({ dns: { kind: 'azure' }, propagation });
+
+    c.issuers[0] = {
+      ...c.issuers[0],
+      propagation: { resolvers: ['1.1.1.1', 'ns 1', '[::1', 'h:0', '1.2.3.999'], timeoutSeconds: 0 },
+    };
+    c.issuers.push(
+      { ...c.issuers[0], name: 'http', dns: undefined, http01: { kind: 'server' }, propagation: {} },
+      { ...base().issuers[0], name: 'pebble', propagation: { check: true } },
+      { ...base().issuers[0], name: 'off', propagation: { check: false, timeoutSeconds: 60 } },
+    );
+    const server = 'expected a name server: an IP address or host name, optionally with :port';
+    expect(problems(c).map((p) => p.replace(/ \(\[v6\].*/, ''))).toEqual([
+      `issuers[0].propagation.resolvers[1]: ${server}`,
+      `issuers[0].propagation.resolvers[2]: ${server}`,
+      `issuers[0].propagation.resolvers[3]: ${server}`,
+      `issuers[0].propagation.resolvers[4]: ${server}`,
+      'issuers[0].propagation.timeoutSeconds: expected timeoutSeconds of at least 1',
+      'issuers[1].propagation: expected dns (DNS-01) with propagation: it applies to DNS-01 answers only',
+      'issuers[2].propagation.resolvers: missing: expected the name servers to ask (challtestsrv does not know them), like 127.0.0.1:8053',
+      'issuers[3].propagation: expected no resolvers, timeoutSeconds or intervalSeconds with check: false (they tune the check)',
+    ]);
+  });
+
+  it('takes an App Service live probe, with defaults, and names each bad field', () => {
+    const c = base();
+    const appService = {
+      kind: 'app-service',
+      name: 'web',
+      certificates: { ids: ['kv-prod/api'] },
+      subscriptions: [{ subscriptionId: '00000000-0000-0000-0000-000000000001' }],
+    };
+    c.bindings.push(
+      { ...appService, probe: {} },
+      {
+        ...appService,
+        name: 'web-2',
+        probe: {
+          port: 8443,
+          address: '20.1.2.3',
+          caFile: '/etc/ca.pem',
+          settleSeconds: 5,
+          hostNames: ['api.example.com'],
+        },
+      },
+      { ...appService, name: 'web-3' },
+    );
+    const ok = parseConfig(c, {}).bindings;
+    expect(ok[0]).toMatchObject({ probe: { port: 443, settleSeconds: 30 } });
+    expect(ok[1]).toMatchObject({ probe: c.bindings[1]!.probe as object });
+    expect(ok[2]).not.toHaveProperty('probe');
+
+    c.bindings[0] = {
+      ...appService,
+      probe: {
+        port: 0,
+        address: 'front door',
+        settleSeconds: -1,
+        hostNames: ['ok.example.com', '*.example.com'],
+        caFile: '',
+      },
+    };
+    expect(problems(c)).toEqual([
+      'bindings[0].probe.port: expected port of at least 1',
+      'bindings[0].probe.address: expected a host name or IP address, like frontdoor.example.net or 10.0.0.4',
+      'bindings[0].probe.caFile: expected a path to the CA that signs the served chain (PEM)',
+      'bindings[0].probe.settleSeconds: expected settleSeconds of at least 0',
+      'bindings[0].probe.hostNames[1]: expected a host name like www.example.com (a wildcard has no name to probe)',
+    ]);
+  });
+
   it('refuses two renewal policies at once', () => {
     const c = { ...base(), defaults: { policy: { lifetimePercentage: 70, daysBeforeExpiry: 30 } } };
     expect(problems(c)).toEqual([

@@ -5,10 +5,25 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { afterAll, describe, expect, it } from 'vitest';
-import { ConfigError, parseConfig } from '../../worker/config';
+import { afterAll, describe, expect, it, vi } from 'vitest';
+import { createAppServiceTarget } from '../../activities/bindings/app-service';
+import { createAcmeIssuer } from '../../activities/issuers/acme';
+import { ConfigError, parseConfig, type BindingConfig, type IssuerConfig } from '../../worker/config';
 import { buildDeps, openVaults } from '../../worker/deps';
+import { appServiceProbe } from '../../worker/deps-bindings';
+import { createCollector } from '../../worker/deps-collector';
+import { acmeChallengeOptions } from '../../worker/deps-issuers';
 import { freePort, tcpOpen } from '../support/proc';
+
+// Pass-through spies: the real adapters are built, the spies only record the options they were given.
+vi.mock('../../activities/issuers/acme', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../activities/issuers/acme')>();
+  return { ...real, createAcmeIssuer: vi.fn(real.createAcmeIssuer) };
+});
+vi.mock('../../activities/bindings/app-service', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../activities/bindings/app-service')>();
+  return { ...real, createAppServiceTarget: vi.fn(real.createAppServiceTarget) };
+});
 
 const tmp = mkdtempSync(path.join(tmpdir(), 'certflow-deps-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
@@ -243,6 +258,111 @@ describe('buildDeps', () => {
       'notify.email.password: expected the environment variable SMTP_PASSWORD to be set',
     ]);
     expect((err as Error).message).not.toContain(SMTP_PASSWORD);
+  });
+});
+
+const AZURE_DNS = { kind: 'azure', subscriptionId: SUB, resourceGroup: 'rg-dns', zone: 'example.com' };
+const CHALLTESTSRV = { kind: 'challtestsrv', managementUrl: 'http://127.0.0.1:8055' };
+const APP_SERVICE = {
+  kind: 'app-service',
+  name: 'apps',
+  certificates: { pattern: 'kv/*' },
+  subscriptions: [{ subscriptionId: SUB }],
+};
+const KV = { kind: 'azure', name: 'kv', url: 'https://kv.vault.azure.net', resourceId: KV_ID };
+const issuerOf = (extra: Record<string, unknown>) =>
+  parseConfig({ vaults: [KV], issuers: [acme('ca', extra)] }, {}).issuers[0] as Extract<
+    IssuerConfig,
+    { kind: 'acme' }
+  >;
+const bindingOf = (probe?: Record<string, unknown>) =>
+  parseConfig({ vaults: [KV], bindings: [{ ...APP_SERVICE, ...(probe ? { probe } : {}) }] }, {})
+    .bindings[0] as Extract<BindingConfig, { kind: 'app-service' }>;
+
+describe('DNS-01 propagation and the App Service probe', () => {
+  it('reach the adapters that buildDeps builds', async () => {
+    vi.mocked(createAcmeIssuer).mockClear();
+    vi.mocked(createAppServiceTarget).mockClear();
+    const deps = await buildDeps(
+      parseConfig(
+        {
+          vaults: [KV],
+          issuers: [
+            acme('azure-dns', { dns: AZURE_DNS, propagation: { timeoutSeconds: 90, delaySeconds: 5 } }),
+            acme('pebble', { dns: CHALLTESTSRV }),
+          ],
+          bindings: [{ ...APP_SERVICE, probe: { address: '10.0.0.4', caFile: anchor, settleSeconds: 3 } }],
+        },
+        {},
+      ),
+      { env },
+    );
+    await deps.close();
+    const acmeOpts = (name: string) =>
+      vi.mocked(createAcmeIssuer).mock.calls.find(([o]) => o.name === name)?.[0];
+    expect(acmeOpts('azure-dns')).toMatchObject({
+      propagation: { timeoutMs: 90_000 },
+      propagationDelayMs: 5_000,
+    });
+    expect(acmeOpts('pebble')).toBeDefined();
+    expect(acmeOpts('pebble')).not.toHaveProperty('propagation');
+
+    const appOpts = vi.mocked(createAppServiceTarget).mock.calls.find(([o]) => o.name === 'apps')?.[0];
+    expect(appOpts?.probeSettleMs).toBe(3_000);
+    expect(appOpts?.probe?.('www.example.com')).toEqual({
+      host: '10.0.0.4',
+      port: 443,
+      servername: 'www.example.com',
+      caPem: expect.stringContaining('BEGIN CERTIFICATE'),
+    });
+  });
+
+  it('propagation: on by default with Azure DNS, off with challtestsrv unless resolvers are named; seconds to ms', () => {
+    expect(acmeChallengeOptions(issuerOf({ dns: AZURE_DNS }))).toEqual({ propagation: {} });
+    expect(acmeChallengeOptions(issuerOf({ dns: CHALLTESTSRV }))).toEqual({});
+    expect(
+      acmeChallengeOptions(
+        issuerOf({
+          dns: CHALLTESTSRV,
+          propagation: { resolvers: ['127.0.0.1:8053'], timeoutSeconds: 20, intervalSeconds: 1 },
+        }),
+      ),
+    ).toEqual({ propagation: { resolvers: ['127.0.0.1:8053'], timeoutMs: 20_000, intervalMs: 1_000 } });
+    expect(
+      acmeChallengeOptions(issuerOf({ dns: AZURE_DNS, propagation: { check: false, delaySeconds: 30 } })),
+    ).toEqual({ propagationDelayMs: 30_000 });
+    expect(acmeChallengeOptions(issuerOf({ http01: { kind: 'server' } }))).toEqual({});
+  });
+
+  it('probe: none without the block; the address, port and listed host names only; never a wildcard', () => {
+    const c = createCollector({});
+    expect(appServiceProbe(bindingOf(), 'bindings[0]', c)).toEqual({});
+    const plain = appServiceProbe(bindingOf({}), 'bindings[0]', c);
+    expect(plain.probeSettleMs).toBe(30_000);
+    expect(plain.probe?.('api.example.com')).toEqual({
+      host: 'api.example.com',
+      port: 443,
+      servername: 'api.example.com',
+    });
+    expect(plain.probe?.('*.example.com')).toBeUndefined();
+
+    const some = appServiceProbe(
+      bindingOf({ port: 8443, hostNames: ['API.example.com.'], settleSeconds: 0 }),
+      'bindings[0]',
+      c,
+    );
+    expect(some.probe?.('api.example.com')).toMatchObject({ host: 'api.example.com', port: 8443 });
+    expect(some.probe?.('www.example.com')).toBeUndefined();
+    expect(some.probeSettleMs).toBe(0);
+    expect(c.issues).toEqual([]);
+
+    appServiceProbe(bindingOf({ caFile: path.join(tmp, 'nope.pem') }), 'bindings[2]', c);
+    expect(c.issues).toEqual([
+      {
+        path: 'bindings[2].probe.caFile',
+        message: expect.stringMatching(/readable file .*nope\.pem \(ENOENT\)/),
+      },
+    ]);
   });
 });
 
