@@ -6,6 +6,7 @@
 import { WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { randomUUID } from 'node:crypto';
+import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createRequire } from 'node:module';
@@ -144,6 +145,37 @@ export function fakeActivities(env: TestWorkflowEnvironment, opts: FakeOptions =
 
 export type LifecycleHandle = WorkflowHandle<typeof certificateLifecycle>;
 
+/**
+ * Waits (bounded) until the workflow's latest run has no workflow task scheduled or running. The time-skipping
+ * test server loses a query that arrives while a workflow task runs, typically the one continuing a lifecycle as
+ * new right after an update returned; the lost query then keeps time locked, and the next env.sleep never returns.
+ * Reading the history does not involve the worker, so it is safe while a task runs.
+ */
+async function idle(h: LifecycleHandle): Promise<void> {
+  const E = temporal.api.enums.v1.EventType;
+  // a task scheduled or running, or a run that just continued as new (its successor's first task is due)
+  const busy = new Set<number>([
+    E.EVENT_TYPE_WORKFLOW_TASK_SCHEDULED,
+    E.EVENT_TYPE_WORKFLOW_TASK_STARTED,
+    E.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW,
+  ]);
+  const until = Date.now() + 10_000;
+  let quietSince: string | undefined;
+  while (Date.now() < until) {
+    const events = (await h.fetchHistory()).events ?? [];
+    const last = events.at(-1);
+    const mark = `${events.length}:${String(last?.eventId)}`;
+    if (busy.has(Number(last?.eventType ?? 0))) quietSince = undefined;
+    else if (quietSince === mark)
+      return; // idle in two reads in a row, nothing new in between
+    else quietSince = mark;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+/** Below waitFor's 5 s probe limit, so a slow query ends on its own before waitFor gives up on it. */
+const QUERY_DEADLINE_MS = 4_000;
+
 /** Runs `fn` against a lifecycle of kv/site (workflow id per test) on a worker of its own, then terminates it. */
 export async function withLifecycle(
   env: TestWorkflowEnvironment,
@@ -159,16 +191,34 @@ export async function withLifecycle(
     workflowsPath: require.resolve('../../workflows/index.ts'),
     activities: acts,
   });
-  await worker.runUntil(async () => {
-    const handle = await env.client.workflow.start(certificateLifecycle, {
-      taskQueue,
-      workflowId: workflowIdFor(`kv/${name}`),
-      args: [{ certificateId: 'kv/site', issuer: 'test', searchAttributes: false, ...input }],
-    });
-    await fn(handle);
-    // a lifecycle the test let finish (retired) has nothing to terminate
-    await handle.terminate('test done').catch(() => undefined);
-  });
+  // Probes that waitFor or update() gave up on may still be in flight when the test ends. Left alone, they fail
+  // UNAVAILABLE when the test server stops, and the client's retry timer then calls into the closed channel: an
+  // uncaught "Channel has been shut down". Aborting them here ends them CANCELLED, which is never retried.
+  const inFlight = new AbortController();
+  try {
+    await worker.runUntil(() =>
+      env.connection.withAbortSignal(inFlight.signal, async () => {
+        const handle = await env.client.workflow.start(certificateLifecycle, {
+          taskQueue,
+          workflowId: workflowIdFor(`kv/${name}`),
+          args: [{ certificateId: 'kv/site', issuer: 'test', searchAttributes: false, ...input }],
+        });
+        // a query the test server does not answer is cut off by its deadline (DEADLINE_EXCEEDED, not retried)
+        // instead of lingering after waitFor gave up on it
+        const query: LifecycleHandle['query'] = async (def, ...args) => {
+          await idle(handle);
+          return env.connection.withDeadline(Date.now() + QUERY_DEADLINE_MS, () =>
+            handle.query(def, ...args),
+          );
+        };
+        await fn({ ...handle, query });
+        // a lifecycle the test let finish (retired) has nothing to terminate
+        await handle.terminate('test done').catch(() => undefined);
+      }),
+    );
+  } finally {
+    inFlight.abort();
+  }
 }
 
 /**
@@ -182,6 +232,7 @@ export async function update<Ret, Args extends [unknown, ...unknown[]]>(
   args: Args,
 ): Promise<Ret> {
   const updateId = randomUUID();
+  await idle(h);
   await h.startUpdate(def, { args, updateId, waitForStage: WorkflowUpdateStage.ACCEPTED });
   for (let attempt = 1; ; attempt++) {
     let timer: NodeJS.Timeout | undefined;
@@ -190,6 +241,30 @@ export async function update<Ret, Args extends [unknown, ...unknown[]]>(
       clearTimeout(timer),
     );
     if (result !== 'lost') return result as Ret;
-    if (attempt >= 4) throw new Error(`no result for update ${def.name} after ${attempt} polls`);
+    if (attempt >= 3)
+      throw new Error(`no result for update ${def.name} after ${attempt} polls; ${await whereIs(h)}`);
+  }
+}
+
+/** Where a workflow stands (status, pending work, the last events), for a failure message; bounded in time. */
+export async function whereIs(h: LifecycleHandle): Promise<string> {
+  const within = <T>(p: Promise<T>) =>
+    Promise.race([
+      p,
+      new Promise<never>((_, no) => setTimeout(() => no(new Error('no answer in 5 s')), 5_000)),
+    ]);
+  try {
+    const d = await within(h.describe());
+    const history = await within(h.fetchHistory());
+    const events = (history.events ?? [])
+      .slice(-15)
+      .map((e) => String(temporal.api.enums.v1.EventType[e.eventType ?? 0]).replace('EVENT_TYPE_', ''));
+    return (
+      `workflow ${d.status.name}, ${d.raw.pendingActivities?.length ?? 0} pending activities ` +
+      `(${(d.raw.pendingActivities ?? []).map((a) => a.activityType?.name).join(', ')}), ` +
+      `${d.raw.pendingChildren?.length ?? 0} pending children; last events: ${events.join(' ')}`
+    );
+  } catch (err) {
+    return `could not describe the workflow: ${(err as Error).message}`;
   }
 }
