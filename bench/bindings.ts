@@ -237,7 +237,8 @@ function summaryLines(r: Pick<BindingsResults, 'files' | 'appService'>): string[
   return [
     ...r.files.map(
       (f) =>
-        `${String(f.bindings).padStart(3)} nginx site(s), ${f.layout} (${f.nginxInstances} nginx, ${f.concurrency} at a time): ` +
+        `${String(f.bindings).padStart(3)} nginx site(s), ${f.layout} (${f.nginxInstances} nginx, ` +
+        `${f.layout === 'shared' ? 'one batch' : `${f.concurrency} at a time`}): ` +
         `median ${human(f.ms.median)}, p95 ${human(f.ms.p95)}` +
         (f.allVerified
           ? ` → ${versus24h(f.ms.p95)}`
