@@ -105,18 +105,10 @@ export async function bindFiles(
   material: KeyMaterial,
   expectedThumbprint: string,
 ): Promise<BindingOutcome> {
-  const paths = checkTarget(target);
   const expected = normalizeThumbprint(expectedThumbprint);
-  const outcome = (o: Omit<BindingOutcome, 'target' | 'binding'>): BindingOutcome => ({
-    target: target.name,
-    binding: paths.certFile,
-    ...o,
-  });
-
   const materialProblem = checkMaterial(material, expected);
-  const onDisk = await fileLeafThumbprint(paths.certFile);
-  const live = target.probe ? await probeOnce(target.probe, expected) : undefined;
-  const before = live?.servedThumbprint ?? onDisk;
+  const seen = await inspect(target, material, expected);
+  const { paths, outcome, before, planned, torn } = seen;
   if (materialProblem) {
     return outcome({
       before,
@@ -125,25 +117,13 @@ export async function bindFiles(
       detail: `nothing written: ${materialProblem}`,
     });
   }
-  const planned = planFiles(target, paths, material);
-  const current = await snapshotFiles(planned);
-  const torn = pairState(target, current) === 'mismatch';
-  const servedOk = !live || live.servedThumbprint === expected;
-  if (onDisk === expected && !torn && servedOk) {
-    return outcome({
-      before,
-      after: expected,
-      status: 'unchanged',
-      detail: `already on ${expected}`,
-      probe: live,
-    });
-  }
-  if (onDisk === expected && !torn) {
+  if (seen.unchanged) return seen.unchanged;
+  if (seen.onDisk === expected && !torn) {
     return reloadWritten(target, { planned, certFile: paths.certFile }, expected, before, outcome);
   }
 
   const keep = target.keepPrevious ?? 1;
-  let snapshot = current;
+  let snapshot = seen.snapshot;
   let repaired = '';
   if (torn) {
     const { keyPath, certPath } = target;
@@ -685,12 +665,25 @@ interface Prepared {
   outcome: (o: Omit<BindingOutcome, 'target' | 'binding'>) => BindingOutcome;
 }
 
-/** What `bindFiles` finds before it writes: an outcome already (unchanged), 'serial' for crash recovery, or the plan. */
-async function prepare(
+interface Inspection {
+  paths: { certFile: string; files: string[] };
+  outcome: (o: Omit<BindingOutcome, 'target' | 'binding'>) => BindingOutcome;
+  onDisk: string | null;
+  before: string | null;
+  planned: PlannedFile[];
+  snapshot: Snapshot[];
+  /** The key on disk does not match the certificate on disk (a crash between the two renames). */
+  torn: boolean;
+  /** Set when the target already serves `expected` from a consistent pair: nothing to do. */
+  unchanged?: BindingOutcome;
+}
+
+/** What a target looks like before anything is written: files on disk, what is served, the plan. */
+async function inspect(
   target: FileReloadTarget,
   material: KeyMaterial,
   expected: string,
-): Promise<BindingOutcome | 'serial' | Omit<Prepared, 'index'>> {
+): Promise<Inspection> {
   const paths = checkTarget(target);
   const outcome = (o: Omit<BindingOutcome, 'target' | 'binding'>): BindingOutcome => ({
     target: target.name,
@@ -703,15 +696,31 @@ async function prepare(
   const planned = planFiles(target, paths, material);
   const snapshot = await snapshotFiles(planned);
   const torn = pairState(target, snapshot) === 'mismatch';
-  if (onDisk === expected && !torn && (!live || live.servedThumbprint === expected)) {
-    return outcome({
-      before,
-      after: expected,
-      status: 'unchanged',
-      detail: `already on ${expected}`,
-      probe: live,
-    });
-  }
+  const unchanged =
+    onDisk === expected && !torn && (!live || live.servedThumbprint === expected)
+      ? outcome({
+          before,
+          after: expected,
+          status: 'unchanged',
+          detail: `already on ${expected}`,
+          probe: live,
+        })
+      : undefined;
+  return { paths, outcome, onDisk, before, planned, snapshot, torn, ...(unchanged ? { unchanged } : {}) };
+}
+
+/** For the batch: an outcome already (unchanged), 'serial' for the crash-recovery cases, or the plan. */
+async function prepare(
+  target: FileReloadTarget,
+  material: KeyMaterial,
+  expected: string,
+): Promise<BindingOutcome | 'serial' | Omit<Prepared, 'index'>> {
+  const { paths, outcome, onDisk, before, planned, snapshot, torn, unchanged } = await inspect(
+    target,
+    material,
+    expected,
+  );
+  if (unchanged) return unchanged;
   if (torn || onDisk === expected) return 'serial';
   return { target, certFile: paths.certFile, planned, snapshot, saved: [], before, outcome };
 }

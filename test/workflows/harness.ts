@@ -247,7 +247,7 @@ export async function update<Ret, Args extends [unknown, ...unknown[]]>(
 }
 
 /** Where a workflow stands (status, pending work, the last events), for a failure message; bounded in time. */
-export async function whereIs(h: LifecycleHandle): Promise<string> {
+async function whereIs(h: LifecycleHandle): Promise<string> {
   const within = <T>(p: Promise<T>) =>
     Promise.race([
       p,
