@@ -25,6 +25,12 @@ export interface CertificatePolicySnapshot {
   /** Key Vault lifetime action: renew at this percentage of lifetime, or this many days before expiry. */
   lifetimePercentage?: number;
   daysBeforeExpiry?: number;
+  /**
+   * What the vault does at the lifetime trigger: `AutoRenew` (it renews by itself: an integrated CA such as
+   * DigiCert or GlobalSign, or a self-signed policy) or `EmailContacts` (it only emails; the only action Key Vault
+   * allows for the Unknown issuer). Absent when the vault has no lifetime action.
+   */
+  lifetimeAction?: 'AutoRenew' | 'EmailContacts';
 }
 
 export interface CertificateState {
@@ -93,7 +99,20 @@ export interface Vault {
   secretIdOf(certName: string, version: string): string;
   /** The current leaf certificate (PEM, public), or null when none is issued. For the CA's renewal window (ARI). */
   certificatePem(certName: string): Promise<string | null>;
-  beginRenewal(certName: string): Promise<PendingCsr>;
+  /**
+   * Issue mode: a key and CSR for the next version, made in the vault (reuses an operation in progress).
+   * A certificate the vault renews itself (its policy names an issuer other than Unknown, see
+   * `vaultRenewsItself`) is refused with the non-retryable `PolicyNotOwned`, unless `takeOver` is set (the
+   * certificate is configured with mode "issue"): Certflow never changes the policy of a certificate it does not own.
+   */
+  beginRenewal(certName: string, opts?: { takeOver?: boolean }): Promise<PendingCsr>;
+  /**
+   * Observe mode: asks the vault to renew a certificate it renews itself (integrated CA or self-signed) now, with
+   * its policy and issuer unchanged. Returns at once; the new version appears when the vault's CA has issued it
+   * (seconds for self-signed, minutes to days for an integrated CA). An operation already in progress is reused
+   * (`started: false`). Vaults that cannot renew by themselves leave it out.
+   */
+  renewInVault?(certName: string): Promise<{ started: boolean; status: string }>;
   /** Chain in PEM, leaf first. Returns the new state; detects an already merged chain by thumbprint. */
   merge(certName: string, chainPem: string[]): Promise<CertificateState>;
   cancelRenewal(certName: string): Promise<void>;
