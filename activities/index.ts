@@ -23,6 +23,7 @@ import { batchFileTargets, createFileReloadTarget, type FileBindingTarget } from
 import { mapLimit } from './bindings/concurrency';
 import { parseRecipients, type NotificationEvent } from './notify/templates';
 import { toNotificationEvent, type NotifyInput } from './notify/events';
+import { withHeartbeat } from './heartbeat';
 
 export type { NotifyInput, NotifyKind } from './notify/events';
 
@@ -117,6 +118,7 @@ export function createActivities(deps: ActivityDeps) {
       return state;
     },
 
+    /** Release 2's step (kept for lifecycles still running its code): a CSR in the vault. */
     async beginRenewal(certificateId: string) {
       const { vault, name } = vaultFor(certificateId);
       const csr = await vault.beginRenewal(name);
@@ -124,12 +126,53 @@ export function createActivities(deps: ActivityDeps) {
       return csr;
     },
 
-    async issue(req: IssueRequest & { issuer: string }): Promise<Issued | PendingIssue> {
-      return issuerFor(req.issuer).submit(req);
+    /**
+     * The first step of an attempt: the certificate as it is now, and a key and CSR for its next version made in
+     * the vault (an operation in progress is reused). Fails at once, non-retryable, when the issuer is not
+     * configured on this worker (its task queue would have nobody polling it), and when the vault renews the
+     * certificate itself and it is not configured to be taken over (mode "issue").
+     */
+    async prepareRenewal(input: { certificateId: string; issuer: string; takeOver?: boolean }): Promise<{
+      before: CertificateState;
+      csrPem: string;
+      reused: boolean;
+      dnsNames: string[];
+    }> {
+      issuerFor(input.issuer);
+      const { vault, name } = vaultFor(input.certificateId);
+      const before = await vault.describe(name);
+      const csr = await vault.beginRenewal(name, input.takeOver ? { takeOver: true } : {});
+      log.info('CSR ready in the vault', { certificateId: input.certificateId, reused: csr.reused });
+      // the names the policy asks for; a subject-only policy means the names of the current certificate
+      const dnsNames = before.policy?.dnsNames?.length ? before.policy.dnsNames : before.dnsNames;
+      return { before, csrPem: csr.csrPem, reused: csr.reused, dnsNames };
     },
 
+    /** Observe mode: asks the vault to renew a certificate it renews itself (policy and issuer unchanged). */
+    async renewInVault(certificateId: string): Promise<{ started: boolean; status: string }> {
+      const { vault, name } = vaultFor(certificateId);
+      if (!vault.renewInVault)
+        throw ApplicationFailure.create({
+          message: `vault "${vault.name}" cannot renew certificates by itself; configure ${certificateId} with mode "issue" and an issuer`,
+          type: 'VaultCannotRenew',
+          nonRetryable: true,
+        });
+      return vault.renewInVault(name);
+    },
+
+    /**
+     * Places the order with the CA (placeOrder where the issuer has one: the answer is its reference, recorded in
+     * history, and issuance goes on in pollIssuance), or issues in one call. Heartbeats while it runs.
+     */
+    async issue(req: IssueRequest & { issuer: string }): Promise<Issued | PendingIssue> {
+      const issuer = issuerFor(req.issuer);
+      return withHeartbeat(() => (issuer.placeOrder ? issuer.placeOrder(req) : issuer.submit(req)));
+    },
+
+    /** Drives a placed or pending order on; idempotent for one reference. Heartbeats while it runs. */
     async pollIssuance(req: IssueRequest & { issuer: string; ref: string }): Promise<Issued | PendingIssue> {
-      return issuerFor(req.issuer).poll(req.ref, req);
+      const issuer = issuerFor(req.issuer);
+      return withHeartbeat(() => issuer.poll(req.ref, req));
     },
 
     /** The CA's renewal window for the current certificate (ACME ARI); null when the issuer or CA has none. */
@@ -162,6 +205,38 @@ export function createActivities(deps: ActivityDeps) {
       await vault.cancelRenewal(name);
     },
 
+    /**
+     * Checks the CA's chain against the CSR, the names asked for and the trust anchors, then merges it: a chain
+     * that fails any check never reaches the vault. Idempotent (an already merged chain is found by thumbprint).
+     */
+    async verifyAndMerge(input: {
+      certificateId: string;
+      issuer: string;
+      csrPem: string;
+      chainPem: string[];
+      dnsNames: string[];
+    }): Promise<CertificateState & { verifiedThumbprint: string }> {
+      const verified = verifyIssuedChain({
+        csrPem: input.csrPem,
+        chainPem: input.chainPem,
+        expectedDnsNames: input.dnsNames,
+        now: now(),
+        trustAnchorsPem: deps.trustAnchorsPem?.(input.issuer),
+      });
+      const { vault, name } = vaultFor(input.certificateId);
+      const state = await vault.merge(name, input.chainPem);
+      if (!state.thumbprint || state.thumbprint.toUpperCase() !== verified.thumbprint.toUpperCase()) {
+        throw ApplicationFailure.create({
+          message: `after merge ${input.certificateId} has thumbprint ${state.thumbprint}, expected ${verified.thumbprint}`,
+          type: 'MergeMismatch',
+          nonRetryable: true,
+        });
+      }
+      deps.metrics?.renewed(input.certificateId);
+      return { ...state, verifiedThumbprint: verified.thumbprint };
+    },
+
+    /** Release 2's merge step (kept for lifecycles still running its code). */
     async merge(input: { certificateId: string; chainPem: string[]; expectedThumbprint: string }) {
       const { vault, name } = vaultFor(input.certificateId);
       const state = await vault.merge(name, input.chainPem);
@@ -202,23 +277,25 @@ export function createActivities(deps: ActivityDeps) {
         // the key is fetched here only when a target writes files, and never leaves this activity
         material: () => (material ??= vault.exportSecret(name, input.version)),
       };
-      const perTarget = await mapLimit(targets, deps.bindingConcurrency ?? 8, async (target) => {
-        try {
-          return await target.sync(ctx);
-        } catch (err) {
-          // a target that throws is one failed outcome; the others carry on
-          return [
-            {
-              target: target.name,
-              binding: target.kind,
-              before: input.previousThumbprint ?? null,
-              after: null,
-              status: 'failed' as const,
-              detail: (err as Error).message,
-            },
-          ];
-        }
-      });
+      const perTarget = await withHeartbeat(() =>
+        mapLimit(targets, deps.bindingConcurrency ?? 8, async (target) => {
+          try {
+            return await target.sync(ctx);
+          } catch (err) {
+            // a target that throws is one failed outcome; the others carry on
+            return [
+              {
+                target: target.name,
+                binding: target.kind,
+                before: input.previousThumbprint ?? null,
+                after: null,
+                status: 'failed' as const,
+                detail: (err as Error).message,
+              },
+            ];
+          }
+        }),
+      );
       const outcomes = perTarget.flat();
       deps.metrics?.bindings(input.certificateId, outcomes);
       return outcomes;

@@ -127,6 +127,11 @@ export interface IssueRequest {
   certificateId: CertificateId;
   csrPem: string;
   dnsNames: string[];
+  /**
+   * Stable for one renewal attempt (all of its activity retries), different for the next attempt: an issuer that
+   * cannot resume by reference can deduplicate by it (the command issuer passes it as CERTFLOW_REQUEST_KEY).
+   */
+  requestKey?: string;
 }
 
 export interface Issued {
@@ -154,6 +159,12 @@ export interface RenewalWindow {
 export interface Issuer {
   readonly name: string;
   submit(req: IssueRequest): Promise<Issued | PendingIssue>;
+  /**
+   * Optional first half of `submit` for CAs with orders (ACME): place the order and answer `pending` with its
+   * reference at once (`retryAfterSeconds: 0`: poll right away). The workflow records the reference, so a retry
+   * after a crash or a lost answer polls the same order instead of placing another.
+   */
+  placeOrder?(req: IssueRequest): Promise<Issued | PendingIssue>;
   poll(ref: string, req: IssueRequest): Promise<Issued | PendingIssue>;
   /** The CA's renewal window for the current leaf (PEM), when the CA offers one (ARI); null otherwise. */
   renewalWindow?(leafPem: string): Promise<RenewalWindow | null>;

@@ -1,7 +1,7 @@
 /** Human-readable text for Certflow's own shapes: status, renewal outcomes, binding outcomes. */
 import type { BindingOutcome } from '../activities/types';
 import type { CertificateStatus, RenewalOutcome } from '../workflows/messages';
-import { policyText } from '../workflows/lifecycle-view';
+import { policyText } from '../workflows/lifecycle/view';
 import { dash, when } from './format';
 
 export function bindingLine(b: BindingOutcome): string {

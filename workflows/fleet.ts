@@ -11,7 +11,7 @@
  */
 import { log, proxyActivities, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import type { FleetActivities, TagFilter, VaultListing } from '../activities/fleet';
-import { describeFailure } from './renewal';
+import { describeFailure } from './failures';
 
 export interface FleetInput {
   /** The vaults to scan (names configured on the workers). */

@@ -1,3 +1,4 @@
 export { certificateLifecycle } from './lifecycle';
-export { renewalWorkflow } from './renewal';
+/** Release 2's renewal child: still registered so lifecycles running release 2's code finish their attempts. */
+export { renewalWorkflow } from './legacy/renewal-v2';
 export * from './fleet';

@@ -37,11 +37,26 @@ export const issuerTaskQueueFor = (taskQueue: string, issuer: string): string =>
 export interface RenewRequest {
   reason?: string;
   requestedBy?: string;
+  /**
+   * Stable per request (the CLI's update id, an Event Grid event id): a repeat of the same request, e.g. a client
+   * retrying after a server failure, is answered with the first one's outcome and never renews twice, also across
+   * continue-as-new.
+   */
+  requestId?: string;
+  /**
+   * Renew even within the renewal-loop guard (a key compromise, an emergency re-issue). Recorded in history with
+   * `requestedBy`. Never set by Event Grid.
+   */
+  force?: boolean;
 }
 
 export interface RenewalOutcome {
   attempt: number;
-  status: 'renewed' | 'failed';
+  /**
+   * renewed: a new version is merged (or, observe mode, the vault's new version is bound); failed: see `error`;
+   * requested: observe mode, the vault was asked to renew and its new version will be bound when it appears.
+   */
+  status: 'renewed' | 'failed' | 'requested';
   trigger: string;
   startedAt: string;
   finishedAt: string;
@@ -100,17 +115,25 @@ export interface CertificateStatus {
   escalationsSent: number[];
   /** The last notification that could not be sent (SMTP outage...), cleared when one goes out. */
   notifyError: { type: string; message: string } | null;
+  /** issue: Certflow renews it with its CA; observe: the vault renews it itself (release 3+). */
+  mode?: 'issue' | 'observe';
+  /** Things people should know that are not errors (a policy that does not fit, an override ignored). */
+  notes?: string[];
+  /** Observe mode: the vault was asked to renew and its new version is awaited. */
+  vaultRenewal?: { requestedAt: string; status: string } | null;
 }
 
 export interface SyncRequest {
   requestedBy?: string;
+  /** Stable per request: a repeat is answered with the first one's outcome (see RenewRequest.requestId). */
+  requestId?: string;
 }
 
 /** Fire-and-forget renew (webhooks, Event Grid). */
 export const renewNowSignal = defineSignal<[RenewRequest]>('renewNow');
 /** Renew and answer with the attempt's outcome (CLI). Joins a renewal that is already running. */
 export const renewNowUpdate = defineUpdate<RenewalOutcome, [RenewRequest]>('renewNow');
-export const pauseSignal = defineSignal<[{ reason: string }]>('pause');
+export const pauseSignal = defineSignal<[{ reason: string; by?: string }]>('pause');
 /** The certificate is gone from its vault (fleet discovery): finish the lifecycle cleanly. */
 export const retireSignal = defineSignal<[{ reason: string }]>('retire');
 export const resumeSignal = defineSignal<[]>('resume');
@@ -123,5 +146,16 @@ export const syncNowSignal = defineSignal<[SyncRequest]>('syncNow');
 /** Override the renewal policy; answers with the status under the new policy. */
 export const setPolicyUpdate = defineUpdate<CertificateStatus, [PolicyOverride]>('setPolicy');
 
-/** Sent by a running renewal (child) to its lifecycle so status and the UI show the current step. */
+/**
+ * The vault changed (Event Grid `CertificateNewVersionCreated`, a person who renewed it by hand): look at it now
+ * instead of at the next planned time.
+ */
+export const observeNowSignal = defineSignal<[{ reason?: string }]>('observeNow');
+/**
+ * Continue as new at the next quiet moment, so the lifecycle runs the worker's current workflow code (used after
+ * an upgrade: `certflow upgrade` sends it to every lifecycle still running older code).
+ */
+export const upgradeSignal = defineSignal<[]>('upgrade');
+
+/** Sent by a running renewal (child) to its lifecycle so status and the UI show the current step (release 2). */
 export const renewalProgressSignal = defineSignal<[{ phase: Phase; detail: string }]>('renewalProgress');

@@ -26,13 +26,6 @@ export interface ObservedCertificate {
   policyKey?: KeyShape;
 }
 
-export type TriggerReason = 'Missing' | 'Expired' | 'PolicyChanged' | 'NearingRenewal' | 'Manual' | 'Retry';
-
-export interface Trigger {
-  reason: TriggerReason;
-  message: string;
-}
-
 export interface DecisionContext {
   /** A person asked for a renewal (CLI, Event Grid, webhook). */
   manual?: { reason?: string };
@@ -51,6 +44,19 @@ const FLOOR_SHARE = 0.1;
 const FLOOR_MAX_MS = 7 * DAY_MS;
 /** Jitter never exceeds this share of the lifetime, so short-lived certificates keep their rhythm. */
 const JITTER_MAX_SHARE = 0.05;
+/** The largest jitter an override or the configuration may ask for (7 days): the config schema and CLI use it. */
+export const MAX_JITTER_MINUTES = 10_080;
+/**
+ * The renewal-loop guard: a certificate is never renewed again sooner than this share of its lifetime after it
+ * was last renewed (or issued), whatever the trigger; and a policy that would renew within it is refused.
+ */
+export const RENEWAL_GUARD_SHARE = 0.1;
+/**
+ * A policy that does not fit the certificate (it would renew within the guard: "30 days before expiry" on a
+ * 6-day certificate) renews at this share of the lifetime instead, the way cert-manager falls back to 2/3.
+ */
+export const FALLBACK_LIFETIME_SHARE = 2 / 3;
+const MIN_PERCENTAGE = Math.floor(RENEWAL_GUARD_SHARE * 100) + 1;
 
 /** The policy in force: an override wins over the vault's lifetime action, which wins over the default. */
 export function effectivePolicy(
@@ -70,8 +76,11 @@ export function effectivePolicy(
   return { source: 'default', lifetimePercentage: DEFAULT_LIFETIME_PERCENTAGE, jitterMinutes };
 }
 
-/** Checks an override; the message names the field and the expected value. Undefined when it is fine. */
-export function validatePolicyOverride(o: unknown): string | undefined {
+/**
+ * Checks an override; the message names the field and the expected value. Undefined when it is fine. Given the
+ * current certificate's lifetime, also refuses a rule that would renew it right after issuance (the loop guard).
+ */
+export function validatePolicyOverride(o: unknown, current?: { lifetimeMs: number }): string | undefined {
   if (typeof o !== 'object' || o === null) return 'policy: expected an object';
   const p = o as Record<string, unknown>;
   const known = ['lifetimePercentage', 'daysBeforeExpiry', 'jitterMinutes', 'clear'];
@@ -82,16 +91,19 @@ export function validatePolicyOverride(o: unknown): string | undefined {
     return 'lifetimePercentage, daysBeforeExpiry: expected only one of them';
   if (
     p.lifetimePercentage !== undefined &&
-    !(isInt(p.lifetimePercentage) && inRange(p.lifetimePercentage, 1, 99))
+    !(isInt(p.lifetimePercentage) && inRange(p.lifetimePercentage, MIN_PERCENTAGE, 99))
   )
-    return 'lifetimePercentage: expected a whole number from 1 to 99';
+    return `lifetimePercentage: expected a whole number from ${MIN_PERCENTAGE} to 99 (at ${MIN_PERCENTAGE - 1} % or less a certificate would be renewed right after issuance)`;
   if (
     p.daysBeforeExpiry !== undefined &&
     !(isInt(p.daysBeforeExpiry) && inRange(p.daysBeforeExpiry, 1, 3650))
   )
     return 'daysBeforeExpiry: expected a whole number of days from 1 to 3650';
-  if (p.jitterMinutes !== undefined && !(isInt(p.jitterMinutes) && inRange(p.jitterMinutes, 0, 1440)))
-    return 'jitterMinutes: expected a whole number of minutes from 0 to 1440';
+  if (
+    p.jitterMinutes !== undefined &&
+    !(isInt(p.jitterMinutes) && inRange(p.jitterMinutes, 0, MAX_JITTER_MINUTES))
+  )
+    return `jitterMinutes: expected a whole number of minutes from 0 to ${MAX_JITTER_MINUTES}`;
   if (p.clear !== undefined && typeof p.clear !== 'boolean') return 'clear: expected true or false';
   if (p.clear && (p.lifetimePercentage !== undefined || p.daysBeforeExpiry !== undefined))
     return 'clear: cannot be combined with lifetimePercentage or daysBeforeExpiry';
@@ -102,7 +114,29 @@ export function validatePolicyOverride(o: unknown): string | undefined {
     p.jitterMinutes === undefined
   )
     return 'policy: expected lifetimePercentage, daysBeforeExpiry, jitterMinutes or clear';
+  if (current && typeof p.daysBeforeExpiry === 'number') {
+    const renewAtMs = current.lifetimeMs - p.daysBeforeExpiry * DAY_MS;
+    if (renewAtMs <= current.lifetimeMs * RENEWAL_GUARD_SHARE)
+      return `daysBeforeExpiry: ${p.daysBeforeExpiry} days would renew this certificate (it lives ${durationText(current.lifetimeMs)}) right after issuance; expected fewer than ${Math.max(0, Math.floor(((1 - RENEWAL_GUARD_SHARE) * current.lifetimeMs) / DAY_MS))} days`;
+  }
   return undefined;
+}
+
+/** A duration for people: "5 minutes", "6 days". */
+export function durationText(ms: number): string {
+  const units: Array<[number, string]> = [
+    [DAY_MS, 'day'],
+    [3_600_000, 'hour'],
+    [MINUTE_MS, 'minute'],
+    [1000, 'second'],
+  ];
+  for (const [size, name] of units) {
+    if (ms >= size) {
+      const n = Math.round(ms / size);
+      return `${n} ${name}${n === 1 ? '' : 's'}`;
+    }
+  }
+  return `${Math.max(0, Math.round(ms))} ms`;
 }
 
 function inRange(v: unknown, lo: number, hi: number): boolean {
@@ -153,6 +187,57 @@ export function renewalTime(c: ObservedCertificate, ctx: DecisionContext = {}): 
   return new Date(Math.max(nb, Math.min(at, floor)));
 }
 
+/** When to renew, and on what basis (for status and the rules' messages). */
+export interface RenewalPlan {
+  at: Date;
+  /** policy: the policy's time; ari: the CA's window; floor: the latest safe time; fallback: the policy did not fit. */
+  basis: 'policy' | 'ari' | 'floor' | 'fallback';
+  /** Why the policy's own time was not used, for people. */
+  note?: string;
+}
+
+/**
+ * The renewal time of the current certificate with the loop guard applied: a policy that would renew within
+ * RENEWAL_GUARD_SHARE of the lifetime after issuance does not fit this certificate (e.g. the CA issued a shorter
+ * lifetime than the policy expects) and renews at FALLBACK_LIFETIME_SHARE instead. Null without a version.
+ */
+export function renewalPlan(c: ObservedCertificate, ctx: DecisionContext = {}): RenewalPlan | null {
+  const at = renewalTime(c, ctx);
+  if (!at || !c.notBefore || !c.notAfter) return null;
+  const nb = Date.parse(c.notBefore);
+  const lifetime = Math.max(0, Date.parse(c.notAfter) - nb);
+  const guard = nb + lifetime * RENEWAL_GUARD_SHARE;
+  const byCa = windowTime(ctx, nb) === at.getTime();
+  if (at.getTime() >= guard || byCa || lifetime === 0) {
+    const floor = Date.parse(c.notAfter) - Math.min(lifetime * FLOOR_SHARE, FLOOR_MAX_MS);
+    return { at, basis: byCa ? 'ari' : at.getTime() === floor && !byCa ? 'floor' : 'policy' };
+  }
+  const policy = ctx.policy ?? effectivePolicy(c);
+  return {
+    at: new Date(nb + lifetime * FALLBACK_LIFETIME_SHARE),
+    basis: 'fallback',
+    note: `the policy (${ruleText(policy)}) would renew this certificate, which lives ${durationText(lifetime)}, right after issuance: renewing at ${Math.round(FALLBACK_LIFETIME_SHARE * 100)} % of its lifetime instead`,
+  };
+}
+
+/**
+ * The renewal-loop guard: no renewal sooner than RENEWAL_GUARD_SHARE of the current certificate's lifetime after
+ * Certflow last renewed it (or saw the vault renew it). Null when nothing holds a renewal back: no current version,
+ * or no renewal yet (a certificate issued elsewhere may be renewed at once).
+ */
+export function renewalGuardUntil(c: ObservedCertificate, lastRenewedAt: string | null): Date | null {
+  if (!c.version || !c.notBefore || !c.notAfter || !lastRenewedAt) return null;
+  const lifetime = Math.max(0, Date.parse(c.notAfter) - Date.parse(c.notBefore));
+  return new Date(Date.parse(lastRenewedAt) + lifetime * RENEWAL_GUARD_SHARE);
+}
+
+/** The renewal rule of a policy, for people: "at 80 % of lifetime", "30 days before expiry". */
+export function ruleText(p: Pick<EffectivePolicy, 'daysBeforeExpiry' | 'lifetimePercentage'>): string {
+  return p.daysBeforeExpiry !== undefined
+    ? `${p.daysBeforeExpiry} days before expiry`
+    : `at ${p.lifetimePercentage ?? DEFAULT_LIFETIME_PERCENTAGE}% of lifetime`;
+}
+
 /** A stable point inside the CA's renewal window (RFC 9773 asks clients to pick one at random). */
 export function windowTime(ctx: DecisionContext, notBefore?: number): number | null {
   const w = ctx.window;
@@ -183,76 +268,6 @@ export function unitHash(s: string): number {
   return (h >>> 0) / 2 ** 32;
 }
 
-type Rule = (c: ObservedCertificate, now: Date, ctx: DecisionContext) => Trigger | undefined;
-
-const sameNames = (a: string[], b: string[]): boolean => {
-  const norm = (x: string[]) => [...new Set(x.map((n) => n.toLowerCase()))].sort().join(',');
-  return norm(a) === norm(b);
-};
-const family = (t: string): string => t.toUpperCase().replace(/-HSM$/, '');
-
-/** The ordered chain: missing, expired, policy changed, nearing renewal time, manual request. */
-const rules: Rule[] = [
-  (c) =>
-    c.version ? undefined : { reason: 'Missing', message: 'the certificate has no issued version yet' },
-  (c, now) =>
-    c.notAfter && Date.parse(c.notAfter) <= now.getTime()
-      ? { reason: 'Expired', message: `the certificate expired at ${c.notAfter}` }
-      : undefined,
-  (c) => {
-    if (c.policyDnsNames?.length && c.dnsNames && !sameNames(c.policyDnsNames, c.dnsNames))
-      return {
-        reason: 'PolicyChanged',
-        message: `the policy asks for names [${c.policyDnsNames.join(', ')}], the certificate has [${c.dnsNames.join(', ')}]`,
-      };
-    const want = c.policyKey;
-    const have = c.key;
-    if (!want || !have) return undefined;
-    if (family(want.type) !== family(have.type))
-      return {
-        reason: 'PolicyChanged',
-        message: `the policy asks for a ${want.type} key, the certificate has ${have.type}`,
-      };
-    if (family(want.type) === 'RSA' && want.size && have.size && want.size !== have.size)
-      return {
-        reason: 'PolicyChanged',
-        message: `the policy asks for RSA ${want.size}, the certificate has RSA ${have.size}`,
-      };
-    if (family(want.type) === 'EC' && want.curve && have.curve && want.curve !== have.curve)
-      return {
-        reason: 'PolicyChanged',
-        message: `the policy asks for curve ${want.curve}, the certificate has ${have.curve}`,
-      };
-    return undefined;
-  },
-  (c, now, ctx) => {
-    const at = renewalTime(c, ctx);
-    if (!at || at.getTime() > now.getTime()) return undefined;
-    const byCa = windowTime(ctx, c.notBefore ? Date.parse(c.notBefore) : undefined) === at.getTime();
-    return {
-      reason: 'NearingRenewal',
-      message: byCa
-        ? `the CA's renewal window (ARI) has opened: renewing at ${at.toISOString()}`
-        : `renewal time ${at.toISOString()} has come`,
-    };
-  },
-  (_c, _now, ctx) =>
-    ctx.manual ? { reason: 'Manual', message: ctx.manual.reason || 'manual renew requested' } : undefined,
-];
-
-/** The first rule that fires, or undefined when the certificate can wait. */
-export function dueTrigger(
-  c: ObservedCertificate,
-  now: Date,
-  ctx: DecisionContext = {},
-): Trigger | undefined {
-  for (const rule of rules) {
-    const t = rule(c, now, ctx);
-    if (t) return t;
-  }
-  return undefined;
-}
-
 /**
  * Backoff between failed attempts of the lifecycle: 5 min, 10, 20, ... capped at 6 h, and never more than a
  * quarter of the time the certificate has left, so a failing renewal gets more tries as expiry nears.
@@ -263,38 +278,23 @@ export function retryDelayMs(consecutiveFailures: number, msUntilExpiry?: number
   return Math.max(MINUTE_MS, Math.min(backoff, msUntilExpiry / 4));
 }
 
-/** Escalation before expiry while a certificate is not renewed: days left, each step sent once. */
-export const ESCALATION_LADDER_DAYS = [14, 7, 3, 1, 0] as const;
-
 /**
- * The ladder step to send now: the most urgent threshold crossed that was not sent yet. Steps crossed at the same
- * time are folded into that one (a certificate found with 2 days left gets the 3-day mail, not three mails).
+ * When the lifecycle tries again after `consecutiveFailures` failed attempts, the last of which finished at
+ * `lastFinishedAt`: the backoff, capped by the time the certificate has left (see retryDelayMs). The one rule
+ * behind the lifecycle's retry and the "next attempt" promised in the failure email.
  */
-export function escalationDue(
-  notAfter: string,
-  now: Date,
-  sent: readonly number[],
-  ladder: readonly number[] = ESCALATION_LADDER_DAYS,
-): { step: number; fold: number[] } | undefined {
-  const left = (Date.parse(notAfter) - now.getTime()) / DAY_MS;
-  const crossed = ladder.filter((d) => left <= d && !sent.includes(d));
-  if (!crossed.length) return undefined;
-  return { step: Math.min(...crossed), fold: crossed };
+export function nextAttemptAt(
+  consecutiveFailures: number,
+  lastFinishedAt: string,
+  notAfter: string | null | undefined,
+): Date {
+  const finished = Date.parse(lastFinishedAt);
+  const msLeft = notAfter ? Date.parse(notAfter) - finished : undefined;
+  return new Date(finished + retryDelayMs(consecutiveFailures, msLeft));
 }
 
-/** When the next ladder step comes, or null when every step is sent or passed. */
-export function nextEscalationAt(
-  notAfter: string,
-  now: Date,
-  sent: readonly number[],
-  ladder: readonly number[] = ESCALATION_LADDER_DAYS,
-): Date | null {
-  const times = ladder
-    .filter((d) => !sent.includes(d))
-    .map((d) => Date.parse(notAfter) - d * DAY_MS)
-    .filter((t) => t > now.getTime());
-  return times.length ? new Date(Math.min(...times)) : null;
+/** Poll delay: the CA's Retry-After, but growing with each poll (30 s doubling to 1 h) when the CA asks too often. */
+export function pollDelaySeconds(retryAfterSeconds: number, polls: number): number {
+  const backoff = Math.min(30 * 2 ** polls, 3600);
+  return Math.max(1, Math.min(Math.max(retryAfterSeconds, backoff), 6 * 3600));
 }
-
-/** A pause longer than this is reported once to the certificate's people. */
-export const PAUSED_TOO_LONG_MS = 7 * DAY_MS;

@@ -1,7 +1,9 @@
 /**
  * Issuer for any ACME CA (Let's Encrypt, ZeroSSL, Google, step-ca, pebble) with DNS-01 or HTTP-01, for a CSR
- * made elsewhere (the vault holds the private key; it never reaches us). Issuance is synchronous: submit()
- * returns the chain or throws a classified failure; challenge answers are removed on every path.
+ * made elsewhere (the vault holds the private key; it never reaches us). Two steps, so nothing is ordered or
+ * finalized twice: `placeOrder` creates the order and returns its URL (recorded in workflow history), `poll(url)`
+ * drives that order to a certificate from wherever it stands, also after a crash; `submit` does both in one call.
+ * Failures are classified; challenge answers are removed on every path.
  * Failing is fast (no 75 s of acme-client retries): Temporal owns retrying, see acme-http.ts.
  */
 import https from 'node:https';
@@ -96,55 +98,72 @@ export function createAcmeIssuer(opts: AcmeIssuerOptions): AcmeIssuer {
     });
   }
 
-  async function issue(req: IssueRequest, ctx: AcmeCallContext): Promise<Issued> {
+  /** Places a new order for the request's names; its URL is the reference every later step resumes from. */
+  async function placeOrder(req: IssueRequest, ctx: AcmeCallContext): Promise<acme.Order> {
     const names = normaliseNames(req.dnsNames);
+    normaliseCsr(req.csrPem); // a malformed CSR is refused before an order exists
+    ctx.step = 'register the ACME account';
+    const client = await registeredClient();
+    ctx.step = `create an order for ${names.join(', ')}`;
+    return client.createOrder({ identifiers: names.map((value) => ({ type: 'dns', value })) });
+  }
+
+  /**
+   * Drives an order to a certificate from wherever it stands (pending: validate; ready: finalize; processing:
+   * wait; valid: download), so a retry after a crash or a lost answer resumes the same order and never orders
+   * or finalizes twice. An order that went invalid fails (the next attempt places a new one).
+   */
+  async function complete(orderUrl: string, req: IssueRequest, ctx: AcmeCallContext): Promise<Issued> {
     const csrPem = normaliseCsr(req.csrPem);
     const presented: Presented[] = [];
     try {
       ctx.step = 'register the ACME account';
       const client = await registeredClient();
-
-      ctx.step = `create an order for ${names.join(', ')}`;
-      let order = await client.createOrder({ identifiers: names.map((value) => ({ type: 'dns', value })) });
-
-      ctx.step = 'read the authorizations';
-      const toValidate: { authz: Authorization; challenge: Challenge }[] = [];
-      for (const authz of await client.getAuthorizations(order)) {
-        if (authz.status === 'valid') continue;
-        const challenge = solver.pick(authz);
-        ctx.step = `publish the ${challenge.type} answer for ${authz.identifier.value}`;
-        const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
-        await solver.present(authz, challenge, keyAuthorization, presented);
-        toValidate.push({ authz, challenge });
-      }
-      ctx.step = 'wait until the DNS-01 answers are visible';
-      await solver.ready(presented);
-
-      for (const { authz, challenge } of toValidate) {
-        ctx.step = `ask the CA to validate ${authz.identifier.value}`;
-        await client.completeChallenge(challenge);
-      }
+      ctx.step = `read the order ${orderUrl}`;
+      let order = await client.getOrder({ url: orderUrl } as acme.Order);
+      if (order.status === 'invalid') throw orderFailure(order, `${ctx.step} at ${directoryUrl}`);
       const deadline = Date.now() + orderTimeoutMs;
-      for (const { authz, challenge } of toValidate) {
-        ctx.step = `${challenge.type.toUpperCase()} validation of ${authz.identifier.value}`;
-        const done = await pollUntil(
-          ctx.step,
-          deadline,
-          ['valid', 'invalid', 'deactivated', 'expired', 'revoked'],
-          async () => {
-            const [fresh] = await client.getAuthorizations({ ...order, authorizations: [authz.url] });
-            return fresh!;
-          },
-        );
-        if (done.status !== 'valid') {
-          throw authorizationFailure(done, challenge.type, `${ctx.step} at ${directoryUrl}`);
+      if (order.status === 'pending') {
+        ctx.step = 'read the authorizations';
+        const toValidate: { authz: Authorization; challenge: Challenge }[] = [];
+        for (const authz of await client.getAuthorizations(order)) {
+          if (authz.status === 'valid') continue;
+          const challenge = solver.pick(authz);
+          if (challenge.status === 'pending') {
+            ctx.step = `publish the ${challenge.type} answer for ${authz.identifier.value}`;
+            const keyAuthorization = await client.getChallengeKeyAuthorization(challenge);
+            await solver.present(authz, challenge, keyAuthorization, presented);
+          }
+          toValidate.push({ authz, challenge });
         }
-      }
+        ctx.step = 'wait until the DNS-01 answers are visible';
+        await solver.ready(presented);
 
-      ctx.step = 'wait for the order to be ready';
-      order = await pollUntil(ctx.step, deadline, ['ready', 'valid', 'invalid'], () =>
-        client.getOrder(order),
-      );
+        for (const { authz, challenge } of toValidate) {
+          if (challenge.status !== 'pending') continue; // already asked (a resumed order)
+          ctx.step = `ask the CA to validate ${authz.identifier.value}`;
+          await client.completeChallenge(challenge);
+        }
+        for (const { authz, challenge } of toValidate) {
+          ctx.step = `${challenge.type.toUpperCase()} validation of ${authz.identifier.value}`;
+          const done = await pollUntil(
+            ctx.step,
+            deadline,
+            ['valid', 'invalid', 'deactivated', 'expired', 'revoked'],
+            async () => {
+              const [fresh] = await client.getAuthorizations({ ...order, authorizations: [authz.url] });
+              return fresh!;
+            },
+          );
+          if (done.status !== 'valid') {
+            throw authorizationFailure(done, challenge.type, `${ctx.step} at ${directoryUrl}`);
+          }
+        }
+        ctx.step = 'wait for the order to be ready';
+        order = await pollUntil(ctx.step, deadline, ['ready', 'valid', 'invalid'], () =>
+          client.getOrder(order),
+        );
+      }
       if (order.status === 'ready') {
         ctx.step = 'finalize the order with the CSR';
         order = await client.finalizeOrder(order, csrPem);
@@ -212,14 +231,17 @@ export function createAcmeIssuer(opts: AcmeIssuerOptions): AcmeIssuer {
 
   return {
     name: opts.name,
-    submit: (req: IssueRequest): Promise<Issued | PendingIssue> => call((ctx) => issue(req, ctx)),
-    async poll(ref: string): Promise<Issued | PendingIssue> {
-      throw ApplicationFailure.create({
-        message: `issuer '${opts.name}' (ACME) issues within submit() and never answers pending; poll('${ref}') is not supported`,
-        type: 'NotSupported',
-        nonRetryable: true,
-      });
-    },
+    /** Order and issuance in one call (the CLI's and benchmarks' path; the workflow uses placeOrder + poll). */
+    submit: (req: IssueRequest): Promise<Issued | PendingIssue> =>
+      call(async (ctx) => complete((await placeOrder(req, ctx)).url, req, ctx)),
+    placeOrder: (req: IssueRequest): Promise<PendingIssue> =>
+      call(async (ctx) => ({
+        status: 'pending',
+        ref: (await placeOrder(req, ctx)).url,
+        retryAfterSeconds: 0,
+      })),
+    poll: (ref: string, req: IssueRequest): Promise<Issued | PendingIssue> =>
+      call((ctx) => complete(ref, req, ctx)),
     renewalWindow: (leafPem: string) => call((ctx) => renewalWindow(leafPem, ctx)),
     accountUrl: () =>
       call(async (ctx) => {

@@ -7,6 +7,8 @@
  *   CERTFLOW_ACTION            `submit` or `poll`
  *   CERTFLOW_CERTIFICATE_ID    `<vault>/<name>`
  *   CERTFLOW_DNS_NAMES         the names to certify, comma-separated
+ *   CERTFLOW_REQUEST_KEY       stable for one renewal attempt across retries (a retry after a crash has the same
+ *                              key): a program that cannot answer "pending" with a ref deduplicates by it
  *   CERTFLOW_REQUEST_REF       on a poll: the ref the program printed when it answered "pending"
  *   arguments                  the configured args; a poll appends `--poll`
  *   environment                only PATH, HOME, locale and temp-dir variables of the worker, plus `env`
@@ -69,6 +71,7 @@ export function createCommandIssuer(opts: CommandIssuerOptions): Issuer {
         CERTFLOW_ACTION: poll ? 'poll' : 'submit',
         CERTFLOW_CERTIFICATE_ID: req.certificateId,
         CERTFLOW_DNS_NAMES: req.dnsNames.join(','),
+        ...(req.requestKey ? { CERTFLOW_REQUEST_KEY: req.requestKey } : {}),
         ...(poll ? { CERTFLOW_REQUEST_REF: poll.ref } : {}),
       },
       cwd: opts.cwd,

@@ -29,6 +29,10 @@ export interface NotifyInput {
   /** Partially synced outside a renewal: what ran the sync ('SyncNow', 'Drift'), and every binding's outcome. */
   syncTrigger?: string;
   bindings?: BindingOutcome[];
+  /** issue: Certflow renews it with its CA; observe: the vault renews it itself (shown in the mail). */
+  mode?: 'issue' | 'observe';
+  /** Escalation: why the certificate is not renewed (default: the last attempt's error). */
+  failure?: { type: string; message: string };
   /** Paused too long: since when and why, and when the renewal would be due. */
   paused?: { reason: string; since: string };
   renewalDueAt?: string | null;
@@ -47,7 +51,7 @@ export function toNotificationEvent(
   const base = { eventId: input.eventId, certificateId: input.certificateId, recipients, invalidRecipients };
   const notAfter = current.notAfter;
   const daysLeft = notAfter ? Math.floor((Date.parse(notAfter) - now.getTime()) / DAY_MS) : null;
-  const failure = o?.error ?? { type: 'Unknown', message: 'no attempt has finished yet' };
+  const failure = input.failure ?? o?.error ?? { type: 'Unknown', message: 'no attempt has finished yet' };
   switch (input.kind) {
     case 'renewed':
       return {

@@ -1,7 +1,7 @@
 /** `certflow policy <id>`: override the renewal policy (validated here with the workflow's own rules). */
 import { type PolicyOverride, setPolicyUpdate } from '../../workflows/messages';
 import { validatePolicyOverride } from '../../workflows/policy';
-import { policyText } from '../../workflows/lifecycle-view';
+import { policyText } from '../../workflows/lifecycle/view';
 import { EXIT, parseWholeNumber, usageError } from '../args';
 import { type Command, JSON_OPTION } from '../context';
 import { when } from '../format';

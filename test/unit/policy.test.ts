@@ -1,17 +1,16 @@
 import { describe, expect, it } from 'vitest';
 import {
   DAY_MS,
-  dueTrigger,
   effectivePolicy,
-  escalationDue,
   mergeOverride,
-  nextEscalationAt,
   renewalTime,
   retryDelayMs,
   unitHash,
   validatePolicyOverride,
   type ObservedCertificate,
 } from '../../workflows/policy';
+import { dueTrigger } from '../../workflows/legacy/due-trigger';
+import { escalationDue, nextEscalationAt } from '../../workflows/lifecycle/notices';
 
 const MIN = 60_000;
 const cert = (
@@ -186,10 +185,11 @@ describe('retry backoff between attempts', () => {
 
 describe('setPolicy validation names the field', () => {
   it.each([
-    [{ lifetimePercentage: 0 }, 'lifetimePercentage: expected a whole number from 1 to 99'],
-    [{ lifetimePercentage: 50.5 }, 'lifetimePercentage: expected a whole number from 1 to 99'],
+    [{ lifetimePercentage: 0 }, 'lifetimePercentage: expected a whole number from 11 to 99'],
+    [{ lifetimePercentage: 10 }, 'would be renewed right after issuance'],
+    [{ lifetimePercentage: 50.5 }, 'lifetimePercentage: expected a whole number from 11 to 99'],
     [{ daysBeforeExpiry: -1 }, 'daysBeforeExpiry: expected a whole number of days from 1 to 3650'],
-    [{ jitterMinutes: 2000 }, 'jitterMinutes: expected a whole number of minutes from 0 to 1440'],
+    [{ jitterMinutes: 20000 }, 'jitterMinutes: expected a whole number of minutes from 0 to 10080'],
     [
       { lifetimePercentage: 50, daysBeforeExpiry: 3 },
       'lifetimePercentage, daysBeforeExpiry: expected only one of them',
@@ -200,6 +200,16 @@ describe('setPolicy validation names the field', () => {
     [{ clear: true, daysBeforeExpiry: 3 }, 'clear: cannot be combined'],
   ])('%o → %s', (input, message) => {
     expect(validatePolicyOverride(input)).toContain(message);
+  });
+  it('refuses a days-before rule that would renew the current certificate right after issuance (loop guard)', () => {
+    const fiveMinutes = { lifetimeMs: 5 * MIN };
+    expect(validatePolicyOverride({ daysBeforeExpiry: 1 }, fiveMinutes)).toMatch(
+      /daysBeforeExpiry: 1 days would renew this certificate \(it lives 5 minutes\) right after issuance/,
+    );
+    expect(validatePolicyOverride({ daysBeforeExpiry: 30 }, { lifetimeMs: 90 * DAY_MS })).toBeUndefined();
+    expect(validatePolicyOverride({ daysBeforeExpiry: 81 }, { lifetimeMs: 90 * DAY_MS })).toMatch(
+      /fewer than 81 days/,
+    );
   });
   it('accepts good input', () => {
     expect(validatePolicyOverride({ lifetimePercentage: 70, jitterMinutes: 30 })).toBeUndefined();

@@ -3,7 +3,7 @@
  * here (the real vault, CA, nginx and SMTP are exercised in test/integration). One server per test, because time
  * skipping is global to a server.
  */
-import { WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
+import { WorkflowNotFoundError, WorkflowUpdateStage, type WorkflowHandle } from '@temporalio/client';
 import type { UpdateDefinition } from '@temporalio/common';
 import { randomUUID } from 'node:crypto';
 import { temporal } from '@temporalio/proto';
@@ -94,6 +94,19 @@ export function fakeActivities(env: TestWorkflowEnvironment, opts: FakeOptions =
     async beginRenewal() {
       calls.push('beginRenewal');
       return { csrPem: 'CSR', reused: false };
+    },
+    async prepareRenewal() {
+      calls.push('beginRenewal');
+      const before = await (current ??= now().then((t) =>
+        stateAt(version, t, opts.dnsNames ?? policy.dnsNames),
+      ));
+      return { before, csrPem: 'CSR', reused: false, dnsNames: policy.dnsNames };
+    },
+    async verifyAndMerge() {
+      calls.push('verify', 'merge');
+      version += 1;
+      current = now().then((t) => stateAt(version, t, policy.dnsNames));
+      return { ...(await current), verifiedThumbprint: `THUMB${version}` };
     },
     async issue() {
       calls.push('issue');
@@ -232,14 +245,38 @@ export async function update<Ret, Args extends [unknown, ...unknown[]]>(
   args: Args,
 ): Promise<Ret> {
   const updateId = randomUUID();
+  // renew and sync requests carry their id, as the CLI's do: a repeat is answered from the lifecycle's records
+  const first = args[0];
+  const sent = (
+    first && typeof first === 'object' && !('requestId' in first) && /^(renewNow|syncNow)$/.test(def.name)
+      ? [{ ...first, requestId: updateId }, ...args.slice(1)]
+      : args
+  ) as Args;
   await idle(h);
-  await h.startUpdate(def, { args, updateId, waitForStage: WorkflowUpdateStage.ACCEPTED });
+  const started = await h.startUpdate(def, {
+    args: sent,
+    updateId,
+    waitForStage: WorkflowUpdateStage.ACCEPTED,
+  });
+  const runPin = started.workflowRunId ? { workflowRunId: started.workflowRunId } : undefined;
   for (let attempt = 1; ; attempt++) {
     let timer: NodeJS.Timeout | undefined;
     const lost = new Promise<'lost'>((r) => (timer = setTimeout(() => r('lost'), 15_000)));
-    const result = await Promise.race([h.getUpdateHandle<Ret>(updateId).result(), lost]).finally(() =>
-      clearTimeout(timer),
-    );
+    const result = await Promise.race([
+      h
+        .getUpdateHandle<Ret>(updateId, runPin)
+        .result()
+        .catch((err: unknown) => {
+          // the run that answered continued as new before the result was read (the test server forgets it):
+          // ask the latest run, which answers a known request id from its carried records
+          if (err instanceof WorkflowNotFoundError)
+            return idle(h).then(() =>
+              h.executeUpdate(def, { args: sent, updateId: `${updateId}:again${attempt}` }),
+            );
+          throw err;
+        }),
+      lost,
+    ]).finally(() => clearTimeout(timer));
     if (result !== 'lost') return result as Ret;
     if (attempt >= 3)
       throw new Error(`no result for update ${def.name} after ${attempt} polls; ${await whereIs(h)}`);

@@ -217,7 +217,7 @@ describe('lifecycle over a year (time-skipping)', () => {
       const first = await firstObservation(h);
       expect(
         await refusal(h.executeUpdate(setPolicyUpdate, { args: [{ lifetimePercentage: 120 }] })),
-      ).toMatch(/lifetimePercentage: expected a whole number from 1 to 99/);
+      ).toMatch(/lifetimePercentage: expected a whole number from 11 to 99/);
       expect(
         await refusal(
           h.executeUpdate(setPolicyUpdate, { args: [{ lifetimePercentage: 50, daysBeforeExpiry: 3 }] }),

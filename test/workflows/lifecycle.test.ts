@@ -98,9 +98,10 @@ describe('certificate lifecycle (time-skipping)', () => {
       // wakes only for the escalation ladder and the pause report: a handful of timers, no spin
       const timers = events!.filter((e) => e.timerStartedEventAttributes).length;
       expect(timers).toBeLessThan(10);
-      // paused for 9 days: told once that the pause is long, and the ladder (3 days, 1 day left) while paused
+      // paused for 9 days: told once that the pause is long, and the ladder while paused: at the renewal time
+      // (day 8, 2 days left) the 3-day step, then the 1-day step
       expect(fake.calls.filter((c) => c === 'notify:paused-too-long')).toHaveLength(1);
-      expect(fake.notifies.filter((n) => n.kind === 'escalation').map((n) => n.daysLeft)).toEqual([1]);
+      expect(fake.notifies.filter((n) => n.kind === 'escalation').map((n) => n.daysLeft)).toEqual([3, 1]);
       await handle.signal(resumeSignal);
       await waitFor('the renewal after resume', async () => fake.version() === 2, { timeoutMs: 20_000 });
     });
@@ -125,7 +126,8 @@ describe('certificate lifecycle (time-skipping)', () => {
       await waitFor('the renewal to merge', async () => fake.version() === 2);
       const before = observeCalls;
       await waitFor('the post-renewal observe to start', async () => observeCalls > before || undefined);
-      const second = update(handle, renewNowUpdate, [{ reason: 'two' }]);
+      // right after a renewal the loop guard holds renewals back: a forced request passes it
+      const second = update(handle, renewNowUpdate, [{ reason: 'two', force: true }]);
       const [a, b] = await Promise.all([first, second]);
       expect(a.newThumbprint).toBe('THUMB2');
       expect(b.status).toBe('renewed');

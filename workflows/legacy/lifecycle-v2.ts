@@ -1,4 +1,8 @@
 /**
+ * FROZEN (release 2): the lifecycle code that v2 runs started with. `certificateLifecycle` runs it only for a
+ * history that began on it (no `lifecycle-v3` patch marker), so running lifecycles replay; at its next
+ * continue-as-new such a lifecycle moves to the current code (workflows/lifecycle/). Change only with patched().
+ *
  * One certificate, forever: observe → decide → wait → renew (child workflow) → continue-as-new.
  * Workflow id `certificate:<vault>/<name>`. State that must survive continue-as-new travels in `carried`.
  *
@@ -19,8 +23,8 @@ import {
   upsertSearchAttributes,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities, NotifyInput } from '../activities/index';
-import type { BindingOutcome } from '../activities/types';
+import type { Activities, NotifyInput } from '../../activities/index';
+import type { BindingOutcome } from '../../activities/types';
 import {
   type Phase,
   type PolicyOverride,
@@ -37,22 +41,21 @@ import {
   statusQuery,
   syncNowSignal,
   syncNowUpdate,
-} from './messages';
+} from '../messages';
 import {
   type ObservedCertificate,
-  type Trigger,
-  dueTrigger,
   effectivePolicy,
-  escalationDue,
   mergeOverride,
-  nextEscalationAt,
-  PAUSED_TOO_LONG_MS,
   renewalTime,
   retryDelayMs,
   validatePolicyOverride,
-} from './policy';
-import { describeFailure, renewalWorkflow } from './renewal';
-import { type Carried, detailsMarkdown, initialCarried, RECENT_MAX, statusOf } from './lifecycle-view';
+} from '../policy';
+import { dueTrigger } from './due-trigger';
+import { escalationDue, nextEscalationAt, PAUSED_TOO_LONG_MS } from '../lifecycle/notices';
+import type { Trigger } from '../lifecycle/triggers';
+import { describeFailure } from '../failures';
+import { renewalWorkflow } from './renewal-v2';
+import { type Carried, detailsMarkdown, initialCarried, RECENT_MAX, statusOf } from './lifecycle-v2-view';
 
 export interface LifecycleInput {
   certificateId: string;
@@ -96,7 +99,7 @@ const NEEDS_SYNC: ReadonlyArray<BindingOutcome['status']> = ['failed', 'rolled-b
 const needsSync = (bs: BindingOutcome[]) => bs.some((b) => NEEDS_SYNC.includes(b.status));
 
 /** Runs until the certificate is retired (gone from its vault); continues as new after each cycle. */
-export async function certificateLifecycle(input: LifecycleInput): Promise<{ retired: string }> {
+export async function lifecycleV2(input: LifecycleInput): Promise<{ retired: string }> {
   const id = input.certificateId;
   const s = initialCarried(input.carried);
   if (!input.carried && input.policy && !validatePolicyOverride(input.policy)) s.override = input.policy;
@@ -312,7 +315,7 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
 
   const continueFresh = async (): Promise<never> => {
     await condition(allHandlersFinished);
-    return continueAsNew<typeof certificateLifecycle>({ ...input, carried: s });
+    return continueAsNew<typeof lifecycleV2>({ ...input, carried: s });
   };
 
   for (;;) {

@@ -1,10 +1,12 @@
 /**
+ * FROZEN (release 2): kept so running v2 lifecycles and their children replay; new lifecycles renew inline
+ * (workflows/lifecycle/attempt.ts). Change only with patched().
+ *
  * One renewal attempt, as a child workflow of the certificate's lifecycle:
  * CSR in the vault → issue at the CA (durable wait while pending) → verify → merge → sync bindings → notify.
  * Only references and public material (CSR, certificate chain, thumbprints) pass through here.
  */
 import {
-  ActivityFailure,
   ApplicationFailure,
   continueAsNew,
   getExternalWorkflowHandle,
@@ -13,10 +15,11 @@ import {
   sleep,
   workflowInfo,
 } from '@temporalio/workflow';
-import type { Activities } from '../activities/index';
-import type { BindingOutcome, CertificateState, IssueRequest, PendingIssue } from '../activities/types';
-import { type Phase, type RenewalOutcome, renewalProgressSignal } from './messages';
-import { retryDelayMs } from './policy';
+import type { Activities } from '../../activities/index';
+import type { BindingOutcome, CertificateState, IssueRequest, PendingIssue } from '../../activities/types';
+import { type Phase, type RenewalOutcome, renewalProgressSignal } from '../messages';
+import { pollDelaySeconds, retryDelayMs } from '../policy';
+import { describeFailure } from '../failures';
 
 export interface RenewalInput {
   certificateId: string;
@@ -253,19 +256,4 @@ export async function renewalWorkflow(input: RenewalInput): Promise<RenewalOutco
     log.warn('notification failed', { certificateId: id, error: result.notifyError.message });
   }
   return result;
-}
-
-/** Poll delay: the CA's Retry-After, but growing with each poll (30 s doubling to 1 h) when the CA asks too often. */
-export function pollDelaySeconds(retryAfterSeconds: number, polls: number): number {
-  const backoff = Math.min(30 * 2 ** polls, 3600);
-  return Math.max(1, Math.min(Math.max(retryAfterSeconds, backoff), 6 * 3600));
-}
-
-/** The stable error class and message of a failure (activity failures carry the ApplicationFailure as cause). */
-export function describeFailure(err: unknown): { type: string; message: string } {
-  let e: unknown = err;
-  while (e instanceof ActivityFailure && e.cause) e = e.cause;
-  if (e instanceof ApplicationFailure) return { type: e.type ?? 'ApplicationFailure', message: e.message };
-  if (e instanceof Error) return { type: e.name, message: e.message };
-  return { type: 'Unknown', message: String(e) };
 }

@@ -2,7 +2,7 @@
  * What the lifecycle shows people: the carried state, the `status` answer and the markdown of
  * `setCurrentDetails`. Pure, shared by the workflow and its tests.
  */
-import type { BindingOutcome, CertificateState } from '../activities/types';
+import type { BindingOutcome, CertificateState } from '../../activities/types';
 import type {
   CertificateStatus,
   EffectivePolicy,
@@ -10,7 +10,7 @@ import type {
   PolicyOverride,
   RenewalOutcome,
   RenewRequest,
-} from './messages';
+} from '../messages';
 
 /** State that survives continue-as-new. Fields added later are optional so older runs carry on. */
 export interface Carried {

@@ -1,0 +1,61 @@
+/**
+ * The activities the lifecycle calls, with their time limits and retries: one place to read how long any step may
+ * wait to start, run, or go without a heartbeat. Every step has a schedule-to-start bound (nothing waits forever
+ * for a worker that is not there) and the long ones heartbeat, so a killed worker's step is retried on another
+ * within the 30-second heartbeat timeout.
+ */
+import { proxyActivities } from '@temporalio/workflow';
+import type { Activities } from '../../activities/index';
+
+/** Main-queue steps wait at most this long for a worker (a restart or deploy is shorter). */
+const MAIN_QUEUE_START = '30 minutes';
+/**
+ * The issuer's queue is rate-limited (Temporal's task-queue rate limit per CA): in a large wave a step may wait
+ * hours for its turn. A missing issuer is caught at once by prepareRenewal on the main queue.
+ */
+const ISSUER_QUEUE_START = '6 hours';
+const HEARTBEAT = '30 seconds';
+
+const vault = proxyActivities<Activities>({
+  scheduleToStartTimeout: MAIN_QUEUE_START,
+  startToCloseTimeout: '2 minutes',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 6 },
+});
+
+export const { observe, prepareRenewal, verifyAndMerge, cancelRenewal, renewInVault } = vault;
+
+/** Issue and poll run on the issuer's task queue (set per call); they heartbeat while the CA works. */
+export const issuerSteps = (taskQueue: string | undefined) =>
+  proxyActivities<Activities>({
+    ...(taskQueue ? { taskQueue } : {}),
+    scheduleToStartTimeout: ISSUER_QUEUE_START,
+    startToCloseTimeout: '10 minutes',
+    heartbeatTimeout: HEARTBEAT,
+    retry: {
+      initialInterval: '5s',
+      backoffCoefficient: 2,
+      maximumInterval: '10 minutes',
+      maximumAttempts: 6,
+    },
+  });
+
+export const { syncBindings } = proxyActivities<Activities>({
+  scheduleToStartTimeout: MAIN_QUEUE_START,
+  startToCloseTimeout: '15 minutes',
+  heartbeatTimeout: HEARTBEAT,
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumInterval: '1 minute', maximumAttempts: 3 },
+});
+
+/** Short: an SMTP outage must not hold the lifecycle up; a notice not sent is tried again at the next wake. */
+export const { notify } = proxyActivities<Activities>({
+  scheduleToStartTimeout: MAIN_QUEUE_START,
+  startToCloseTimeout: '1 minute',
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumAttempts: 3 },
+});
+
+/** Optional and cheap: a CA without ARI (or unreachable) must never hold the lifecycle up. */
+export const { renewalWindow } = proxyActivities<Activities>({
+  scheduleToStartTimeout: MAIN_QUEUE_START,
+  startToCloseTimeout: '30 seconds',
+  retry: { initialInterval: '5s', maximumAttempts: 2 },
+});

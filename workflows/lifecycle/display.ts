@@ -1,0 +1,94 @@
+/**
+ * Keeps what people see current: the `status` answer, the Web UI's details (`setCurrentDetails`, no history event)
+ * and its search-attribute columns, upserted only when a value changes (each upsert is a history event).
+ */
+import { setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
+import type { SearchAttributePair } from '@temporalio/common';
+import type { CertificateStatus, Phase } from '../messages';
+import { effectivePolicy } from '../policy';
+import type { Ctx } from './context';
+import { type Facts, upcoming } from './decide';
+import { certificateMode } from './mode';
+import { detailsMarkdown, searchAttributesOf, statusOf } from './view';
+
+export interface Display {
+  show: Ctx['show'];
+  status(): CertificateStatus;
+  facts(now?: Date): Facts;
+  /** Every search attribute as it should be now (for continue-as-new, which carries them to the next run). */
+  searchAttributes(): SearchAttributePair[];
+}
+
+const valueKey = (v: unknown): string => (v instanceof Date ? v.toISOString() : JSON.stringify(v));
+
+export function createDisplay(ctx: Omit<Ctx, 'show'>): Display {
+  const { id, input, s, inbox } = ctx;
+  let phase: Phase = s.paused ? 'Paused' : 'Waiting';
+  let detail = 'starting';
+  const indexed = new Map<string, string>();
+  for (const p of workflowInfo().typedSearchAttributes.getAll()) indexed.set(p.key.name, valueKey(p.value));
+
+  const policy = () =>
+    ctx.mode() === 'observe'
+      ? effectivePolicy(s.observed?.policy, null)
+      : effectivePolicy(s.observed?.policy, s.override, { jitterMinutes: input.jitterMinutes });
+
+  const facts = (now = new Date()): Facts => ({
+    workflowId: workflowInfo().workflowId,
+    certificateId: id,
+    now,
+    mode: ctx.mode(),
+    s,
+    observeError: inbox.observeError,
+    policy: policy(),
+    syncRequested: inbox.syncRequested,
+    retired: inbox.retired,
+    noticesAfter: inbox.noticesAfter,
+  });
+
+  const notes = (): string[] => {
+    const f = facts();
+    const out: string[] = [];
+    const next = upcoming(f);
+    if (next?.reason.includes('would renew this certificate'))
+      out.push(next.reason.replace(/^NearingRenewal \(|\)$/g, ''));
+    if (f.mode === 'observe' && s.override)
+      out.push(
+        'a Certflow policy override is set but ignored: the vault renews this certificate on its own policy',
+      );
+    return out;
+  };
+
+  const status = (): CertificateStatus =>
+    statusOf(id, input.issuer, s, {
+      phase,
+      next: upcoming(facts()),
+      detail,
+      observeError: inbox.observeError?.failure ?? null,
+      policy: policy(),
+      mode: ctx.mode(),
+      notes: notes(),
+    });
+
+  const all = (): SearchAttributePair[] => searchAttributesOf(status());
+
+  const show = (p: Phase, d: string, index = true): void => {
+    phase = p;
+    detail = d;
+    const st = status();
+    setCurrentDetails(detailsMarkdown(st, d, s));
+    if (!index || input.searchAttributes === false) return;
+    const changed = searchAttributesOf(st).filter(
+      (pair) => indexed.get(pair.key.name) !== valueKey(pair.value),
+    );
+    if (!changed.length) return;
+    upsertSearchAttributes(changed);
+    for (const pair of changed) indexed.set(pair.key.name, valueKey(pair.value));
+  };
+
+  return { show, status, facts, searchAttributes: all };
+}
+
+/** The mode in force: the configured one, else what the vault's policy implies. */
+export const modeOf = (ctx: Pick<Ctx, 'input' | 's'>) => () =>
+  certificateMode(ctx.s.observed?.policy, ctx.input.mode);
