@@ -6,9 +6,8 @@
 import { heartbeat } from '@temporalio/activity';
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
-import { startLifecycle } from '../client/commands/enroll';
-import { lifecycleQuery } from '../client/fleet';
-import { globMatch } from '../worker/config';
+import { globMatch } from './globs';
+import { runningIds, startLifecycle } from './lifecycles';
 import { retireSignal, SA, workflowIdFor } from '../workflows/messages';
 import { mapLimit } from './bindings/concurrency';
 import { parseCertificateId } from './ids';
@@ -116,12 +115,7 @@ export function createFleetActivities(deps: FleetActivityDeps) {
 
     /** Running lifecycles of a vault, by our search attribute. Visibility lags a little behind starts and ends. */
     async listLifecycles(input: { vault: string }): Promise<string[]> {
-      const ids: string[] = [];
-      for await (const w of deps.client.workflow.list({ query: lifecycleQuery({ vault: input.vault }) })) {
-        heartbeat();
-        ids.push(w.typedSearchAttributes.get(SA.id) ?? w.workflowId.slice(ID_PREFIX.length));
-      }
-      return ids.sort();
+      return (await runningIds(deps.client, { vault: input.vault }, () => heartbeat())).sort();
     },
 
     /** Idempotent: a lifecycle already running (started by enroll, or by a run whose answer was lost) stays. */

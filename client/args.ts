@@ -122,15 +122,6 @@ export function parseTag(text: string, flag: string): [string, string] {
   return [text.slice(0, i), text.slice(i + 1)];
 }
 
-/** A shell-style glob (`*`, `?`) as an anchored, case-insensitive RegExp (Key Vault names ignore case). */
-export function globToRegExp(glob: string): RegExp {
-  const body = glob
-    .split('')
-    .map((c) => (c === '*' ? '.*' : c === '?' ? '.' : c.replace(/[.+^${}()|[\]\\]/g, '\\$&')))
-    .join('');
-  return new RegExp(`^${body}$`, 'i');
-}
-
 /** A usage error unless there are exactly the positionals the command takes. */
 export function expectPositionals(command: string, positionals: string[], names: string[]): void {
   if (positionals.length > names.length) {

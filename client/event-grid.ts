@@ -19,7 +19,8 @@
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { renewNowSignal, syncNowSignal, workflowIdFor } from '../workflows/messages';
+import { lifecycleHandle } from '../activities/lifecycles';
+import { observeNowSignal, renewNowSignal } from '../workflows/messages';
 import {
   type CertificateRef,
   certificateRefOf,
@@ -57,16 +58,17 @@ export interface EventResult {
   id: string;
   type: string;
   certificateId: string | null;
-  action: 'renew' | 'sync' | 'ignored' | 'duplicate' | 'no-lifecycle';
+  action: 'renew' | 'observe' | 'ignored' | 'duplicate' | 'no-lifecycle';
   note?: string;
 }
 
 export type EventGridHandler = (req: IncomingMessage, res: ServerResponse) => Promise<boolean>;
 
-const ACTIONS: Record<string, { action: 'renew' | 'sync'; reason?: string }> = {
+/** renew: ask for a renewal; observe: the vault has a new version, look now (it is bound and announced). */
+const ACTIONS: Record<string, { action: 'renew' | 'observe'; reason?: string }> = {
   [KV.nearExpiry]: { action: 'renew', reason: 'Event Grid: near expiry' },
   [KV.expired]: { action: 'renew', reason: 'Event Grid: expired' },
-  [KV.newVersion]: { action: 'sync' },
+  [KV.newVersion]: { action: 'observe', reason: 'Event Grid: new version created' },
 };
 
 class HttpError extends Error {
@@ -142,14 +144,19 @@ export function createEventGridHandler(opts: EventGridHandlerOptions): EventGrid
       seen.add(dedupeKey);
       return { ...base, action: 'no-lifecycle', note: 'the vault of this event is not configured' };
     }
-    const handle = opts.client.workflow.getHandle(workflowIdFor(ref.certificateId));
+    const handle = lifecycleHandle(opts.client, ref.certificateId);
     const fields = { certificateId: ref.certificateId, eventId: e.id, eventType: e.type };
     const requestedBy = `event-grid:${e.id}`;
     try {
       await opts.client.withDeadline(Date.now() + (opts.temporalTimeoutMs ?? 10_000), () =>
         todo.action === 'renew'
-          ? handle.signal(renewNowSignal, { reason: todo.reason, requestedBy })
-          : handle.signal(syncNowSignal, { requestedBy }),
+          ? // the event id is the request id: a redelivery never renews twice, also after a restart
+            handle.signal(renewNowSignal, {
+              reason: todo.reason,
+              requestedBy,
+              requestId: `eventgrid:${e.id}`,
+            })
+          : handle.signal(observeNowSignal, { reason: todo.reason }),
       );
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError))

@@ -5,7 +5,7 @@
 import type { Vault } from '../activities/types';
 import { usageError } from './args';
 import type { CommandContext } from './context';
-import { type LifecycleRow, listLifecycles } from './fleet';
+import { type LifecycleRow, listLifecycles } from '../activities/lifecycles';
 
 export interface InventoryItem {
   certificateId: string;

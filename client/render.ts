@@ -13,7 +13,9 @@ export function outcomeText(id: string, r: RenewalOutcome): string {
   const head =
     r.status === 'renewed'
       ? `renewed ${id}: ${dash(r.oldThumbprint)} -> ${r.newThumbprint} (version ${r.newVersion}, expires ${r.notAfter})`
-      : `renewal of ${id} FAILED: ${r.error?.type}: ${r.error?.message}`;
+      : r.status === 'requested'
+        ? `asked the vault to renew ${id} (it renews this certificate itself); its new version is bound when it appears: certflow status ${id}`
+        : `renewal of ${id} FAILED: ${r.error?.type}: ${r.error?.message}`;
   return [
     head,
     `  attempt ${r.attempt}, trigger ${r.trigger}, ${r.startedAt} .. ${r.finishedAt}`,
@@ -25,6 +27,7 @@ export function outcomeText(id: string, r: RenewalOutcome): string {
 export function lastResultText(r: RenewalOutcome | null, now: Date): string {
   if (!r) return '-';
   const at = when(r.finishedAt, now).replace(/^.*\((.*)\)$/, '$1');
+  if (r.status === 'requested') return `asked the vault ${at}`;
   return r.status === 'renewed' ? `renewed ${at}` : `failed ${at}: ${r.error?.type ?? 'unknown'}`;
 }
 

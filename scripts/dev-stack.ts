@@ -16,7 +16,7 @@ import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createDevCaIssuer } from '../activities/issuers/dev-ca';
-import { startLifecycle } from '../client/commands/enroll';
+import { startLifecycle } from '../activities/lifecycles';
 import { startDevServer } from '../test/support/temporal';
 import { startProcess, tcpOpen, type Started } from '../test/support/proc';
 import {

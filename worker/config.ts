@@ -3,6 +3,7 @@
  * every problem is reported at once, each naming its field and what was expected. Secrets are references
  * ({ env } or { file }) resolved only where they are used; no message here ever contains a secret value.
  */
+import { globMatch } from '../activities/globs';
 import { readFileSync } from 'node:fs';
 import { discoveryIssues } from './discovery-config';
 import type { z } from 'zod';
@@ -313,20 +314,6 @@ function redactUrl(v: string): string {
   }
 }
 
-/** `*` any run of characters but `/`, `**` anything, `?` one character; the whole id must match. */
-export function globMatch(pattern: string, id: string): boolean {
-  let re = '';
-  for (let i = 0; i < pattern.length; i++) {
-    const ch = pattern[i]!;
-    if (ch === '*' && pattern[i + 1] === '*') {
-      re += '.*';
-      i++;
-    } else if (ch === '*') re += '[^/]*';
-    else if (ch === '?') re += '[^/]';
-    else re += ch.replace(/[.+^${}()|[\]\\]/g, '\\$&');
-  }
-  return new RegExp(`^${re}$`).test(id);
-}
 
 export function selectorMatches(
   s: SelectorConfig,

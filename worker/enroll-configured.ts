@@ -7,7 +7,7 @@ import type { Client } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
 import { parseCertificateId } from '../activities/ids';
 import type { CertificatePolicySnapshot, Vault } from '../activities/types';
-import { startLifecycle } from '../client/commands/enroll';
+import { startLifecycle } from '../activities/lifecycles';
 import type { CertflowConfig } from './config';
 import type { CertflowLogger } from './logger';
 

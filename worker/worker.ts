@@ -5,7 +5,9 @@ import type { Activities } from '../activities/index';
 
 const require = createRequire(import.meta.url);
 
-export const DEFAULT_TASK_QUEUE = 'certflow';
+import { DEFAULT_TASK_QUEUE } from '../activities/lifecycles';
+
+export { DEFAULT_TASK_QUEUE };
 
 export interface CertflowWorkerOptions {
   connection: NativeConnection;

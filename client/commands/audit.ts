@@ -3,7 +3,7 @@ import type { CertificateStatus } from '../../workflows/messages';
 import { EXIT, expectPositionals } from '../args';
 import { type AuditSubject, auditCertificate, type Finding } from '../audit-rule';
 import { CONFIG_OPTION, type Command, type CommandContext, JSON_OPTION } from '../context';
-import { statusesOf } from '../fleet';
+import { statusesOf } from '../../activities/lifecycles';
 import { table } from '../format';
 import { inventory, type InventoryItem } from '../inventory';
 import { fleetFilter } from './list';

@@ -1,6 +1,5 @@
 /** Small pieces several commands share. */
-import type { WorkflowHandle } from '@temporalio/client';
-import { workflowIdFor } from '../../workflows/messages';
+import { type LifecycleHandle, lifecycleHandle as handleOf } from '../../activities/lifecycles';
 import { certificateIdArg, expectPositionals } from '../args';
 import type { CommandContext } from '../context';
 
@@ -10,8 +9,8 @@ export function singleId(ctx: CommandContext, positionals: string[]): string {
   return certificateIdArg(positionals[0], ctx.command);
 }
 
-export async function lifecycleHandle(ctx: CommandContext, id: string): Promise<WorkflowHandle> {
-  return (await ctx.client()).workflow.getHandle(workflowIdFor(id));
+export async function lifecycleHandle(ctx: CommandContext, id: string): Promise<LifecycleHandle> {
+  return handleOf(await ctx.client(), id);
 }
 
 export const ID_ARG = ['<vault>/<name>'];

@@ -1,16 +1,13 @@
 /** `certflow enroll`: start the lifecycle of one certificate, or of every certificate of a vault (idempotent). */
-import { type Client, WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import type { Client } from '@temporalio/client';
+import { DEFAULT_TASK_QUEUE, runningLifecycle, startLifecycle } from '../../activities/lifecycles';
 import type { Vault } from '../../activities/types';
-import type { certificateLifecycle } from '../../workflows/lifecycle';
-import { issuerTaskQueueFor, type PolicyOverride, SA, workflowIdFor } from '../../workflows/messages';
-import { certificateIdArg, EXIT, globToRegExp, parseTag, usageError } from '../args';
+import { workflowIdFor } from '../../workflows/messages';
+import { globToRegExp } from '../../activities/globs';
+import { certificateIdArg, EXIT, parseTag, usageError } from '../args';
 import { CONFIG_OPTION, type Command, type CommandContext, JSON_OPTION } from '../context';
-import { LIFECYCLE_WORKFLOW_TYPE } from '../fleet';
 import { table } from '../format';
 import { vaultNamed } from '../inventory';
-
-/** Same value as worker/worker.ts DEFAULT_TASK_QUEUE (not imported: that module loads the native worker). */
-export const DEFAULT_TASK_QUEUE = 'certflow';
 
 export interface EnrollResult {
   certificateId: string;
@@ -94,7 +91,7 @@ async function enrollOne(
   { id, issuer, taskQueue }: { id: string; issuer: string; taskQueue: string },
 ): Promise<EnrollResult> {
   const workflowId = workflowIdFor(id);
-  const existing = await runningLifecycle(client, workflowId);
+  const existing = await runningLifecycle(client, id);
   if (existing) {
     const other =
       existing.issuer && existing.issuer !== issuer ? ` with issuer ${existing.issuer} (unchanged)` : '';
@@ -108,67 +105,6 @@ async function enrollOne(
   }
   const { started } = await startLifecycle(client, { certificateId: id, issuer, taskQueue });
   return { certificateId: id, workflowId, status: started ? 'started' : 'already-enrolled', issuer };
-}
-
-export interface StartLifecycleOptions {
-  certificateId: string;
-  issuer: string;
-  /** The workers' task queue; the issuer's calls go to its rate-limited queue next to it. */
-  taskQueue: string;
-  /** A Certflow-level renewal policy to start with, and the fleet's jitter default. */
-  policy?: PolicyOverride;
-  jitterMinutes?: number;
-}
-
-/**
- * Starts the lifecycle of one certificate (workflow id `certificate:<id>`), its issuer's calls routed to the
- * issuer's own task queue. Idempotent: when a lifecycle of that certificate already runs (another enroll,
- * fleet discovery), nothing changes and `started` is false.
- */
-export async function startLifecycle(
-  client: Client,
-  { certificateId: id, issuer, taskQueue, policy, jitterMinutes }: StartLifecycleOptions,
-): Promise<{ workflowId: string; started: boolean }> {
-  const workflowId = workflowIdFor(id);
-  try {
-    await client.workflow.start<typeof certificateLifecycle>(LIFECYCLE_WORKFLOW_TYPE, {
-      taskQueue,
-      workflowId,
-      args: [
-        {
-          certificateId: id,
-          issuer,
-          issuerTaskQueue: issuerTaskQueueFor(taskQueue, issuer),
-          ...(policy ? { policy } : {}),
-          ...(jitterMinutes !== undefined ? { jitterMinutes } : {}),
-        },
-      ],
-      staticSummary: `Certificate ${id} (issuer ${issuer})`,
-      staticDetails: `Keeps ${id} valid: renews it with ${issuer}, re-binds its consumers and tells its people.`,
-      typedSearchAttributes: [
-        { key: SA.id, value: id },
-        { key: SA.vault, value: id.split('/')[0]! },
-        { key: SA.issuer, value: issuer },
-      ],
-    });
-    return { workflowId, started: true };
-  } catch (err) {
-    if (err instanceof WorkflowExecutionAlreadyStartedError) return { workflowId, started: false };
-    throw err;
-  }
-}
-
-async function runningLifecycle(
-  client: Client,
-  workflowId: string,
-): Promise<{ issuer: string | null } | null> {
-  try {
-    const d = await client.workflow.getHandle(workflowId).describe();
-    return d.status.name === 'RUNNING' ? { issuer: d.typedSearchAttributes.get(SA.issuer) ?? null } : null;
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return null;
-    throw err;
-  }
 }
 
 async function enrollVault(
@@ -196,7 +132,7 @@ async function enrollVault(
         detail: 'disabled in the vault',
       });
     } else if (dryRun) {
-      const existing = await runningLifecycle(client, workflowId);
+      const existing = await runningLifecycle(client, id);
       results.push({
         certificateId: id,
         workflowId,

@@ -2,7 +2,7 @@
 import { type Phase, Phases } from '../../workflows/messages';
 import { EXIT, expectPositionals, parseDuration, usageError } from '../args';
 import { type Command, JSON_OPTION } from '../context';
-import { type FleetFilter, listLifecycles, statusesOf } from '../fleet';
+import { type FleetFilter, listLifecycles, statusesOf } from '../../activities/lifecycles';
 import { dash, table, when } from '../format';
 import { lastResultText } from '../render';
 

@@ -1,9 +1,13 @@
 /**
  * `certflow renew <id>`: renew now and wait for the outcome (an update), showing the phases as status moves;
- * `--no-wait` only asks (a signal).
+ * `--no-wait` returns once the lifecycle accepted the request. The request carries an id: if the answer is lost
+ * (a server restart, the lifecycle continuing as new), the same request is sent again and answered from the
+ * lifecycle's records, never renewed twice.
  */
-import type { WorkflowHandle } from '@temporalio/client';
-import { type RenewRequest, renewNowSignal, renewNowUpdate, statusQuery } from '../../workflows/messages';
+import { type WorkflowHandle, WorkflowUpdateStage } from '@temporalio/client';
+import { randomUUID } from 'node:crypto';
+import { renewLifecycle } from '../../activities/lifecycles';
+import { type RenewRequest, renewNowUpdate, statusQuery } from '../../workflows/messages';
 import { EXIT, usageError } from '../args';
 import { type Command, type CommandContext, JSON_OPTION } from '../context';
 import { outcomeText } from '../render';
@@ -15,19 +19,39 @@ export const renew: Command = {
   args: ID_ARG,
   options: {
     reason: { type: 'string', value: 'TEXT', description: 'why (shown in history, status and emails)' },
-    'no-wait': { type: 'boolean', description: 'send the request and return at once' },
+    'no-wait': { type: 'boolean', description: 'return once the lifecycle accepted the request' },
+    force: {
+      type: 'boolean',
+      description: 'renew even right after a renewal (the loop guard), e.g. after a key compromise',
+    },
     ...JSON_OPTION,
   },
-  notes: 'exit code 1 when the renewal failed or was refused (e.g. the certificate is paused).',
+  notes: `exit code 1 when the renewal failed or was refused (the certificate is paused, or was renewed so recently
+that the renewal-loop guard holds renewals back: --force overrides it). A certificate its vault renews itself
+(mode observe) is renewed by asking the vault, with its own policy and CA.`,
   async run(ctx, positionals) {
     const id = singleId(ctx, positionals);
     const reason = ctx.options.string('reason');
     if (reason !== undefined && (!reason.trim() || reason.length > 500))
       throw usageError('--reason: expected a text of 1 to 500 characters');
-    const req: RenewRequest = { reason: reason ?? 'manual renew from the CLI', requestedBy: 'cli' };
+    const req: RenewRequest = {
+      reason: reason ?? 'manual renew from the CLI',
+      requestedBy: 'cli',
+      requestId: randomUUID(),
+      ...(ctx.options.flag('force') ? { force: true } : {}),
+    };
     const handle = await lifecycleHandle(ctx, id);
     if (ctx.options.flag('no-wait')) {
-      await handle.signal(renewNowSignal, req);
+      // validated and accepted by the lifecycle, not awaited. A refused request comes back with its outcome
+      // already set, so its result() settles at once (no call to the server): surface that refusal here.
+      const started = await handle.startUpdate(renewNowUpdate, {
+        args: [req],
+        updateId: req.requestId!,
+        waitForStage: WorkflowUpdateStage.ACCEPTED,
+      });
+      const answer = started.result();
+      answer.catch(() => undefined);
+      await Promise.race([answer, new Promise((r) => setTimeout(r, 0))]);
       if (ctx.json) ctx.printJson({ certificateId: id, requested: true });
       else ctx.print(`renewal of ${id} requested; follow it with: certflow status ${id}`);
       return EXIT.ok;
@@ -36,13 +60,13 @@ export const renew: Command = {
     const stopProgress = ctx.json ? () => {} : showProgress(ctx, handle);
     let outcome;
     try {
-      outcome = await handle.executeUpdate(renewNowUpdate, { args: [req] });
+      outcome = await renewLifecycle(await ctx.client(), id, req);
     } finally {
       await stopProgress();
     }
     if (ctx.json) ctx.printJson(outcome);
     else ctx.print(outcomeText(id, outcome));
-    return outcome.status === 'renewed' ? EXIT.ok : EXIT.failed;
+    return outcome.status === 'failed' ? EXIT.failed : EXIT.ok;
   },
 };
 

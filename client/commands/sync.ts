@@ -1,9 +1,10 @@
 /** `certflow sync <id>`: re-bind every consumer to the current version without renewing. */
-import { syncNowUpdate } from '../../workflows/messages';
+import { randomUUID } from 'node:crypto';
+import { syncLifecycle } from '../../activities/lifecycles';
 import { EXIT } from '../args';
 import { type Command, JSON_OPTION } from '../context';
 import { bindingLine } from '../render';
-import { ID_ARG, lifecycleHandle, singleId } from './common';
+import { ID_ARG, singleId } from './common';
 
 export const sync: Command = {
   name: 'sync',
@@ -13,10 +14,10 @@ export const sync: Command = {
   notes: 'exit code 1 when a binding failed or was rolled back.',
   async run(ctx, positionals) {
     const id = singleId(ctx, positionals);
-    const outcomes = await (
-      await lifecycleHandle(ctx, id)
-    ).executeUpdate(syncNowUpdate, {
-      args: [{ requestedBy: 'cli' }],
+    // one request id for every retry of this request: a repeat is answered, never run twice
+    const outcomes = await syncLifecycle(await ctx.client(), id, {
+      requestedBy: 'cli',
+      requestId: randomUUID(),
     });
     const bad = outcomes.filter((b) => b.status === 'failed' || b.status === 'rolled-back');
     if (ctx.json) ctx.printJson(outcomes);

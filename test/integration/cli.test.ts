@@ -37,6 +37,7 @@ vault.add('broken', { lifetimeDays: 90 });
 vault.add('paused', { lifetimeDays: 90 });
 vault.add('tuned', { lifetimeDays: 90, lifetimePercentage: 70 });
 vault.add('tight', { lifetimeDays: 90 });
+vault.add('guarded', { lifetimeDays: 90 });
 vault.add('api-one', { tags: { team: 'web' } });
 vault.add('api-two', { tags: { team: 'db' } });
 vault.add('api-off', { tags: { team: 'web' }, enabled: false });
@@ -320,13 +321,17 @@ describe('certflow CLI', () => {
       error: { type: 'AcmeRejectedIdentifier' },
     });
 
-    const before = fake.calls.merge.filter((id) => id === `${V}/site`).length;
-    await enrolled('site');
-    const asked = await cli('renew', `${V}/site`, '--no-wait', '--json');
-    expect(json(asked)).toEqual({ certificateId: `${V}/site`, requested: true });
-    await waitFor('the signalled renewal to merge', async () =>
-      fake.calls.merge.filter((id) => id === `${V}/site`).length > before ? true : undefined,
-    );
+    await enrolled('guarded');
+    expect((await cli('renew', `${V}/guarded`)).code).toBe(0);
+    const merges = () => fake.calls.merge.filter((id) => id === `${V}/guarded`).length;
+    const before = merges();
+    // just renewed: the renewal-loop guard refuses, and says why; --force passes it
+    const held = await cli('renew', `${V}/guarded`, '--no-wait');
+    expect(held.code).toBe(1);
+    expect(held.stderr).toMatch(/renewal-loop guard holds renewals until .*--force/);
+    const asked = await cli('renew', `${V}/guarded`, '--no-wait', '--force', '--json');
+    expect(json(asked)).toEqual({ certificateId: `${V}/guarded`, requested: true });
+    await waitFor('the accepted renewal to merge', async () => (merges() > before ? true : undefined));
   });
 
   it('sync prints each binding outcome; exit 1 when one failed', async () => {

@@ -148,7 +148,8 @@ describe('end-to-end renewal through a running worker', () => {
     const id = stack.certificateId;
     const handle = client.workflow.getHandle(workflowIdFor(id));
     const before = await handle.query(statusQuery);
-    const res = await cli('renew', id, '--no-wait');
+    // renewed by the test before: the renewal-loop guard holds renewals back unless forced
+    const res = await cli('renew', id, '--no-wait', '--force');
     expect(res.code).toBe(0);
     expect(res.stdout).toContain('requested');
     const st = await waitFor(
@@ -177,8 +178,8 @@ describe('end-to-end renewal through a running worker', () => {
       expect(t).not.toMatch(/PRIVATE KEY/);
       expect(t).not.toMatch(/eyJ[A-Za-z0-9_-]{10,}\.eyJ/); // no bearer token (JWT)
     }
-    // and the renewal children too
-    const children = client.workflow.list({ query: `WorkflowType = 'renewalWorkflow'` });
+    // and every earlier run of the lifecycle (each cycle is a run; its attempt runs inline)
+    const children = client.workflow.list({ query: `WorkflowId = '${workflowIdFor(id)}'` });
     let n = 0;
     for await (const wf of children) {
       const h = await client.workflow.getHandle(wf.workflowId, wf.runId).fetchHistory();

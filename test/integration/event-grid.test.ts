@@ -241,15 +241,16 @@ describe('Event Grid endpoint', () => {
     await waitFor('cloud to be renewed', async () => ((await renewals('cloud')) === 1 ? true : undefined));
   });
 
-  it('CertificateNewVersionCreated asks for a sync, without renewing', async () => {
+  it('CertificateNewVersionCreated makes the lifecycle look now: the new version is bound, nothing renewed', async () => {
     await enroll('synced');
     const syncs = () => fake.calls.sync.filter((id) => id === `${V}/synced`).length;
     const before = syncs();
+    vault.renew('synced'); // the vault made a new version (its own renewal, or someone in the portal)
     const res = await post(fixture('eventgrid-certificate-new-version.json'));
     expect(res.status).toBe(200);
-    expect(((await res.json()) as { results: EventResult[] }).results[0]!.action).toBe('sync');
+    expect(((await res.json()) as { results: EventResult[] }).results[0]!.action).toBe('observe');
     await waitFor('the sync to run', async () => (syncs() > before ? true : undefined));
-    expect(await renewals('synced')).toBe(0);
+    expect(fake.calls.issue.filter((id) => id === `${V}/synced`)).toHaveLength(0); // bound, not renewed
   });
 
   it('CertificateExpired renews and logs an error', async () => {
@@ -302,7 +303,7 @@ describe('Event Grid endpoint', () => {
     const { results } = (await res.json()) as { results: EventResult[] };
     expect(results.map((r) => [r.certificateId, r.action])).toEqual([
       [`${V}/batch-a`, 'renew'],
-      [`${V}/batch-b`, 'sync'],
+      [`${V}/batch-b`, 'observe'],
     ]);
   });
 

@@ -163,6 +163,17 @@ export function fakeActivities(vaults: ReadonlyMap<string, MemoryVault>, hooks: 
       return vault.describe(n);
     },
     beginRenewal: async () => ({ csrPem: 'CSR', reused: false }),
+    prepareRenewal: async (input) => {
+      const [vault, n] = split(input.certificateId);
+      const before = await vault.describe(n);
+      return { before, csrPem: 'CSR', reused: false, dnsNames: before.dnsNames };
+    },
+    verifyAndMerge: async (input) => {
+      calls.merge.push(input.certificateId);
+      const [vault, n] = split(input.certificateId);
+      const state = vault.renew(n);
+      return { ...state, verifiedThumbprint: state.thumbprint ?? '' };
+    },
     issue: async (req) => {
       calls.issue.push(req.certificateId);
       const delay = hooks.issueDelayMs?.(req.certificateId) ?? 0;

@@ -1,7 +1,8 @@
 /** The CLI's and the Event Grid endpoint's pure parts: argument parsers, formatting, the audit rule, payloads. */
 import { clientSettingsFromEnv, tlsOf } from '../../client/connect';
 import { describe, expect, it } from 'vitest';
-import { globToRegExp, parseDuration, parseTag, parseWholeNumber } from '../../client/args';
+import { globToRegExp } from '../../activities/globs';
+import { parseDuration, parseTag, parseWholeNumber } from '../../client/args';
 import { auditCertificate, type AuditSubject } from '../../client/audit-rule';
 import { certificateRefOf, MalformedDelivery, parseDelivery } from '../../client/event-grid-events';
 import { csv, humanDuration, table } from '../../client/format';

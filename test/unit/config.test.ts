@@ -2,9 +2,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
+import { globMatch } from '../../activities/globs';
 import {
   ConfigError,
-  globMatch,
   loadConfig,
   parseConfig,
   redactedConfig,

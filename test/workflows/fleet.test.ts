@@ -12,7 +12,7 @@ import { Worker } from '@temporalio/worker';
 import { createRequire } from 'node:module';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { FleetActivities, RetireOutcome } from '../../activities/fleet';
-import { globMatch } from '../../worker/config';
+import { globMatch } from '../../activities/globs';
 import { type FleetInput, type FleetReport, fleetDiscovery } from '../../workflows/fleet';
 import { waitFor } from '../support/proc';
 import { startTestEnv } from './harness';

@@ -88,6 +88,9 @@ export function policyText(p: EffectivePolicy): string {
 /** The Web UI's columns for this lifecycle (CertificatePhase, ...), given what is known now. */
 export function searchAttributesOf(st: CertificateStatus): SearchAttributePair[] {
   return [
+    { key: SA.id, value: st.certificateId },
+    { key: SA.vault, value: st.certificateId.split('/')[0] ?? st.certificateId },
+    { key: SA.issuer, value: st.issuer },
     { key: SA.phase, value: st.phase },
     ...(st.thumbprint ? [{ key: SA.thumbprint, value: st.thumbprint }] : []),
     ...(st.notAfter ? [{ key: SA.expiresAt, value: new Date(st.notAfter) }] : []),
