@@ -8,7 +8,7 @@ import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { globMatch } from './globs';
 import { runningIds, startLifecycle } from './lifecycles';
-import { retireSignal, SA, workflowIdFor } from '../workflows/messages';
+import { retireSignal, workflowIdFor } from '../workflows/messages';
 import { mapLimit } from './bindings/concurrency';
 import { parseCertificateId } from './ids';
 import type { Vault } from './types';
@@ -60,7 +60,6 @@ export interface RetireOutcome {
   failed: FailedId[];
 }
 
-const ID_PREFIX = workflowIdFor('');
 /** The vault's answer to a read of a certificate that does not exist (local vault and Key Vault adapters). */
 const NOT_FOUND = 'CertificateNotFound';
 
