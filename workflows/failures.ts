@@ -8,6 +8,8 @@ import { ActivityFailure, ApplicationFailure, TimeoutFailure } from '@temporalio
 export interface FailureInfo {
   type: string;
   message: string;
+  /** The adapter said the CSR itself is unusable (refused by the CA, not matching the chain): drop it. */
+  discardCsr?: boolean;
 }
 
 /** Temporal's timeout kinds, as a stable failure type and what they mean for Certflow. */
@@ -39,7 +41,14 @@ export function describeFailure(err: unknown): FailureInfo {
     };
     return { type: kind.type, message: activity ? `${activity}: ${kind.message}` : kind.message };
   }
-  if (e instanceof ApplicationFailure) return { type: e.type ?? 'ApplicationFailure', message: e.message };
+  if (e instanceof ApplicationFailure) {
+    const mark = (e.details?.[0] as { discardCsr?: unknown } | undefined)?.discardCsr === true;
+    return {
+      type: e.type ?? 'ApplicationFailure',
+      message: e.message,
+      ...(mark ? { discardCsr: true } : {}),
+    };
+  }
   if (e instanceof Error) return { type: e.name, message: e.message };
   return { type: 'Unknown', message: String(e) };
 }

@@ -8,7 +8,7 @@ import { AcmeTransportError, type AcmeProblem } from './acme-http';
 const ACME = 'urn:ietf:params:acme:error:';
 
 /** ACME error type (after the urn prefix) -> our failure type and whether retrying can help. */
-const KNOWN: Record<string, { type: string; retryable: boolean }> = {
+const KNOWN: Record<string, { type: string; retryable: boolean; discardCsr?: boolean }> = {
   rateLimited: { type: 'AcmeRateLimited', retryable: true },
   badNonce: { type: 'AcmeBadNonce', retryable: true },
   serverInternal: { type: 'AcmeServerInternal', retryable: true },
@@ -16,17 +16,18 @@ const KNOWN: Record<string, { type: string; retryable: boolean }> = {
   dns: { type: 'AcmeDns', retryable: true },
   connection: { type: 'AcmeConnection', retryable: true },
   tls: { type: 'AcmeTls', retryable: true },
-  unauthorized: { type: 'AcmeUnauthorized', retryable: false },
-  rejectedIdentifier: { type: 'AcmeRejectedIdentifier', retryable: false },
-  unsupportedIdentifier: { type: 'AcmeRejectedIdentifier', retryable: false },
-  badCSR: { type: 'AcmeBadCsr', retryable: false },
+  // discardCsr: the CA refused this CSR (or its names): the workflow drops it and the next attempt makes a new one
+  unauthorized: { type: 'AcmeUnauthorized', retryable: false, discardCsr: true },
+  rejectedIdentifier: { type: 'AcmeRejectedIdentifier', retryable: false, discardCsr: true },
+  unsupportedIdentifier: { type: 'AcmeRejectedIdentifier', retryable: false, discardCsr: true },
+  badCSR: { type: 'AcmeBadCsr', retryable: false, discardCsr: true },
   malformed: { type: 'AcmeMalformed', retryable: false },
   caa: { type: 'AcmeCaa', retryable: false },
-  incorrectResponse: { type: 'AcmeUnauthorized', retryable: false },
+  incorrectResponse: { type: 'AcmeUnauthorized', retryable: false, discardCsr: true },
   accountDoesNotExist: { type: 'AcmeAccount', retryable: false },
   externalAccountRequired: { type: 'AcmeExternalAccountRequired', retryable: false },
   userActionRequired: { type: 'AcmeAccount', retryable: false },
-  badPublicKey: { type: 'AcmeBadCsr', retryable: false },
+  badPublicKey: { type: 'AcmeBadCsr', retryable: false, discardCsr: true },
   badSignatureAlgorithm: { type: 'AcmeBadSignatureAlgorithm', retryable: false },
 };
 
@@ -41,7 +42,14 @@ export function problemFailure(problem: AcmeProblem, where: string): Application
     message: `${where}: ${problem.detail || '(no detail)'} [${problem.type}, HTTP ${problem.status}]`,
     type,
     nonRetryable: !retryable,
-    details: [{ acmeType: problem.type, status: problem.status, url: problem.url }],
+    details: [
+      {
+        acmeType: problem.type,
+        status: problem.status,
+        url: problem.url,
+        ...(known?.discardCsr ? { discardCsr: true } : {}),
+      },
+    ],
     ...(retryable && retryAfter !== undefined && retryAfter > 0 ? { nextRetryDelay: `${retryAfter}s` } : {}),
   });
 }

@@ -274,6 +274,7 @@ function normaliseCsr(csr: string): string {
     message: "issue request csrPem is not a PKCS#10 CSR (expected '-----BEGIN CERTIFICATE REQUEST-----' PEM)",
     type: 'AcmeBadCsr',
     nonRetryable: true,
+    details: [{ discardCsr: true }],
   });
 }
 

@@ -58,8 +58,16 @@ export type X509FailureType =
 const OID_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
 const OID_ANY_EKU = '2.5.29.37.0';
 
+/** Failures that say the CSR itself is unusable: the workflow drops it, so the next attempt makes a new one. */
+const CSR_PROBLEMS: ReadonlySet<X509FailureType> = new Set(['Unparseable', 'KeyMismatch', 'NameMismatch']);
+
 function fail(type: X509FailureType, message: string): never {
-  throw ApplicationFailure.create({ message, type, nonRetryable: true });
+  throw ApplicationFailure.create({
+    message,
+    type,
+    nonRetryable: true,
+    ...(CSR_PROBLEMS.has(type) ? { details: [{ discardCsr: true }] } : {}),
+  });
 }
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----/g;

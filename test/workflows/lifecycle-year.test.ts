@@ -160,6 +160,7 @@ describe('lifecycle over a year (time-skipping)', () => {
             throw ApplicationFailure.create({
               message: 'RSA 1024 is not allowed',
               type: 'AcmeBadCsr',
+              details: [{ discardCsr: true }], // the adapter's mark: this CSR must not be reused
               nonRetryable: true,
             });
         },
@@ -169,7 +170,11 @@ describe('lifecycle over a year (time-skipping)', () => {
       await firstObservation(h);
       const failed = await update(h, renewNowUpdate, [{}]);
       expect(failed.status).toBe('failed');
-      expect(failed.error).toEqual({ type: 'AcmeBadCsr', message: 'RSA 1024 is not allowed' });
+      expect(failed.error).toEqual({
+        type: 'AcmeBadCsr',
+        message: 'RSA 1024 is not allowed',
+        discardCsr: true,
+      });
       expect(fake.calls).toContain('cancelRenewal'); // the stale CSR is dropped
       expect(fake.notifies.at(-1)?.kind).toBe('renewal-failed');
       const st = await h.query(statusQuery);

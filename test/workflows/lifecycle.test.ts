@@ -144,7 +144,13 @@ describe('certificate lifecycle (time-skipping)', () => {
           throw ApplicationFailure.nonRetryable('caller lacks certificates/get', 'VaultForbidden');
       },
       issue: async () => {
-        if (caDown) throw ApplicationFailure.nonRetryable('the CA refused the account', 'AcmeUnauthorized');
+        if (caDown)
+          throw ApplicationFailure.create({
+            message: 'the CA refused the account',
+            type: 'AcmeUnauthorized',
+            nonRetryable: true,
+            details: [{ discardCsr: true }], // the adapter's mark: this CSR must not be reused
+          });
       },
     });
     await withLifecycle(fake.acts, 'failing', async (handle) => {

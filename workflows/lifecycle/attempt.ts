@@ -25,17 +25,6 @@ import type { Ctx } from './context';
 import { type InFlightAttempt, knownOf, recordAttempt } from './state';
 import type { Trigger } from './triggers';
 
-/** Failures that mean the CSR in the vault must not be used again. */
-const STALE_CSR_FAILURES = new Set([
-  'KeyMismatch',
-  'NameMismatch',
-  'AcmeBadCsr',
-  'AcmeRejectedIdentifier',
-  'AcmeUnauthorized',
-  'Unparseable',
-  'NameNotAllowed',
-]);
-
 /** How long to keep polling a CA that answers "pending" (approval, vetting) before giving the attempt up. */
 const MAX_PENDING_MS = 14 * 86_400_000;
 
@@ -180,7 +169,7 @@ export async function runAttempt(
     const error = describeFailure(err);
     log.warn('renewal attempt failed', { certificateId: id, attempt, errorType: error.type });
     result = outcome('failed', error);
-    if (!merged && STALE_CSR_FAILURES.has(error.type)) {
+    if (!merged && error.discardCsr) {
       // the pending CSR itself is the problem: drop it so the next attempt gets a fresh key and CSR
       await cancelRenewal.executeWithOptions({ summary: `drop the pending CSR of ${id}` }, [id]).catch((e) =>
         log.warn('could not cancel the pending CSR', {

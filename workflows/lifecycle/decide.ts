@@ -271,7 +271,6 @@ function vaultStep(f: Facts, plan: RenewalPlan | null): Next | null {
  */
 export function checkAfter(from: number, now: Date, lifetimeMs: number): Date {
   const steps: Array<[number, number]> = [
-    [0, 0],
     [MINUTE_MS, 0.005],
     [5 * MINUTE_MS, 0.01],
     [15 * MINUTE_MS, 0.02],
