@@ -61,7 +61,12 @@ function state(over: Partial<LifecycleState> = {}, c: CertificateState | null = 
     observedAt: c ? new Date(T0).toISOString() : null,
     known: c?.version ? { version: c.version, thumbprint: c.thumbprint, notAfter: c.notAfter } : null,
     // the CA was asked for its window already and has none (so decide does not ask first)
-    ari: { thumbprint: c?.thumbprint ?? '', offered: false, window: null, checkAt: at(400 * DAY_MS).toISOString() },
+    ari: {
+      thumbprint: c?.thumbprint ?? '',
+      offered: false,
+      window: null,
+      checkAt: at(400 * DAY_MS).toISOString(),
+    },
     ...over,
   };
 }

@@ -42,6 +42,8 @@ export interface FakeHooks {
   notify?: (input: NotifyInput) => Promise<void>;
   /** The CA's renewal window (ARI); default none. */
   renewalWindow?: () => Promise<RenewalWindow | null>;
+  /** Observe mode: the vault was asked to renew (certflow renew); default: it starts and says inProgress. */
+  renewInVault?: () => Promise<void>;
 }
 
 export interface FakeOptions {
@@ -84,7 +86,18 @@ export function fakeActivities(env: TestWorkflowEnvironment, opts: FakeOptions =
   });
   let current: Promise<CertificateState> | null = null;
   const now = async () => Number(await env.currentTimeMs());
+  /** The vault makes a new version by itself (observe mode: its own auto-renew), issued now. */
+  const vaultRenews = async (): Promise<CertificateState> => {
+    version += 1;
+    current = now().then((t) => stateAt(version, t, policy.dnsNames));
+    return current;
+  };
   const acts: Partial<Activities> = {
+    async renewInVault() {
+      calls.push('renewInVault');
+      await hooks.renewInVault?.();
+      return { started: true, status: 'inProgress' };
+    },
     async observe() {
       calls.push('observe');
       await hooks.observe?.();
@@ -153,6 +166,8 @@ export function fakeActivities(env: TestWorkflowEnvironment, opts: FakeOptions =
     policy,
     version: () => version,
     issues: () => issues,
+    vaultRenews,
+    now,
   };
 }
 
@@ -303,5 +318,26 @@ async function whereIs(h: LifecycleHandle): Promise<string> {
     );
   } catch (err) {
     return `could not describe the workflow: ${(err as Error).message}`;
+  }
+}
+
+/** The message a refused update (its validator threw) carries. */
+export async function refusal(p: Promise<unknown>): Promise<string> {
+  const err = await p.then(
+    () => undefined,
+    (e: unknown) => e as Error & { cause?: Error },
+  );
+  if (!err) throw new Error('expected the update to be refused');
+  return err.cause?.message ?? err.message;
+}
+
+/** Every run of a lifecycle, oldest first, following continue-as-new back from the latest (no visibility needed). */
+export async function runsOf(env: TestWorkflowEnvironment, h: LifecycleHandle): Promise<string[]> {
+  const runs = [(await h.describe()).runId];
+  for (;;) {
+    const events = (await env.client.workflow.getHandle(h.workflowId, runs[0]).fetchHistory()).events ?? [];
+    const previous = events[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
+    if (!previous) return runs;
+    runs.unshift(previous);
   }
 }

@@ -15,7 +15,7 @@ import {
   syncNowUpdate,
 } from '../../workflows/messages';
 import { waitFor } from '../support/proc';
-import { DAY, HOUR, fakeActivities, startTestEnv, withLifecycle, update } from './harness';
+import { DAY, HOUR, fakeActivities, refusal, startTestEnv, withLifecycle, update } from './harness';
 
 let env: TestWorkflowEnvironment;
 beforeEach(async () => {
@@ -32,14 +32,6 @@ const firstObservation = (h: Parameters<Parameters<typeof withLifecycle>[3]>[0])
   });
 
 /** The validator's message of a refused update (the client wraps it as the cause). */
-async function refusal(p: Promise<unknown>): Promise<string> {
-  const err = await p.then(
-    () => undefined,
-    (e: unknown) => e as Error & { cause?: Error },
-  );
-  if (!err) throw new Error('expected the update to be refused');
-  return err.cause?.message ?? err.message;
-}
 
 describe('lifecycle over a year (time-skipping)', () => {
   it('renews a 90-day certificate five times in a year, carrying state across continue-as-new', async () => {

@@ -11,9 +11,10 @@ import type { Activities } from '../../activities/index';
 const MAIN_QUEUE_START = '30 minutes';
 /**
  * The issuer's queue is rate-limited (Temporal's task-queue rate limit per CA): in a large wave a step may wait
- * hours for its turn. A missing issuer is caught at once by prepareRenewal on the main queue.
+ * hours for its turn. A missing issuer is caught at once by prepareRenewal on the main queue; an issuer whose
+ * workers are all gone fails the attempt (NoWorkerPolling) after this long (LifecycleInput.issuerQueueWait).
  */
-const ISSUER_QUEUE_START = '6 hours';
+export const ISSUER_QUEUE_WAIT = '6 hours';
 const HEARTBEAT = '30 seconds';
 
 const vault = proxyActivities<Activities>({
@@ -25,10 +26,10 @@ const vault = proxyActivities<Activities>({
 export const { observe, prepareRenewal, verifyAndMerge, cancelRenewal, renewInVault } = vault;
 
 /** Issue and poll run on the issuer's task queue (set per call); they heartbeat while the CA works. */
-export const issuerSteps = (taskQueue: string | undefined) =>
+export const issuerSteps = (taskQueue: string | undefined, queueWait: string = ISSUER_QUEUE_WAIT) =>
   proxyActivities<Activities>({
     ...(taskQueue ? { taskQueue } : {}),
-    scheduleToStartTimeout: ISSUER_QUEUE_START,
+    scheduleToStartTimeout: queueWait,
     startToCloseTimeout: '10 minutes',
     heartbeatTimeout: HEARTBEAT,
     retry: {

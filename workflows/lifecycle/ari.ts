@@ -7,8 +7,11 @@ import type { RenewalWindow } from '../../activities/types';
 import type { AriState, LifecycleState } from './state';
 
 const HOUR_MS = 3_600_000;
-/** A CA that offers no window is asked again after this long (a CA may add ARI later; Let's Encrypt did). */
-export const NO_ARI_RECHECK_MS = 30 * 24 * HOUR_MS;
+/**
+ * A CA that offers no window is asked again after this long (a CA may add ARI later; Let's Encrypt did), not once
+ * per certificate: a question that has been answered "none" is not worth a history entry every cycle.
+ */
+export const NO_ARI_RECHECK_MS = 180 * 24 * HOUR_MS;
 
 /** The window that applies to the current certificate, if the CA gave one for it. */
 export function currentWindow(s: Readonly<LifecycleState>): { start: string; end: string } | null {

@@ -45,7 +45,7 @@ export async function runAttempt(
   if (!resume) s.attempts += 1;
   const attempt = resume?.attempt ?? s.attempts;
   const startedAt = resume?.startedAt ?? new Date().toISOString();
-  const issuer = issuerSteps(input.issuerTaskQueue);
+  const issuer = issuerSteps(input.issuerTaskQueue, input.issuerQueueWait);
   let before: CertificateState | null = resume?.before ?? s.observed;
   let merged: CertificateState | null = null;
   let bindings: BindingOutcome[] = [];

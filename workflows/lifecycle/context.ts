@@ -19,6 +19,8 @@ export interface LifecycleInput {
   searchAttributes?: boolean;
   /** Task queue of the issuer's rate-limited workers (issue and poll run there); default: this workflow's. */
   issuerTaskQueue?: string;
+  /** How long an order may wait for the issuer's workers before the attempt fails (default 6 hours). */
+  issuerQueueWait?: string;
   /** Fleet-wide jitter default in minutes, when the certificate has no override. */
   jitterMinutes?: number;
   /** A Certflow-level policy to start with (from the worker's configuration); `setPolicy` changes it later. */

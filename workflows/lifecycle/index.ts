@@ -29,22 +29,29 @@ import { decide, noticeFacts } from './decide';
 import { createDisplay, type Display, modeOf } from './display';
 import { installHandlers } from './handlers';
 import { markSent, type Notice, noticeInput } from './notices';
-import { knownOf, loadState } from './state';
+import { knownOf, loadState, STATE_VERSION } from './state';
 import { reconcile } from './sync';
 
 export type { LifecycleInput } from './context';
 /** The patch marking histories that run this code (release 3); older histories replay on release 2's code. */
 export const LIFECYCLE_V3 = 'lifecycle-v3';
 const NOTICE_RETRY_MS = 10 * 60_000;
+/** An observation carried into a new run younger than this is used as it is. */
+const FRESH_MS = 5 * 60_000;
 
 export async function certificateLifecycle(input: LifecycleInput): Promise<{ retired: string }> {
-  if (!patched(LIFECYCLE_V3)) return lifecycleV2(input as LifecycleInputV2);
+  // a run continued from this code carries v3 state and needs no marker (each marker costs two history events);
+  // a first run, or one continued from release 2, is marked, so release 2's histories replay on its own code
+  const fromV3 = (input.carried as { v?: number } | undefined)?.v === STATE_VERSION;
+  if (!fromV3 && !patched(LIFECYCLE_V3)) return lifecycleV2(input as LifecycleInputV2);
   const s = loadState(input.carried);
   if (!input.carried && input.policy && !validatePolicyOverride(input.policy)) s.override = input.policy;
   const base = { id: input.certificateId, input, s, inbox: newInbox() };
   const display = createDisplay({ ...base, mode: modeOf(base) });
   const ctx: Ctx = { ...base, mode: modeOf(base), show: display.show };
   const { inbox } = ctx;
+  // a run continued right after a cycle starts from the observation it carries; an older one looks first
+  inbox.stale = !s.observedAt || Date.now() - Date.parse(s.observedAt) > FRESH_MS;
   installHandlers(ctx, display);
 
   if (s.inFlight) {
