@@ -23,6 +23,7 @@ import { report } from './commands/report';
 import { status } from './commands/status';
 import { sync } from './commands/sync';
 import { ui } from './commands/ui';
+import { upgrade } from './commands/upgrade';
 
 export type { CliDeps } from './context';
 
@@ -39,6 +40,7 @@ export const COMMANDS: Command[] = [
   report,
   audit,
   ui,
+  upgrade,
 ];
 const ID_PREFIX = 'certificate:';
 

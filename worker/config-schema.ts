@@ -5,7 +5,12 @@
  */
 import { isIP, isIPv6 } from 'node:net';
 import { z } from 'zod';
+import { CERTIFICATE_MODES } from '../workflows/lifecycle/mode';
+import { MAX_JITTER_MINUTES, MIN_LIFETIME_PERCENTAGE } from '../workflows/policy';
 import { discoverySchema } from './discovery-config';
+
+/** Lifecycles cached by default: an idle fleet of 10,000 stays small (bench/fleet.ts measures it). */
+export const DEFAULT_MAX_CACHED_WORKFLOWS = 200;
 
 /** A message for a missing or mistyped value: "missing: expected X" or "expected X". */
 const expect = (what: string) => (iss: { input?: unknown }) =>
@@ -399,9 +404,11 @@ const binding = z.discriminatedUnion('kind', [
 
 const policy = z
   .strictObject({
-    lifetimePercentage: int('lifetimePercentage', 1, 99).optional(),
+    // the bounds are the lifecycle's own (workflows/policy.ts): below MIN_LIFETIME_PERCENTAGE a certificate
+    // would be renewed right after issuance
+    lifetimePercentage: int('lifetimePercentage', MIN_LIFETIME_PERCENTAGE, 99).optional(),
     daysBeforeExpiry: int('daysBeforeExpiry', 1, 3650).optional(),
-    jitterMinutes: int('jitterMinutes', 0, 10_080).optional(),
+    jitterMinutes: int('jitterMinutes', 0, MAX_JITTER_MINUTES).optional(),
   })
   .refine((p) => p.lifetimePercentage === undefined || p.daysBeforeExpiry === undefined, {
     error: 'expected lifetimePercentage or daysBeforeExpiry, not both',
@@ -429,6 +436,11 @@ const create = z.strictObject({
 const certificate = z.strictObject({
   id: text('a certificate id "<vault>/<name>"'),
   issuer: name('a configured issuer name').optional(),
+  /**
+   * issue: Certflow gets each version from `issuer` (a vault-renewed certificate's policy is taken over: pointed
+   * at issuer Unknown); observe: the vault renews it itself. Default: what the vault's policy says.
+   */
+  mode: oneOf(CERTIFICATE_MODES).optional(),
   policy: policy.optional(),
   create: create.optional(),
 });
@@ -485,6 +497,11 @@ export const configSchema = z.strictObject({
   /** Fleet discovery on a Temporal Schedule (worker/discovery-config.ts); off when absent. */
   discovery: discoverySchema,
   shutdownGraceSeconds: int('shutdownGraceSeconds', 0, 3600).default(30),
+  /**
+   * Lifecycles kept in the worker's memory between wake-ups. A sleeping lifecycle need not stay: an evicted one is
+   * replayed from its (short) history when it wakes. Bounds the worker's memory for large fleets.
+   */
+  maxCachedWorkflows: int('maxCachedWorkflows', 0, 100_000).default(DEFAULT_MAX_CACHED_WORKFLOWS),
   log,
   /** Where the worker keeps small state that must outlive it (the notifiers' sent-logs); in memory when absent. */
   dataDir: text("a directory for the worker's state").optional(),

@@ -314,7 +314,6 @@ function redactUrl(v: string): string {
   }
 }
 
-
 export function selectorMatches(
   s: SelectorConfig,
   certificateId: string,

@@ -8,6 +8,7 @@ import type { ApplicationFailure } from '@temporalio/common';
 import { parseCertificateId } from '../activities/ids';
 import type { CertificatePolicySnapshot, Vault } from '../activities/types';
 import { startLifecycle } from '../activities/lifecycles';
+import { configuredPolicy } from '../workflows/policy';
 import type { CertflowConfig } from './config';
 import type { CertflowLogger } from './logger';
 
@@ -29,20 +30,14 @@ export async function enrollConfigured(
       const issuer = c.issuer ?? config.defaults.issuer;
       if (!issuer) throw new Error(`certificates: ${c.id} has no issuer and defaults.issuer is not set`);
       if (c.create) created = await createIfMissing(c.id, c.create, deps.vaults);
-      const { lifetimePercentage, daysBeforeExpiry } = { ...config.defaults.policy, ...c.policy };
-      const rule =
-        daysBeforeExpiry !== undefined
-          ? { daysBeforeExpiry }
-          : lifetimePercentage !== undefined
-            ? { lifetimePercentage }
-            : undefined;
-      const jitterMinutes = c.policy?.jitterMinutes ?? config.defaults.policy?.jitterMinutes;
+      const { policy, jitterMinutes } = configuredPolicy(config.defaults.policy, c.policy);
       const { started } = await startLifecycle(deps.client, {
         certificateId: c.id,
         issuer,
         taskQueue: config.taskQueue,
-        ...(c.policy && rule ? { policy: rule } : {}),
+        ...(policy ? { policy } : {}),
         ...(jitterMinutes !== undefined ? { jitterMinutes } : {}),
+        ...(c.mode ? { mode: c.mode } : {}),
       });
       results.push({ certificateId: c.id, status: started ? 'started' : 'already-running', created });
     } catch (err) {

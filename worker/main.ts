@@ -210,6 +210,7 @@ async function main(): Promise<void> {
       workflowBundle,
       shutdownGraceTime: grace,
       identity,
+      maxCachedWorkflows: config.maxCachedWorkflows,
     });
     const issuerWorkers = await createIssuerWorkers({
       connection,

@@ -18,6 +18,8 @@ export interface CertflowWorkerOptions {
   workflowBundle?: WorkerOptions['workflowBundle'];
   shutdownGraceTime?: WorkerOptions['shutdownGraceTime'];
   identity?: string;
+  /** Lifecycles kept in memory between wake-ups (config `maxCachedWorkflows`); the SDK's default when absent. */
+  maxCachedWorkflows?: number;
 }
 
 export async function createCertflowWorker(opts: CertflowWorkerOptions): Promise<Worker> {
@@ -31,5 +33,8 @@ export async function createCertflowWorker(opts: CertflowWorkerOptions): Promise
       : { workflowsPath: require.resolve('../workflows/index.ts') }),
     shutdownGraceTime: opts.shutdownGraceTime ?? '30 seconds',
     ...(opts.identity ? { identity: opts.identity } : {}),
+    ...(opts.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: opts.maxCachedWorkflows } : {}),
+    // up to this many heartbeats of one activity are coalesced: keep it short, so progress reaches the server soon
+    maxHeartbeatThrottleInterval: '5 seconds',
   });
 }

@@ -79,7 +79,7 @@ export interface RenewalOutcome {
 export interface PolicyOverride {
   lifetimePercentage?: number;
   daysBeforeExpiry?: number;
-  /** Spread renewals of a fleet issued together over this many minutes (default 0 = none; max 1440). */
+  /** Spread renewals of a fleet issued together over this many minutes (default 0 = none; max MAX_JITTER_MINUTES of policy.ts). */
   jitterMinutes?: number;
   clear?: boolean;
 }

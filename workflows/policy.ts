@@ -56,7 +56,9 @@ export const RENEWAL_GUARD_SHARE = 0.1;
  * 6-day certificate) renews at this share of the lifetime instead, the way cert-manager falls back to 2/3.
  */
 export const FALLBACK_LIFETIME_SHARE = 2 / 3;
-const MIN_PERCENTAGE = Math.floor(RENEWAL_GUARD_SHARE * 100) + 1;
+/** The lowest lifetime percentage a policy may ask for: at the guard share or below it would renew at once. */
+export const MIN_LIFETIME_PERCENTAGE = Math.floor(RENEWAL_GUARD_SHARE * 100) + 1;
+const MIN_PERCENTAGE = MIN_LIFETIME_PERCENTAGE;
 
 /** The policy in force: an override wins over the vault's lifetime action, which wins over the default. */
 export function effectivePolicy(
@@ -141,6 +143,29 @@ export function durationText(ms: number): string {
 
 function inRange(v: unknown, lo: number, hi: number): boolean {
   return typeof v === 'number' && v >= lo && v <= hi;
+}
+
+/**
+ * A certificate's policy from the configuration: its own rule as the lifecycle's starting override (the defaults'
+ * rule fills in only what the certificate leaves out; without a rule of its own the vault's policy applies), and
+ * the jitter from the certificate or the defaults. The one place configuration policies are merged.
+ */
+export function configuredPolicy(
+  defaults: PolicyOverride | undefined,
+  own: PolicyOverride | undefined,
+): { policy?: PolicyOverride; jitterMinutes?: number } {
+  const jitterMinutes = own?.jitterMinutes ?? defaults?.jitterMinutes;
+  const { lifetimePercentage, daysBeforeExpiry } = { ...defaults, ...own };
+  const rule =
+    daysBeforeExpiry !== undefined
+      ? { daysBeforeExpiry }
+      : lifetimePercentage !== undefined
+        ? { lifetimePercentage }
+        : undefined;
+  return {
+    ...(own && rule ? { policy: rule } : {}),
+    ...(jitterMinutes !== undefined ? { jitterMinutes } : {}),
+  };
 }
 
 /** Applies a validated override to the one in force (`clear` drops the renewal rule, keeps nothing else). */

@@ -1,6 +1,6 @@
 /** `certflow policy <id>`: override the renewal policy (validated here with the workflow's own rules). */
 import { type PolicyOverride, setPolicyUpdate } from '../../workflows/messages';
-import { validatePolicyOverride } from '../../workflows/policy';
+import { MAX_JITTER_MINUTES, MIN_LIFETIME_PERCENTAGE, validatePolicyOverride } from '../../workflows/policy';
 import { policyText } from '../../workflows/lifecycle/view';
 import { EXIT, parseWholeNumber, usageError } from '../args';
 import { type Command, JSON_OPTION } from '../context';
@@ -20,12 +20,16 @@ export const policy: Command = {
   summary: "override the certificate's renewal policy (or --clear to use the vault's again)",
   args: ID_ARG,
   options: {
-    percent: { type: 'string', value: 'N', description: 'renew at N % of the lifetime (1-99)' },
+    percent: {
+      type: 'string',
+      value: 'N',
+      description: `renew at N % of the lifetime (${MIN_LIFETIME_PERCENTAGE}-99)`,
+    },
     days: { type: 'string', value: 'N', description: 'renew N days before expiry (1-3650)' },
     'jitter-minutes': {
       type: 'string',
       value: 'N',
-      description: 'renew up to N minutes earlier, spread per certificate (0-1440)',
+      description: `renew up to N minutes earlier, spread per certificate (0-${MAX_JITTER_MINUTES})`,
     },
     clear: { type: 'boolean', description: "drop the override: the vault's lifetime action applies again" },
     ...JSON_OPTION,
@@ -54,10 +58,11 @@ export function overrideFromOptions(o: {
   has(n: string): boolean;
 }): PolicyOverride {
   const p: PolicyOverride = {};
-  if (o.has('percent')) p.lifetimePercentage = parseWholeNumber(o.string('percent'), '--percent', 1, 99);
+  if (o.has('percent'))
+    p.lifetimePercentage = parseWholeNumber(o.string('percent'), '--percent', MIN_LIFETIME_PERCENTAGE, 99);
   if (o.has('days')) p.daysBeforeExpiry = parseWholeNumber(o.string('days'), '--days', 1, 3650);
   if (o.has('jitter-minutes'))
-    p.jitterMinutes = parseWholeNumber(o.string('jitter-minutes'), '--jitter-minutes', 0, 1440);
+    p.jitterMinutes = parseWholeNumber(o.string('jitter-minutes'), '--jitter-minutes', 0, MAX_JITTER_MINUTES);
   if (o.flag('clear')) p.clear = true;
   const problem = validatePolicyOverride(p);
   if (problem) {

@@ -41,6 +41,7 @@ import {
   statusQuery,
   syncNowSignal,
   syncNowUpdate,
+  upgradeSignal,
 } from '../messages';
 import {
   type ObservedCertificate,
@@ -226,6 +227,12 @@ export async function lifecycleV2(input: LifecycleInput): Promise<{ retired: str
   setHandler(retireSignal, ({ reason }) => {
     retired = String(reason ?? '').slice(0, 500) || 'retired';
   });
+  // release 3: `certflow upgrade` moves a waiting v2 lifecycle onto the current code at once (continue-as-new;
+  // the next run migrates the carried state). Never set in a release-2 history, so those replay unchanged.
+  let upgrade = false;
+  setHandler(upgradeSignal, () => {
+    upgrade = true;
+  });
   setHandler(renewalProgressSignal, ({ phase: p, detail }) => {
     if (renewing) show(p, detail);
   });
@@ -307,7 +314,8 @@ export async function lifecycleV2(input: LifecycleInput): Promise<{ retired: str
       s.paused !== pausedBefore ||
       syncRequested ||
       policyVersion !== policyBefore ||
-      retired !== null;
+      retired !== null ||
+      upgrade;
     if (!at) await condition(wake);
     // never a zero wait: a timer in the past would spin the workflow
     else await condition(wake, Math.max(1_000, at.getTime() - Date.now()));
@@ -325,7 +333,7 @@ export async function lifecycleV2(input: LifecycleInput): Promise<{ retired: str
       await condition(allHandlersFinished);
       return { retired };
     }
-    if (workflowInfo().continueAsNewSuggested && !manualReady() && !syncRequested) {
+    if ((workflowInfo().continueAsNewSuggested || upgrade) && !manualReady() && !syncRequested) {
       // many wake-ups (messages, failures) without a completed cycle: keep history bounded
       await condition(() => allHandlersFinished() || manualReady() || syncRequested);
       if (!manualReady() && !syncRequested) return continueFresh();

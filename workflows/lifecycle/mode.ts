@@ -7,7 +7,7 @@
 import type { CertificatePolicySnapshot } from '../../activities/types';
 
 export type CertificateMode = 'issue' | 'observe';
-export const CERTIFICATE_MODES: readonly CertificateMode[] = ['issue', 'observe'];
+export const CERTIFICATE_MODES = ['issue', 'observe'] as const satisfies readonly CertificateMode[];
 
 /** Issuer names Key Vault renews by itself: its integrated CAs and self-signed. Compared case-insensitively. */
 export const VAULT_ISSUERS = ['Self', 'DigiCert', 'GlobalSign'] as const;
