@@ -9,7 +9,11 @@ import {
   type CertificatePolicy,
 } from '@azure/keyvault-certificates';
 import { createTestEntra, type TestEntra } from '../servers/keyvault/entra';
-import { startKeyVaultServer, type KeyVaultServer } from '../servers/keyvault/server';
+import {
+  startKeyVaultServer,
+  type KeyVaultServer,
+  type KeyVaultServerOptions,
+} from '../servers/keyvault/server';
 import { createTestCa, pemToDer, type SignOptions, type TestCa } from './test-ca';
 
 export interface SeedOptions extends SignOptions {
@@ -41,10 +45,19 @@ export async function startTestKeyVault(
     vaultName?: string;
     /** The vault's Key Vault audience, also the resource of its 401 challenge; default https://vault.azure.net. */
     audience?: string;
+    /** More names for the server's TLS certificate (e.g. certflow-test.vault.azure.net). */
+    hostnames?: string[];
+    /** The server's other options: issuers, clock, issuance delay, auto-renew, Event Grid, quota, ... */
+    server?: Partial<
+      Omit<
+        KeyVaultServerOptions,
+        'jwks' | 'issuer' | 'tenantId' | 'tls' | 'dataDir' | 'vaultName' | 'audience'
+      >
+    >;
   } = {},
 ): Promise<TestKeyVault> {
   const tlsCa = createTestCa({ commonName: 'Certflow test Key Vault TLS CA', keyType: 'ec' });
-  const tls = tlsCa.issueServerCert(['127.0.0.1', 'localhost']);
+  const tls = tlsCa.issueServerCert(['127.0.0.1', 'localhost', ...(opts.hostnames ?? [])]);
   const entra = createTestEntra();
   const server = await startKeyVaultServer({
     jwks: entra.jwks,
@@ -54,6 +67,7 @@ export async function startTestKeyVault(
     dataDir: opts.dataDir,
     vaultName: opts.vaultName,
     audience: opts.audience,
+    ...opts.server,
   });
   const credential = entra.credential();
   const clientOptions: CertificateClientOptions = {
