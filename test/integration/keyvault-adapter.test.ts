@@ -76,7 +76,7 @@ describe('create', () => {
 
     const described = await vault.describe('shop');
     expect(described).toMatchObject({ version: null, thumbprint: null, pendingOperation: true });
-    expect(described.policy).toEqual({ ...snapshot, issuerName: 'Unknown' });
+    expect(described.policy).toEqual({ ...snapshot, issuerName: 'Unknown', lifetimeAction: 'EmailContacts' });
 
     // an activity retry (its first answer lost): the same CSR, no second create
     const again = await vault.create('shop', snapshot, { Recipient: 'shop@example.test' });

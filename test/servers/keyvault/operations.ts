@@ -156,6 +156,7 @@ export function createOperations(o: OperationsOptions) {
         : await caSign(await issuingCa(), cert.policy, key, validity(cert.policy));
     // deleted or completed while we signed
     if (cert.pending !== op || op.status !== 'inProgress') return;
+    op.cancellationRequested = false; // a completed request shows none (recorded)
     addVersion(cert, op, chain, undefined, undefined);
   }
 
