@@ -15,6 +15,7 @@ import {
   type KeyVaultServerOptions,
 } from '../servers/keyvault/server';
 import { createTestCa, pemToDer, type SignOptions, type TestCa } from './test-ca';
+import { agentToLocalVault } from './vault-host';
 
 export interface SeedOptions extends SignOptions {
   /** Merged over the default: Unknown issuer, CN/SAN `<name>.example.test`, EC P-256, PEM secret. */
@@ -26,7 +27,10 @@ export interface TestKeyVault {
   url: string;
   vaultName: string;
   credential: TokenCredential;
-  /** Trust for the server's TLS (tlsOptions.ca), challenge verification off (loopback host), no SDK retries. */
+  /**
+   * Trust for the server's TLS (tlsOptions.ca), challenge verification off (loopback host), no SDK retries; with
+   * `server.publicUrl`, an agent that connects that host to the server instead, challenge verification on.
+   */
   clientOptions: CertificateClientOptions;
   /** The CA that issued the server's TLS certificate (PEM). */
   caPem: string;
@@ -70,12 +74,15 @@ export async function startTestKeyVault(
     ...opts.server,
   });
   const credential = entra.credential();
-  const clientOptions: CertificateClientOptions = {
-    tlsOptions: { ca: tlsCa.caCertPem },
-    disableChallengeResourceVerification: true,
-    // Temporal owns retries (visible in history, honours Retry-After as nextRetryDelay)
-    retryOptions: { maxRetries: 0 },
-  };
+  const clientOptions: CertificateClientOptions = opts.server?.publicUrl
+    ? // a production-style host (https://<name>.vault.azure.net): connected to this server, verified as that host
+      { agent: agentToLocalVault(server.port, tlsCa.caCertPem), retryOptions: { maxRetries: 0 } }
+    : {
+        tlsOptions: { ca: tlsCa.caCertPem },
+        disableChallengeResourceVerification: true,
+        // Temporal owns retries (visible in history, honours Retry-After as nextRetryDelay)
+        retryOptions: { maxRetries: 0 },
+      };
   const ca = createTestCa();
   const client = new CertificateClient(server.url, credential, clientOptions);
   return {

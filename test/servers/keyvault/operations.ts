@@ -166,9 +166,13 @@ export function createOperations(o: OperationsOptions) {
     const current = newest(cert);
     if (!action || !current || providerOf(cert.policy) === 'Unknown') return undefined;
     const { lifetime_percentage: pct, days_before_expiry: days } = action.trigger ?? {};
-    if (pct !== undefined) return current.nbf + ((current.exp - current.nbf) * pct) / 100;
-    if (days !== undefined) return current.exp - days * 86400;
-    return undefined;
+    const lifetime = current.exp - current.nbf;
+    if (pct !== undefined) return current.nbf + (lifetime * pct) / 100;
+    if (days === undefined) return undefined;
+    if (o.issuedValiditySeconds === undefined) return current.exp - days * 86400;
+    // short-lived test certificates: the same share of the lifetime as days of the policy's months
+    const months = cert.policy.x509_props?.validity_months ?? 12;
+    return current.exp - lifetime * Math.min(1, days / (months * 30.4));
   }
 
   /** Starts Key Vault's own renewal: a new operation with the policy unchanged, the current version's tags. */

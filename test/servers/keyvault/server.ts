@@ -25,7 +25,8 @@
  * - Not needed by Certflow: no keys/issuers/contacts/import/backup/delete endpoints and no soft-delete; access
  *   policies only (no RBAC, no firewall); HSM key types are accepted and kept non-exportable, but their keys are
  *   software keys; a plain secret may not take a certificate's name (409, a guess: not recorded).
- * - Test knobs: `issuedValiditySeconds` makes vault-issued certificates short-lived (real: at least a month);
+ * - Test knobs: `issuedValiditySeconds` makes vault-issued certificates short-lived (real: at least a month;
+ *   a days_before_expiry trigger then keeps its share of the policy's months);
  *   tokens are checked against the real clock, not `now`; auto-renew copies the current version's tags to the new
  *   one (not recorded); Event Grid deliveries are retried 3 times a second apart (real: for 24 h), and carry
  *   `aeg-sas-key` only when configured (real Event Grid sends it when publishing to a topic, not to webhooks).
