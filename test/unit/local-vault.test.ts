@@ -150,6 +150,16 @@ describe('local vault lifecycle', () => {
     ]);
   });
 
+  it('is always issue mode: issuer Unknown, lifetime action EmailContacts, takeOver changes nothing, no renewInVault', async () => {
+    // a policy naming a CA the local vault cannot ask: Certflow's CAs issue every local version
+    await vault.create('owned', { ...policy('owned', ec), issuerName: 'DigiCert' });
+    const state = await vault.describe('owned');
+    expect(state.policy).toMatchObject({ issuerName: 'Unknown', lifetimeAction: 'EmailContacts' });
+    const first = await vault.beginRenewal('owned', { takeOver: false });
+    expect(await vault.beginRenewal('owned', { takeOver: true })).toEqual({ ...first, reused: true });
+    expect(vault.renewInVault).toBeUndefined();
+  });
+
   it('keeps the key across renewals when the policy says reuseKey', async () => {
     await vault.create('sticky', policy('sticky', { ...rsa, reuseKey: true }));
     const first = await renew(vault, 'sticky');
