@@ -24,12 +24,7 @@ const failure = (p: Promise<unknown>) => failureOf(p, thrown);
 
 beforeAll(async () => {
   kv = await startTestKeyVault({ server: { issuanceDelayMs: 300 } });
-  vault = createAzureKeyVault({
-    name: 'kv',
-    url: kv.url,
-    credential: kv.credential,
-    clientOptions: kv.clientOptions,
-  });
+  vault = kv.adapter();
   client = new CertificateClient(kv.url, kv.credential, kv.clientOptions);
 });
 
@@ -131,12 +126,7 @@ describe.each(['pending', 'current'] as const)(
 
     beforeAll(async () => {
       other = await startTestKeyVault({ server: { latestWhilePending } });
-      adapter = createAzureKeyVault({
-        name: 'kv2',
-        url: other.url,
-        credential: other.credential,
-        clientOptions: other.clientOptions,
-      });
+      adapter = other.adapter('kv2');
     });
     afterAll(async () => {
       await other?.stop();

@@ -21,12 +21,7 @@ const thrown: unknown[] = [];
 beforeAll(async () => {
   // Self certificates complete on the next request (their asynchronous issuance is tested in test/conformance)
   kv = await startTestKeyVault({ server: { issuanceDelayMs: 0 } });
-  vault = createAzureKeyVault({
-    name: 'kv',
-    url: kv.url,
-    credential: kv.credential,
-    clientOptions: kv.clientOptions,
-  });
+  vault = kv.adapter('kv');
 });
 
 afterAll(async () => {

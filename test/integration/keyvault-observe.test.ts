@@ -30,12 +30,7 @@ beforeAll(async () => {
     },
   });
   client = new CertificateClient(kv.url, kv.credential, kv.clientOptions);
-  vault = createAzureKeyVault({
-    name: 'kv',
-    url: kv.url,
-    credential: kv.credential,
-    clientOptions: kv.clientOptions,
-  });
+  vault = kv.adapter();
 });
 
 afterAll(async () => {

@@ -38,12 +38,7 @@ beforeAll(async () => {
   });
   raw = rawKeyVault(kv);
   client = new CertificateClient(kv.url, kv.credential, kv.clientOptions);
-  vault = createAzureKeyVault({
-    name: 'kv',
-    url: kv.url,
-    credential: kv.credential,
-    clientOptions: kv.clientOptions,
-  });
+  vault = kv.adapter();
 });
 
 afterAll(async () => {
@@ -249,12 +244,7 @@ describe('create quota (Key Vault: 20 key creates per 10 s)', () => {
       server: { now: () => now, createQuota: { limit: 2, windowSeconds: 10 } },
     });
     try {
-      const adapter = createAzureKeyVault({
-        name: 'q',
-        url: limited.url,
-        credential: limited.credential,
-        clientOptions: limited.clientOptions,
-      });
+      const adapter = limited.adapter('q');
       const snapshot = (n: string) => ({
         subject: `CN=${n}`,
         dnsNames: [],

@@ -31,12 +31,7 @@ const sha1 = (pem: string) => new X509Certificate(pem).fingerprint.replace(/:/g,
 beforeAll(async () => {
   // Self certificates complete on the next request (their asynchronous issuance is tested in test/conformance)
   kv = await startTestKeyVault({ server: { issuanceDelayMs: 0 } });
-  vault = createAzureKeyVault({
-    name: 'kv-test',
-    url: kv.url,
-    credential: kv.credential,
-    clientOptions: kv.clientOptions,
-  });
+  vault = kv.adapter('kv-test');
 });
 
 afterAll(async () => {

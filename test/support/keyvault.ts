@@ -8,6 +8,7 @@ import {
   type CertificateClientOptions,
   type CertificatePolicy,
 } from '@azure/keyvault-certificates';
+import { createAzureKeyVault } from '../../activities/vault/azure-key-vault';
 import { createTestEntra, type TestEntra } from '../servers/keyvault/entra';
 import {
   startKeyVaultServer,
@@ -38,6 +39,8 @@ export interface TestKeyVault {
   ca: TestCa;
   entra: TestEntra;
   server: KeyVaultServer;
+  /** The Azure Key Vault adapter on this vault (certificate ids `<name>/...`), with the client options above. */
+  adapter(name?: string): ReturnType<typeof createAzureKeyVault>;
   /** Issues a certificate into the vault the way an operator would: Unknown-issuer create, CSR signed by `ca`, merge. */
   seed(name: string, opts?: SeedOptions): Promise<{ version: string; thumbprint: string; leafPem: string }>;
   stop(): Promise<void>;
@@ -94,6 +97,7 @@ export async function startTestKeyVault(
     ca,
     entra,
     server,
+    adapter: (name = 'kv') => createAzureKeyVault({ name, url: server.url, credential, clientOptions }),
     async seed(name, seedOpts = {}) {
       const { policy, tags, ...signOpts } = seedOpts;
       const host = `${name}.example.test`;

@@ -342,26 +342,18 @@ export function createCertificateService(o: CertificateServiceOptions) {
       const latest = version ? undefined : latestOf(cert);
       const op = inProgress(cert);
       const pendingTarget = version ? (op?.version === version ? op : undefined) : latest?.op;
-      const target = version ? cert.versions.find((x) => x.version === version) : latest?.v;
-      if (pendingTarget) {
-        if (body.tags !== undefined) pendingTarget.tags = { ...body.tags };
-        if (typeof body.attributes?.enabled === 'boolean') pendingTarget.enabled = body.attributes.enabled;
-        pendingTarget.updated = nowSec();
-        store.save();
-        return {
-          status: 200,
-          body: { ...stubJson(cert, pendingTarget, { policy: !version }), ...pendingLink(cert) },
-        };
-      }
+      const target =
+        pendingTarget ?? (version ? cert.versions.find((x) => x.version === version) : latest?.v);
       if (!target) throw certificateNotFound(version ? `${cert.name}/${version}` : cert.name);
       if (body.tags !== undefined) target.tags = { ...body.tags };
       if (typeof body.attributes?.enabled === 'boolean') target.enabled = body.attributes.enabled;
       target.updated = nowSec();
       store.save();
-      return {
-        status: 200,
-        body: { ...versionJson(cert, target, { policy: !version }), ...pendingLink(cert) },
-      };
+      const policy = { policy: !version };
+      const bundle = pendingTarget
+        ? stubJson(cert, pendingTarget, policy)
+        : versionJson(cert, target as VersionRecord, policy);
+      return { status: 200, body: { ...bundle, ...pendingLink(cert) } };
     },
 
     getPolicy(name: string): Reply {
