@@ -35,7 +35,8 @@ export function toState(
     tags: { ...(current?.properties.tags ?? latest.properties.tags ?? {}) },
     policy: latest.policy ? snapshot(latest.policy) : null,
     key: x509 ? keyShapeOf(x509) : null,
-    pendingOperation: operation?.status === 'inProgress',
+    // a cancelled operation (real Key Vault: still inProgress, cancellationRequested) waits for nothing
+    pendingOperation: operation?.status === 'inProgress' && !operation.cancellationRequested,
   };
 }
 

@@ -1,7 +1,9 @@
 /**
  * Certificate policies between Key Vault's shape (@azure/keyvault-certificates) and ours
- * (CertificatePolicySnapshot), always for the "Unknown" issuer: Key Vault makes the key and the CSR, a CA
- * elsewhere signs it, and the only lifetime action Key Vault allows for such a certificate is an email.
+ * (CertificatePolicySnapshot). A snapshot shows any policy as it is (an integrated CA or Self with AutoRenew
+ * too: observe mode reads it); the policies Certflow writes are for the "Unknown" issuer: Key Vault makes the key
+ * and the CSR, a CA elsewhere signs it, and the only lifetime action Key Vault allows for such a certificate is
+ * an email.
  */
 import type { CertificatePolicy } from '@azure/keyvault-certificates';
 import type { CertificatePolicySnapshot } from '../types';
@@ -9,7 +11,11 @@ import { nonRetryable } from './azure-key-vault-errors';
 
 const KEY_TYPES = new Set(['RSA', 'RSA-HSM', 'EC', 'EC-HSM']);
 
-/** The certificate's own policy, pointed at the Unknown issuer (whose lifetime action can only be to email). */
+/**
+ * The certificate's own policy, pointed at the Unknown issuer (whose lifetime action can only be to email).
+ * Only for a certificate Certflow owns: one the vault renews itself is taken over only when configured so
+ * (beginRenewal's `takeOver`), since this switches off the vault's own renewal.
+ */
 export function renewalPolicy(policy: CertificatePolicy): CertificatePolicy {
   const { certificateType: _t, certificateTransparency: _ct, ...rest } = policy;
   return {
@@ -20,7 +26,9 @@ export function renewalPolicy(policy: CertificatePolicy): CertificatePolicy {
 }
 
 export function snapshot(p: CertificatePolicy): CertificatePolicySnapshot {
-  const action = p.lifetimeActions?.[0];
+  // the action that renews wins over a reminder: its trigger is when the vault makes the next version
+  const action = p.lifetimeActions?.find((a) => a.action === 'AutoRenew') ?? p.lifetimeActions?.[0];
+  const kind = action?.action;
   return {
     subject: p.subject ?? '',
     dnsNames: [...(p.subjectAlternativeNames?.dnsNames ?? [])],
@@ -35,6 +43,7 @@ export function snapshot(p: CertificatePolicy): CertificatePolicySnapshot {
     ...(p.validityInMonths !== undefined ? { validityInMonths: p.validityInMonths } : {}),
     ...(action?.lifetimePercentage !== undefined ? { lifetimePercentage: action.lifetimePercentage } : {}),
     ...(action?.daysBeforeExpiry !== undefined ? { daysBeforeExpiry: action.daysBeforeExpiry } : {}),
+    ...(kind === 'AutoRenew' || kind === 'EmailContacts' ? { lifetimeAction: kind } : {}),
   };
 }
 

@@ -2,6 +2,10 @@
  * SecretStore over Key Vault secrets (@azure/keyvault-secrets): small named values that belong with the
  * vault, such as the ACME account key. Values never reach an error message: failures quote only the
  * service's error text.
+ *
+ * A certificate's own secret (same name, `managed: true`: its private key and chain) is refused in both
+ * directions: read, it would hand a TLS key to whoever asked for a plain secret (e.g. as the ACME account key);
+ * written, it would fight the certificate for the name.
  */
 import type { SecretClient } from '@azure/keyvault-secrets';
 import type { SecretStore } from '../types';
@@ -29,12 +33,20 @@ export function createKeyVaultSecretStore(vault: string, secrets: SecretClient):
 
   async function getSecret(name: string): Promise<string | null> {
     checkName(name);
+    let secret;
     try {
-      return (await secrets.getSecret(name)).value ?? null;
+      secret = await secrets.getSecret(name);
     } catch (err) {
       if (serviceError(err).status === 404) return null;
       throw vaultFailure(err, ctx(name, 'read the secret', 'secrets/get'));
     }
+    if (secret.properties.managed)
+      throw nonRetryable(
+        'SecretIsCertificate',
+        `Key Vault '${vault}': '${name}' is the secret of a certificate of that name (managed by Key Vault), not a ` +
+          `plain secret; it is never used as one. Give this secret another name.`,
+      );
+    return secret.value ?? null;
   }
 
   return {

@@ -1,12 +1,18 @@
 /**
- * The Vault interface over Azure Key Vault (@azure/keyvault-certificates, @azure/keyvault-secrets), for
- * certificates from a CA Key Vault cannot talk to: the "Unknown" issuer flow. Key Vault makes the key and the
- * CSR, we get the CSR signed elsewhere and merge the chain; the private key stays in the vault.
+ * The Vault interface over Azure Key Vault (@azure/keyvault-certificates, @azure/keyvault-secrets).
+ * Issue mode, for certificates from a CA Key Vault cannot talk to (the "Unknown" issuer flow): Key Vault makes
+ * the key and the CSR, we get the CSR signed elsewhere and merge the chain; the private key stays in the vault.
+ * Observe mode, for certificates Key Vault renews itself (an integrated CA such as DigiCert, or Self): we read
+ * them, ask the vault for a new version with `renewInVault`, and never change their policy unless configured
+ * to take them over.
  *
- * Written for the real service and tolerant of emulators: a create while an operation is in progress is a 409
- * there, so we look for the operation first and reuse its CSR; merge takes no tags, so we re-apply them to the
- * merged version explicitly (also on a retry that finds the chain already merged, in case the earlier attempt
- * stopped between the two); we never poll an Unknown-issuer create (it only finishes with a merge).
+ * Written for the real service, as Microsoft's recorded sessions show it (test/conformance): a create while an
+ * operation is in progress is a 409, so we look for the operation first and reuse its CSR, unless it was
+ * cancelled (a cancel leaves it `inProgress` with `cancellation_requested`), which we delete and start afresh;
+ * "latest" may be a disabled version still waiting for its certificate, so the current version is the newest
+ * enabled one that has a certificate; merge takes no tags, so we re-apply them to the merged version by explicit
+ * version (also on a retry that finds the chain already merged, in case the earlier attempt stopped between the
+ * two); we never poll a create (an Unknown-issuer one only finishes with a merge).
  */
 import type { TokenCredential } from '@azure/identity';
 import {
@@ -16,11 +22,13 @@ import {
   type CertificatePolicy,
   type CertificateProperties,
   type KeyVaultCertificate,
+  type KeyVaultCertificateWithPolicy,
 } from '@azure/keyvault-certificates';
 import { SecretClient, type SecretClientOptions } from '@azure/keyvault-secrets';
 import { ApplicationFailure } from '@temporalio/common';
 import crypto from 'node:crypto';
 import type { CertificateState, CertificateSummary, PendingCsr, SecretStore, Vault } from '../types';
+import { vaultRenewsItself } from '../../workflows/lifecycle/mode';
 import { checkVaultUrl, type CloudEndpoints } from './azure-credential';
 import { parseChain, toPem, toState, toSummary } from './azure-key-vault-convert';
 import {
@@ -30,7 +38,7 @@ import {
   vaultFailure,
   type CallContext,
 } from './azure-key-vault-errors';
-import { policyFromSnapshot, renewalPolicy } from './azure-key-vault-policy';
+import { policyFromSnapshot, renewalPolicy, snapshot } from './azure-key-vault-policy';
 import { parseCertificateSecret, SecretWithoutKeyError } from './azure-key-vault-secret';
 import { createKeyVaultSecretStore } from './azure-key-vault-secret-store';
 
@@ -81,6 +89,7 @@ export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault & SecretS
   }
 
   const status = (err: unknown) => serviceError(err).status;
+  const noVersions = new Error('no versions');
 
   const notFound = (certName: string) => (err: unknown) =>
     status(err) === 404
@@ -121,15 +130,25 @@ export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault & SecretS
     }
   }
 
-  /** Enabled versions that carry a certificate, newest first (skips a version waiting for its merge). */
+  /**
+   * Enabled versions that carry a certificate, newest first (skips a version waiting for its merge). Key Vault
+   * lists versions by id, not by age; a certificate it does not have has no versions (real: an empty list).
+   */
   async function certificateVersions(certName: string): Promise<string[]> {
     const ctx = { action: 'list certificate versions', certName, permission: 'certificates/list' };
-    const found = await call(ctx, async () => {
-      const all = [];
-      for await (const p of certs.listPropertiesOfCertificateVersions(certName)) {
-        if (p.enabled !== false && p.x509Thumbprint?.length && p.version) all.push(p);
-      }
-      return all;
+    const found = await call(
+      ctx,
+      async () => {
+        const all = [];
+        for await (const p of certs.listPropertiesOfCertificateVersions(certName)) {
+          if (p.enabled !== false && p.x509Thumbprint?.length && p.version) all.push(p);
+        }
+        return all;
+      },
+      (err) => (status(err) === 404 ? noVersions : undefined),
+    ).catch((err: unknown) => {
+      if (err === noVersions) return [];
+      throw err;
     });
     // createdOn has one-second resolution: break ties by the certificate's own notBefore
     const time = (d: Date | undefined) => d?.getTime() ?? 0;
@@ -209,12 +228,20 @@ export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault & SecretS
     action: string,
   ): Promise<PendingCsr> {
     const ctx = { vault, action, certName, permission: 'certificates/create' };
-    const created = await attempt(() => certs.beginCreateCertificate(certName, policy, { tags }));
-    if ('error' in created) {
-      const raced = status(created.error) === 409 ? await reusableCsr(certName) : undefined;
-      if (raced) return raced;
-      throw vaultFailure(created.error, ctx);
+    const create = () => attempt(() => certs.beginCreateCertificate(certName, policy, { tags }));
+    let created = await create();
+    if ('error' in created && status(created.error) === 409) {
+      const op = await operationOf(certName);
+      if (op && cancelled(op)) {
+        // a cancelled operation was in the way: never reused, deleted, and the create made once more
+        await deleteOperation(certName);
+        created = await create();
+      } else {
+        const raced = csrOf(certName, op);
+        if (raced) return raced;
+      }
     }
+    if ('error' in created) throw vaultFailure(created.error, ctx);
     const op = await operationOf(certName);
     if (!op?.csr?.length)
       throw ApplicationFailure.create({
@@ -225,8 +252,21 @@ export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault & SecretS
     return { csrPem: toPem(op.csr, 'CERTIFICATE REQUEST'), reused: false };
   }
 
+  /**
+   * The CSR of the operation in progress, to finish it instead of starting another. An operation someone
+   * cancelled (real Key Vault keeps it `inProgress` with `cancellationRequested`; others say `cancelled`) is
+   * never reused: it is deleted, so the next create starts fresh.
+   */
   async function reusableCsr(certName: string): Promise<PendingCsr | undefined> {
     const op = await operationOf(certName);
+    if (op && cancelled(op)) {
+      await deleteOperation(certName);
+      return undefined;
+    }
+    return csrOf(certName, op);
+  }
+
+  function csrOf(certName: string, op: CertificateOperation | undefined): PendingCsr | undefined {
     if (op?.status !== 'inProgress') return undefined;
     if (op.issuerName && op.issuerName.toLowerCase() !== 'unknown')
       throw nonRetryable(
@@ -236,6 +276,25 @@ export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault & SecretS
       );
     if (!op.csr?.length) return undefined;
     return { csrPem: toPem(op.csr, 'CERTIFICATE REQUEST'), reused: true };
+  }
+
+  async function deleteOperation(certName: string): Promise<void> {
+    const deleted = await attempt(() => certs.deleteCertificateOperation(certName));
+    if ('error' in deleted && status(deleted.error) !== 404)
+      throw vaultFailure(deleted.error, {
+        vault,
+        action: 'delete the pending operation',
+        certName,
+        permission: 'certificates/delete',
+      });
+  }
+
+  /** The certificate's policy: from "latest" when it carries one, else read on its own. */
+  function policyOf(certName: string, latest: KeyVaultCertificateWithPolicy): Promise<CertificatePolicy> {
+    if (latest.policy?.issuerName) return Promise.resolve(latest.policy);
+    return call({ action: 'read the policy', certName, permission: 'certificates/get' }, () =>
+      certs.getCertificatePolicy(certName),
+    );
   }
 
   /**
@@ -288,22 +347,63 @@ export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault & SecretS
       return startOperation(certName, desired, tags, 'create the certificate');
     },
 
-    async beginRenewal(certName) {
+    async beginRenewal(certName, opts = {}) {
       const latest = await readLatest(certName);
+      const policy = await policyOf(certName, latest);
+      // never rewrite a policy the vault renews by itself (that would switch its own renewal off) unless told to
+      if (vaultRenewsItself(snapshot(policy)) && !opts.takeOver)
+        throw nonRetryable(
+          'PolicyNotOwned',
+          `Key Vault '${vault}': '${certName}' is renewed by the vault itself (issuer '${policy.issuerName}'); ` +
+            `Certflow will not change its policy to issue it elsewhere. Certflow observes such a certificate ` +
+            `(mode "observe"); to take it over and issue it from Certflow's CA, configure mode "issue" for it.`,
+        );
       const reuse = await reusableCsr(certName);
       if (reuse) return reuse;
-
-      const policy = latest.policy?.issuerName
-        ? latest.policy
-        : await call({ action: 'read the policy', certName, permission: 'certificates/get' }, () =>
-            certs.getCertificatePolicy(certName),
-          );
+      // tags of the current version (latest may be a pending version with the tags of its create)
+      const current = await currentVersion(certName, latest);
       return startOperation(
         certName,
         renewalPolicy(policy),
-        latest.properties.tags ?? {},
+        current?.properties.tags ?? latest.properties.tags ?? {},
         'create a renewal CSR',
       );
+    },
+
+    async renewInVault(certName) {
+      const latest = await readLatest(certName);
+      const policy = await policyOf(certName, latest);
+      if (!vaultRenewsItself(snapshot(policy)))
+        throw nonRetryable(
+          'VaultCannotRenew',
+          `Key Vault '${vault}': '${certName}' has issuer '${policy.issuerName ?? 'Unknown'}', which the vault ` +
+            `cannot renew by itself (its CA is outside the vault); Certflow renews it (mode "issue").`,
+        );
+      const ctx = { vault, action: 'ask the vault to renew', certName, permission: 'certificates/create' };
+      const running = async () => {
+        const op = await operationOf(certName);
+        if (op && cancelled(op)) {
+          await deleteOperation(certName);
+          return undefined;
+        }
+        return op?.status === 'inProgress' ? { started: false, status: 'inProgress' } : undefined;
+      };
+      const already = await running();
+      if (already) return already;
+      const current = await currentVersion(certName, latest);
+      const tags = current?.properties.tags ?? latest.properties.tags ?? {};
+      // the policy exactly as the vault has it: same issuer, same lifetime action; never pollUntilDone
+      const created = await attempt(() => certs.beginCreateCertificate(certName, policy, { tags }));
+      if ('error' in created) {
+        const raced = status(created.error) === 409 ? await running() : undefined;
+        if (raced) return raced;
+        throw vaultFailure(created.error, ctx);
+      }
+      // the SDK read the operation right after the create; a Self request may already be done
+      return {
+        started: true,
+        status: created.value.getOperationState().isCompleted ? 'completed' : 'inProgress',
+      };
     },
 
     async merge(certName, chainPem) {
@@ -340,14 +440,7 @@ export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault & SecretS
 
     async cancelRenewal(certName) {
       if (!(await operationOf(certName))) return;
-      const deleted = await attempt(() => certs.deleteCertificateOperation(certName));
-      if ('error' in deleted && status(deleted.error) !== 404)
-        throw vaultFailure(deleted.error, {
-          vault,
-          action: 'delete the pending operation',
-          certName,
-          permission: 'certificates/delete',
-        });
+      await deleteOperation(certName);
     },
 
     async exportSecret(certName, version) {
@@ -395,6 +488,11 @@ export function createAzureKeyVault(opts: AzureKeyVaultOptions): Vault & SecretS
   };
 
   return { ...vaultOps, ...createKeyVaultSecretStore(vault, secrets) };
+}
+
+/** Cancelled by someone: real Key Vault keeps such an operation `inProgress` with `cancellationRequested`. */
+function cancelled(op: CertificateOperation): boolean {
+  return op.cancellationRequested === true || op.status === 'cancelled';
 }
 
 async function attempt<T>(fn: () => Promise<T>): Promise<{ value: T } | { error: unknown }> {

@@ -128,7 +128,8 @@ export function createLocalVault(opts: LocalVaultOptions): LocalVault {
       subject: leaf ? leaf.subject.split('\n').join(', ') : null,
       dnsNames: leaf ? sanDnsNames(leaf) : [],
       tags: { ...(current?.tags ?? record.pending?.tags ?? {}) },
-      policy: record.policy,
+      // Key Vault's Unknown issuer: the vault only reminds at the trigger, Certflow renews (issue mode)
+      policy: { ...record.policy, lifetimeAction: 'EmailContacts' },
       key: leaf ? keyShapeOf(leaf) : null,
       pendingOperation: record.pending !== null,
     };
@@ -193,7 +194,9 @@ export function createLocalVault(opts: LocalVaultOptions): LocalVault {
       return `local://${vault}/secrets/${certName}/${version}`;
     },
 
-    async beginRenewal(certName) {
+    // every local policy has issuer Unknown (create forces it): Certflow owns them all, takeOver changes nothing.
+    // No renewInVault: the local vault cannot renew anything by itself.
+    async beginRenewal(certName, _opts) {
       return locked(certName, async () => {
         const record = await load(certName);
         if (record.pending) return { csrPem: record.pending.csrPem, reused: true };
@@ -357,13 +360,17 @@ function sanDnsNames(cert: X509Certificate): string[] {
   return names.flatMap((entry) => (entry.startsWith('DNS:') ? [entry.slice(4)] : []));
 }
 
-/** Only the snapshot's own fields, without undefined ones: what describe returns before and after a restart. */
+/**
+ * Only the snapshot's own fields, without undefined ones: what describe returns before and after a restart.
+ * The lifetime action is not stored: describe adds it.
+ */
 function copyPolicy(p: CertificatePolicySnapshot): CertificatePolicySnapshot {
   const { keyType, keySize, curve, reuseKey, exportable } = p.key;
   const copy: CertificatePolicySnapshot = {
     subject: p.subject,
     dnsNames: [...p.dnsNames],
-    issuerName: p.issuerName ?? 'Unknown',
+    // the local vault only knows the Unknown issuer: Certflow's CAs issue every version
+    issuerName: 'Unknown',
     key: { keyType, keySize, curve, reuseKey, exportable },
     validityInMonths: p.validityInMonths,
     lifetimePercentage: p.lifetimePercentage,

@@ -148,6 +148,20 @@ describe('a create that races another (real Key Vault: 409 while an operation is
   });
 });
 
+describe('versions of a certificate that is gone', () => {
+  it('a 404 from the versions listing (older services; real Key Vault: an empty list) means no current version', async () => {
+    const kv = recordedKeyVault({
+      // a first issuance still pending, whose versions listing answers as for a missing certificate
+      'GET /certificates/gone/': answer(200, pendingCertificate(BASE, 'gone')),
+      'GET /certificates/gone/versions': certificateNotFound('gone'),
+      'GET /certificates/gone/pending': noPending('gone'),
+    });
+    expect(await kv.vault.describe('gone')).toMatchObject({ version: null, thumbprint: null });
+    expect(await kv.vault.certificatePem('gone')).toBeNull();
+    expect(kv.http.unanswered).toEqual([]);
+  });
+});
+
 describe('403s name what is missing', () => {
   it('access policy: the permission', async () => {
     const kv = recordedKeyVault({

@@ -88,7 +88,8 @@ describe('local vault lifecycle', () => {
       thumbprint: null,
       pendingOperation: true,
     });
-    expect(pending.policy).toEqual(policy('web'));
+    // issue mode: the vault only reminds at the trigger (Key Vault's Unknown issuer), Certflow renews
+    expect(pending.policy).toEqual({ ...policy('web'), lifetimeAction: 'EmailContacts' });
     expect(pending.tags).toEqual({ Recipient: 'ops@example.test' });
 
     expect(await vault.beginRenewal('web')).toEqual({ csrPem: created.csrPem, reused: true });
@@ -147,6 +148,16 @@ describe('local vault lifecycle', () => {
       [second.version, true],
       [first.version, false],
     ]);
+  });
+
+  it('is always issue mode: issuer Unknown, lifetime action EmailContacts, takeOver changes nothing, no renewInVault', async () => {
+    // a policy naming a CA the local vault cannot ask: Certflow's CAs issue every local version
+    await vault.create('owned', { ...policy('owned', ec), issuerName: 'DigiCert' });
+    const state = await vault.describe('owned');
+    expect(state.policy).toMatchObject({ issuerName: 'Unknown', lifetimeAction: 'EmailContacts' });
+    const first = await vault.beginRenewal('owned', { takeOver: false });
+    expect(await vault.beginRenewal('owned', { takeOver: true })).toEqual({ ...first, reused: true });
+    expect(vault.renewInVault).toBeUndefined();
   });
 
   it('keeps the key across renewals when the policy says reuseKey', async () => {

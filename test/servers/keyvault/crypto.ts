@@ -7,7 +7,7 @@ import * as x509 from '@peculiar/x509';
 import { execFile } from 'node:child_process';
 import crypto, { X509Certificate, webcrypto } from 'node:crypto';
 import { tools } from '../../support/tools';
-import type { WirePolicy } from './wire';
+import { parseSubject, type WirePolicy } from './wire';
 
 // @peculiar/x509 picks up Node's global WebCrypto (globalThis.crypto) by itself.
 type Algo = webcrypto.RsaHashedKeyGenParams | webcrypto.EcKeyGenParams;
@@ -83,7 +83,7 @@ function extensionsFor(policy: WirePolicy): x509.Extension[] {
 /** A PKCS#10 request in DER for the policy's subject and SANs, signed with the pending key. */
 export async function buildCsr(policy: WirePolicy, pkcs8: Buffer): Promise<Buffer> {
   const csr = await x509.Pkcs10CertificateRequestGenerator.create({
-    name: policy.x509_props?.subject ?? '',
+    name: parseSubject(policy.x509_props?.subject ?? ''),
     keys: await importPair(policy, pkcs8),
     signingAlgorithm: algorithmFor(policy).sign,
     extensions: extensionsFor(policy),
@@ -91,22 +91,81 @@ export async function buildCsr(policy: WirePolicy, pkcs8: Buffer): Promise<Buffe
   return Buffer.from(csr.rawData);
 }
 
-/** The "Self" issuer: a self-signed certificate valid for the policy's validity_months. */
-export async function selfSign(policy: WirePolicy, pkcs8: Buffer): Promise<Buffer> {
+/** A validity window: `notBefore` to `notAfter`, epoch ms of the server's clock. */
+export interface Validity {
+  notBefore: number;
+  notAfter: number;
+}
+
+/** The "Self" issuer: a self-signed certificate for the policy, valid for `validity`. */
+export async function selfSign(policy: WirePolicy, pkcs8: Buffer, validity: Validity): Promise<Buffer> {
   const keys = await importPair(policy, pkcs8);
-  const notBefore = new Date(Date.now() - 60_000);
-  const notAfter = new Date(notBefore);
-  notAfter.setUTCMonth(notAfter.getUTCMonth() + (policy.x509_props?.validity_months ?? 12));
-  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+  const name = parseSubject(policy.x509_props?.subject ?? '');
+  const cert = await x509.X509CertificateGenerator.create({
     serialNumber: '01' + crypto.randomBytes(15).toString('hex'),
-    name: policy.x509_props?.subject ?? '',
-    notBefore,
-    notAfter,
-    keys,
+    subject: name,
+    issuer: name,
+    notBefore: new Date(validity.notBefore),
+    notAfter: new Date(validity.notAfter),
+    publicKey: keys.publicKey,
+    signingKey: keys.privateKey,
     signingAlgorithm: algorithmFor(policy).sign,
     extensions: [new x509.BasicConstraintsExtension(false, undefined, true), ...extensionsFor(policy)],
   });
   return Buffer.from(cert.rawData);
+}
+
+/** The CA behind the server's integrated issuers (DigiCert, GlobalSign): ours, made at start, EC P-256. */
+export interface IssuingCa {
+  certDer: Buffer;
+  name: x509.Name;
+  privateKey: webcrypto.CryptoKey;
+}
+
+export async function createIssuingCa(commonName: string, now: number): Promise<IssuingCa> {
+  const alg = { name: 'ECDSA', namedCurve: 'P-256', hash: 'SHA-256' };
+  const keys = (await webcrypto.subtle.generateKey(alg, true, ['sign', 'verify'])) as webcrypto.CryptoKeyPair;
+  const name = new x509.Name(`CN=${commonName}, O=Certflow tests`);
+  const cert = await x509.X509CertificateGenerator.createSelfSigned({
+    serialNumber: '01' + crypto.randomBytes(15).toString('hex'),
+    name,
+    notBefore: new Date(now - 3600_000),
+    notAfter: new Date(now + 10 * 365 * 86400_000),
+    keys,
+    signingAlgorithm: alg,
+    extensions: [
+      new x509.BasicConstraintsExtension(true, 0, true),
+      new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+      await x509.SubjectKeyIdentifierExtension.create(keys.publicKey),
+    ],
+  });
+  return { certDer: Buffer.from(cert.rawData), name, privateKey: keys.privateKey };
+}
+
+/** An integrated CA's answer: the policy's certificate for the pending key, signed by `ca`; chain leaf first. */
+export async function caSign(
+  ca: IssuingCa,
+  policy: WirePolicy,
+  pkcs8: Buffer,
+  validity: Validity,
+): Promise<Buffer[]> {
+  const keys = await importPair(policy, pkcs8);
+  const cert = await x509.X509CertificateGenerator.create({
+    serialNumber: '02' + crypto.randomBytes(15).toString('hex'),
+    subject: parseSubject(policy.x509_props?.subject ?? ''),
+    issuer: ca.name,
+    notBefore: new Date(validity.notBefore),
+    notAfter: new Date(validity.notAfter),
+    publicKey: keys.publicKey,
+    signingKey: ca.privateKey,
+    signingAlgorithm: { name: 'ECDSA', hash: 'SHA-256' },
+    extensions: [
+      new x509.BasicConstraintsExtension(false, undefined, true),
+      await x509.AuthorityKeyIdentifierExtension.create(new x509.X509Certificate(ca.certDer)),
+      ...extensionsFor(policy),
+    ],
+  });
+  return [Buffer.from(cert.rawData), ca.certDer];
 }
 
 export interface ParsedCert {

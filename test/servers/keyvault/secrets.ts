@@ -16,8 +16,9 @@ export function createSecretService(
   store: Store,
   vaultUrl: () => string,
   certificateSecret: (name: string, version: string | undefined) => Promise<Reply>,
+  now: () => number = Date.now,
 ) {
-  const nowSec = () => Math.floor(Date.now() / 1000);
+  const nowSec = () => Math.floor(now() / 1000);
   const notFound = (name: string) =>
     new KvError(404, 'SecretNotFound', `A secret with (name/id) ${name} was not found in this key vault.`);
 
@@ -26,7 +27,7 @@ export function createSecretService(
     id: `${vaultUrl()}/secrets/${name}/${v.version}`,
     ...(v.contentType ? { contentType: v.contentType } : {}),
     attributes: { enabled: v.enabled, created: v.created, updated: v.updated, ...RECOVERY },
-    tags: v.tags,
+    ...(Object.keys(v.tags).length ? { tags: v.tags } : {}),
   });
 
   return {
@@ -36,7 +37,12 @@ export function createSecretService(
       const v = version ? record?.versions.find((x) => x.version === version) : record?.versions.at(-1);
       if (!record || !v) throw notFound(version ? `${name}/${version}` : name);
       if (!v.enabled)
-        throw new KvError(403, 'Forbidden', 'Operation get is not allowed on a disabled secret.');
+        throw new KvError(
+          403,
+          'Forbidden',
+          'Operation get is not allowed on a disabled secret.',
+          'SecretDisabled',
+        );
       return { status: 200, body: bundle(record.name, v) };
     },
 

@@ -1,29 +1,51 @@
 /**
  * A Key Vault REST-compatible HTTPS server for tests. OURS, not Microsoft's and not an emulator we
- * downloaded: it follows Key Vault's documented wire format closely enough for @azure/keyvault-certificates
- * and @azure/keyvault-secrets, with real keys, real PKCS#10 requests and a real public-key check on merge.
+ * downloaded: it follows Key Vault's wire format as Microsoft's recorded sessions show it (Azure/azure-sdk-assets,
+ * js/sdk/keyvault/keyvault-certificates/recordings/node, api-version 2025-07-01; test/conformance holds the
+ * same sequences against this server) closely enough for @azure/keyvault-certificates and
+ * @azure/keyvault-secrets, with real keys, real PKCS#10 requests and a real public-key check on merge.
  *
  * Auth is Key Vault's: a request without a token gets the 401 Bearer challenge; tokens are RS256 JWTs checked
  * against the JWKS we are given (signature, aud, exp, nbf); access policies per caller object id (default: all).
  *
- * Known differences from the real service: issuers 'Self' and 'Unknown' only; no keys/issuers/contacts/import/
- * backup/delete endpoints and no soft-delete; access policies only (no RBAC, no firewall); HSM key types
- * (RSA-HSM, EC-HSM) are accepted and kept non-exportable, but their keys are software keys; a cancel turns the
- * operation 'cancelled' at once; a merged operation stays readable as 'completed'; PKCS#12 secrets are openssl
- * 3's password-less default encoding; a plain secret may not take a certificate's name (409); throttling and
- * outages happen only when a test injects them. Tests of real-service answers it cannot give (RBAC and
- * firewall 403s, soft-delete 409s) replay recorded answers at the HTTP layer instead (test/unit).
+ * Issuers: Unknown (CSR + merge), Self, and integrated CAs (`DigiCert`, `GlobalSign`, more through `issuers`)
+ * signed by a test CA this server makes. A Self or integrated-CA create answers 202 inProgress and completes
+ * `issuanceDelayMs` later (then `completed` with a `target`), as on the real service. Auto-renew runs on the
+ * server's own schedule: for a policy whose lifetime action is AutoRenew, a new version is made at the trigger
+ * (lifetime percentage or days before expiry) by the server's clock (`now`, checked on every request and every
+ * `tickMs`), or at once with `autoRenewNow(name)`. Every new version (merge, issuance, auto-renew) can be POSTed
+ * as an Event Grid `CertificateNewVersionCreated` to `eventGrid.url`. `createQuota` answers 429 Throttled with
+ * Retry-After beyond N creates per window (Key Vault: 20 per 10 s), off by default.
+ *
+ * Known differences from the real service, and why they are kept:
+ * - Not in the recordings, so chosen and switchable: what "latest" is while a renewal of an existing certificate
+ *   is pending (`latestWhilePending`: the pending version by default, or the newest completed one); whether the
+ *   versions listing shows the pending version (it does); what a merge into a cancelled or vault-issued
+ *   operation does (allowed / refused 400); that an integrated CA's cancelled operation ends `cancelled`.
+ * - Not needed by Certflow: no keys/issuers/contacts/import/backup/delete endpoints and no soft-delete; access
+ *   policies only (no RBAC, no firewall); HSM key types are accepted and kept non-exportable, but their keys are
+ *   software keys; a plain secret may not take a certificate's name (409, a guess: not recorded).
+ * - Test knobs: `issuedValiditySeconds` makes vault-issued certificates short-lived (real: at least a month;
+ *   a days_before_expiry trigger then keeps its share of the policy's months);
+ *   tokens are checked against the real clock, not `now`; auto-renew copies the current version's tags to the new
+ *   one (not recorded); Event Grid deliveries are retried 3 times a second apart (real: for 24 h), and carry
+ *   `aeg-sas-key` only when configured (real Event Grid sends it when publishing to a topic, not to webhooks).
+ * - PKCS#12 secrets are openssl 3's password-less default encoding; throttling and outages happen only when a
+ *   test injects them or sets a quota. Tests of real-service answers it cannot give (RBAC and firewall 403s,
+ *   soft-delete 409s) replay recorded answers at the HTTP layer instead (test/unit).
  */
 import https from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import crypto from 'node:crypto';
 import { freePort } from '../../support/proc';
 import { createTokenValidator } from './auth';
-import { createCertificateService, type Reply } from './certificates';
+import { createCertificateService, type LatestWhilePending, type Reply } from './certificates';
+import { createEventPublisher, type Delivery, type EventGridTarget } from './events';
+import { createOperations } from './operations';
 import { createSecretService } from './secrets';
 import type { Jwks } from './entra';
 import { createStore } from './store';
-import { KvError, badParameter } from './wire';
+import { KvError, badParameter, issuerTable } from './wire';
 
 export interface KeyVaultServerOptions {
   jwks: Jwks;
@@ -42,6 +64,28 @@ export interface KeyVaultServerOptions {
   /** Persist state as JSON (private keys in separate 0600 files); in memory when absent. */
   dataDir?: string;
   vaultName?: string;
+  /**
+   * The URL the vault names itself by in ids, Location headers and nextLinks (e.g.
+   * https://certflow-test.vault.azure.net, reached through a client that connects it to this server);
+   * default https://127.0.0.1:<port>.
+   */
+  publicUrl?: string;
+  /** The server's clock, epoch ms (default Date.now): certificate dates, operation completion, auto-renew. */
+  now?: () => number;
+  /** How long a Self or integrated-CA operation takes to complete; default 1000 ms. */
+  issuanceDelayMs?: number;
+  /** Validity of the certificates the vault issues itself, in seconds, instead of the policy's months. */
+  issuedValiditySeconds?: number;
+  /** How often the server looks at its own schedule (issuance, auto-renew) between requests; default 250 ms, 0: never. */
+  tickMs?: number;
+  /** Integrated issuers beyond `DigiCert` and `GlobalSign`, by name: their provider. */
+  issuers?: Record<string, 'DigiCert' | 'GlobalSign'>;
+  /** Where to POST CertificateNewVersionCreated events; none when absent. */
+  eventGrid?: EventGridTarget;
+  /** Create quota (Key Vault: 20 key creates per 10 s per vault); off when absent. */
+  createQuota?: { limit: number; windowSeconds: number };
+  /** See LatestWhilePending; default 'pending'. */
+  latestWhilePending?: LatestWhilePending;
 }
 
 export interface Fault {
@@ -82,6 +126,19 @@ export interface KeyVaultServer {
   setAccessPolicy(objectId: string, policy: AccessPolicy | undefined): void;
   /** Every request seen, in order (no headers, no bodies). */
   readonly requests: RequestRecord[];
+  /** Event Grid deliveries made (when `eventGrid` is set). */
+  readonly deliveries: Delivery[];
+  /**
+   * Key Vault's auto-renew of a certificate with a Self or integrated-CA policy, now: starts the operation and
+   * returns the version it will create (after the issuance delay).
+   */
+  autoRenewNow(name: string): Promise<string>;
+  /** Completes due operations and starts due auto-renewals now (also done on every request and tick). */
+  settle(): Promise<void>;
+  /** When Key Vault would renew the certificate by itself (epoch seconds), or undefined. */
+  autoRenewAt(name: string): number | undefined;
+  /** The CA that signs for the integrated issuers (PEM). */
+  issuingCaPem(): Promise<string>;
 }
 
 interface Route {
@@ -96,8 +153,35 @@ export async function startKeyVaultServer(opts: KeyVaultServerOptions): Promise<
   const validate = createTokenValidator({ jwks: opts.jwks, audiences, issuer: opts.issuer });
   const store = createStore(opts.dataDir);
   let url = '';
-  const certs = createCertificateService(store, () => url);
-  const secrets = createSecretService(store, () => url, certs.getSecret);
+  const now = opts.now ?? Date.now;
+  const issuers = issuerTable(opts.issuers);
+  const events = createEventPublisher(opts.eventGrid);
+  const ops = createOperations({
+    store,
+    issuers,
+    now,
+    issuanceDelayMs: opts.issuanceDelayMs ?? 1000,
+    issuedValiditySeconds: opts.issuedValiditySeconds,
+    onNewVersion: (cert, v) =>
+      events.newVersion({
+        vaultUrl: url,
+        vaultName,
+        name: cert.name,
+        version: v.version,
+        nbf: v.nbf,
+        exp: v.exp,
+      }),
+  });
+  const certs = createCertificateService({
+    store,
+    ops,
+    issuers,
+    vaultUrl: () => url,
+    now,
+    latestWhilePending: opts.latestWhilePending ?? 'pending',
+    createQuota: opts.createQuota,
+  });
+  const secrets = createSecretService(store, () => url, certs.getSecret, now);
   const faults: (Fault & { left: number; toSkip: number })[] = [];
   const policies = new Map<string, AccessPolicy>();
   const requests: RequestRecord[] = [];
@@ -117,9 +201,9 @@ export async function startKeyVaultServer(opts: KeyVaultServerOptions): Promise<
         : undefined;
     const n = decoded;
     if (a === 'create' && b === undefined && (method === 'POST' || method === 'PUT'))
-      return { permission: 'certificates/create', handle: (body) => certs.create(n, asObject(body)) };
+      return { permission: 'certificates/create', handle: (body, q) => certs.create(n, asObject(body), q) };
     if (a === 'pending' && b === 'merge' && method === 'POST')
-      return { permission: 'certificates/create', handle: (body) => certs.merge(n, asObject(body)) };
+      return { permission: 'certificates/create', handle: (body, q) => certs.merge(n, asObject(body), q) };
     if (a === 'pending' && b === undefined) {
       if (method === 'GET') return { permission: 'certificates/get', handle: () => certs.getPending(n) };
       if (method === 'PATCH')
@@ -184,11 +268,16 @@ export async function startKeyVaultServer(opts: KeyVaultServerOptions): Promise<
     };
     try {
       const raw = await readBody(req);
+      await ops.settle();
       const authorization = req.headers.authorization;
       if (!authorization)
         return send(
           401,
-          new KvError(401, 'Unauthorized', 'AKV10000: Request is missing a Bearer or PoP token.').body(),
+          new KvError(
+            401,
+            'Unauthorized',
+            'AKV10000: Request is missing a Bearer, PoP, or MTLS_POP token.',
+          ).body(),
           {
             'WWW-Authenticate': challenge,
           },
@@ -204,6 +293,8 @@ export async function startKeyVaultServer(opts: KeyVaultServerOptions): Promise<
 
       const segments = parsed.pathname.split('/').slice(1);
       if (segments.at(-1) === '') segments.pop(); // the SDK asks for '/certificates/{name}/' for "latest"
+      // an empty name ('/certificates//create'): Key Vault answers 405 (recording_cannot_create_a_certificate_with_an_empty_name)
+      if (segments.includes('')) throw new KvError(405, 'MethodNotAllowed', `HTTP ${method} not allowed`);
       const r = route(method, segments);
       if (!r)
         throw new KvError(
@@ -245,7 +336,7 @@ export async function startKeyVaultServer(opts: KeyVaultServerOptions): Promise<
       const reply = await r.handle(body, parsed.searchParams);
       return send(reply.status, reply.body, reply.headers);
     } catch (err) {
-      if (err instanceof KvError) return send(err.status, err.body());
+      if (err instanceof KvError) return send(err.status, err.body(), err.headers);
       // an unexpected bug in this test server: say so without echoing anything from the request
       return send(
         500,
@@ -258,13 +349,25 @@ export async function startKeyVaultServer(opts: KeyVaultServerOptions): Promise<
     void handle(req, res);
   });
   const port = await listen(server);
-  url = `https://127.0.0.1:${port}`;
+  url = opts.publicUrl?.replace(/\/+$/, '') ?? `https://127.0.0.1:${port}`;
+  const tickMs = opts.tickMs ?? 250;
+  // the vault's own schedule between requests; a failure here shows in the next request's answer instead
+  const ticker = tickMs > 0 ? setInterval(() => void ops.settle().catch(() => undefined), tickMs) : undefined;
+  ticker?.unref();
 
   return {
     url,
     port,
     vaultName,
     requests,
+    deliveries: events.deliveries,
+    autoRenewNow: (name) => ops.renewNow(name),
+    settle: () => ops.settle(),
+    autoRenewAt(name) {
+      const cert = store.certificates.get(name.toLowerCase());
+      return cert ? ops.autoRenewAt(cert) : undefined;
+    },
+    issuingCaPem: () => ops.issuingCaPem(),
     injectFault(f) {
       faults.push({ ...f, left: f.count ?? 1, toSkip: f.skip ?? 0 });
     },
@@ -276,6 +379,7 @@ export async function startKeyVaultServer(opts: KeyVaultServerOptions): Promise<
       else policies.delete(objectId);
     },
     close() {
+      if (ticker) clearInterval(ticker);
       return new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

@@ -12,7 +12,7 @@ import {
   writeFileSync,
 } from 'node:fs';
 import path from 'node:path';
-import type { WirePolicy } from './wire';
+import type { Provider, WirePolicy } from './wire';
 
 export interface VersionRecord {
   version: string;
@@ -35,6 +35,10 @@ export interface PendingOperation {
   /** The version the merge will create. */
   version: string;
   issuer: string;
+  /** Who completes it: a merge (Unknown) or the vault itself (Self, an integrated CA), at `completeAt`. */
+  provider: Provider;
+  /** Epoch ms (server clock) when a vault-issued operation completes; absent for Unknown. */
+  completeAt?: number;
   status: 'inProgress' | 'completed' | 'cancelled';
   cancellationRequested: boolean;
   statusDetails?: string;
@@ -43,6 +47,8 @@ export interface PendingOperation {
   tags: Record<string, string>;
   enabled: boolean;
   created: number;
+  /** Last PATCH of the pending version (tags, enabled), epoch seconds. */
+  updated?: number;
 }
 
 export interface CertificateRecord {
@@ -51,6 +57,8 @@ export interface CertificateRecord {
   /** Oldest first. */
   versions: VersionRecord[];
   pending?: PendingOperation;
+  /** The version the server's auto-renew last renewed from, so a failed or slow renewal is not started twice. */
+  autoRenewedFrom?: string;
 }
 
 export interface SecretVersion {
@@ -91,7 +99,12 @@ export function createStore(dataDir?: string): Store {
     mkdirSync(keyDir, { recursive: true, mode: 0o700 });
     if (existsSync(stateFile)) {
       const saved = JSON.parse(readFileSync(stateFile, 'utf8')) as { certificates: CertificateRecord[] };
-      for (const c of saved.certificates) certificates.set(c.name.toLowerCase(), c);
+      for (const c of saved.certificates) {
+        // state written before operations named their provider
+        if (c.pending && !c.pending.provider)
+          c.pending.provider = c.pending.issuer === 'Self' ? 'Self' : 'Unknown';
+        certificates.set(c.name.toLowerCase(), c);
+      }
     }
     if (secretsFile && existsSync(secretsFile)) {
       const saved = JSON.parse(readFileSync(secretsFile, 'utf8')) as { secrets: SecretRecord[] };

@@ -21,6 +21,7 @@ export interface WirePolicy {
     ekus?: string[];
     key_usage?: string[];
     validity_months?: number;
+    basic_constraints?: { ca?: boolean };
   };
   lifetime_actions?: {
     trigger?: { lifetime_percentage?: number; days_before_expiry?: number };
@@ -43,6 +44,8 @@ export class KvError extends Error {
     readonly code: string,
     message: string,
     readonly innerCode?: string,
+    /** Response headers that go with it (Retry-After of a 429). */
+    readonly headers: Record<string, string> = {},
   ) {
     super(message);
   }
@@ -64,23 +67,66 @@ export const certificateNotFound = (name: string): KvError =>
   new KvError(
     404,
     'CertificateNotFound',
-    `A certificate with (name/id) ${name} was not found in this key vault. If you recently deleted this certificate you may be able to recover it using the correct recovery command.`,
+    `A certificate with (name/id) ${name} was not found in this key vault. If you recently deleted this certificate you may be able to recover it using the correct recovery command. For help resolving this issue, please see https://go.microsoft.com/fwlink/?linkid=2125182`,
   );
 
-const ISSUERS: Record<string, string> = { self: 'Self', unknown: 'Unknown' };
+export const pendingNotFound = (name: string): KvError =>
+  new KvError(404, 'PendingCertificateNotFound', `Pending Certificate not found: ${name}`);
+
+/** Who signs a policy's certificates: the Unknown issuer (a CA outside the vault: CSR + merge), Self, or an
+ * integrated CA (Key Vault's partners; here a test CA the server owns). */
+export type Provider = 'Unknown' | 'Self' | 'DigiCert' | 'GlobalSign';
+
+/** The issuers a vault knows, by lowercased name: the spelling policies use and the provider behind it. */
+export type IssuerTable = Map<string, { name: string; provider: Provider }>;
+
+/**
+ * `Self` and `Unknown` are built in; an integrated CA is an issuer object configured in the vault under a name
+ * of the operator's choosing (here `DigiCert` and `GlobalSign` by default, more through `extra`).
+ */
+export function issuerTable(extra: Record<string, 'DigiCert' | 'GlobalSign'> = {}): IssuerTable {
+  const entries: [string, Provider][] = [
+    ['Self', 'Self'],
+    ['Unknown', 'Unknown'],
+    ['DigiCert', 'DigiCert'],
+    ['GlobalSign', 'GlobalSign'],
+    ...Object.entries(extra),
+  ];
+  return new Map(entries.map(([name, provider]) => [name.toLowerCase(), { name, provider }]));
+}
+
+/**
+ * An X.500 name the way Key Vault reads a policy's subject: attribute types in any case ("cn=MyCert" is what the
+ * SDK's own tests send). @peculiar/x509 only knows upper-case short names, so they are upper-cased for parsing;
+ * the policy keeps the subject as it was given.
+ */
+export function parseSubject(subject: string): x509.Name {
+  return new x509.Name(
+    subject.replace(
+      /(^|[,+]\s*)([A-Za-z][A-Za-z0-9-]*)\s*=/g,
+      (_m, sep: string, type: string) => `${sep}${type.toUpperCase()}=`,
+    ),
+  );
+}
 const KEY_TYPES = new Set(['RSA', 'RSA-HSM', 'EC', 'EC-HSM']);
 const RSA_SIZES = new Set([2048, 3072, 4096]);
 const CURVES = new Set(['P-256', 'P-384', 'P-521']);
 const CONTENT_TYPES = new Set(['application/x-pkcs12', 'application/x-pem-file']);
 
 /** Fills Key Vault's defaults and refuses what the service refuses, naming the field. */
-export function normalizePolicy(input: WirePolicy | undefined, now: number): WirePolicy {
+export function normalizePolicy(
+  input: WirePolicy | undefined,
+  now: number,
+  issuers: IssuerTable = issuerTable(),
+): WirePolicy {
   if (!input) throw badParameter('Property policy is required for a new certificate.');
-  const issuer = ISSUERS[(input.issuer?.name ?? '').toLowerCase()];
-  if (!issuer)
+  const known = issuers.get((input.issuer?.name ?? '').toLowerCase());
+  if (!known)
     throw badParameter(
-      `Issuer '${input.issuer?.name ?? ''}' is not configured in this vault; this test server implements 'Self' and 'Unknown' (policy.issuer.name).`,
+      `Issuer '${input.issuer?.name ?? ''}' is not configured in this vault; this test server knows ${[...issuers.values()].map((i) => `'${i.name}'`).join(', ')} (policy.issuer.name).`,
     );
+  const issuer = known.name;
+  const unknownIssuer = known.provider === 'Unknown';
 
   const kty = input.key_props?.kty ?? 'RSA';
   if (!KEY_TYPES.has(kty))
@@ -114,7 +160,7 @@ export function normalizePolicy(input: WirePolicy | undefined, now: number): Wir
   if (!subject)
     throw badParameter('Property policy.x509_props.subject is required (e.g. "CN=app.example.com").');
   try {
-    new x509.Name(subject);
+    parseSubject(subject);
   } catch {
     throw badParameter(`Subject '${subject}' is not a valid X.500 name (policy.x509_props.subject).`);
   }
@@ -124,7 +170,7 @@ export function normalizePolicy(input: WirePolicy | undefined, now: number): Wir
       `validity_months must be between 1 and 120, got ${validity} (policy.x509_props.validity_months).`,
     );
 
-  const defaultAction = issuer === 'Unknown' ? 'EmailContacts' : 'AutoRenew';
+  const defaultAction = unknownIssuer ? 'EmailContacts' : 'AutoRenew';
   const actions = input.lifetime_actions?.length
     ? input.lifetime_actions
     : [{ trigger: { lifetime_percentage: 80 }, action: { action_type: defaultAction } }];
@@ -141,7 +187,7 @@ export function normalizePolicy(input: WirePolicy | undefined, now: number): Wir
     const type = a.action?.action_type ?? '';
     if (!['EmailContacts', 'AutoRenew'].includes(type))
       throw badParameter(`Lifetime action type '${type}' is not supported (EmailContacts or AutoRenew).`);
-    if (type === 'AutoRenew' && issuer === 'Unknown')
+    if (type === 'AutoRenew' && unknownIssuer)
       throw badParameter(
         "Lifetime action 'AutoRenew' is not allowed for a certificate from the 'Unknown' issuer; use 'EmailContacts'.",
       );
@@ -169,12 +215,20 @@ export function normalizePolicy(input: WirePolicy | undefined, now: number): Wir
       ekus: props.ekus ?? ['1.3.6.1.5.5.7.3.1', '1.3.6.1.5.5.7.3.2'],
       key_usage: props.key_usage ?? (isEc ? ['digitalSignature'] : ['digitalSignature', 'keyEncipherment']),
       validity_months: validity,
+      // Key Vault echoes it on every policy (recordings: certificates_client__*)
+      basic_constraints: { ca: false },
     },
     lifetime_actions: actions.map((a) => ({
       trigger: { ...a.trigger },
       action: { action_type: a.action?.action_type },
     })),
-    issuer: { name: issuer, ...(input.issuer?.cty ? { cty: input.issuer.cty } : {}) },
+    issuer: {
+      name: issuer,
+      ...(input.issuer?.cty ? { cty: input.issuer.cty } : {}),
+      ...(typeof input.issuer?.cert_transparency === 'boolean'
+        ? { cert_transparency: input.issuer.cert_transparency }
+        : {}),
+    },
     attributes: { enabled: input.attributes?.enabled ?? true, created: now, updated: now },
   };
 }
