@@ -200,12 +200,20 @@ describe('ACME issuer against pebble (real DNS-01)', () => {
     expect(f.message).toContain(pebble.directoryUrl);
   });
 
-  it('poll() says honestly that ACME issuance is synchronous', async () => {
-    const f = await failureOf(
-      createAcmeIssuer({ ...base, dns }).poll('https://x/order/1', request(['a.test'], '')),
-    );
-    expect(f.type).toBe('NotSupported');
-    expect(f.nonRetryable).toBe(true);
+  it('placeOrder answers with the order URL at once; poll(url) resumes that order, also when asked again after a lost answer', async () => {
+    const issuer = createAcmeIssuer({ ...base, dns });
+    const label = `resume-${uniq()}.certflow.test`;
+    const csrPem = await makeCsr('EC', [label]);
+    const placed = await issuer.placeOrder!(request([label], csrPem));
+    expect(placed).toMatchObject({ status: 'pending', retryAfterSeconds: 0 });
+    const ref = (placed as { ref: string }).ref;
+    expect(ref).toMatch(/^https:\/\/127\.0\.0\.1:\d+\/.*order/);
+    const first = (await issuer.poll(ref, request([label], csrPem))) as Issued;
+    expect(first.status).toBe('issued');
+    // the answer was lost (a crash, a server restart): the retry polls the same order, which is valid by now,
+    // and downloads the same certificate instead of ordering and finalizing again
+    const again = (await issuer.poll(ref, request([label], csrPem))) as Issued;
+    expect(again.chainPem[0]).toBe(first.chainPem[0]);
   });
 });
 
