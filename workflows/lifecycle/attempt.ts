@@ -248,6 +248,14 @@ function finishAttempt(ctx: Ctx, o: RenewalOutcome, before: CertificateState | n
   } else {
     s.consecutiveFailures += 1;
   }
+  // what status says until the loop decides again (after it looks at the vault)
+  ctx.show(
+    o.status === 'renewed' ? 'Waiting' : 'Failing',
+    o.status === 'renewed'
+      ? `renewed to ${o.newThumbprint}`
+      : `attempt #${o.attempt} failed: ${o.error?.type}: ${o.error?.message}`,
+    false,
+  );
   inbox.renewing = false;
   inbox.stale = true;
   inbox.finished += 1;
