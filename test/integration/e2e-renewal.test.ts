@@ -121,8 +121,8 @@ describe('end-to-end renewal through a running worker', () => {
 
     const release = process.env.CERTFLOW_RECORD_HISTORIES;
     if (release) {
-      // fixtures for the replay test (test/workflows/replay.test.ts): the first lifecycle run and its renewal,
-      // named by release (e.g. CERTFLOW_RECORD_HISTORIES=v2) so the histories of older code stay beside them
+      // fixtures for the replay test (test/workflows/replay.test.ts): the first lifecycle run (its renewal ran
+      // inline) and the run it continued into, named by release (e.g. CERTFLOW_RECORD_HISTORIES=v2) so the histories of older code stay beside them
       const dir = path.join(repoRoot, 'test/fixtures/histories');
       mkdirSync(dir, { recursive: true });
       const first = client.workflow.getHandle(workflowIdFor(id), handle.firstExecutionRunId);
@@ -130,11 +130,17 @@ describe('end-to-end renewal through a running worker', () => {
         path.join(dir, `${release}-lifecycle-manual-renew.json`),
         historyToJSON(await first.fetchHistory()),
       );
-      const child = client.workflow.getHandle(`renewal:${id}:c0:a1`);
-      writeFileSync(
-        path.join(dir, `${release}-renewal-acme-nginx-email.json`),
-        historyToJSON(await child.fetchHistory()),
-      );
+      // release 3 renews inline: the second run holds the next cycle (continued from the first with v3 state)
+      const next = (await first.fetchHistory()).events?.at(
+        -1,
+      )?.workflowExecutionContinuedAsNewEventAttributes;
+      if (next?.newExecutionRunId)
+        writeFileSync(
+          path.join(dir, `${release}-lifecycle-continued.json`),
+          historyToJSON(
+            await client.workflow.getHandle(workflowIdFor(id), next.newExecutionRunId).fetchHistory(),
+          ),
+        );
     }
 
     // the UI's search attributes follow the vault
