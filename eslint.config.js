@@ -24,9 +24,31 @@ export default tseslint.config(
               message: 'workflows must stay deterministic: do I/O in activities',
             },
             {
-              group: ['../activities/*'],
+              group: ['../activities/*', '../../activities/*', '../../activities/*/*'],
               allowTypeImports: true,
               message: 'workflows reference activities by type only (import type)',
+            },
+            {
+              group: ['**/client/*', '**/worker/*'],
+              message: 'workflows never import the client or the worker service',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
+    // Layers import downwards only: activities (adapters, the lifecycles client) never reach up into the CLI or the
+    // worker service; what they need is injected or lives in activities/ or workflows/ (pure modules).
+    files: ['activities/**/*.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['**/client/*', '**/client/**', '**/worker/*', '**/worker/**'],
+              message: 'activities never import client/ or worker/ (layers import downwards only)',
             },
           ],
         },

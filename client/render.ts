@@ -35,7 +35,9 @@ export function statusText(s: CertificateStatus, now: Date): string {
   const last = s.lastAttempt;
   return [
     `${s.certificateId}: ${s.phase}${s.paused ? ` (paused since ${s.paused.since}: ${s.paused.reason})` : ''}`,
-    `  issuer:      ${s.issuer}`,
+    s.mode === 'observe'
+      ? `  mode:        observe (the vault renews it; Certflow binds, verifies, tells people)`
+      : `  mode:        issue (renewed with ${s.issuer})`,
     `  thumbprint:  ${dash(s.thumbprint)} (previous ${dash(s.previousThumbprint)})`,
     `  version:     ${dash(s.version)}`,
     `  valid:       ${dash(s.notBefore)} .. ${dash(s.notAfter)}`,
@@ -45,6 +47,12 @@ export function statusText(s: CertificateStatus, now: Date): string {
     `  attempts:    ${s.attempts} (cycle ${s.cycle}); last: ${last ? lastResultText(last, now) : '-'}`,
     ...(s.lastError ? [`  last error:  ${s.lastError.type}: ${s.lastError.message}`] : []),
     ...(s.notifyError ? [`  mail error:  ${s.notifyError.type}: ${s.notifyError.message}`] : []),
+    ...(s.vaultRenewal
+      ? [
+          `  vault asked: at ${s.vaultRenewal.requestedAt} to renew (${s.vaultRenewal.status}); its new version is awaited`,
+        ]
+      : []),
+    ...(s.notes ?? []).map((n) => `  note:        ${n}`),
     ...(s.escalationsSent?.length
       ? [`  escalations: sent at ${s.escalationsSent.join(', ')} days left`]
       : []),

@@ -48,7 +48,13 @@ export function toNotificationEvent(
   now: Date,
 ): NotificationEvent {
   const o = input.outcome;
-  const base = { eventId: input.eventId, certificateId: input.certificateId, recipients, invalidRecipients };
+  const base = {
+    eventId: input.eventId,
+    certificateId: input.certificateId,
+    recipients,
+    invalidRecipients,
+    ...(input.mode ? { mode: input.mode } : {}),
+  };
   const notAfter = current.notAfter;
   const daysLeft = notAfter ? Math.floor((Date.parse(notAfter) - now.getTime()) / DAY_MS) : null;
   const failure = input.failure ?? o?.error ?? { type: 'Unknown', message: 'no attempt has finished yet' };

@@ -13,6 +13,8 @@ interface EventBase {
   recipients: string[];
   /** Entries of the Recipient tag that were not addresses: reported in the mail, never fatal. */
   invalidRecipients?: string[];
+  /** issue: Certflow renews it with its CA; observe: the vault renews it itself. */
+  mode?: 'issue' | 'observe';
 }
 
 export interface RenewedEvent extends EventBase {
@@ -174,6 +176,10 @@ function daysText(days: number | null | undefined): string {
 export function adviceFor(type: string): string {
   const rules: [RegExp, string][] = [
     [
+      /^VaultRenewalLate$/,
+      "The vault renews this certificate itself (its policy names an integrated CA or Self): check the certificate's pending operation and the CA's order in the Azure portal (domain validation, the issuer account, payment), or run `certflow renew <id>` to ask the vault again. Certflow binds the new version as soon as it appears.",
+    ],
+    [
       /^Acme(Unauthorized|Dns|Caa|RejectedIdentifier|NoDnsChallenge)|^Dns/,
       'Check that certflow can prove control of every DNS name: the DNS provider credentials and zone, and CAA records that allow this CA.',
     ],
@@ -269,7 +275,10 @@ const describers: Describers = {
   escalation(e) {
     const failure = e.failure ?? { type: 'Unknown', message: 'no detail' };
     return {
-      title: `[certflow] URGENT: ${e.certificateId}, ${daysText(e.daysLeft)}, renewal keeps failing (${failure.type})`,
+      title:
+        failure.type === 'VaultRenewalLate'
+          ? `[certflow] URGENT: ${e.certificateId}, ${daysText(e.daysLeft)}, the vault has not renewed it`
+          : `[certflow] URGENT: ${e.certificateId}, ${daysText(e.daysLeft)}, renewal keeps failing (${failure.type})`,
       severity: 'error',
       lead: `${e.certificateId} could not be renewed and will expire ${when(e.notAfter)} (${daysText(e.daysLeft)}).`,
       rows: [
@@ -307,7 +316,17 @@ const describers: Describers = {
 
 export function describeEvent(e: NotificationEvent): EventSummary {
   const s = (describers[e.kind] as (x: NotificationEvent) => EventSummary)(e);
-  return { ...s, rows: s.rows.map(([label, value]) => [label, value ?? 'unknown']) };
+  const mode: Array<[string, string]> = e.mode
+    ? [
+        [
+          'Renewed by',
+          e.mode === 'observe'
+            ? 'the vault itself (observe mode); Certflow binds, verifies and tells you'
+            : 'Certflow with its CA (issue mode)',
+        ],
+      ]
+    : [];
+  return { ...s, rows: [...s.rows, ...mode].map(([label, value]) => [label, value ?? 'unknown']) };
 }
 
 export function renderEmail(e: NotificationEvent): RenderedEmail {

@@ -40,6 +40,7 @@ export const list: Command = {
       return {
         ...r,
         lastResult: st && !(st instanceof Error) ? (st.lastAttempt ?? null) : null,
+        mode: st && !(st instanceof Error) ? (st.mode ?? 'issue') : null,
         paused: st && !(st instanceof Error) ? st.paused : null,
         statusError: st instanceof Error ? st.message : null,
       };
@@ -54,9 +55,10 @@ export const list: Command = {
     }
     ctx.print(
       table(
-        ['ID', 'PHASE', 'EXPIRES', 'RENEWS AT', 'LAST RESULT'],
+        ['ID', 'MODE', 'PHASE', 'EXPIRES', 'RENEWS AT', 'LAST RESULT'],
         withLast.map((r) => [
           r.certificateId,
+          dash(r.mode),
           dash(r.phase),
           when(r.expiresAt, now),
           when(r.renewAt, now),
