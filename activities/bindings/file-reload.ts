@@ -25,7 +25,7 @@ import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { heartbeatNow as heartbeat } from '../heartbeat';
 import type { BindingContext, BindingOutcome, BindingTarget, Probe } from '../types';
-import { normalizeThumbprint, probeTls, thumbprintOf } from '../verify/probe';
+import { normalizeThumbprint, probeTls, probeUntil, thumbprintOf } from '../verify/probe';
 import { mapLimit } from './concurrency';
 import { localFileHost, type CommandSpec, type FileHost, type FileOwner } from './file-host';
 import { newPkcs12Password, toPkcs12 } from './pkcs12';
@@ -201,7 +201,14 @@ export async function bindFiles(
   }
   const what = `${applied.step} failed: ${applied.detail}`;
   const restored = snapshotLeaf(paths.certFile, snapshot);
-  const back = await rollBack(target, snapshot, saved, { before, restored }, what, outcome);
+  const back = await rollBack(
+    target,
+    snapshot,
+    saved,
+    { before, restored },
+    what,
+    withReason(outcome, reasonOf(applied.step)),
+  );
   return { ...back, detail: back.detail + repaired };
 }
 
@@ -228,12 +235,13 @@ async function reloadWritten(
     });
   }
   const what = `${applied.step} failed: ${applied.detail}`;
+  const failedStep = withReason(outcome, reasonOf(applied.step));
   const earlier =
     (target.keepPrevious ?? 1) >= 1 ? await snapshotFiles(target, planned, generationName(1)) : null;
   const restored =
     earlier && usableGeneration(target, certFile, earlier) ? snapshotLeaf(certFile, earlier) : null;
   if (!earlier || restored === null || restored === expected) {
-    return outcome({
+    return failedStep({
       before,
       after: before,
       status: 'failed',
@@ -241,7 +249,7 @@ async function reloadWritten(
       probe: applied.probe,
     });
   }
-  return rollBack(target, earlier, [], { before, restored }, what, outcome);
+  return rollBack(target, earlier, [], { before, restored }, what, failedStep);
 }
 
 interface StepResult {
@@ -500,21 +508,6 @@ async function probeOnce(p: NonNullable<FileReloadTarget['probe']>, expected: st
   return probeTls({ ...p, expectedThumbprint: expected, timeoutMs: 2_000 });
 }
 
-/** Reloads are asynchronous (new workers start, old ones drain): poll until the thumbprint shows or time runs out. */
-async function probeUntil(p: NonNullable<FileReloadTarget['probe']>, expected: string): Promise<Probe> {
-  const deadline = Date.now() + (p.settleMs ?? 5_000);
-  for (;;) {
-    const left = deadline - Date.now();
-    const probe = await probeTls({
-      ...p,
-      expectedThumbprint: expected,
-      timeoutMs: Math.max(250, Math.min(2_000, left)),
-    });
-    if (probe.ok || Date.now() >= deadline) return probe;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
-
 /**
  * Several sites of one server, bound with one validation and one reload instead of one each (200 sites on one
  * nginx: a few seconds instead of minutes). Each site is prepared as `bindFiles` would; sites already on the
@@ -541,7 +534,7 @@ export async function bindFilesBatch(
     PROBE_CONCURRENCY,
     async ({ t, i }) => {
       const p = await prepare(t, material, expected).catch((err: Error) => err);
-      if (p instanceof Error) results[i] = failedOutcome(t, p.message);
+      if (p instanceof Error) results[i] = failedOutcome(t, p.message, failureType(p));
       else if (p === 'serial') serial.push(i);
       else if ('status' in p) results[i] = p;
       else batch.push({ ...p, index: i });
@@ -622,7 +615,7 @@ export async function bindFilesBatch(
           p.saved,
           { before: p.before, restored },
           what,
-          p.outcome,
+          withReason(p.outcome, 'ProbeMismatch'),
         );
       }
     }
@@ -721,9 +714,28 @@ async function undo(p: Prepared): Promise<void> {
   await restoreFiles(p.saved, p.target);
 }
 
-function failedOutcome(t: FileReloadTarget, detail: string): BindingOutcome {
-  return { target: t.name, binding: bindingLabel(t), before: null, after: null, status: 'failed', detail };
+function failedOutcome(t: FileReloadTarget, detail: string, reason?: string): BindingOutcome {
+  return {
+    target: t.name,
+    binding: bindingLabel(t),
+    before: null,
+    after: null,
+    status: 'failed',
+    detail,
+    ...(reason ? { reason } : {}),
+  };
 }
+
+type OutcomeOf = (o: Omit<BindingOutcome, 'target' | 'binding'>) => BindingOutcome;
+
+/** Why a step failed, as outcomes classify it. */
+const reasonOf = (step: StepResult['step']) => (step === 'probe' ? 'ProbeMismatch' : 'CommandFailed');
+const withReason =
+  (outcome: OutcomeOf, reason: string): OutcomeOf =>
+  (o) =>
+    outcome({ ...o, reason });
+/** The stable type of a classified failure (an SSH host unreachable, its key refused ...), when it has one. */
+const failureType = (err: unknown) => (err instanceof ApplicationFailure ? err.type : undefined) ?? undefined;
 
 async function inSeries<T, R>(items: T[], fn: (item: T) => Promise<R>): Promise<R[]> {
   const out: R[] = [];
@@ -790,7 +802,7 @@ async function syncFileTargets(files: FileReloadTarget[], ctx: BindingContext): 
         : bindFilesBatch(files, material, ctx.thumbprint),
     );
   } catch (err) {
-    return files.map((t) => failedOutcome(t, (err as Error).message));
+    return files.map((t) => failedOutcome(t, (err as Error).message, failureType(err)));
   }
 }
 
