@@ -166,15 +166,21 @@ async function runScript(
   const bindings = parseScriptAnswer(r.stdout);
   if (typeof bindings === 'string')
     return `the script exited with code ${r.code} and its answer is unusable: ${bindings}${said(r.stderr)}`;
-  if (r.code !== 0 && bindings.every((b) => b.status !== 'failed'))
-    bindings.push({
-      binding: '(script)',
-      hostName: null,
-      before: null,
-      after: null,
-      status: 'failed',
-      detail: `exited with code ${r.code}${said(r.stderr)}`,
-    });
+  if (r.code !== 0) {
+    // the failed bindings carry why: the script's own word and the tail of its stderr (key blocks removed)
+    for (const b of bindings)
+      if (b.status === 'failed')
+        b.detail = `${b.detail || 'failed'}; the script exited with code ${r.code}${said(r.stderr)}`;
+    if (bindings.every((b) => b.status !== 'failed'))
+      bindings.push({
+        binding: '(script)',
+        hostName: null,
+        before: null,
+        after: null,
+        status: 'failed',
+        detail: `exited with code ${r.code}${said(r.stderr)}`,
+      });
+  }
   return { bindings, exitCode: r.code };
 }
 

@@ -40,7 +40,8 @@ const fingerprintOf = (pubFile: string) =>
   execFileSync(KEYGEN, ['-l', '-E', 'sha256', '-f', pubFile], { encoding: 'utf8' }).split(' ')[1]!;
 
 export async function startSshd(opts: { maxSessions?: number } = {}): Promise<RunningSshd> {
-  if (!existsSync(SSHD)) throw new Error(`${SSHD} not found; run 'npm run setup' (Debian package openssh-server)`);
+  if (!existsSync(SSHD))
+    throw new Error(`${SSHD} not found; run 'npm run setup' (Debian package openssh-server)`);
   const dir = scratchDir('sshd');
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   // sshd refuses to start without its privilege separation directory (a system path Debian creates at boot)
