@@ -7,7 +7,7 @@ import { createAppServiceTarget, type AppServiceTargetOptions } from '../activit
 import { createFileReloadTarget, type FileBindingTarget } from '../activities/bindings/file-reload';
 import { createWebhookTarget } from '../activities/bindings/webhook';
 import { createRemoteCommandTarget } from '../activities/bindings/remote-command';
-import { parseHostKeys, SshPool, type SshHost } from '../activities/bindings/ssh-connection';
+import { checkPrivateKey, parseHostKeys, SshPool, type SshHost } from '../activities/bindings/ssh-connection';
 import { sshFileHost } from '../activities/bindings/ssh-file-host';
 import { selectHosts } from './hosts-config';
 import { parseCertificateId } from '../activities/ids';
@@ -132,7 +132,8 @@ function sshHosts(config: CertflowConfig, c: Collector): Map<string, SshHost> {
     const privateKey = c.secret(h.privateKey, `${path}.privateKey`);
     const passphrase = h.passphrase ? c.secret(h.passphrase, `${path}.passphrase`) : undefined;
     const pinned = c.build(`${path}.hostKeys`, () => (parseHostKeys(h.hostKeys), true));
-    if (!privateKey || !pinned) return;
+    const usable = privateKey && c.build(`${path}.privateKey`, () => checkPrivateKey(privateKey, passphrase));
+    if (!usable || !pinned) return;
     out.set(h.name, {
       name: h.name,
       address: h.address,

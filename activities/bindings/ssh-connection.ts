@@ -13,7 +13,7 @@
  */
 import { createHash } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
-import { Client, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
+import { Client, utils as sshUtils, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
 import type { RunResult } from '../run-program';
 
 export interface SshHost {
@@ -79,6 +79,20 @@ export function parseHostKeys(pins: string[]): Pins {
   if (fingerprints.size === 0) throw new Error('expected at least one pinned host key');
   // a fingerprint alone does not say its type: then offer every type (ed25519 first, as OpenSSH does)
   return { fingerprints, types: anyFingerprintOnly ? [] : [...new Set(types)] };
+}
+
+/**
+ * Throws (without the key) when ssh2 cannot use the key: an unsupported format (PKCS#8 "BEGIN PRIVATE KEY" is not
+ * read: use the OpenSSH format ssh-keygen writes, or PKCS#1/SEC1 PEM), or an encrypted key without its passphrase.
+ */
+export function checkPrivateKey(privateKey: string, passphrase?: string): true {
+  const parsed = sshUtils.parseKey(privateKey, passphrase);
+  if (parsed instanceof Error)
+    throw new Error(
+      `the private key cannot be used (${parsed.message.replace(/-----BEGIN[\s\S]*/, '')}): expected an OpenSSH key ` +
+        '("BEGIN OPENSSH PRIVATE KEY", as ssh-keygen writes it) or a PKCS#1/SEC1 PEM key, with its passphrase if encrypted',
+    );
+  return true;
 }
 
 export const sshTarget = (h: SshHost) => `${h.user}@${h.address}:${h.port ?? 22}`;
