@@ -13,8 +13,12 @@
  */
 import { createHash } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/common';
-import { Client, utils as sshUtils, type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
+import ssh2, { type ClientChannel, type ConnectConfig, type SFTPWrapper } from 'ssh2';
 import type { RunResult } from '../run-program';
+
+// ssh2 is CommonJS: under Node's own ESM loader only its default export is certain to be there
+const { Client, utils: sshUtils } = ssh2;
+type Client = InstanceType<typeof Client>;
 
 export interface SshHost {
   /** The inventory name ('web-1'), shown in outcomes. */
