@@ -50,7 +50,7 @@ export interface FileHost {
   rename(from: string, to: string): Promise<boolean>;
   /** Nothing when the file does not exist. */
   remove(file: string): Promise<void>;
-  /** Refuses a path that is not a directory, or a directory that its group or others may write. */
+  /** Refuses a path that is not a directory, or a directory that its group or others may write (a missing one is the write's problem). */
   checkDir(dir: string): Promise<void>;
   /** Removes the temp files an interrupted `write` of `file` left behind; returns how many. */
   removeStaleTemps(file: string): Promise<number>;
@@ -175,10 +175,10 @@ export const localFileHost: FileHost = {
   },
   async checkDir(dir) {
     const st = await stat(dir).catch((err: NodeJS.ErrnoException) => {
-      throw new Error(
-        err.code === 'ENOENT' ? `refusing ${dir}: no such directory` : `cannot check ${dir}: ${err.message}`,
-      );
+      if (err.code === 'ENOENT') return null; // the write fails and is undone like any failed write
+      throw new Error(`cannot check ${dir}: ${err.message}`);
     });
+    if (!st) return;
     if (!st.isDirectory()) throw new Error(`refusing ${dir}: not a directory`);
     if (st.mode & 0o022) throw writableDir(dir, st.mode);
   },

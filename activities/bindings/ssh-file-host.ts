@@ -117,12 +117,10 @@ export function sshFileHost(host: SshHost, pool: SshPool): FileHost {
     checkDir: (dir) =>
       withSftp(async (sftp) => {
         const st = await call<Stats>((cb) => sftp.stat(dir, cb)).catch((err) => {
-          throw new Error(
-            missing(err)
-              ? `refusing ${where(dir)}: no such directory`
-              : `cannot check ${where(dir)}: ${err.message}`,
-          );
+          if (missing(err)) return null; // the write fails and is undone like any failed write
+          throw new Error(`cannot check ${where(dir)}: ${(err as Error).message}`);
         });
+        if (!st) return;
         if (!st.isDirectory()) throw new Error(`refusing ${where(dir)}: not a directory`);
         if (st.mode & 0o022) throw writableDir(where(dir), st.mode);
       }),
