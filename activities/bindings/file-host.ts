@@ -52,8 +52,8 @@ export interface FileHost {
   remove(file: string): Promise<void>;
   /** Refuses a path that is not a directory, or a directory that its group or others may write (a missing one is the write's problem). */
   checkDir(dir: string): Promise<void>;
-  /** Removes the temp files an interrupted `write` of `file` left behind; returns how many. */
-  removeStaleTemps(file: string): Promise<number>;
+  /** Removes the temp files interrupted `write`s of these files (all in `dir`) left behind; returns how many. */
+  removeStaleTemps(dir: string, files: string[]): Promise<number>;
   /** Runs a validate or reload command (no shell on the worker; a POSIX shell command line over SSH). */
   run(spec: CommandSpec): Promise<CommandResult>;
 }
@@ -182,10 +182,10 @@ export const localFileHost: FileHost = {
     if (!st.isDirectory()) throw new Error(`refusing ${dir}: not a directory`);
     if (st.mode & 0o022) throw writableDir(dir, st.mode);
   },
-  async removeStaleTemps(file) {
-    const entries = await readdir(path.dirname(file)).catch(() => [] as string[]);
-    const stale = entries.filter((e) => isTempOf(file, e));
-    for (const e of stale) await unlink(path.join(path.dirname(file), e)).catch(() => undefined);
+  async removeStaleTemps(dir, files) {
+    const entries = await readdir(dir).catch(() => [] as string[]);
+    const stale = entries.filter((e) => files.some((f) => isTempOf(f, e)));
+    for (const e of stale) await unlink(path.join(dir, e)).catch(() => undefined);
     return stale.length;
   },
   async run(spec) {

@@ -544,7 +544,11 @@ export async function bindFilesBatch(
   heartbeat(`${targets.length} sites inspected`);
 
   const written: Prepared[] = [];
-  for (const p of batch) {
+  // sites are independent files: written several at a time (round trips overlap on an SSH host), unless two
+  // sites name the same file, which must then be written in order
+  const paths = batch.flatMap((p) => p.planned.map((f) => f.path));
+  const writers = new Set(paths).size === paths.length ? PROBE_CONCURRENCY : 1;
+  await mapLimit(batch, writers, async (p) => {
     try {
       await keepGenerations(p.snapshot, p.target.keepPrevious ?? 1, p.target, p.saved);
       for (const f of p.planned) await hostOf(p.target).write(f.path, f.content, f.mode, p.target.owner);
@@ -562,7 +566,8 @@ export async function bindFilesBatch(
         detail: `writing the new files failed: ${(err as Error).message}; ${restored}`,
       });
     }
-  }
+  });
+  written.sort((a, b) => a.index - b.index);
 
   if (written.length) {
     const first = written[0]!.target;
@@ -672,7 +677,9 @@ async function inspect(
   const all = [...paths.files, ...paths.extra];
   for (const dir of new Set(all.map((f) => path.posix.dirname(f)))) await host.checkDir(dir);
   // an attempt killed mid-write (a worker crash) leaves a temp file next to the real one: never a live file
-  for (const f of all) await host.removeStaleTemps(f);
+  const byDir = new Map<string, string[]>();
+  for (const f of all) byDir.set(path.posix.dirname(f), [...(byDir.get(path.posix.dirname(f)) ?? []), f]);
+  for (const [dir, files] of byDir) await host.removeStaleTemps(dir, files);
   const onDisk = await fileLeafThumbprint(paths.certFile, host);
   const live = target.probe ? await probeOnce(target.probe, expected) : undefined;
   const before = live?.servedThumbprint ?? onDisk;

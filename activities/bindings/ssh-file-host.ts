@@ -78,11 +78,11 @@ export function sshFileHost(host: SshHost, pool: SshPool): FileHost {
           await call((cb) => sftp.fchmod(handle, mode, cb));
           if (owner) await call((cb) => sftp.fchown(handle, owner.uid, owner.gid, cb));
           await writeAll(sftp, handle, body);
-          await new Promise<void>((resolve) => {
+          await new Promise<void>((resolve, reject) => {
             try {
-              sftp.ext_openssh_fsync(handle, () => resolve());
+              sftp.ext_openssh_fsync(handle, (err) => (err ? reject(err) : resolve()));
             } catch {
-              resolve(); // the server has no fsync extension (the write is flushed on close)
+              resolve(); // the server has no fsync extension: the data is as durable as its close makes it
             }
           });
         } catch (err) {
@@ -124,11 +124,10 @@ export function sshFileHost(host: SshHost, pool: SshPool): FileHost {
         if (!st.isDirectory()) throw new Error(`refusing ${where(dir)}: not a directory`);
         if (st.mode & 0o022) throw writableDir(where(dir), st.mode);
       }),
-    removeStaleTemps: (file) =>
+    removeStaleTemps: (dir, files) =>
       withSftp(async (sftp) => {
-        const dir = path.posix.dirname(file);
         const list = await call<{ filename: string }[]>((cb) => sftp.readdir(dir, cb)).catch(() => []);
-        const stale = list.map((e) => e.filename).filter((e) => isTempOf(file, e));
+        const stale = list.map((e) => e.filename).filter((e) => files.some((f) => isTempOf(f, e)));
         for (const e of stale)
           await call((cb) => sftp.unlink(path.posix.join(dir, e), cb)).catch(() => undefined);
         return stale.length;
