@@ -23,7 +23,7 @@
 import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { heartbeatNow as heartbeat } from '../heartbeat';
+import { heartbeatNow } from '../heartbeat';
 import type { BindingContext, BindingOutcome, BindingTarget, Probe } from '../types';
 import { normalizeThumbprint, probeTls, probeUntil, thumbprintOf } from '../verify/probe';
 import { mapLimit } from './concurrency';
@@ -169,9 +169,9 @@ export async function bindFiles(
   const saved: Snapshot[] = [];
   try {
     await keepGenerations(snapshot, keep, target, saved);
-    heartbeat(`${bindingLabel(target)}: previous generation kept`);
+    heartbeatNow(`${bindingLabel(target)}: previous generation kept`);
     for (const f of planned) await hostOf(target).write(f.path, f.content, f.mode, target.owner);
-    heartbeat(`${bindingLabel(target)}: new files written`);
+    heartbeatNow(`${bindingLabel(target)}: new files written`);
   } catch (err) {
     // e.g. EACCES or ENOSPC after the key was written but not the certificate: never leave a mixed pair
     const cause = (err as Error).message;
@@ -261,10 +261,10 @@ interface StepResult {
 async function applyAndWatch(target: FileReloadTarget, expected: string): Promise<StepResult> {
   const host = hostOf(target);
   const validated = await host.run(target.validate);
-  heartbeat(`${bindingLabel(target)}: validated`);
+  heartbeatNow(`${bindingLabel(target)}: validated`);
   if (!validated.ok) return { step: 'validation', detail: validated.detail };
   const reloaded = await host.run(target.reload);
-  heartbeat(`${bindingLabel(target)}: reloaded`);
+  heartbeatNow(`${bindingLabel(target)}: reloaded`);
   if (!reloaded.ok) return { step: 'reload', detail: reloaded.detail };
   if (!target.probe) return { detail: `wrote ${expected}, validated and reloaded (no probe configured)` };
   const probe = await probeUntil(target.probe, expected);
@@ -294,7 +294,7 @@ async function rollBack(
   }
   const validated = await hostOf(target).run(target.validate);
   const reloaded = validated.ok ? await hostOf(target).run(target.reload) : validated;
-  heartbeat(`${bindingLabel(target)}: rolled back`);
+  heartbeatNow(`${bindingLabel(target)}: rolled back`);
   if (!reloaded.ok) {
     return outcome({
       before,
@@ -541,7 +541,7 @@ export async function bindFilesBatch(
     },
   );
   batch.sort((a, b) => a.index - b.index);
-  heartbeat(`${targets.length} sites inspected`);
+  heartbeatNow(`${targets.length} sites inspected`);
 
   const written: Prepared[] = [];
   // sites are independent files: written several at a time (round trips overlap on an SSH host), unless two
@@ -553,7 +553,7 @@ export async function bindFilesBatch(
       await keepGenerations(p.snapshot, p.target.keepPrevious ?? 1, p.target, p.saved);
       for (const f of p.planned) await hostOf(p.target).write(f.path, f.content, f.mode, p.target.owner);
       written.push(p);
-      heartbeat(`${written.length} of ${batch.length} sites written`);
+      heartbeatNow(`${written.length} of ${batch.length} sites written`);
     } catch (err) {
       const restored = await undo(p).then(
         () => 'restored the previous files',
@@ -573,9 +573,9 @@ export async function bindFilesBatch(
     const first = written[0]!.target;
     const host = hostOf(first);
     const validated = await host.run(first.validate);
-    heartbeat(`batch of ${written.length} sites validated`);
+    heartbeatNow(`batch of ${written.length} sites validated`);
     const reloaded = validated.ok ? await host.run(first.reload) : undefined;
-    heartbeat(`batch of ${written.length} sites reloaded`);
+    heartbeatNow(`batch of ${written.length} sites reloaded`);
     if (!validated.ok || !reloaded?.ok) {
       // nothing of the batch may stay: put every site back, then find the one at fault site by site
       for (const p of written) await undo(p);
@@ -588,7 +588,7 @@ export async function bindFilesBatch(
       const together = written.length > 1 ? `; one reload for ${written.length} sites` : '';
       const probed = await mapLimit(written, PROBE_CONCURRENCY, async (p) => {
         const probe = p.target.probe ? await probeUntil(p.target.probe, expected) : undefined;
-        heartbeat(`${bindingLabel(p.target)}: probed`);
+        heartbeatNow(`${bindingLabel(p.target)}: probed`);
         return probe;
       });
       const failed: { p: Prepared; probe: Probe }[] = [];

@@ -22,7 +22,7 @@
  * with a password made for this run; neither is logged, returned or put in the command line.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { heartbeat } from '../heartbeat';
+import { heartbeatNow } from '../heartbeat';
 import { sanitizedTail } from '../run-program';
 import type { BindingContext, BindingOutcome, BindingTarget, Probe } from '../types';
 import { normalizeThumbprint, probeUntil } from '../verify/probe';
@@ -114,7 +114,7 @@ export function createRemoteCommandTarget(opts: RemoteCommandTargetOptions): Bin
         const out = await syncHost(opts, host, ctx).catch((err: Error) => [
           hostFailure(opts, host, ctx, err.message, err instanceof ApplicationFailure ? err.type : undefined),
         ]);
-        heartbeat(`${opts.name}: host ${host.name} done`);
+        heartbeatNow(`${opts.name}: host ${host.name} done`);
         return out;
       });
       return perHost.flat();
@@ -213,7 +213,7 @@ async function syncHost(
     hostNames: opts.hostNames ?? [],
     removePreviousAfterDays: opts.removePreviousAfterDays ?? null,
   });
-  heartbeat(`${opts.name}: script ran on ${host.name}`);
+  heartbeatNow(`${opts.name}: script ran on ${host.name}`);
   if (typeof ran === 'string') return [hostFailure(opts, host, ctx, ran, 'CommandFailed')];
   if (ran.exitCode !== 0) return ran.bindings.map((b) => outcome(b));
 
@@ -266,7 +266,7 @@ async function syncHost(
     hostNames: [],
     removePreviousAfterDays: null,
   });
-  heartbeat(`${opts.name}: rolled back on ${host.name}`);
+  heartbeatNow(`${opts.name}: rolled back on ${host.name}`);
   const rolledBack = typeof back !== 'string' && back.exitCode === 0;
   return ran.bindings.map((b) => {
     const probe = b.hostName ? probes.get(b.hostName) : undefined;
