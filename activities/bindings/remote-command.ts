@@ -267,17 +267,37 @@ async function syncHost(
     removePreviousAfterDays: null,
   });
   heartbeatNow(`${opts.name}: rolled back on ${host.name}`);
-  const rolledBack = typeof back !== 'string' && back.exitCode === 0;
+  const movedBack = typeof back !== 'string' && back.exitCode === 0;
+  // as the file target does after a rollback: confirm each probed name serves the previous certificate again
+  const restored = new Map<string, Probe>();
+  if (movedBack && opts.probe) {
+    const p = opts.probe;
+    await mapLimit([...probes.keys()], 8, async (name) => {
+      const where = { host: p.address ?? host.address, port: p.port, servername: name };
+      restored.set(
+        name,
+        await probeUntil(
+          { ...where, settleMs: p.settleMs ?? 10_000, ...(p.caPem ? { caPem: p.caPem } : {}) },
+          previous,
+        ),
+      );
+    });
+  }
+  const notBack = [...restored].filter(([, p]) => !p.ok);
   return ran.bindings.map((b) => {
     const probe = b.hostName ? probes.get(b.hostName) : undefined;
     const detail = probe && !probe.ok ? `${why}: ${probe.detail}` : why;
+    const back2 = b.hostName ? restored.get(b.hostName) : undefined;
+    const ok = movedBack && !notBack.length;
     return outcome(b, {
-      status: rolledBack ? 'rolled-back' : 'failed',
-      after: rolledBack ? b.before : null,
+      status: ok ? 'rolled-back' : 'failed',
+      after: movedBack ? b.before : null,
       reason: 'ProbeMismatch',
-      detail: rolledBack
-        ? `${detail}; moved back to ${previous}`
-        : `${detail}; moving back to ${previous} failed too: ${typeof back === 'string' ? back : 'see the script output'}`,
+      detail: !movedBack
+        ? `${detail}; moving back to ${previous} failed too: ${typeof back === 'string' ? back : 'see the script output'}`
+        : notBack.length
+          ? `${detail}; moved back to ${previous}, but ${notBack.map(([n, p]) => `${n}: ${p.detail}`).join('; ')}`
+          : `${detail}; moved back to ${previous}${back2 ? `, ${back2.detail}` : ''}`,
       ...(probe ? { probe } : {}),
     });
   });

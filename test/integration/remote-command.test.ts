@@ -188,6 +188,8 @@ describe('the remote-command contract over SSH (POSIX stand-in for the IIS scrip
       expect(outcomes.every((o) => o.reason === 'ProbeMismatch')).toBe(true);
       expect(outcomes[0]!.detail).toContain(`probe failed for ${hostNameOf(names[0]!)}`);
       expect(outcomes[0]!.detail).toContain(`moved back to ${current.thumbprint}`);
+      // and Certflow saw the previous certificate served again before it said so
+      expect(outcomes[1]!.detail).toContain(`serves ${current.thumbprint}`);
       for (const n of names) expect(await served(n, current.thumbprint)).toBe(current.thumbprint);
       const state = JSON.parse(readFileSync(path.join(stateDir, 'state.json'), 'utf8')) as {
         bindings: { thumbprint: string }[];
