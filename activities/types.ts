@@ -216,4 +216,10 @@ export interface BindingOutcome {
   status: 'bound' | 'unchanged' | 'rolled-back' | 'failed';
   detail: string;
   probe?: Probe;
+  /**
+   * Why a `failed` or `rolled-back` outcome failed, a stable identifier: `HostUnreachable`,
+   * `AuthenticationRefused`, `HostKeyMismatch` (SSH), `CommandFailed` (validate, reload or a remote script),
+   * `ProbeMismatch` (the endpoint did not serve the new certificate over a trusted chain). Absent when unclassified.
+   */
+  reason?: string;
 }

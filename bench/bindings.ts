@@ -8,7 +8,9 @@
  * certificate (`*.sites.bench.test`) in a local vault, in three layouts: one nginx for all N sites bound as one
  * batch (what Certflow does: all pairs written, one `nginx -t`, one reload, then each site probed), the same nginx
  * with batching off (`batchFileBindings: false`: site by site, each with its own `nginx -t` and reload, as Certflow
- * did before; the peer), and one nginx per site (N hosts, 8 at a time). Each run renews the certificate (vault
+ * did before; the peer), one nginx per site (N hosts, 8 at a time), and one nginx for all N sites behind one real
+ * sshd on loopback (ssh: the SSH host target, files over SFTP and commands over exec, one pooled connection for
+ * the host, bound as one batch). Each run renews the certificate (vault
  * CSR → dev CA → merge, not timed), then times Certflow's own `syncBindings` activity, called directly (no
  * Temporal); a binding counts once a live TLS probe with SNI saw the new thumbprint over a trusted chain. The
  * workflow's own step from merge to syncBindings (one workflow task) is not included.
@@ -30,10 +32,15 @@ import { readResults, stopOnSignals, writeResults } from './lib/results';
 import { stopAll } from '../test/support/proc';
 import { human, round, summarize, type Summary } from './lib/stats';
 import { createBenchPki, ISSUER, renewDirect, seedOne, VAULT } from './lib/vault';
+import { SshPool } from '../activities/bindings/ssh-connection';
+import { sshFileHost } from '../activities/bindings/ssh-file-host';
+import type { FileHost } from '../activities/bindings/file-host';
+import { startSshd, type RunningSshd } from '../test/support/sshd';
+import { readFileSync } from 'node:fs';
 
 const args = parseArgs(process.argv.slice(2), {
   sizes: '1,20,200',
-  layouts: 'shared,shared-serial,per-server',
+  layouts: 'shared,shared-serial,per-server,ssh',
   runs: 5,
   'app-service-runs': 5,
   /** How long each probe waits for its site to serve the new certificate (the file target's default). */
@@ -50,14 +57,17 @@ const tempDirs = new Set<string>();
  * How the N sites are served:
  * - shared: one nginx with N server blocks, its file targets bound as one batch (Certflow's default);
  * - shared-serial: the same nginx with batching off, one target at a time (the peer);
- * - per-server: N nginx instances with one site each (N hosts), `concurrency` at a time.
+ * - per-server: N nginx instances with one site each (N hosts), `concurrency` at a time;
+ * - ssh: the shared nginx reached over SSH (a real sshd on loopback): the SSH host target, one batch, one connection.
  */
-type Layout = 'shared' | 'shared-serial' | 'per-server';
+type Layout = 'shared' | 'shared-serial' | 'per-server' | 'ssh';
 
 interface FileRun {
   ms: number;
   verified: number;
   failed: number;
+  /** ssh: SSH connections the sshd accepted during the run (one per host expected). */
+  sshConnections?: number;
   /** The first few failures, shortened. */
   failures: Array<{ binding: string; status: string; detail: string }>;
 }
@@ -75,6 +85,7 @@ interface FileResult {
 }
 
 async function startServers(layout: Layout, n: number, dir: string, material: KeyMaterial) {
+  // ssh: the same one nginx for all sites, reached through sshd
   const names = Array.from({ length: n }, (_, i) => siteName(i + 1));
   const groups = layout === 'per-server' ? names.map((name) => [name]) : [names];
   const servers: NginxSites[] = [];
@@ -97,10 +108,11 @@ async function startServers(layout: Layout, n: number, dir: string, material: Ke
   return servers;
 }
 
-function targetsOf(servers: NginxSites[], rootPem: string): FileBindingTarget[] {
+function targetsOf(servers: NginxSites[], rootPem: string, host?: FileHost): FileBindingTarget[] {
   return servers.flatMap((nginx) =>
     nginx.sites.map((s) => ({
       name: s.name,
+      ...(host ? { host } : {}),
       certPath: s.certPath,
       keyPath: s.keyPath,
       validate: { command: nginx.command, args: nginx.testArgs },
@@ -126,8 +138,31 @@ async function fileBindings(layout: Layout, n: number): Promise<FileResult> {
     const first = await seedOne(pki, CERT, names);
     const material = await pki.vault.exportSecret(CERT, first.version as string);
     const servers = await startServers(layout, n, dir, material);
+    let sshd: RunningSshd | undefined;
+    const pool = new SshPool();
     try {
-      const targets = targetsOf(servers, pki.rootPem);
+      let host: FileHost | undefined;
+      if (layout === 'ssh') {
+        sshd = await startSshd();
+        const s = sshd;
+        host = sshFileHost(
+          {
+            name: 'bench-host',
+            address: '127.0.0.1',
+            port: s.port,
+            user: s.user,
+            privateKey: s.clientKey,
+            hostKeys: [s.hostFingerprint],
+          },
+          pool,
+        );
+      }
+      // connections the sshd accepted so far (its log has one line per accepted key)
+      const accepted = () =>
+        sshd
+          ? readFileSync(path.join(sshd.dir, 'sshd.log'), 'utf8').split('Accepted publickey').length - 1
+          : 0;
+      const targets = targetsOf(servers, pki.rootPem, host);
       const activities = createActivities({
         vaults: new Map([[VAULT, pki.vault]]),
         issuers: new Map([[ISSUER, pki.issuer]]),
@@ -141,6 +176,9 @@ async function fileBindings(layout: Layout, n: number): Promise<FileResult> {
       // one unmeasured warm-up run (JIT, first TLS handshakes, page cache)
       for (let run = -1; run < args.runs; run++) {
         const merged = await renewDirect(pki, CERT, names);
+        // every run opens its connection anew, as a renewal an hour after the last one would
+        await pool.close();
+        const connectionsBefore = accepted();
         const started = performance.now();
         const outcomes = await activities.syncBindings({
           certificateId: `${VAULT}/${CERT}`,
@@ -156,6 +194,7 @@ async function fileBindings(layout: Layout, n: number): Promise<FileResult> {
             ms: round(ms),
             verified: outcomes.length - failed.length,
             failed: failed.length,
+            ...(sshd ? { sshConnections: accepted() - connectionsBefore } : {}),
             failures: failed.slice(0, 3).map((o) => ({
               binding: o.target,
               status: o.status,
@@ -182,6 +221,8 @@ async function fileBindings(layout: Layout, n: number): Promise<FileResult> {
         allVerified: runs.every((r) => r.failed === 0),
       };
     } finally {
+      await pool.close();
+      await sshd?.stop();
       await Promise.all(servers.map((s) => s.stop()));
     }
   } finally {
@@ -229,7 +270,13 @@ async function scenario<T>(run: () => Promise<T>): Promise<T & Scenario> {
   };
 }
 
-const LAYOUTS: Layout[] = ['shared', 'shared-serial', 'per-server'];
+const LAYOUTS: Layout[] = ['shared', 'shared-serial', 'per-server', 'ssh'];
+
+/** The SSH connections of an ssh scenario's runs, e.g. "1" or "1-2". */
+function connections(f: FileResult): string {
+  const c = f.runs.map((r) => r.sshConnections ?? 0);
+  return Math.min(...c) === Math.max(...c) ? `${c[0]}` : `${Math.min(...c)}-${Math.max(...c)}`;
+}
 
 function summaryLines(r: Pick<BindingsResults, 'files' | 'appService'>): string[] {
   const range = (f: FileResult) =>
@@ -238,7 +285,7 @@ function summaryLines(r: Pick<BindingsResults, 'files' | 'appService'>): string[
     ...r.files.map(
       (f) =>
         `${String(f.bindings).padStart(3)} nginx site(s), ${f.layout} (${f.nginxInstances} nginx, ` +
-        `${f.layout === 'shared' ? 'one batch' : `${f.concurrency} at a time`}): ` +
+        `${f.layout === 'shared' ? 'one batch' : f.layout === 'ssh' ? `behind one sshd, one batch, ${connections(f)} connection(s) a run` : `${f.concurrency} at a time`}): ` +
         `median ${human(f.ms.median)}, p95 ${human(f.ms.p95)}` +
         (f.allVerified
           ? ` → ${versus24h(f.ms.p95)}`
@@ -275,7 +322,8 @@ async function main(): Promise<void> {
     method: {
       files:
         'N SNI sites with their own cert/key files, on one nginx (shared: one batch, one nginx -t and one reload; ' +
-        'shared-serial: batching off, site by site) or one nginx each (per-server); per run: renew (untimed), then ' +
+        'shared-serial: batching off, site by site) or one nginx each (per-server), or the shared nginx behind one ' +
+        'sshd (ssh: files over SFTP, nginx -t and reload over exec, one connection opened per run); per run: renew (untimed), then ' +
         'Certflow syncBindings (atomic writes, nginx -t, nginx -s reload, live TLS probe with SNI and trusted chain)',
       appService:
         'runAppServiceBench (bench/app-service-bind.ts): real @azure/arm-appservice client, FAKE ARM server',

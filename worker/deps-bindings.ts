@@ -1,11 +1,15 @@
 /**
- * The configured binding targets (files + reload, App Service, webhook), built once, and the selection of the
- * targets that consume a certificate (by id, id pattern or tag) for each sync.
+ * The configured binding targets (files + reload, App Service, webhook, files and scripts on SSH hosts), built
+ * once, and the selection of the targets that consume a certificate (by id, id pattern or tag) for each sync.
  */
 import type { BindingTarget } from '../activities/types';
 import { createAppServiceTarget, type AppServiceTargetOptions } from '../activities/bindings/app-service';
 import { createFileReloadTarget, type FileBindingTarget } from '../activities/bindings/file-reload';
 import { createWebhookTarget } from '../activities/bindings/webhook';
+import { createRemoteCommandTarget } from '../activities/bindings/remote-command';
+import { checkPrivateKey, parseHostKeys, SshPool, type SshHost } from '../activities/bindings/ssh-connection';
+import { sshFileHost } from '../activities/bindings/ssh-file-host';
+import { selectHosts } from './hosts-config';
 import { parseCertificateId } from '../activities/ids';
 import { selectBindings, type BindingConfig, type CertflowConfig } from './config';
 import type { SelectorConfig } from './config-schema';
@@ -14,17 +18,29 @@ import type { Collector } from './deps-collector';
 
 type FilesConfig = Extract<BindingConfig, { kind: 'files' }>;
 type AppServiceConfig = Extract<BindingConfig, { kind: 'app-service' }>;
+type SshFilesConfig = Extract<BindingConfig, { kind: 'ssh-files' }>;
+type RemoteCommandConfig = Extract<BindingConfig, { kind: 'remote-command' }>;
 
-/** The file target's settings as the adapter takes them. */
-export function fileTarget(b: FilesConfig, path: string, c: Collector): FileBindingTarget {
+/** What the `files` and `ssh-files` bindings share: the files, their mode and owner, the commands. */
+function fileSettings(b: FilesConfig | SshFilesConfig): Omit<FileBindingTarget, 'probe' | 'host'> {
   return {
     name: b.name,
     ...(b.combinedPath ? { combinedPath: b.combinedPath } : { certPath: b.certPath, keyPath: b.keyPath }),
+    ...(b.chainPath ? { chainPath: b.chainPath } : {}),
+    ...(b.pkcs12Path ? { pkcs12Path: b.pkcs12Path } : {}),
+    ...(b.pkcs12PasswordPath ? { pkcs12PasswordPath: b.pkcs12PasswordPath } : {}),
     ...(b.mode ? { fileMode: parseInt(b.mode, 8) } : {}),
     ...(b.owner ? { owner: b.owner } : {}),
     ...(b.keepPrevious !== undefined ? { keepPrevious: b.keepPrevious } : {}),
     validate: b.validate,
     reload: b.reload,
+  };
+}
+
+/** The file target's settings as the adapter takes them. */
+export function fileTarget(b: FilesConfig, path: string, c: Collector): FileBindingTarget {
+  return {
+    ...fileSettings(b),
     ...(b.probe
       ? {
           probe: {
@@ -108,14 +124,115 @@ function appServiceTarget(
   );
 }
 
+/** The SSH hosts as the connection takes them, key and passphrase resolved from their references; built once. */
+function sshHosts(config: CertflowConfig, c: Collector): Map<string, SshHost> {
+  const out = new Map<string, SshHost>();
+  config.hosts.forEach((h, i) => {
+    const path = `hosts[${i}]`;
+    const privateKey = c.secret(h.privateKey, `${path}.privateKey`);
+    const passphrase = h.passphrase ? c.secret(h.passphrase, `${path}.passphrase`) : undefined;
+    const pinned = c.build(`${path}.hostKeys`, () => (parseHostKeys(h.hostKeys), true));
+    const usable = privateKey && c.build(`${path}.privateKey`, () => checkPrivateKey(privateKey, passphrase));
+    if (!usable || !pinned) return;
+    out.set(h.name, {
+      name: h.name,
+      address: h.address,
+      port: h.port,
+      user: h.user,
+      privateKey,
+      ...(passphrase ? { passphrase } : {}),
+      hostKeys: h.hostKeys,
+      connectTimeoutMs: h.connectTimeoutSeconds * 1000,
+    });
+  });
+  return out;
+}
+
+interface SshContext {
+  hosts: Map<string, SshHost>;
+  pool: SshPool;
+}
+
+const hostsOf = (b: SshFilesConfig | RemoteCommandConfig, config: CertflowConfig, ssh: SshContext) =>
+  selectHosts(config.hosts, b.hosts).flatMap((h) => ssh.hosts.get(h.name) ?? []);
+
+/** One file target per selected host: the whole file algorithm over SFTP and exec, probed at the host. */
+function sshFileTargets(
+  b: SshFilesConfig,
+  path: string,
+  config: CertflowConfig,
+  c: Collector,
+  ssh: SshContext,
+): BindingTarget[] {
+  const caPem = b.probe?.caFile ? c.file(b.probe.caFile, `${path}.probe.caFile`) : undefined;
+  return hostsOf(b, config, ssh).map((host) =>
+    createFileReloadTarget({
+      ...fileSettings(b),
+      host: sshFileHost(host, ssh.pool),
+      ...(b.probe
+        ? {
+            probe: {
+              host: b.probe.address ?? host.address,
+              port: b.probe.port,
+              servername: b.probe.servername,
+              settleMs: b.probe.settleSeconds * 1000,
+              ...(caPem ? { caPem } : {}),
+            },
+          }
+        : {}),
+    }),
+  );
+}
+
+function remoteCommandTarget(
+  b: RemoteCommandConfig,
+  path: string,
+  config: CertflowConfig,
+  c: Collector,
+  ssh: SshContext,
+): BindingTarget | undefined {
+  const caPem = b.probe?.caFile ? c.file(b.probe.caFile, `${path}.probe.caFile`) : undefined;
+  const hosts = hostsOf(b, config, ssh);
+  if (!hosts.length) return undefined; // the host's own problem (a secret, a pin) is reported under hosts[]
+  return c.build(path, () =>
+    createRemoteCommandTarget({
+      name: b.name,
+      hosts,
+      command: b.command,
+      timeoutMs: b.timeoutSeconds * 1000,
+      ...(b.hostNames ? { hostNames: b.hostNames } : {}),
+      ...(b.removePreviousAfterDays !== undefined
+        ? { removePreviousAfterDays: b.removePreviousAfterDays }
+        : {}),
+      ...(b.probe
+        ? {
+            probe: {
+              port: b.probe.port,
+              ...(b.probe.address ? { address: b.probe.address } : {}),
+              ...(caPem ? { caPem } : {}),
+              settleMs: b.probe.settleSeconds * 1000,
+            },
+          }
+        : {}),
+      maxHosts: b.maxHosts,
+      pool: ssh.pool,
+    }),
+  );
+}
+
 function buildTarget(
   b: BindingConfig,
   path: string,
   config: CertflowConfig,
   c: Collector,
   credentials: Credentials,
-): BindingTarget | undefined {
+  ssh: SshContext,
+): BindingTarget | BindingTarget[] | undefined {
   switch (b.kind) {
+    case 'ssh-files':
+      return sshFileTargets(b, path, config, c, ssh);
+    case 'remote-command':
+      return remoteCommandTarget(b, path, config, c, ssh);
     case 'files':
       return createFileReloadTarget(fileTarget(b, path, c));
     case 'app-service':
@@ -135,19 +252,23 @@ function buildTarget(
   }
 }
 
-/** Builds every target now; the returned function picks those that consume a certificate. */
+/**
+ * Builds every target now; the returned function picks those that consume a certificate. An `ssh-files` binding
+ * is one target per host. SSH connections are pooled across bindings and closed by `closers` (worker shutdown).
+ */
 export function buildBindings(
   config: CertflowConfig,
   c: Collector,
   credentials: Credentials,
+  closers?: Array<() => Promise<void>>,
 ): (certificateId: string, tags: Record<string, string>) => BindingTarget[] {
-  const targets = new Map<string, BindingTarget>();
+  const ssh: SshContext = { hosts: sshHosts(config, c), pool: new SshPool() };
+  closers?.push(() => ssh.pool.close());
+  const targets = new Map<string, BindingTarget[]>();
   config.bindings.forEach((b, i) => {
-    const target = buildTarget(b, `bindings[${i}]`, config, c, credentials);
-    if (target) targets.set(b.name, target);
+    const target = buildTarget(b, `bindings[${i}]`, config, c, credentials, ssh);
+    if (target) targets.set(b.name, [target].flat());
   });
   return (certificateId, tags) =>
-    selectBindings(config, certificateId, tags)
-      .map((b) => targets.get(b.name))
-      .filter((t): t is BindingTarget => t !== undefined);
+    selectBindings(config, certificateId, tags).flatMap((b) => targets.get(b.name) ?? []);
 }

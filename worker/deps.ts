@@ -56,7 +56,7 @@ export async function buildDeps(config: CertflowConfig, opts: BuildDepsOptions =
     issuers.set(iss.name, built.issuer);
     if (built.trustAnchors.length) trustAnchors.set(iss.name, built.trustAnchors);
   }
-  const bindings = buildBindings(config, c, credentials);
+  const bindings = buildBindings(config, c, credentials, closers);
   const notifier = buildEmail(config, c);
   if (notifier) closers.push(async () => notifier.close());
   const chat = buildChat(config, c);

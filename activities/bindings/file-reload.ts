@@ -20,21 +20,18 @@
  *
  * The private key only ever goes from memory to a 0600 file: never into a log, an error, or the outcome.
  */
-import { execFile } from 'node:child_process';
-import { X509Certificate, createPrivateKey, createPublicKey, randomBytes } from 'node:crypto';
-import { open, readFile, rename, stat, unlink } from 'node:fs/promises';
+import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
+import { heartbeatNow } from '../heartbeat';
 import type { BindingContext, BindingOutcome, BindingTarget, Probe } from '../types';
-import { normalizeThumbprint, probeTls, thumbprintOf } from '../verify/probe';
+import { normalizeThumbprint, probeTls, probeUntil, thumbprintOf } from '../verify/probe';
 import { mapLimit } from './concurrency';
+import { localFileHost, type CommandSpec, type FileHost, type FileOwner } from './file-host';
+import { newPkcs12Password, toPkcs12 } from './pkcs12';
 
-export interface CommandSpec {
-  command: string;
-  args: string[];
-  /** Default 30 s. */
-  timeoutMs?: number;
-}
+export type { CommandSpec } from './file-host';
+export { cleanStderr } from '../run-program';
 
 /** The name other modules use for it. */
 export type FileBindingTarget = FileReloadTarget;
@@ -46,9 +43,22 @@ export interface FileReloadTarget {
   keyPath?: string;
   /** One file holding the chain followed by the key (HAProxy style). */
   combinedPath?: string;
-  /** Mode of the key (or combined) file; default 0o600. The certificate file gets 0o644. */
+  /** Also the intermediates alone (Apache's SSLCertificateChainFile and the like); 0o644. */
+  chainPath?: string;
+  /**
+   * Also a PKCS#12 of key and chain (Java, Tomcat, .NET), with a new random password per generation written to
+   * `pkcs12PasswordPath` (default `<pkcs12Path>.password`); both get the key's mode.
+   */
+  pkcs12Path?: string;
+  pkcs12PasswordPath?: string;
+  /**
+   * Mode of the key (or combined, PKCS#12) file; default 0o600, at most 0o640 (readable by the owner and,
+   * at most, its group). The certificate file gets 0o644.
+   */
   fileMode?: number;
-  owner?: { uid: number; gid: number };
+  owner?: FileOwner;
+  /** Where the files are and the commands run: the worker's own disk by default, or an SSH host. */
+  host?: FileHost;
   /** Checks the new files before the server is asked to load them, e.g. `nginx -t`. */
   validate: CommandSpec;
   reload: CommandSpec;
@@ -84,19 +94,23 @@ export function pemLeafThumbprint(pem: string): string | null {
   }
 }
 
-/** The leaf thumbprint of a PEM file on disk; null when the file is missing or holds no certificate. */
-export async function fileLeafThumbprint(file: string): Promise<string | null> {
-  try {
-    return pemLeafThumbprint(await readFile(file, 'utf8'));
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-    throw err;
-  }
+/** The leaf thumbprint of a PEM file; null when the file is missing or holds no certificate. Refuses a symlink. */
+export async function fileLeafThumbprint(
+  file: string,
+  host: FileHost = localFileHost,
+): Promise<string | null> {
+  const state = await host.read(file);
+  return state ? pemLeafThumbprint(state.content.toString('utf8')) : null;
 }
+
+const hostOf = (t: FileReloadTarget): FileHost => t.host ?? localFileHost;
+
+/** The loosest mode a key file may have: read and write by its owner, read by its group. */
+export const MAX_KEY_MODE = 0o640;
 
 interface PlannedFile {
   path: string;
-  content: string;
+  content: string | Buffer;
   mode: number;
 }
 
@@ -107,7 +121,14 @@ export async function bindFiles(
 ): Promise<BindingOutcome> {
   const expected = normalizeThumbprint(expectedThumbprint);
   const materialProblem = checkMaterial(material, expected);
-  const seen = await inspect(target, material, expected);
+  let seen: Inspection;
+  try {
+    seen = await inspect(target, material, expected);
+  } catch (err) {
+    if (err instanceof ApplicationFailure) throw err; // a target that cannot work as configured
+    // a symlink, a directory others may write, an unreachable host: nothing was touched
+    return failedOutcome(target, `nothing written: ${materialProblem ?? (err as Error).message}`);
+  }
   const { paths, outcome, before, planned, torn } = seen;
   if (materialProblem) {
     return outcome({
@@ -127,7 +148,7 @@ export async function bindFiles(
   let repaired = '';
   if (torn) {
     const { keyPath, certPath } = target;
-    const earlier = keep >= 1 ? await snapshotFiles(planned, generationName(1)) : null;
+    const earlier = keep >= 1 ? await snapshotFiles(target, planned, generationName(1)) : null;
     if (!earlier || !usableGeneration(target, paths.certFile, earlier)) {
       return outcome({
         before,
@@ -147,13 +168,15 @@ export async function bindFiles(
 
   const saved: Snapshot[] = [];
   try {
-    await keepGenerations(snapshot, keep, target.owner, saved);
-    for (const f of planned) await writeAtomic(f.path, f.content, f.mode, target.owner);
+    await keepGenerations(snapshot, keep, target, saved);
+    heartbeatNow(`${bindingLabel(target)}: previous generation kept`);
+    for (const f of planned) await hostOf(target).write(f.path, f.content, f.mode, target.owner);
+    heartbeatNow(`${bindingLabel(target)}: new files written`);
   } catch (err) {
     // e.g. EACCES or ENOSPC after the key was written but not the certificate: never leave a mixed pair
     const cause = (err as Error).message;
-    const restored = await restoreFiles(snapshot, target.owner)
-      .then(() => restoreFiles(saved, target.owner))
+    const restored = await restoreFiles(snapshot, target)
+      .then(() => restoreFiles(saved, target))
       .then(
         () => 'restored the previous files',
         (e: Error) => `restoring the previous files failed too: ${e.message}`,
@@ -178,7 +201,14 @@ export async function bindFiles(
   }
   const what = `${applied.step} failed: ${applied.detail}`;
   const restored = snapshotLeaf(paths.certFile, snapshot);
-  const back = await rollBack(target, snapshot, saved, { before, restored }, what, outcome);
+  const back = await rollBack(
+    target,
+    snapshot,
+    saved,
+    { before, restored },
+    what,
+    withReason(outcome, reasonOf(applied.step)),
+  );
   return { ...back, detail: back.detail + repaired };
 }
 
@@ -205,11 +235,13 @@ async function reloadWritten(
     });
   }
   const what = `${applied.step} failed: ${applied.detail}`;
-  const earlier = (target.keepPrevious ?? 1) >= 1 ? await snapshotFiles(planned, generationName(1)) : null;
+  const failedStep = withReason(outcome, reasonOf(applied.step));
+  const earlier =
+    (target.keepPrevious ?? 1) >= 1 ? await snapshotFiles(target, planned, generationName(1)) : null;
   const restored =
     earlier && usableGeneration(target, certFile, earlier) ? snapshotLeaf(certFile, earlier) : null;
   if (!earlier || restored === null || restored === expected) {
-    return outcome({
+    return failedStep({
       before,
       after: before,
       status: 'failed',
@@ -217,7 +249,7 @@ async function reloadWritten(
       probe: applied.probe,
     });
   }
-  return rollBack(target, earlier, [], { before, restored }, what, outcome);
+  return rollBack(target, earlier, [], { before, restored }, what, failedStep);
 }
 
 interface StepResult {
@@ -227,9 +259,12 @@ interface StepResult {
 }
 
 async function applyAndWatch(target: FileReloadTarget, expected: string): Promise<StepResult> {
-  const validated = await runCommand(target.validate);
+  const host = hostOf(target);
+  const validated = await host.run(target.validate);
+  heartbeatNow(`${bindingLabel(target)}: validated`);
   if (!validated.ok) return { step: 'validation', detail: validated.detail };
-  const reloaded = await runCommand(target.reload);
+  const reloaded = await host.run(target.reload);
+  heartbeatNow(`${bindingLabel(target)}: reloaded`);
   if (!reloaded.ok) return { step: 'reload', detail: reloaded.detail };
   if (!target.probe) return { detail: `wrote ${expected}, validated and reloaded (no probe configured)` };
   const probe = await probeUntil(target.probe, expected);
@@ -247,8 +282,8 @@ async function rollBack(
   outcome: (o: Omit<BindingOutcome, 'target' | 'binding'>) => BindingOutcome,
 ): Promise<BindingOutcome> {
   const { before, restored } = thumbprints;
-  await restoreFiles(snapshot, target.owner);
-  await restoreFiles(generations, target.owner);
+  await restoreFiles(snapshot, target);
+  await restoreFiles(generations, target);
   if (snapshot.every((s) => s.content === null)) {
     return outcome({
       before,
@@ -257,8 +292,9 @@ async function rollBack(
       detail: `${what}; removed the new files (there were none before)`,
     });
   }
-  const validated = await runCommand(target.validate);
-  const reloaded = validated.ok ? await runCommand(target.reload) : validated;
+  const validated = await hostOf(target).run(target.validate);
+  const reloaded = validated.ok ? await hostOf(target).run(target.reload) : validated;
+  heartbeatNow(`${bindingLabel(target)}: rolled back`);
   if (!reloaded.ok) {
     return outcome({
       before,
@@ -288,12 +324,12 @@ async function rollBack(
   });
 }
 
-/** What a target's outcomes name as `binding`: the certificate (or combined) file. */
+/** What a target's outcomes name as `binding`: the certificate (or combined) file, after its host's name. */
 export function bindingLabel(t: FileReloadTarget): string {
-  return t.combinedPath ?? t.certPath ?? t.name;
+  return `${hostOf(t).label}${t.combinedPath ?? t.certPath ?? t.name}`;
 }
 
-function checkTarget(t: FileReloadTarget): { certFile: string; files: string[] } {
+function checkTarget(t: FileReloadTarget): { certFile: string; files: string[]; extra: string[] } {
   const bad = (message: string) =>
     ApplicationFailure.create({
       message: `binding target '${t.name}': ${message}`,
@@ -305,13 +341,28 @@ function checkTarget(t: FileReloadTarget): { certFile: string; files: string[] }
     throw bad('set either combinedPath or certPath + keyPath, not both');
   }
   const files = combined ? [t.combinedPath as string] : [t.certPath, t.keyPath];
-  if (files.some((f) => !f || !path.isAbsolute(f))) {
+  if (files.some((f) => !f || !path.posix.isAbsolute(f))) {
     throw bad('certPath and keyPath (or combinedPath) must be absolute file paths');
   }
+  const extra = [t.chainPath, t.pkcs12Path, t.pkcs12Path && pkcs12PasswordPath(t)].filter(
+    (f): f is string => !!f,
+  );
+  if (extra.some((f) => !path.posix.isAbsolute(f)))
+    throw bad('chainPath, pkcs12Path and pkcs12PasswordPath must be absolute file paths');
+  const all = [...files, ...extra];
+  if (new Set(all).size !== all.length) throw bad('every file path must be different');
   if (!t.validate?.command || !t.reload?.command)
     throw bad('validate.command and reload.command are required');
-  return { certFile: files[0] as string, files: files as string[] };
+  const mode = t.fileMode ?? 0o600;
+  if (mode & ~MAX_KEY_MODE)
+    throw bad(
+      `fileMode ${mode.toString(8).padStart(4, '0')} is too loose for a private key: expected at most 0640 ` +
+        '(no write by the group, nothing for others), like 0600 or 0640',
+    );
+  return { certFile: files[0] as string, files: files as string[], extra };
 }
+
+const pkcs12PasswordPath = (t: FileReloadTarget) => t.pkcs12PasswordPath ?? `${t.pkcs12Path}.password`;
 
 /** Refuses material that would only fail later at the server: wrong leaf or a key that does not match it. */
 function checkMaterial(m: KeyMaterial, expected: string): string | null {
@@ -333,14 +384,30 @@ function checkMaterial(m: KeyMaterial, expected: string): string | null {
   return null;
 }
 
-function planFiles(t: FileReloadTarget, paths: { files: string[] }, m: KeyMaterial): PlannedFile[] {
+async function planFiles(
+  t: FileReloadTarget,
+  paths: { files: string[] },
+  m: KeyMaterial,
+): Promise<PlannedFile[]> {
   const chain = m.chainPem.map(endLine).join('');
   const keyMode = t.fileMode ?? 0o600;
-  if (t.combinedPath) return [{ path: t.combinedPath, content: chain + endLine(m.keyPem), mode: keyMode }];
+  // the certificate (or combined) file goes last: it is what marks the new generation as written
+  const extra: PlannedFile[] = [];
+  if (t.chainPath)
+    extra.push({ path: t.chainPath, content: m.chainPem.slice(1).map(endLine).join(''), mode: 0o644 });
+  if (t.pkcs12Path) {
+    const password = newPkcs12Password();
+    extra.push(
+      { path: pkcs12PasswordPath(t), content: `${password}\n`, mode: keyMode },
+      { path: t.pkcs12Path, content: await toPkcs12(m.keyPem, m.chainPem, password), mode: keyMode },
+    );
+  }
+  if (t.combinedPath)
+    return [...extra, { path: t.combinedPath, content: chain + endLine(m.keyPem), mode: keyMode }];
   const [certPath, keyPath] = paths.files as [string, string];
-  // key first: the certificate file is what marks the new generation as written
   return [
     { path: keyPath, content: endLine(m.keyPem), mode: keyMode },
+    ...extra,
     { path: certPath, content: chain, mode: 0o644 },
   ];
 }
@@ -355,22 +422,22 @@ interface Snapshot {
 
 /** The planned files as they are now, or (with `from`) as they are in another file, e.g. a generation. */
 async function snapshotFiles(
+  t: FileReloadTarget,
   planned: PlannedFile[],
   from: (file: string) => string = (f) => f,
 ): Promise<Snapshot[]> {
   return Promise.all(
-    planned.map(async (f) => ({ path: f.path, ...(await readState(from(f.path), f.mode)) })),
+    planned.map(async (f) => ({ path: f.path, ...(await readState(t, from(f.path), f.mode)) })),
   );
 }
 
-async function readState(file: string, modeIfMissing: number): Promise<Omit<Snapshot, 'path'>> {
-  try {
-    const [content, st] = await Promise.all([readFile(file), stat(file)]);
-    return { content, mode: st.mode & 0o777 };
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { content: null, mode: modeIfMissing };
-    throw err;
-  }
+/** A file's content and mode; refuses a symlink (its target would be copied into a generation). */
+async function readState(
+  t: FileReloadTarget,
+  file: string,
+  modeIfMissing: number,
+): Promise<Omit<Snapshot, 'path'>> {
+  return (await hostOf(t).read(file)) ?? { content: null, mode: modeIfMissing };
 }
 
 /** Whether the key file and the certificate file hold one pair; 'unknown' for a combined file or what does not parse. */
@@ -401,10 +468,11 @@ function snapshotLeaf(certFile: string, files: Snapshot[]): string | null {
 }
 
 /** Writes each file as snapshotted, or removes it where the snapshot says it did not exist; in order. */
-async function restoreFiles(snapshot: Snapshot[], owner: FileReloadTarget['owner']): Promise<void> {
+async function restoreFiles(snapshot: Snapshot[], t: FileReloadTarget): Promise<void> {
+  const host = hostOf(t);
   for (const s of snapshot) {
-    if (s.content === null) await unlink(s.path).catch(() => undefined);
-    else await writeAtomic(s.path, s.content, s.mode, owner);
+    if (s.content === null) await host.remove(s.path).catch(() => undefined);
+    else await host.write(s.path, s.content, s.mode, t.owner);
   }
 }
 
@@ -420,121 +488,24 @@ const generationName = (i: number) => (file: string) =>
 async function keepGenerations(
   snapshot: Snapshot[],
   keep: number,
-  owner: FileReloadTarget['owner'],
+  t: FileReloadTarget,
   saved: Snapshot[],
 ): Promise<void> {
   if (keep < 1) return;
+  const host = hostOf(t);
   for (const s of snapshot) {
     if (s.content === null) continue;
     const names = Array.from({ length: keep }, (_, i) => generationName(i + 1)(s.path));
-    const gens = await Promise.all(names.map(async (g) => ({ path: g, ...(await readState(g, s.mode)) })));
+    const gens = await Promise.all(names.map(async (g) => ({ path: g, ...(await readState(t, g, s.mode)) })));
     if (gens[0]?.content?.equals(s.content)) continue;
     saved.push(...gens);
-    for (let i = keep - 1; i >= 1; i--) {
-      await rename(names[i - 1] as string, names[i] as string).catch((err: NodeJS.ErrnoException) => {
-        if (err.code !== 'ENOENT') throw err;
-      });
-    }
-    await writeAtomic(names[0] as string, s.content, s.mode, owner);
+    for (let i = keep - 1; i >= 1; i--) await host.rename(names[i - 1] as string, names[i] as string);
+    await host.write(names[0] as string, s.content, s.mode, t.owner);
   }
-}
-
-/** Temp file in the same directory (same filesystem), exact mode from creation, fsync, rename, fsync dir. */
-async function writeAtomic(
-  file: string,
-  content: string | Buffer,
-  mode: number,
-  owner: FileReloadTarget['owner'],
-): Promise<void> {
-  const dir = path.dirname(file);
-  const tmp = path.join(dir, `.${path.basename(file)}.${randomBytes(6).toString('hex')}.tmp`);
-  const fh = await open(tmp, 'wx', mode);
-  try {
-    await fh.chmod(mode); // the umask may have narrowed or widened nothing, but be exact
-    if (owner) await fh.chown(owner.uid, owner.gid);
-    await fh.writeFile(content);
-    await fh.sync();
-  } catch (err) {
-    await fh.close().catch(() => undefined);
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-  await fh.close();
-  try {
-    await rename(tmp, file);
-  } catch (err) {
-    await unlink(tmp).catch(() => undefined);
-    throw err;
-  }
-  const d = await open(dir, 'r');
-  try {
-    await d.sync();
-  } finally {
-    await d.close();
-  }
-}
-
-/** Runs without a shell; the label is the program and its leading flags ('nginx -t', 'nginx -s reload'). */
-async function runCommand(spec: CommandSpec): Promise<{ ok: boolean; detail: string }> {
-  const lead: string[] = [];
-  for (const a of spec.args) {
-    if (a.includes('/')) {
-      if (lead.at(-1)?.startsWith('-')) lead.pop(); // the flag that takes this path
-      break;
-    }
-    if (lead.length === 3) break;
-    lead.push(a);
-  }
-  const label = [path.basename(spec.command), ...lead.slice(0, 2)].join(' ');
-  const timeoutMs = spec.timeoutMs ?? 30_000;
-  return new Promise((resolve) => {
-    execFile(
-      spec.command,
-      spec.args,
-      { timeout: timeoutMs, maxBuffer: 1024 * 1024, encoding: 'utf8' },
-      (err, _stdout, stderr) => {
-        if (!err) return resolve({ ok: true, detail: `'${label}' ok` });
-        const e = err as { killed?: boolean; signal?: string | null; code?: unknown };
-        const how = e.killed
-          ? `timed out after ${timeoutMs} ms`
-          : typeof e.code === 'number'
-            ? `exited with code ${e.code}`
-            : typeof e.code === 'string'
-              ? `could not be started (${e.code})`
-              : `was stopped by ${String(e.signal)}`;
-        const said = cleanStderr(stderr ?? '');
-        resolve({ ok: false, detail: `'${label}' ${how}${said ? `: ${said}` : ''}` });
-      },
-    );
-  });
-}
-
-/** Trimmed, bounded, and with anything PEM-shaped removed: a command must not leak a key through us. */
-export function cleanStderr(stderr: string): string {
-  return stderr
-    .replace(/-----BEGIN [^-]+-----[\s\S]*?(-----END [^-]+-----|$)/g, '[PEM removed]')
-    .replace(/\s+\n/g, '\n')
-    .trim()
-    .slice(0, 800);
 }
 
 async function probeOnce(p: NonNullable<FileReloadTarget['probe']>, expected: string): Promise<Probe> {
   return probeTls({ ...p, expectedThumbprint: expected, timeoutMs: 2_000 });
-}
-
-/** Reloads are asynchronous (new workers start, old ones drain): poll until the thumbprint shows or time runs out. */
-async function probeUntil(p: NonNullable<FileReloadTarget['probe']>, expected: string): Promise<Probe> {
-  const deadline = Date.now() + (p.settleMs ?? 5_000);
-  for (;;) {
-    const left = deadline - Date.now();
-    const probe = await probeTls({
-      ...p,
-      expectedThumbprint: expected,
-      timeoutMs: Math.max(250, Math.min(2_000, left)),
-    });
-    if (probe.ok || Date.now() >= deadline) return probe;
-    await new Promise((r) => setTimeout(r, 50));
-  }
 }
 
 /**
@@ -563,20 +534,26 @@ export async function bindFilesBatch(
     PROBE_CONCURRENCY,
     async ({ t, i }) => {
       const p = await prepare(t, material, expected).catch((err: Error) => err);
-      if (p instanceof Error) results[i] = failedOutcome(t, p.message);
+      if (p instanceof Error) results[i] = failedOutcome(t, p.message, failureType(p));
       else if (p === 'serial') serial.push(i);
       else if ('status' in p) results[i] = p;
       else batch.push({ ...p, index: i });
     },
   );
   batch.sort((a, b) => a.index - b.index);
+  heartbeatNow(`${targets.length} sites inspected`);
 
   const written: Prepared[] = [];
-  for (const p of batch) {
+  // sites are independent files: written several at a time (round trips overlap on an SSH host), unless two
+  // sites name the same file, which must then be written in order
+  const paths = batch.flatMap((p) => p.planned.map((f) => f.path));
+  const writers = new Set(paths).size === paths.length ? PROBE_CONCURRENCY : 1;
+  await mapLimit(batch, writers, async (p) => {
     try {
-      await keepGenerations(p.snapshot, p.target.keepPrevious ?? 1, p.target.owner, p.saved);
-      for (const f of p.planned) await writeAtomic(f.path, f.content, f.mode, p.target.owner);
+      await keepGenerations(p.snapshot, p.target.keepPrevious ?? 1, p.target, p.saved);
+      for (const f of p.planned) await hostOf(p.target).write(f.path, f.content, f.mode, p.target.owner);
       written.push(p);
+      heartbeatNow(`${written.length} of ${batch.length} sites written`);
     } catch (err) {
       const restored = await undo(p).then(
         () => 'restored the previous files',
@@ -589,25 +566,31 @@ export async function bindFilesBatch(
         detail: `writing the new files failed: ${(err as Error).message}; ${restored}`,
       });
     }
-  }
+  });
+  written.sort((a, b) => a.index - b.index);
 
   if (written.length) {
     const first = written[0]!.target;
-    const validated = await runCommand(first.validate);
-    const reloaded = validated.ok ? await runCommand(first.reload) : undefined;
+    const host = hostOf(first);
+    const validated = await host.run(first.validate);
+    heartbeatNow(`batch of ${written.length} sites validated`);
+    const reloaded = validated.ok ? await host.run(first.reload) : undefined;
+    heartbeatNow(`batch of ${written.length} sites reloaded`);
     if (!validated.ok || !reloaded?.ok) {
       // nothing of the batch may stay: put every site back, then find the one at fault site by site
       for (const p of written) await undo(p);
       if (reloaded) {
         // the reload failed after a good validation: make sure the server runs the restored files
-        await runCommand(first.reload);
+        await host.run(first.reload);
       }
       serial.push(...written.map((p) => p.index));
     } else {
       const together = written.length > 1 ? `; one reload for ${written.length} sites` : '';
-      const probed = await mapLimit(written, PROBE_CONCURRENCY, async (p) =>
-        p.target.probe ? probeUntil(p.target.probe, expected) : undefined,
-      );
+      const probed = await mapLimit(written, PROBE_CONCURRENCY, async (p) => {
+        const probe = p.target.probe ? await probeUntil(p.target.probe, expected) : undefined;
+        heartbeatNow(`${bindingLabel(p.target)}: probed`);
+        return probe;
+      });
       const failed: { p: Prepared; probe: Probe }[] = [];
       written.forEach((p, k) => {
         const probe = probed[k];
@@ -637,7 +620,7 @@ export async function bindFilesBatch(
           p.saved,
           { before: p.before, restored },
           what,
-          p.outcome,
+          withReason(p.outcome, 'ProbeMismatch'),
         );
       }
     }
@@ -666,7 +649,7 @@ interface Prepared {
 }
 
 interface Inspection {
-  paths: { certFile: string; files: string[] };
+  paths: { certFile: string; files: string[]; extra: string[] };
   outcome: (o: Omit<BindingOutcome, 'target' | 'binding'>) => BindingOutcome;
   onDisk: string | null;
   before: string | null;
@@ -685,16 +668,23 @@ async function inspect(
   expected: string,
 ): Promise<Inspection> {
   const paths = checkTarget(target);
+  const host = hostOf(target);
   const outcome = (o: Omit<BindingOutcome, 'target' | 'binding'>): BindingOutcome => ({
     target: target.name,
-    binding: paths.certFile,
+    binding: bindingLabel(target),
     ...o,
   });
-  const onDisk = await fileLeafThumbprint(paths.certFile);
+  const all = [...paths.files, ...paths.extra];
+  for (const dir of new Set(all.map((f) => path.posix.dirname(f)))) await host.checkDir(dir);
+  // an attempt killed mid-write (a worker crash) leaves a temp file next to the real one: never a live file
+  const byDir = new Map<string, string[]>();
+  for (const f of all) byDir.set(path.posix.dirname(f), [...(byDir.get(path.posix.dirname(f)) ?? []), f]);
+  for (const [dir, files] of byDir) await host.removeStaleTemps(dir, files);
+  const onDisk = await fileLeafThumbprint(paths.certFile, host);
   const live = target.probe ? await probeOnce(target.probe, expected) : undefined;
   const before = live?.servedThumbprint ?? onDisk;
-  const planned = planFiles(target, paths, material);
-  const snapshot = await snapshotFiles(planned);
+  const planned = await planFiles(target, paths, material);
+  const snapshot = await snapshotFiles(target, planned);
   const torn = pairState(target, snapshot) === 'mismatch';
   const unchanged =
     onDisk === expected && !torn && (!live || live.servedThumbprint === expected)
@@ -727,13 +717,32 @@ async function prepare(
 
 /** Puts a prepared site's files and generations back as they were before the batch wrote them. */
 async function undo(p: Prepared): Promise<void> {
-  await restoreFiles(p.snapshot, p.target.owner);
-  await restoreFiles(p.saved, p.target.owner);
+  await restoreFiles(p.snapshot, p.target);
+  await restoreFiles(p.saved, p.target);
 }
 
-function failedOutcome(t: FileReloadTarget, detail: string): BindingOutcome {
-  return { target: t.name, binding: bindingLabel(t), before: null, after: null, status: 'failed', detail };
+function failedOutcome(t: FileReloadTarget, detail: string, reason?: string): BindingOutcome {
+  return {
+    target: t.name,
+    binding: bindingLabel(t),
+    before: null,
+    after: null,
+    status: 'failed',
+    detail,
+    ...(reason ? { reason } : {}),
+  };
 }
+
+type OutcomeOf = (o: Omit<BindingOutcome, 'target' | 'binding'>) => BindingOutcome;
+
+/** Why a step failed, as outcomes classify it. */
+const reasonOf = (step: StepResult['step']) => (step === 'probe' ? 'ProbeMismatch' : 'CommandFailed');
+const withReason =
+  (outcome: OutcomeOf, reason: string): OutcomeOf =>
+  (o) =>
+    outcome({ ...o, reason });
+/** The stable type of a classified failure (an SSH host unreachable, its key refused ...), when it has one. */
+const failureType = (err: unknown) => (err instanceof ApplicationFailure ? err.type : undefined) ?? undefined;
 
 async function inSeries<T, R>(items: T[], fn: (item: T) => Promise<R>): Promise<R[]> {
   const out: R[] = [];
@@ -800,7 +809,7 @@ async function syncFileTargets(files: FileReloadTarget[], ctx: BindingContext): 
         : bindFilesBatch(files, material, ctx.thumbprint),
     );
   } catch (err) {
-    return files.map((t) => failedOutcome(t, (err as Error).message));
+    return files.map((t) => failedOutcome(t, (err as Error).message, failureType(err)));
   }
 }
 
@@ -812,7 +821,7 @@ async function syncFileTargets(files: FileReloadTarget[], ctx: BindingContext): 
 const serverQueues = new Map<string, Promise<unknown>>();
 
 const serverKey = (t: FileReloadTarget) =>
-  JSON.stringify([t.validate?.command, t.validate?.args, t.reload?.command, t.reload?.args]);
+  JSON.stringify([hostOf(t).id, t.validate?.command, t.validate?.args, t.reload?.command, t.reload?.args]);
 
 async function oneAtATimePerServer<T>(target: FileReloadTarget, fn: () => Promise<T>): Promise<T> {
   const key = serverKey(target);

@@ -25,7 +25,9 @@ import { ApplicationFailure } from '@temporalio/common';
 import { existsSync } from 'node:fs';
 import type { Issued, Issuer, IssueRequest, PendingIssue } from '../types';
 import { splitPemChain } from '../verify/x509';
-import { runProgram, type RunResult } from './command-run';
+import { runProgram, sanitizedTail, type RunResult } from '../run-program';
+
+export { sanitizedTail };
 
 export interface CommandIssuerOptions {
   name: string;
@@ -46,7 +48,6 @@ export const EXIT_UNAVAILABLE = 69;
 export const EXIT_PENDING = 75;
 const DEFAULT_RETRY_AFTER_SECONDS = 60;
 const MAX_RETRY_AFTER_SECONDS = 86_400;
-const STDERR_TAIL = 500;
 /** The ref is kept in workflow history: an id, not a document. */
 const MAX_REF_LENGTH = 1024;
 
@@ -177,19 +178,6 @@ function retryAfter(lines: Map<string, string>): number | undefined {
   const v = lines.get('retry-after');
   if (!v || !/^\d+$/.test(v)) return undefined;
   return Math.min(Math.max(Number(v), 1), MAX_RETRY_AFTER_SECONDS);
-}
-
-const PRIVATE_KEY_BLOCK =
-  /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)/g;
-
-/** The end of stderr for an error message: private key blocks (even unterminated ones) removed first. */
-export function sanitizedTail(stderr: string, max = STDERR_TAIL): string {
-  const clean = stderr
-    .replace(PRIVATE_KEY_BLOCK, '[private key removed]')
-    // eslint-disable-next-line no-control-regex
-    .replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '')
-    .trim();
-  return clean.length > max ? `…${clean.slice(-max)}` : clean;
 }
 
 function tail(stderr: string): string {

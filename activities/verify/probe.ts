@@ -98,3 +98,24 @@ export async function probeTls(opts: ProbeOptions): Promise<Probe> {
     });
   });
 }
+
+/**
+ * Reloads are asynchronous (new workers start, old ones drain; IIS picks up a binding in its own time): probe
+ * until the expected thumbprint shows or `settleMs` (default 5000) runs out, and return the last answer.
+ */
+export async function probeUntil(
+  p: Omit<ProbeOptions, 'expectedThumbprint' | 'timeoutMs'> & { settleMs?: number },
+  expected: string,
+): Promise<Probe> {
+  const deadline = Date.now() + (p.settleMs ?? 5_000);
+  for (;;) {
+    const left = deadline - Date.now();
+    const probe = await probeTls({
+      ...p,
+      expectedThumbprint: expected,
+      timeoutMs: Math.max(250, Math.min(2_000, left)),
+    });
+    if (probe.ok || Date.now() >= deadline) return probe;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}

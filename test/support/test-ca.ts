@@ -27,7 +27,8 @@ export interface TestCa {
   /** A key and a certificate for a TLS server; IP addresses in `names` become IP SANs. */
   issueServerCert(
     names: string[],
-    opts?: { days?: number; keyType?: 'ec' | 'rsa' },
+    /** `rsaBits` (default 2048): 1024 makes a key that OpenSSL's default security level (and so nginx -t) refuses. */
+    opts?: { days?: number; keyType?: 'ec' | 'rsa'; rsaBits?: number },
   ): { certPem: string; keyPem: string };
 }
 
@@ -141,7 +142,7 @@ export function createTestCa(opts: TestCaOptions = {}): TestCa {
     issueServerCert(names, serverOpts = {}) {
       const keys =
         serverOpts.keyType === 'rsa'
-          ? crypto.generateKeyPairSync('rsa', { modulusLength: 2048 })
+          ? crypto.generateKeyPairSync('rsa', { modulusLength: serverOpts.rsaBits ?? 2048 })
           : crypto.generateKeyPairSync('ec', { namedCurve: 'P-256' });
       const subject = Buffer.from(new x509.Name(`CN=${names[0] ?? 'localhost'}`).toArrayBuffer());
       const spki = keys.publicKey.export({ type: 'spki', format: 'der' });

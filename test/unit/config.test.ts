@@ -210,6 +210,142 @@ describe('parseConfig', () => {
     ]);
   });
 
+  it('caps the key mode of a file binding at 0640, naming the field', () => {
+    const c = base();
+    const files = (mode: string) => ({
+      kind: 'files',
+      name: `nginx-${mode}`,
+      certificates: { pattern: 'kv-prod/*' },
+      certPath: '/etc/nginx/tls/site.pem',
+      keyPath: '/etc/nginx/tls/site.key',
+      mode,
+      validate: { command: 'nginx', args: ['-t'] },
+      reload: { command: 'nginx', args: ['-s', 'reload'] },
+    });
+    c.bindings.push(files('0666'), files('0644'), files('0640'), files('0600'));
+    expect(problems(c)).toEqual(
+      [0, 1].map(
+        (i) =>
+          `bindings[${i}].mode: expected a mode of at most 0640 for a private key (no write by the group, nothing for others), like "0600" or "0640"`,
+      ),
+    );
+  });
+
+  it('takes SSH hosts and the bindings that run on them, by name or tag', () => {
+    const c = {
+      ...base(),
+      hosts: [
+        {
+          name: 'web-1',
+          address: '10.0.0.4',
+          user: 'certflow',
+          privateKey: { env: 'CERTFLOW_SSH_KEY' },
+          hostKeys: ['SHA256:' + 'A'.repeat(43)],
+          tags: ['web'],
+        },
+        {
+          name: 'iis-1',
+          address: 'iis-1.corp.example.com',
+          port: 2222,
+          user: 'certflow',
+          privateKey: { file: '/run/secrets/ssh' },
+          hostKeys: [
+            'ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIE0Kk9i3y2x8v7u6t5s4r3q2p1o0n9m8l7k6j5h4g3f2 iis-1',
+          ],
+          tags: ['iis'],
+        },
+      ],
+    };
+    c.bindings.push(
+      {
+        kind: 'ssh-files',
+        name: 'web-nginx',
+        certificates: { ids: ['kv-prod/api'] },
+        hosts: { tag: 'web' },
+        certPath: '/etc/nginx/tls/site.pem',
+        keyPath: '/etc/nginx/tls/site.key',
+        pkcs12Path: '/etc/tomcat/site.p12',
+        validate: { command: 'nginx', args: ['-t'] },
+        reload: { command: 'systemctl', args: ['reload', 'nginx'] },
+        probe: { servername: 'api.example.com' },
+      },
+      {
+        kind: 'remote-command',
+        name: 'iis',
+        certificates: { ids: ['kv-prod/api'] },
+        hosts: { names: ['iis-1'] },
+        command: 'powershell.exe -NoProfile -File C:\\ProgramData\\Certflow\\iis-rebind.ps1',
+        probe: {},
+      },
+    );
+    const parsed = parseConfig(c, {});
+    expect(parsed.hosts.map((h) => [h.name, h.port, h.connectTimeoutSeconds])).toEqual([
+      ['web-1', 22, 10],
+      ['iis-1', 2222, 10],
+    ]);
+    expect(parsed.bindings[0]).toMatchObject({ kind: 'ssh-files', probe: { port: 443, settleSeconds: 5 } });
+    expect(parsed.bindings[1]).toMatchObject({ kind: 'remote-command', timeoutSeconds: 300, maxHosts: 4 });
+  });
+
+  it('names each bad SSH host field and host selector, and never accepts a host without a pinned key', () => {
+    const c = {
+      ...base(),
+      hosts: [
+        { name: 'web-1', address: 'not a host!', user: '', privateKey: 'inline-key', hostKeys: [] },
+        { name: 'web-1', address: '10.0.0.5', user: 'u', privateKey: { env: 'K' }, hostKeys: ['MD5:aa:bb'] },
+        { name: 'web-3', address: '10.0.0.6', user: 'u', privateKey: { env: 'K' } },
+      ],
+    };
+    c.bindings.push({
+      kind: 'remote-command',
+      name: 'iis',
+      certificates: { ids: ['kv-prod/api'] },
+      hosts: {},
+      command: 'x',
+    });
+    const found = problems(c);
+    expect(found).toEqual(
+      expect.arrayContaining([
+        'hosts[0].address: expected a host name or IP address, like frontdoor.example.net or 10.0.0.4',
+        'hosts[0].user: expected the SSH user name',
+        expect.stringMatching(/^hosts\[0\]\.privateKey: expected a secret reference/),
+        expect.stringMatching(
+          /^hosts\[0\]\.hostKeys: missing: expected at least one pinned host key \(an unknown host key is always refused\)/,
+        ),
+        expect.stringMatching(
+          /^hosts\[1\]\.hostKeys\[0\]: expected a pinned host key: its fingerprint "SHA256:\.\.\."/,
+        ),
+        expect.stringMatching(/^hosts\[2\]\.hostKeys: missing: expected a list of pinned host keys/),
+        'bindings[0].hosts: expected names (a list of configured hosts) or tag (every host with that tag), or both',
+      ]),
+    );
+    expect(found.join('\n')).not.toContain('inline-key');
+  });
+
+  it('checks that host names are unique and that selectors name configured hosts or a tag some host has', () => {
+    const host = (name: string) => ({
+      name,
+      address: '10.0.0.4',
+      user: 'u',
+      privateKey: { env: 'K' },
+      hostKeys: ['SHA256:' + 'A'.repeat(43)],
+      tags: ['web'],
+    });
+    const c = { ...base(), hosts: [host('web-1'), host('web-1')] };
+    c.bindings.push({
+      kind: 'remote-command',
+      name: 'iis',
+      certificates: { ids: ['kv-prod/api'] },
+      hosts: { names: ['web-1', 'web-9'], tag: 'iis' },
+      command: 'x',
+    });
+    expect(problems(c)).toEqual([
+      'hosts[1].name: expected a unique name: "web-1" appears twice',
+      'bindings[0].hosts.names[1]: expected a configured host (known: "web-1")',
+      'bindings[0].hosts.tag: expected a tag that some configured host has: none has "iis"',
+    ]);
+  });
+
   it('takes ACME DNS-01 propagation settings and names each bad one', () => {
     const c = base();
     const azureDns = {

@@ -2,6 +2,7 @@
  * From configuration to activity dependencies: every kind of vault, issuer, binding and notifier builds (construct
  * only: nothing here talks to Azure, a CA or an SMTP server), and every problem is listed at once.
  */
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
@@ -383,6 +384,85 @@ describe('openVaults', () => {
     expect([...vaults.keys()]).toEqual(['lv']);
     await expect(openVaults(c, {})).rejects.toThrow(
       /vaults\[0\]\.encryptionKey: expected the environment variable VAULT_KEY to be set/,
+    );
+  });
+});
+
+describe('SSH hosts', () => {
+  const sshConfig = () =>
+    parseConfig(
+      {
+        hosts: ['web-1', 'web-2', 'iis-1'].map((name) => ({
+          name,
+          address: '127.0.0.1',
+          port: 1,
+          user: 'certflow',
+          privateKey: { env: 'SSH_KEY' },
+          hostKeys: ['SHA256:' + 'A'.repeat(43)],
+          tags: [name.startsWith('iis') ? 'iis' : 'web'],
+        })),
+        bindings: [
+          {
+            kind: 'ssh-files',
+            name: 'web-nginx',
+            certificates: { pattern: 'kv/*' },
+            hosts: { tag: 'web' },
+            certPath: '/etc/nginx/site.pem',
+            keyPath: '/etc/nginx/site.key',
+            validate: { command: 'nginx', args: ['-t'] },
+            reload: { command: 'nginx', args: ['-s', 'reload'] },
+          },
+          {
+            kind: 'remote-command',
+            name: 'iis',
+            certificates: { pattern: 'kv/*' },
+            hosts: { names: ['iis-1'] },
+            command: 'powershell.exe -File C:\\ProgramData\\Certflow\\iis-rebind.ps1',
+          },
+        ],
+      },
+      {},
+    );
+
+  it('builds one file target per selected host and one remote-command target, with the key by reference', async () => {
+    const deps = await buildDeps(sshConfig(), {
+      env: {
+        SSH_KEY: generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({
+          type: 'sec1',
+          format: 'pem',
+        }) as string,
+      },
+    });
+    try {
+      const picked = deps.bindings?.('kv/www', {}) ?? [];
+      expect(picked.map((t) => `${t.kind}:${t.name}`)).toEqual([
+        'files:web-nginx',
+        'files:web-nginx',
+        'remote-command:iis',
+      ]);
+    } finally {
+      await deps.close();
+    }
+  });
+
+  it('refuses a key ssh2 cannot use, naming the host field and not echoing the key', async () => {
+    const pkcs8 = generateKeyPairSync('ed25519').privateKey.export({
+      type: 'pkcs8',
+      format: 'pem',
+    }) as string;
+    const err = await buildDeps(sshConfig(), { env: { SSH_KEY: pkcs8 } }).catch((e: unknown) => e);
+    const lines = (err as ConfigError).issues.map((i) => `${i.path}: ${i.message}`);
+    expect(lines[0]).toMatch(
+      /^hosts\[0\]\.privateKey: the private key cannot be used \(Unsupported key format\): expected an OpenSSH key/,
+    );
+    expect((err as Error).message).not.toContain(pkcs8.split('\n')[1]);
+  });
+
+  it('reports an unset key variable under the host, without building its bindings', async () => {
+    const err = await buildDeps(sshConfig(), { env: {} }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).issues.map((i) => `${i.path}: ${i.message}`)).toEqual(
+      [0, 1, 2].map((i) => `hosts[${i}].privateKey: expected the environment variable SSH_KEY to be set`),
     );
   });
 });

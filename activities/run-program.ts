@@ -133,3 +133,27 @@ function killGroup(child: ChildProcess): void {
     if ((err as NodeJS.ErrnoException).code !== 'ESRCH') child.kill('SIGKILL');
   }
 }
+
+const PRIVATE_KEY_BLOCK =
+  /-----BEGIN [A-Z0-9 ]*PRIVATE KEY-----[\s\S]*?(?:-----END [A-Z0-9 ]*PRIVATE KEY-----|$)/g;
+
+/** The end of a program's stderr for an error message: private key blocks (even unterminated ones) removed first. */
+export function sanitizedTail(stderr: string, max = 500): string {
+  const clean = stderr
+    .replace(PRIVATE_KEY_BLOCK, '[private key removed]')
+    // eslint-disable-next-line no-control-regex
+    .replace(/[\x00-\x08\x0b-\x1f\x7f]/g, '')
+    .trim();
+  return clean.length > max ? `…${clean.slice(-max)}` : clean;
+}
+
+/**
+ * The end of a validate or reload command's stderr (a binding target's): every PEM block removed, not only keys
+ * (a server that echoes its files back must not leak a key through us), then the tail as above.
+ */
+export function cleanStderr(stderr: string, max = 800): string {
+  const noPem = stderr
+    .replace(/-----BEGIN [^-]+-----[\s\S]*?(-----END [^-]+-----|$)/g, '[PEM removed]')
+    .replace(/\s+\n/g, '\n');
+  return sanitizedTail(noPem, max);
+}
