@@ -30,6 +30,7 @@ const read = (l) => JSON.parse(readFileSync('bench/results/fleet-' + n + '-wal-'
 const before = read('before'), after = read('after');
 const pick = (r) => ({
   eventsPerCycle: r.history?.eventsPerCycle ?? null,
+  eventsFirstRun: r.history?.eventsFirstRun ?? null,
   cpuMsPerRenewal: r.wave?.cpuMsPerRenewal ?? null,
   idleRssMiB: r.memoryMiB?.afterSettle?.rssMiB ?? null,
   cachedWorkflows: r.worker?.cachedWorkflowsAfterSettle ?? null,
