@@ -6,7 +6,9 @@
 import { ApplicationFailure } from '@temporalio/common';
 import { log } from '@temporalio/activity';
 import { parseCertificateId } from './ids';
+import { certificateMode } from '../workflows/lifecycle/mode';
 import type {
+  EnrollmentCheck,
   BindingContext,
   BindingOutcome,
   BindingTarget,
@@ -146,6 +148,42 @@ export function createActivities(deps: ActivityDeps) {
       // the names the policy asks for; a subject-only policy means the names of the current certificate
       const dnsNames = before.policy?.dnsNames?.length ? before.policy.dnsNames : before.dnsNames;
       return { before, csrPem: csr.csrPem, reused: csr.reused, dnsNames };
+    },
+
+    /**
+     * `certflow enroll` asks first: is the vault configured here and does it hold the certificate, is the issuer
+     * configured (not needed for a certificate the vault renews itself)? Problems are answered, never thrown.
+     */
+    async checkEnrollment(input: { certificateId: string; issuer: string }): Promise<EnrollmentCheck> {
+      const problems: string[] = [];
+      let mode: EnrollmentCheck['mode'] = null;
+      let notIssuedYet = false;
+      let vault: Vault | undefined;
+      let name = '';
+      try {
+        ({ vault, name } = vaultFor(input.certificateId));
+      } catch (err) {
+        problems.push((err as Error).message);
+      }
+      if (vault) {
+        try {
+          const state = await vault.describe(name);
+          mode = certificateMode(state.policy);
+          notIssuedYet = state.version === null;
+        } catch (err) {
+          const type = (err as ApplicationFailure).type;
+          problems.push(
+            type === 'CertificateNotFound'
+              ? `certificate "${name}" does not exist in vault "${vault.name}" (create it there first, or add a create block to the worker's configuration)`
+              : `vault "${vault.name}" could not be read: ${(err as Error).message}`,
+          );
+        }
+      }
+      if (mode !== 'observe' && !deps.issuers.has(input.issuer))
+        problems.push(
+          `issuer "${input.issuer}" is not configured on the workers (known: ${[...deps.issuers.keys()].join(', ') || 'none'})`,
+        );
+      return { ok: problems.length === 0, problems, mode, notIssuedYet };
     },
 
     /** Observe mode: asks the vault to renew a certificate it renews itself (policy and issuer unchanged). */

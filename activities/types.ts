@@ -53,6 +53,17 @@ export interface CertificateState {
   pendingOperation: boolean;
 }
 
+/** What a worker says about enrolling a certificate with an issuer (`certflow enroll` asks before starting). */
+export interface EnrollmentCheck {
+  ok: boolean;
+  /** Each problem names what is wrong and what the worker knows instead. */
+  problems: string[];
+  /** The mode the vault's policy implies (observe: the vault renews it; the issuer is not used). */
+  mode: 'issue' | 'observe' | null;
+  /** The certificate has no issued version yet (the lifecycle's first renewal, trigger Missing, issues it). */
+  notIssuedYet: boolean;
+}
+
 export interface PendingCsr {
   /** PKCS#10 in PEM. Public material. */
   csrPem: string;

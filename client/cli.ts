@@ -12,6 +12,7 @@ import {
 import { CliError, EXIT, type OptionSpecs, parseCommandArgs, usageError } from './args';
 import { type CliDeps, type Command, createContext, GLOBAL_OPTIONS } from './context';
 import { clientSettingsFromEnv, connectClient } from './connect';
+import { createRequire } from 'node:module';
 import { audit } from './commands/audit';
 import { enroll } from './commands/enroll';
 import { history } from './commands/history';
@@ -23,12 +24,14 @@ import { report } from './commands/report';
 import { status } from './commands/status';
 import { sync } from './commands/sync';
 import { ui } from './commands/ui';
+import { unenroll } from './commands/unenroll';
 import { upgrade } from './commands/upgrade';
 
 export type { CliDeps } from './context';
 
 export const COMMANDS: Command[] = [
   enroll,
+  unenroll,
   list,
   status,
   renew,
@@ -44,9 +47,34 @@ export const COMMANDS: Command[] = [
 ];
 const ID_PREFIX = 'certificate:';
 
+/** The package's version (package.json: beside the sources, or one level up from a build), for `--version`. */
+export const VERSION: string = (() => {
+  const require = createRequire(import.meta.url);
+  for (const p of ['../package.json', '../../package.json']) {
+    try {
+      const pkg = require(p) as { name?: string; version?: string };
+      if (pkg.name === 'certflow' && pkg.version) return pkg.version;
+    } catch {
+      // not there: try the next place
+    }
+  }
+  return 'unknown';
+})();
+
 export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
   const [name, ...rest] = argv;
-  const say = (text: string) => void deps.err.write(`certflow: ${text}\n`);
+  // under --json an error is JSON too (on stderr), so scripts never parse prose
+  const json = rest.includes('--json');
+  const say = (text: string, exitCode?: number) =>
+    void deps.err.write(
+      json && exitCode !== undefined
+        ? `${JSON.stringify({ error: { message: text, exitCode } })}\n`
+        : `certflow: ${text}\n`,
+    );
+  if (name === '--version' || name === '-V' || name === 'version') {
+    deps.out.write(`${json ? JSON.stringify({ version: VERSION }) : `certflow ${VERSION}`}\n`);
+    return EXIT.ok;
+  }
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     const topic = name === 'help' ? rest[0] : undefined;
     if (!topic) {
@@ -101,39 +129,48 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
   }
 }
 
-/** Prints the error for people and returns its exit code. */
-function fail(say: (text: string) => void, err: unknown, command?: string): number {
-  if (err instanceof CliError) {
-    say(err.message);
-    if (err.exitCode === EXIT.usage && command) say(`see: certflow help ${command}`);
-    return err.exitCode;
-  }
+/** Prints the error (for people, or as JSON under --json) and returns its exit code. */
+function fail(say: (text: string, exitCode?: number) => void, err: unknown, command?: string): number {
+  const [message, code] = describeError(err, command);
+  say(message, code);
+  if (err instanceof CliError && err.exitCode === EXIT.usage && command) say(`see: certflow help ${command}`);
+  return code;
+}
+
+/** What went wrong, in words, and the exit code it means. */
+function describeError(err: unknown, command?: string): [string, number] {
+  if (err instanceof CliError) return [err.message, err.exitCode];
   if (err instanceof WorkflowNotFoundError) {
     const id = err.workflowId?.startsWith(ID_PREFIX)
       ? err.workflowId.slice(ID_PREFIX.length)
       : err.workflowId;
-    say(
+    return [
       `no lifecycle is running for ${id} (workflow ${err.workflowId}); enroll it: certflow enroll ${id} --issuer <name>`,
-    );
-    return EXIT.notFound;
+      EXIT.notFound,
+    ];
   }
-  if (err instanceof WorkflowUpdateFailedError) {
-    say(`${command} refused: ${err.cause?.message ?? err.message}`);
-    return EXIT.failed;
-  }
-  if (err instanceof QueryNotRegisteredError) {
-    say(`${command}: the lifecycle does not answer this yet (a worker with older code?): ${err.message}`);
-    return EXIT.failed;
-  }
+  if (err instanceof WorkflowUpdateFailedError)
+    return [`${command} refused: ${err.cause?.message ?? err.message}`, EXIT.failed];
+  if (err instanceof QueryNotRegisteredError)
+    return [
+      `${command}: the lifecycle does not answer this yet (a worker with older code?): ${err.message}`,
+      EXIT.failed,
+    ];
   const e = err as Error & { code?: number };
-  // gRPC UNAVAILABLE (14) / DEADLINE_EXCEEDED (4) from the frontend: the server is not reachable
   const grpc = (e as { cause?: { code?: number } }).cause?.code ?? e.code;
-  if (grpc === 14 || grpc === 4) {
-    say(`cannot reach Temporal (set --address or CERTFLOW_TEMPORAL_ADDRESS): ${e.message}`);
-    return EXIT.notFound;
-  }
-  say(`${command ?? 'certflow'} failed: ${e?.message ?? String(err)}`);
-  return EXIT.failed;
+  // gRPC UNAVAILABLE (14) / DEADLINE_EXCEEDED (4) from the frontend: the server is not reachable
+  if (grpc === 14 || grpc === 4)
+    return [
+      `cannot reach Temporal (set --address or CERTFLOW_TEMPORAL_ADDRESS): ${e.message}`,
+      EXIT.notFound,
+    ];
+  // NOT_FOUND naming a namespace (the code is not always passed through): a mistyped --namespace
+  if (/namespace/i.test(e?.message ?? '') && (grpc === 5 || /not found/i.test(e?.message ?? '')))
+    return [
+      `Temporal has no such namespace (set --namespace or CERTFLOW_TEMPORAL_NAMESPACE): ${e.message}`,
+      EXIT.notFound,
+    ];
+  return [`${command ?? 'certflow'} failed: ${e?.message ?? String(err)}`, EXIT.failed];
 }
 
 const commandNames = (): string => COMMANDS.map((c) => c.name).join(', ');
@@ -167,7 +204,7 @@ export function generalHelp(): string {
     'commands:',
     ...COMMANDS.map((c) => `  ${`${c.name} ${c.args.join(' ')}`.padEnd(width)}  ${c.summary}`),
     '',
-    'certflow help <command> (or certflow <command> --help) for its options.',
+    'certflow help <command> (or certflow <command> --help) for its options; certflow --version.',
     'exit codes: 0 ok, 1 the operation failed, 2 bad usage, 3 not found or Temporal unreachable.',
     'environment: CERTFLOW_TEMPORAL_ADDRESS, CERTFLOW_TEMPORAL_NAMESPACE, CERTFLOW_TASK_QUEUE, CERTFLOW_UI_URL;',
     '  TLS: CERTFLOW_TEMPORAL_TLS_CERT, _KEY, _CA, _SERVER_NAME (files); Temporal Cloud: CERTFLOW_TEMPORAL_API_KEY.',

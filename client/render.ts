@@ -5,7 +5,12 @@ import { policyText } from '../workflows/lifecycle/view';
 import { dash, when } from './format';
 
 export function bindingLine(b: BindingOutcome): string {
-  const probe = b.probe ? `; probe ${b.probe.ok ? 'ok' : 'FAILED'} (${b.probe.detail})` : '';
+  // the binding's detail usually is the probe's (targets report what was served): say it once
+  const probe = b.probe
+    ? b.detail.includes(b.probe.detail)
+      ? `; probe ${b.probe.ok ? 'ok' : 'FAILED'}`
+      : `; probe ${b.probe.ok ? 'ok' : 'FAILED'} (${b.probe.detail})`
+    : '';
   return `${b.target} ${b.binding}: ${b.status} (${dash(b.before)} -> ${dash(b.after)}) ${b.detail}${probe}`.trimEnd();
 }
 

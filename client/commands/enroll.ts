@@ -1,11 +1,13 @@
 /** `certflow enroll`: start the lifecycle of one certificate, or of every certificate of a vault (idempotent). */
-import type { Client } from '@temporalio/client';
+import { ActivityFailure, type Client, TimeoutFailure, WorkflowFailedError } from '@temporalio/client';
+import { randomUUID } from 'node:crypto';
 import { DEFAULT_TASK_QUEUE, runningLifecycle, startLifecycle } from '../../activities/lifecycles';
-import type { Vault } from '../../activities/types';
+import type { EnrollmentCheck, Vault } from '../../activities/types';
+import type { enrollmentCheck } from '../../workflows/checks';
 import { workflowIdFor } from '../../workflows/messages';
 import { globToRegExp } from '../../activities/globs';
-import { certificateIdArg, EXIT, parseTag, usageError } from '../args';
-import { CONFIG_OPTION, type Command, type CommandContext, JSON_OPTION } from '../context';
+import { certificateIdArg, CliError, EXIT, parseTag, usageError } from '../args';
+import { CONFIG_OPTION, type Command, type CommandContext, JSON_OPTION, NotFoundError } from '../context';
 import { table } from '../format';
 import { vaultNamed } from '../inventory';
 
@@ -49,6 +51,10 @@ export const enroll: Command = {
       description: `the workers' task queue (default $CERTFLOW_TASK_QUEUE or ${DEFAULT_TASK_QUEUE})`,
     },
     'dry-run': { type: 'boolean', description: 'with --vault: show what would be enrolled' },
+    'no-check': {
+      type: 'boolean',
+      description: 'enroll without asking a worker whether the vault, certificate and issuer exist',
+    },
     ...CONFIG_OPTION,
     ...JSON_OPTION,
   },
@@ -57,12 +63,14 @@ examples:
   certflow enroll kv-prod/api-cert --issuer acme
   certflow enroll --vault kv-prod --issuer acme --tag team=web --pattern 'api-*' --config certflow.json`,
   async run(ctx, positionals) {
+    const vaultName = ctx.options.string('vault');
+    if (!vaultName && positionals.length === 0)
+      throw usageError('enroll: expected <vault>/<name> (or --vault VAULT to enroll a whole vault)');
     const issuer = ctx.options.string('issuer');
     if (!issuer || !/^\S{1,128}$/.test(issuer))
       throw usageError(
         `--issuer: expected the name of a configured issuer, got ${JSON.stringify(issuer ?? '')}`,
       );
-    const vaultName = ctx.options.string('vault');
     if (positionals.length > 1)
       throw usageError(`enroll: unexpected argument ${JSON.stringify(positionals[1])}`);
     if (vaultName && positionals.length)
@@ -71,9 +79,10 @@ examples:
       throw usageError('--tag, --pattern, --dry-run: only with --vault');
     const taskQueue = ctx.options.string('task-queue') ?? ctx.env.CERTFLOW_TASK_QUEUE ?? DEFAULT_TASK_QUEUE;
     const client = await ctx.client();
+    const check = !ctx.options.flag('no-check');
     if (!vaultName) {
       const id = certificateIdArg(positionals[0], 'enroll');
-      const r = await enrollOne(client, { id, issuer, taskQueue });
+      const r = await enrollOne(client, { id, issuer, taskQueue, check });
       if (ctx.json) ctx.printJson(r);
       else ctx.print(resultLine(r));
       return EXIT.ok;
@@ -88,7 +97,12 @@ examples:
 
 async function enrollOne(
   client: Client,
-  { id, issuer, taskQueue }: { id: string; issuer: string; taskQueue: string },
+  {
+    id,
+    issuer,
+    taskQueue,
+    check = false,
+  }: { id: string; issuer: string; taskQueue: string; check?: boolean },
 ): Promise<EnrollResult> {
   const workflowId = workflowIdFor(id);
   const existing = await runningLifecycle(client, id);
@@ -103,8 +117,40 @@ async function enrollOne(
       detail: other,
     };
   }
+  if (check) await askWorker(client, { id, issuer, taskQueue });
   const { started } = await startLifecycle(client, { certificateId: id, issuer, taskQueue });
   return { certificateId: id, workflowId, status: started ? 'started' : 'already-enrolled', issuer };
+}
+
+/**
+ * Asks a worker (a short workflow on the workers' task queue) whether the vault, the certificate and the issuer
+ * exist in its configuration: a mistyped id or issuer is refused here instead of a lifecycle that fails forever.
+ */
+async function askWorker(
+  client: Client,
+  { id, issuer, taskQueue }: { id: string; issuer: string; taskQueue: string },
+): Promise<void> {
+  let answer: EnrollmentCheck;
+  try {
+    answer = await client.workflow.execute<typeof enrollmentCheck>('enrollmentCheck', {
+      taskQueue,
+      workflowId: `enroll-check:${id}:${randomUUID()}`,
+      args: [{ certificateId: id, issuer }],
+      workflowExecutionTimeout: '1 minute',
+    });
+  } catch (err) {
+    if (
+      err instanceof WorkflowFailedError &&
+      err.cause instanceof ActivityFailure &&
+      err.cause.cause instanceof TimeoutFailure
+    )
+      throw new CliError(
+        `no worker answered on task queue ${taskQueue} within 15 s: is the worker running there (--task-queue, $CERTFLOW_TASK_QUEUE)? --no-check enrolls without asking`,
+        EXIT.failed,
+      );
+    throw err;
+  }
+  if (!answer.ok) throw new NotFoundError(`cannot enroll ${id}: ${answer.problems.join('; ')}`);
 }
 
 async function enrollVault(

@@ -1,8 +1,8 @@
 /** `certflow pause <id> --reason` and `certflow resume <id>`: stop and restart automatic renewal. */
-import { pauseSignal, resumeSignal } from '../../workflows/messages';
+import { pauseSignal, resumeSignal, statusQuery } from '../../workflows/messages';
 import { EXIT, usageError } from '../args';
 import { type Command, JSON_OPTION } from '../context';
-import { ID_ARG, lifecycleHandle, singleId } from './common';
+import { ID_ARG, runningHandle, singleId } from './common';
 
 export const pause: Command = {
   name: 'pause',
@@ -22,7 +22,8 @@ export const pause: Command = {
     if (!reason) throw usageError('--reason: required for pause (say why, e.g. --reason "change freeze")');
     if (reason.length > 500)
       throw usageError(`--reason: expected at most 500 characters, got ${reason.length}`);
-    await (await lifecycleHandle(ctx, id)).signal(pauseSignal, { reason });
+    const handle = await runningHandle(ctx, id);
+    await handle.signal(pauseSignal, { reason, by: ctx.env.USER ?? 'cli' });
     if (ctx.json) ctx.printJson({ certificateId: id, paused: true, reason });
     else ctx.print(`paused ${id}: ${reason}`);
     return EXIT.ok;
@@ -36,9 +37,16 @@ export const resume: Command = {
   options: { ...JSON_OPTION },
   async run(ctx, positionals) {
     const id = singleId(ctx, positionals);
-    await (await lifecycleHandle(ctx, id)).signal(resumeSignal);
-    if (ctx.json) ctx.printJson({ certificateId: id, paused: false });
-    else ctx.print(`resumed ${id}`);
+    const handle = await runningHandle(ctx, id);
+    const before = await handle.query(statusQuery);
+    if (!before.paused) {
+      if (ctx.json) ctx.printJson({ certificateId: id, paused: false, wasPaused: false });
+      else ctx.print(`${id} is not paused: nothing to resume`);
+      return EXIT.ok;
+    }
+    await handle.signal(resumeSignal);
+    if (ctx.json) ctx.printJson({ certificateId: id, paused: false, wasPaused: true });
+    else ctx.print(`resumed ${id} (paused since ${before.paused.since}: ${before.paused.reason})`);
     return EXIT.ok;
   },
 };

@@ -11,7 +11,7 @@ import { type RenewRequest, renewNowUpdate, statusQuery } from '../../workflows/
 import { EXIT, usageError } from '../args';
 import { type Command, type CommandContext, JSON_OPTION } from '../context';
 import { outcomeText } from '../render';
-import { ID_ARG, lifecycleHandle, singleId } from './common';
+import { ID_ARG, runningHandle, singleId } from './common';
 
 export const renew: Command = {
   name: 'renew',
@@ -40,7 +40,7 @@ that the renewal-loop guard holds renewals back: --force overrides it). A certif
       requestId: randomUUID(),
       ...(ctx.options.flag('force') ? { force: true } : {}),
     };
-    const handle = await lifecycleHandle(ctx, id);
+    const handle = await runningHandle(ctx, id); // a missing lifecycle fails here, before anything is printed
     if (ctx.options.flag('no-wait')) {
       // validated and accepted by the lifecycle, not awaited. A refused request comes back with its outcome
       // already set, so its result() settles at once (no call to the server): surface that refusal here.

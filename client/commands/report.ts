@@ -73,13 +73,14 @@ export const report: Command = {
       ctx.print(
         rows.length
           ? table(
-              ['CERTIFICATE', 'STATE', 'EXPIRES', 'DAYS LEFT', 'ENROLLED'],
+              ['CERTIFICATE', 'STATE', 'EXPIRES', 'DAYS LEFT', 'LIFECYCLE'],
               rows.map((r) => [
                 r.certificateId,
                 LABEL[r.state],
                 r.notAfter ? shortTime(new Date(r.notAfter)) : '-',
                 r.daysLeft === null ? '-' : String(r.daysLeft),
-                r.enrolled ? (r.phase ?? 'yes') : 'NO',
+                // the lifecycle's phase, or NO when the certificate has none (not enrolled)
+                r.enrolled ? (r.phase ?? 'running') : 'NO',
               ]),
             )
           : 'no certificates',

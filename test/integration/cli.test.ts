@@ -38,6 +38,7 @@ vault.add('paused', { lifetimeDays: 90 });
 vault.add('tuned', { lifetimeDays: 90, lifetimePercentage: 70 });
 vault.add('tight', { lifetimeDays: 90 });
 vault.add('guarded', { lifetimeDays: 90 });
+vault.add('leaving', { lifetimeDays: 90 });
 vault.add('api-one', { tags: { team: 'web' } });
 vault.add('api-two', { tags: { team: 'db' } });
 vault.add('api-off', { tags: { team: 'web' }, enabled: false });
@@ -131,6 +132,8 @@ async function enrolled(name: string, phases = ['Waiting']): Promise<Certificate
   });
 }
 
+let nsErr = '';
+
 describe('certflow CLI', () => {
   it('answers --help everywhere and rejects bad arguments precisely, exit 2', async () => {
     const general = await cli('--help');
@@ -153,7 +156,7 @@ describe('certflow CLI', () => {
     expect((await cli()).code).toBe(2);
 
     const bad: Array<[string[], RegExp]> = [
-      [['frobnicate'], /unknown command "frobnicate" \(expected one of: enroll, list/],
+      [['frobnicate'], /unknown command "frobnicate" \(expected one of: enroll, unenroll, list/],
       [['help', 'nope'], /help: unknown command "nope"/],
       [['renew'], /renew: missing <vault>\/<name>/],
       [['renew', 'kvx'], /expected "<vault>\/<name>", got "kvx"/],
@@ -163,7 +166,7 @@ describe('certflow CLI', () => {
       [['list', '--json=yes'], /--json: takes no value/],
       [['pause', 'kv/x'], /--reason: required for pause/],
       [['policy', 'kv/x'], /policy: expected --percent, --days, --jitter-minutes or --clear/],
-      [['policy', 'kv/x', '--percent', 'abc'], /--percent: expected a whole number from 1 to 99, got "abc"/],
+      [['policy', 'kv/x', '--percent', 'abc'], /--percent: expected a whole number from 11 to 99, got "abc"/],
       [['policy', 'kv/x', '--days', '0'], /--days: expected a whole number from 1 to 3650, got "0"/],
       [['policy', 'kv/x', '--percent', '50', '--days', '10'], /--percent, --days: expected only one of them/],
       [['policy', 'kv/x', '--clear', '--days', '3'], /--clear: cannot be combined with --percent or --days/],
@@ -232,6 +235,61 @@ describe('certflow CLI', () => {
     expect(stderr).toContain(`cannot reach Temporal at 127.0.0.1:${port}`);
   });
 
+  it('operator friction: --version, JSON errors, a mistyped namespace, nothing printed before a not-found', async () => {
+    const v = await cli('--version');
+    expect(v.code).toBe(0);
+    expect(v.stdout).toMatch(/^certflow \d+\.\d+\.\d+\n$/);
+    // under --json an error is JSON on stderr; nothing on stdout
+    const missing = await cli('renew', `${V}/nothing`, '--json');
+    expect(missing.code).toBe(3);
+    expect(missing.stdout).toBe('');
+    expect(JSON.parse(missing.stderr)).toEqual({
+      error: { message: expect.stringContaining(`no lifecycle is running for ${V}/nothing`), exitCode: 3 },
+    });
+    // renew of a missing certificate: the error, not "renewing ..." first
+    const human = await cli('renew', `${V}/nothing`);
+    expect(human.stdout).toBe('');
+    const ns = await runCli(['status', `${V}/site`, '--namespace', 'no-such-namespace'], {
+      out: { write: () => {} },
+      err: { write: (t: string) => void (nsErr += t) },
+      env: { CERTFLOW_TEMPORAL_ADDRESS: address },
+    });
+    expect(nsErr).toMatch(/namespace/i);
+    expect(ns).toBe(3);
+  });
+
+  it('enroll asks a worker first: a missing certificate or vault is refused (exit 3), no id is named as the problem', async () => {
+    const none = await cli('enroll', '--issuer', 'test-ca');
+    expect(none.code).toBe(2);
+    expect(none.stderr).toContain('enroll: expected <vault>/<name>');
+    const ghost = await cli('enroll', `${V}/ghost`, '--issuer', 'test-ca');
+    expect(ghost.code).toBe(3);
+    expect(ghost.stderr).toContain(`certificate "ghost" does not exist in vault "${V}"`);
+    const noVault = await cli('enroll', 'novault/site', '--issuer', 'test-ca');
+    expect(noVault.code).toBe(3);
+    expect(noVault.stderr).toContain('vault "novault" is not configured');
+    expect(
+      await client.workflow
+        .getHandle(workflowIdFor(`${V}/ghost`))
+        .describe()
+        .catch(() => null),
+    ).toBeNull();
+  });
+
+  it('resume says when there is nothing to resume; unenroll ends the lifecycle', async () => {
+    await enrolled('leaving');
+    const r = await cli('resume', `${V}/leaving`);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('is not paused: nothing to resume');
+    const u = await cli('unenroll', `${V}/leaving`, '--reason', 'enrolled by mistake');
+    expect(u.code).toBe(0);
+    expect(u.stdout).toContain(`unenrolled ${V}/leaving: its lifecycle has finished`);
+    expect(await client.workflow.getHandle(workflowIdFor(`${V}/leaving`)).result()).toEqual({
+      retired: 'unenrolled: enrolled by mistake',
+    });
+    expect((await cli('pause', `${V}/leaving`, '--reason', 'x')).code).toBe(3);
+  });
+
   it('enroll starts the lifecycle once (idempotent), with summary and search attributes set at start', async () => {
     const first = json<{ status: string; workflowId: string }>(
       await cli('enroll', `${V}/site`, '--issuer', 'test-ca', '--json'),
@@ -290,9 +348,9 @@ describe('certflow CLI', () => {
     expect(ids(await cli('list', '--vault', V, '--phase', 'paused', '--json'))).not.toContain(`${V}/site`);
     expect(ids(await cli('list', '--vault', 'no-such-vault', '--json'))).toEqual([]);
     const table = await cli('list', '--vault', V);
-    expect(table.stdout).toMatch(/^ID +PHASE +EXPIRES +RENEWS AT +LAST RESULT/);
+    expect(table.stdout).toMatch(/^ID +MODE +PHASE +EXPIRES +RENEWS AT +LAST RESULT/);
     expect(table.stdout).toMatch(
-      new RegExp(`${V}/site +Waiting +\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\dZ \\(in 8\\dd`),
+      new RegExp(`${V}/site +issue +Waiting +\\d{4}-\\d\\d-\\d\\d \\d\\d:\\d\\dZ \\(in 8\\dd`),
     );
   });
 

@@ -163,6 +163,23 @@ export function fakeActivities(vaults: ReadonlyMap<string, MemoryVault>, hooks: 
       return vault.describe(n);
     },
     beginRenewal: async () => ({ csrPem: 'CSR', reused: false }),
+    checkEnrollment: async (input) => {
+      const [v, n] = input.certificateId.split('/') as [string, string];
+      const vault = vaults.get(v);
+      if (!vault)
+        return { ok: false, problems: [`vault "${v}" is not configured`], mode: null, notIssuedYet: false };
+      try {
+        const st = await vault.describe(n);
+        return { ok: true, problems: [], mode: 'issue', notIssuedYet: st.version === null };
+      } catch {
+        return {
+          ok: false,
+          problems: [`certificate "${n}" does not exist in vault "${v}"`],
+          mode: null,
+          notIssuedYet: false,
+        };
+      }
+    },
     prepareRenewal: async (input) => {
       const [vault, n] = split(input.certificateId);
       const before = await vault.describe(n);
