@@ -33,7 +33,7 @@ import {
   sameThumbprint,
   scopeOfId,
   secretUriWithVersion,
-  withProbe,
+  withProbes,
   type ArmScope,
   type ProbeEndpoint,
 } from './arm-common';
@@ -150,13 +150,8 @@ async function syncGateway(
   const hostsText = (m: Match) =>
     m.hosts.length ? ` (listeners: ${m.hosts.join(', ')})` : ' (no listener uses it)';
 
-  const probed = async (o: BindingOutcome, m: Match) => {
-    for (const host of m.hosts) {
-      o = await withProbe(o, opts.probe?.(host), opts.probeSettleMs ?? 60_000);
-      if (o.status === 'failed') break;
-    }
-    return o;
-  };
+  const probed = (o: BindingOutcome, m: Match) =>
+    withProbes(o, m.hosts, opts.probe, opts.probeSettleMs ?? 60_000);
   const settled: BindingOutcome[] = [];
   const unchanged: Promise<BindingOutcome>[] = [];
   const todo: Match[] = [];

@@ -19,6 +19,7 @@ import { WebSiteManagementClient, type WebSiteManagementClientOptionalParams } f
 import type { TokenCredential } from '@azure/identity';
 import type { BindingContext, BindingOutcome, BindingTarget, Probe } from '../types';
 import { normalizeThumbprint, probeTls } from '../verify/probe';
+import { secretNameOf } from './arm-common';
 import { mapLimit } from './concurrency';
 import {
   describeArmError,
@@ -107,17 +108,6 @@ export function createAppServiceTarget(opts: AppServiceTargetOptions): BindingTa
 interface SecretRef {
   keyVaultId: string;
   name: string;
-}
-
-/** `https://<vault>.vault.azure.net/secrets/<name>/<version>` → name; else the `<name>` of `<vault>/<name>`. */
-function secretNameOf(ctx: BindingContext): string {
-  try {
-    const parts = new URL(ctx.secretId).pathname.split('/').filter(Boolean);
-    if (parts[0]?.toLowerCase() === 'secrets' && parts[1]) return decodeURIComponent(parts[1]);
-  } catch {
-    // not a URL: fall through
-  }
-  return ctx.certificateId.split('/').pop() ?? ctx.certificateId;
 }
 
 const same = (a: string | undefined | null, b: string | undefined | null) =>

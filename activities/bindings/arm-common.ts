@@ -5,7 +5,7 @@
  * a target lists (a missing resource group is a failed scope, not "no bindings"), and the live probe that asks
  * again until a front end serves the new certificate.
  */
-import type { BindingOutcome, Probe } from '../types';
+import type { BindingContext, BindingOutcome, Probe } from '../types';
 import { normalizeThumbprint, probeTls } from '../verify/probe';
 
 export interface ArmScope {
@@ -67,10 +67,17 @@ function retryAfterOf(err: unknown): number | undefined {
  */
 export function classifyArmError(err: unknown, role: string): ArmFailure {
   const status = statusOf(err);
-  const code = codeOf(err);
   const message = (err instanceof Error ? err.message : String(err)).replace(/\s+/g, ' ').trim();
-  const kind: ArmFailureKind =
-    status === 429
+  // a long-running operation that ended Failed: core-lro says "The long-running operation has failed. <code>. <message>"
+  const lro = /^The long-running operation has failed(?:\. ([A-Za-z0-9_.]+)\.)?/.exec(message);
+  const code = lro ? lro[1] : codeOf(err);
+  const kind: ArmFailureKind = lro
+    ? /throttl|toomanyrequests/i.test(code ?? '')
+      ? 'throttled'
+      : /internal|unavailable|timeout/i.test(code ?? '')
+        ? 'unavailable'
+        : 'rejected'
+    : status === 429
       ? 'throttled'
       : status === undefined || status >= 500 || status === 408
         ? 'unavailable'
@@ -253,4 +260,25 @@ export async function withProbe(
     detail: `${o.detail}, but the live endpoint does not serve it: ${probe.detail}`,
     probe,
   };
+}
+
+/** The probe of every host name in turn, stopping at the first that fails. */
+export async function withProbes(
+  o: BindingOutcome,
+  hosts: string[],
+  probe: ((hostName: string) => ProbeEndpoint | undefined) | undefined,
+  settleMs: number,
+): Promise<BindingOutcome> {
+  for (const host of hosts) {
+    o = await withProbe(o, probe?.(host), settleMs);
+    if (o.status === 'failed') break;
+  }
+  return o;
+}
+
+/** `https://<vault>.vault.azure.net/secrets/<name>/<version>` → name; else the `<name>` of `<vault>/<name>`. */
+export function secretNameOf(ctx: Pick<BindingContext, 'secretId' | 'certificateId'>): string {
+  const ref = parseSecretUri(ctx.secretId);
+  if (ref) return ref.name;
+  return ctx.certificateId.split('/').pop() ?? ctx.certificateId;
 }
