@@ -22,6 +22,8 @@ export interface ArmFailure {
   retryable: boolean;
   status: number | undefined;
   code: string | undefined;
+  /** The service's Retry-After, when it sent one. */
+  retryAfterSeconds?: number;
   /** One line: kind, HTTP status, ARM code, message and, for 401/403, the role to grant. */
   text: string;
 }
@@ -99,7 +101,14 @@ export function classifyArmError(err: unknown, role: string): ArmFailure {
     conflict: 'conflicting change in progress, retried later',
     rejected: 'refused by Azure',
   };
-  return { kind, retryable, status, code, text: `${head}${message} (${label[kind]})` };
+  return {
+    kind,
+    retryable,
+    status,
+    code,
+    ...(after !== undefined ? { retryAfterSeconds: after } : {}),
+    text: `${head}${message} (${label[kind]})`,
+  };
 }
 
 /** A Key Vault secret as consumers spell it: URI (versioned or versionless) or ARM id + version. */
@@ -281,4 +290,52 @@ export function secretNameOf(ctx: Pick<BindingContext, 'secretId' | 'certificate
   const ref = parseSecretUri(ctx.secretId);
   if (ref) return ref.name;
   return ctx.certificateId.split('/').pop() ?? ctx.certificateId;
+}
+
+/**
+ * App Service's view of a Key Vault secret it imports (`keyVaultSecretStatus` of a certificate, `provisioningState`
+ * of a certificate order's secret): pending, done, or failed with what to grant or fix. App Service reads the vault
+ * with its own principal (`Microsoft Azure App Service`, abfa0a7c-a6b6-4736-8310-5855508787cd in public Azure).
+ */
+export function keyVaultSecretStatus(status: string | undefined | null): {
+  state: 'pending' | 'succeeded' | 'failed';
+  hint: string;
+} {
+  const s = status ?? 'Unknown';
+  const grant =
+    'grant App Service’s principal (Microsoft Azure App Service, abfa0a7c-a6b6-4736-8310-5855508787cd) the Key Vault Certificate User role on the vault (or secrets get in its access policy)';
+  switch (s) {
+    case 'Succeeded':
+      return { state: 'succeeded', hint: '' };
+    case 'Initialized':
+    case 'WaitingOnCertificateOrder':
+      return { state: 'pending', hint: `App Service is still reading the secret (${s})` };
+    case 'AzureServiceUnauthorizedToAccessKeyVault':
+    case 'AccessDenied':
+      return { state: 'failed', hint: `${s}: App Service may not read the vault: ${grant}` };
+    case 'OperationNotPermittedOnKeyVault':
+      return {
+        state: 'failed',
+        hint: `${s}: the vault refused App Service: ${grant}, and let trusted Microsoft services through its firewall`,
+      };
+    case 'KeyVaultDoesNotExist':
+      return {
+        state: 'failed',
+        hint: `${s}: the vault named by keyVaultId does not exist (deleted or mistyped)`,
+      };
+    case 'KeyVaultSecretDoesNotExist':
+      return {
+        state: 'failed',
+        hint: `${s}: the secret does not exist in the vault (deleted, renamed, or its latest version disabled)`,
+      };
+    case 'CertificateOrderFailed':
+      return {
+        state: 'failed',
+        hint: `${s}: the App Service Certificate order behind it failed; see the order`,
+      };
+    case 'ExternalPrivateKey':
+      return { state: 'failed', hint: `${s}: the secret holds no private key App Service can use` };
+    default:
+      return { state: 'failed', hint: `${s}: App Service could not read the secret` };
+  }
 }
