@@ -184,6 +184,7 @@ describe('App Service Certificate orders (real @azure/arm-certificateregistratio
       credential: web.credential,
       clientOptions: web.clientOptions,
       subscriptions: [{ subscriptionId: SUB }],
+      importPollMs: 20,
       probe: (hostName) => ({ host: '127.0.0.1', port: frontend, servername: hostName, caPem: ca.caCertPem }),
     });
     const ctx: BindingContext = {
