@@ -510,29 +510,9 @@ const binding = z.discriminatedUnion('kind', [
     kind: z.literal('app-service'),
     ...bindingBase,
     ...armAccess,
-    subscriptions: z
-      .array(
-        z.strictObject({
-          subscriptionId: guid('subscriptionId'),
-          resourceGroups: z.array(text('a resource group name')).optional(),
-        }),
-      )
-      .min(1, { error: 'expected at least one subscription' }),
+    subscriptions: armSubscriptions,
     /** A live TLS check of each re-bound host name (SNI = the host name); none when absent. */
-    probe: z
-      .strictObject({
-        port: int('port', 1, 65535).default(443),
-        /** Connect here instead of resolving the host name (the app's inbound IP, a front door). */
-        address: address.optional(),
-        caFile: text('a path to the CA that signs the served chain (PEM)').optional(),
-        settleSeconds: int('settleSeconds', 0, 600).default(30),
-        /** Only these host names; default: every re-bound one. */
-        hostNames: z
-          .array(hostName, { error: expect('a list of host names') })
-          .min(1, { error: 'expected at least one host name' })
-          .optional(),
-      })
-      .optional(),
+    probe: armProbe.optional(),
   }),
   /** Application Gateway listeners' SSL certificates (Key Vault references), re-pointed or refreshed now. */
   z.strictObject({ kind: z.literal('app-gateway'), ...armConsumer }),

@@ -30,6 +30,7 @@ import {
   classifyArmError,
   collect,
   listScopes,
+  perSubscription,
   parseSecretUri,
   problemOutcomes,
   sameSecret,
@@ -67,16 +68,9 @@ interface DomainMatch {
 }
 
 export function createApiManagementTarget(opts: ApiManagementTargetOptions): BindingTarget {
-  const clients = new Map<string, ApiManagementClient>();
-  const clientFor = (subscriptionId: string) => {
-    let c = clients.get(subscriptionId);
-    if (!c)
-      clients.set(
-        subscriptionId,
-        (c = new ApiManagementClient(opts.credential, subscriptionId, opts.clientOptions)),
-      );
-    return c;
-  };
+  const clientFor = perSubscription(
+    (sub) => new ApiManagementClient(opts.credential, sub, opts.clientOptions),
+  );
 
   return {
     kind: 'api-management',

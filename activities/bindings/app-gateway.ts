@@ -27,6 +27,7 @@ import { normalizeThumbprint } from '../verify/probe';
 import {
   classifyArmError,
   listScopes,
+  perSubscription,
   parseSecretUri,
   problemOutcomes,
   sameSecret,
@@ -69,16 +70,9 @@ interface Match {
 }
 
 export function createAppGatewayTarget(opts: AppGatewayTargetOptions): BindingTarget {
-  const clients = new Map<string, NetworkManagementClient>();
-  const clientFor = (subscriptionId: string) => {
-    let c = clients.get(subscriptionId);
-    if (!c)
-      clients.set(
-        subscriptionId,
-        (c = new NetworkManagementClient(opts.credential, subscriptionId, opts.clientOptions)),
-      );
-    return c;
-  };
+  const clientFor = perSubscription(
+    (sub) => new NetworkManagementClient(opts.credential, sub, opts.clientOptions),
+  );
 
   return {
     kind: 'app-gateway',

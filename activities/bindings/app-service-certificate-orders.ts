@@ -26,6 +26,7 @@ import {
   collect,
   keyVaultSecretStatus,
   listScopes,
+  perSubscription,
   parseSecretUri,
   scopeOfId,
   type ArmFailure,
@@ -171,20 +172,9 @@ export function parseOrderId(id: string): { subscriptionId: string; resourceGrou
 
 export function createCertificateOrders(opts: CertificateOrdersOptions): CertificateOrders {
   const now = opts.now ?? (() => new Date());
-  const clients = new Map<string, CertificateRegistrationManagementClient>();
-  const clientFor = (subscriptionId: string) => {
-    let c = clients.get(subscriptionId);
-    if (!c)
-      clients.set(
-        subscriptionId,
-        (c = new CertificateRegistrationManagementClient(
-          opts.credential,
-          subscriptionId,
-          opts.clientOptions,
-        )),
-      );
-    return c;
-  };
+  const clientFor = perSubscription(
+    (sub) => new CertificateRegistrationManagementClient(opts.credential, sub, opts.clientOptions),
+  );
 
   const stateOf = async (o: AppServiceCertificateOrder): Promise<CertificateOrderState> => {
     const scope = scopeOfId(o.id) ?? { subscriptionId: '', resourceGroup: '' };

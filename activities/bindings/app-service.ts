@@ -24,9 +24,15 @@ import {
   type WebSiteManagementClientOptionalParams,
 } from '@azure/arm-appservice';
 import type { TokenCredential } from '@azure/identity';
-import type { BindingContext, BindingOutcome, BindingTarget, Probe } from '../types';
-import { normalizeThumbprint, probeTls } from '../verify/probe';
-import { keyVaultSecretStatus, secretNameOf } from './arm-common';
+import type { BindingContext, BindingOutcome, BindingTarget } from '../types';
+import { normalizeThumbprint } from '../verify/probe';
+import {
+  keyVaultSecretStatus,
+  perSubscription,
+  probeSettled,
+  secretNameOf,
+  type ProbeEndpoint,
+} from './arm-common';
 import { mapLimit } from './concurrency';
 import {
   describeArmError,
@@ -39,12 +45,7 @@ import {
   type Inventory,
 } from './app-service-inventory';
 
-export interface AppServiceProbeEndpoint {
-  host: string;
-  port: number;
-  servername: string;
-  caPem?: string;
-}
+export type AppServiceProbeEndpoint = ProbeEndpoint;
 
 export interface AppServiceTargetOptions {
   name: string;
@@ -67,15 +68,9 @@ export interface AppServiceTargetOptions {
 
 export function createAppServiceTarget(opts: AppServiceTargetOptions): BindingTarget {
   const concurrency = Math.max(1, opts.concurrency ?? 8);
-  const clients = new Map<string, WebSiteManagementClient>();
-  const clientFor = (subscriptionId: string) => {
-    let c = clients.get(subscriptionId);
-    if (!c) {
-      c = new WebSiteManagementClient(opts.credential, subscriptionId, opts.clientOptions);
-      clients.set(subscriptionId, c);
-    }
-    return c;
-  };
+  const clientFor = perSubscription(
+    (sub) => new WebSiteManagementClient(opts.credential, sub, opts.clientOptions),
+  );
 
   return {
     kind: 'app-service',
@@ -340,15 +335,4 @@ async function verified(
     detail: `${o.detail}, but the live endpoint does not serve it: ${probe.detail}`,
     probe,
   };
-}
-
-/** App Service front ends pick a new binding up within seconds: ask again until it shows or time is up. */
-async function probeSettled(e: AppServiceProbeEndpoint, expected: string, settleMs: number): Promise<Probe> {
-  const started = Date.now();
-  let probe = await probeTls({ ...e, expectedThumbprint: expected, timeoutMs: 5_000 });
-  while (!probe.ok && Date.now() - started < settleMs) {
-    await new Promise((r) => setTimeout(r, 250));
-    probe = await probeTls({ ...e, expectedThumbprint: expected, timeoutMs: 5_000 });
-  }
-  return probe;
 }

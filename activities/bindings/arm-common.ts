@@ -8,6 +8,16 @@
 import type { BindingContext, BindingOutcome, Probe } from '../types';
 import { normalizeThumbprint, probeTls } from '../verify/probe';
 
+/** One ARM SDK client per subscription, made on first use (the SDK clients are per subscription). */
+export function perSubscription<C>(make: (subscriptionId: string) => C): (subscriptionId: string) => C {
+  const clients = new Map<string, C>();
+  return (subscriptionId) => {
+    let c = clients.get(subscriptionId);
+    if (!c) clients.set(subscriptionId, (c = make(subscriptionId)));
+    return c;
+  };
+}
+
 export interface ArmScope {
   subscriptionId: string;
   /** Only these resource groups; all of the subscription when absent. */

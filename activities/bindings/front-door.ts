@@ -26,6 +26,7 @@ import {
   classifyArmError,
   collect,
   listScopes,
+  perSubscription,
   problemOutcomes,
   sameId,
   scopeOfId,
@@ -64,16 +65,9 @@ interface Found {
 }
 
 export function createFrontDoorTarget(opts: FrontDoorTargetOptions): BindingTarget {
-  const clients = new Map<string, CdnManagementClient>();
-  const clientFor = (subscriptionId: string) => {
-    let c = clients.get(subscriptionId);
-    if (!c)
-      clients.set(
-        subscriptionId,
-        (c = new CdnManagementClient(opts.credential, subscriptionId, opts.clientOptions)),
-      );
-    return c;
-  };
+  const clientFor = perSubscription(
+    (sub) => new CdnManagementClient(opts.credential, sub, opts.clientOptions),
+  );
 
   return {
     kind: 'front-door',

@@ -9,6 +9,18 @@ import { thumbprintOf } from '../verify/probe';
 
 /** The leaf's SHA-1 thumbprint (uppercase hex): the certificate that issued none of the others. Null if unreadable. */
 export function leafThumbprintOfBase64(data: string): string | null {
+  // a gateway lists the same bundles on every read: parse each once (bounded)
+  const known = parsed.get(data);
+  if (known !== undefined) return known;
+  const t = parse(data);
+  if (parsed.size >= 1_000) parsed.clear();
+  parsed.set(data, t);
+  return t;
+}
+
+const parsed = new Map<string, string | null>();
+
+function parse(data: string): string | null {
   const der = Buffer.from(data, 'base64');
   let certs: X509Certificate[];
   try {

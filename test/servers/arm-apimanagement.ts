@@ -18,9 +18,9 @@ import { X509Certificate } from 'node:crypto';
 import {
   ArmError,
   noRoute,
-  parseArmPath,
   resourceNotFound,
   startFakeArmCore,
+  topLevel,
   type ArmCall,
   type FakeArmCore,
   type KeyMaterial,
@@ -92,18 +92,10 @@ export async function startFakeApiManagement(): Promise<FakeApiManagement> {
   };
 
   const handle = async (call: ArmCall) => {
-    const p = parseArmPath(call.seg, 'Microsoft.ApiManagement');
-    if (!p) throw noRoute(call.url.pathname);
-    const { sub, rg, types, names } = p;
-    if (types === 'service' && p.collection && call.method === 'GET') {
-      const items = [...services.values()].filter(
-        (x) => k(x.subscriptionId) === k(sub) && (rg === null || k(x.resourceGroup) === k(rg)),
-      );
-      return call.page(items.map((s) => serviceJson(s, facts)));
-    }
-    if (!rg) throw noRoute(call.url.pathname);
-    const svc = services.get(k(sub, rg, names[0] ?? ''));
-    if (!svc) throw resourceNotFound('Microsoft.ApiManagement/service', names[0] ?? '', rg);
+    const top = topLevel(call, 'Microsoft.ApiManagement', 'service', services, (x) => serviceJson(x, facts));
+    if ('listed' in top) return top.listed;
+    const { path: p, item: svc } = top;
+    const { rg, types, names } = p;
     if (types === 'service' && call.method === 'GET') return serviceJson(svc, facts);
     if (types === 'service' && call.method === 'PATCH') {
       const next = parseHostnames(call.body, svc);

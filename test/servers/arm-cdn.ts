@@ -19,9 +19,9 @@ import { X509Certificate } from 'node:crypto';
 import {
   ArmError,
   noRoute,
-  parseArmPath,
   resourceNotFound,
   startFakeArmCore,
+  topLevel,
   type ArmCall,
   type FakeArmCore,
 } from './arm-fake';
@@ -101,18 +101,10 @@ export async function startFakeFrontDoor(): Promise<FakeFrontDoor> {
   };
 
   const handle = async (call: ArmCall) => {
-    const p = parseArmPath(call.seg, 'Microsoft.Cdn');
-    if (!p) throw noRoute(call.url.pathname);
-    const { sub, rg, types, names } = p;
-    if (types === 'profiles' && p.collection && call.method === 'GET') {
-      const items = [...profiles.values()].filter(
-        (x) => k(x.subscriptionId) === k(sub) && (rg === null || k(x.resourceGroup) === k(rg)),
-      );
-      return call.page(items.map(profileJson));
-    }
-    if (!rg) throw noRoute(call.url.pathname);
-    const profile = profiles.get(k(sub, rg, names[0] ?? ''));
-    if (!profile) throw resourceNotFound('Microsoft.Cdn/profiles', names[0] ?? '', rg);
+    const top = topLevel(call, 'Microsoft.Cdn', 'profiles', profiles, profileJson);
+    if ('listed' in top) return top.listed;
+    const { path: p, item: profile } = top;
+    const { rg, types, names } = p;
     if (types === 'profiles' && call.method === 'GET') return profileJson(profile);
     if (types === 'profiles/secrets') {
       if (p.collection)

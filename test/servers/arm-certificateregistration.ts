@@ -17,9 +17,8 @@ import { X509Certificate } from 'node:crypto';
 import {
   ArmError,
   noRoute,
-  parseArmPath,
-  resourceNotFound,
   startFakeArmCore,
+  topLevel,
   type ArmCall,
   type FakeArmCore,
   type KeyMaterial,
@@ -60,18 +59,10 @@ export async function startFakeCertificateOrders(): Promise<FakeCertificateOrder
   const orders = new Map<string, FakeOrder>();
 
   const handle = (call: ArmCall) => {
-    const p = parseArmPath(call.seg, 'Microsoft.CertificateRegistration');
-    if (!p) throw noRoute(call.url.pathname);
-    const { sub, rg, types, names } = p;
-    if (types === 'certificateorders' && p.collection && call.method === 'GET') {
-      const items = [...orders.values()].filter(
-        (x) => k(x.subscriptionId) === k(sub) && (rg === null || k(x.resourceGroup) === k(rg)),
-      );
-      return call.page(items.map(orderJson));
-    }
-    if (!rg) throw noRoute(call.url.pathname);
-    const o = orders.get(k(sub, rg, names[0] ?? ''));
-    if (!o) throw resourceNotFound('Microsoft.CertificateRegistration/certificateOrders', names[0] ?? '', rg);
+    const top = topLevel(call, 'Microsoft.CertificateRegistration', 'certificateOrders', orders, orderJson);
+    if ('listed' in top) return top.listed;
+    const { path: p, item: o } = top;
+    const { types } = p;
     if (types === 'certificateorders' && call.method === 'GET') return orderJson(o);
     if (types === 'certificateorders/certificates' && p.collection && call.method === 'GET')
       return call.page(o.keyVault ? [certificateJson(o)] : []);

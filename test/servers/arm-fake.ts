@@ -494,3 +494,33 @@ export function resourceNotFound(type: string, name: string, rg: string): ArmErr
 export function noRoute(path: string): ArmError {
   return new ArmError(404, 'NotFound', `No HTTP resource was found that matches the request URI '${path}'.`);
 }
+
+export type ArmPath = NonNullable<ReturnType<typeof parseArmPath>>;
+
+/**
+ * A provider's top-level resource type (`Microsoft.Network/applicationGateways`, …), stored by `sub/rg/name` (lower
+ * case): its listing by subscription or resource group (paged), or the one resource the path names (ARM's 404 when
+ * it does not exist). Returns `{ listed }` for a listing, `{ path, item }` otherwise, for the provider to go on.
+ */
+export function topLevel<T extends { subscriptionId: string; resourceGroup: string }>(
+  call: ArmCall,
+  namespace: string,
+  type: string,
+  items: Map<string, T>,
+  json: (x: T) => unknown,
+): { listed: unknown } | { path: ArmPath & { rg: string }; item: T } {
+  const p = parseArmPath(call.seg, namespace);
+  if (!p || !p.types.startsWith(type.toLowerCase())) throw noRoute(call.url.pathname);
+  const k = (...parts: string[]) => parts.join('/').toLowerCase();
+  if (p.types === type.toLowerCase() && p.collection && call.method === 'GET') {
+    const scoped = [...items.values()].filter(
+      (x) => k(x.subscriptionId) === k(p.sub) && (p.rg === null || k(x.resourceGroup) === k(p.rg)),
+    );
+    return { listed: call.page(scoped.map(json)) };
+  }
+  const name = p.names[0];
+  if (!p.rg || !name) throw noRoute(call.url.pathname);
+  const item = items.get(k(p.sub, p.rg, name));
+  if (!item) throw resourceNotFound(`${namespace}/${type}`, name, p.rg);
+  return { path: { ...p, rg: p.rg }, item };
+}

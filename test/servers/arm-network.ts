@@ -20,9 +20,9 @@ import {
   ArmError,
   noRoute,
   parseArmPath,
-  resourceNotFound,
   startFakeArmCore,
   thumbprintOfPem,
+  topLevel,
   type ArmCall,
   type FakeArmCore,
   type KeyMaterial,
@@ -76,7 +76,7 @@ const k = (...p: string[]) => p.join('/').toLowerCase();
 
 export async function startFakeNetwork(): Promise<FakeNetwork> {
   const gateways = new Map<string, FakeGateway>();
-  const chains = new Map<string, string[]>(); // thumbprint → chain PEMs (publicCertData)
+  const chains = new Map<string, string>(); // thumbprint → publicCertData (base64 PKCS#7), made once
 
   const load = async (core: FakeArmCore, c: FakeSslCertificate): Promise<string | null> => {
     const ref = secretOf(c.keyVaultSecretId);
@@ -89,29 +89,24 @@ export async function startFakeNetwork(): Promise<FakeNetwork> {
         `Problem occured while accessing and validating KeyVault Secrets associated with Application Gateway. See details below: Details: SecretId '${c.keyVaultSecretId}' is not found or the gateway's identity has no 'get' permission on it.`,
       );
     }
-    chains.set(v.thumbprint, splitPem(v.certPem));
+    if (!chains.has(v.thumbprint)) chains.set(v.thumbprint, pkcs7(splitPem(v.certPem)));
     return v.thumbprint;
   };
 
   const handle = async (call: ArmCall) => {
-    const p = parseArmPath(call.seg, 'Microsoft.Network');
-    if (!p || !p.types.startsWith('applicationgateways')) throw noRoute(call.url.pathname);
-    const { sub, rg } = p;
-    const name = p.names[0];
-    if (p.collection && call.method === 'GET') {
-      const items = [...gateways.values()].filter(
-        (g) => k(g.subscriptionId) === k(sub) && (rg === null || k(g.resourceGroup) === k(rg)),
-      );
-      return call.page(items.map((g) => gatewayJson(g, chains)));
-    }
-    if (!rg || !name || p.types !== 'applicationgateways') throw noRoute(call.url.pathname);
-    const g = gateways.get(k(sub, rg, name));
-    if (call.method === 'GET') {
-      if (!g) throw resourceNotFound('Microsoft.Network/applicationGateways', name, rg);
-      return gatewayJson(g, chains);
-    }
     if (call.method === 'PUT') {
-      if (!g) throw new ArmError(400, 'InvalidRequest', 'This fake only updates existing gateways.');
+      const p = parseArmPath(call.seg, 'Microsoft.Network');
+      if (p?.rg && p.names[0] && !gateways.has(k(p.sub, p.rg, p.names[0])))
+        throw new ArmError(400, 'InvalidRequest', 'This fake only updates existing gateways.');
+    }
+    const top = topLevel(call, 'Microsoft.Network', 'applicationGateways', gateways, (g) =>
+      gatewayJson(g, chains),
+    );
+    if ('listed' in top) return top.listed;
+    if (top.path.types !== 'applicationgateways') throw noRoute(call.url.pathname);
+    const g = top.item;
+    if (call.method === 'GET') return gatewayJson(g, chains);
+    if (call.method === 'PUT') {
       const next = parseGatewayBody(call.body, g);
       g.provisioningState = 'Updating';
       g.etag++;
@@ -156,7 +151,7 @@ export async function startFakeNetwork(): Promise<FakeNetwork> {
         let thumbprint: string | null = null;
         if (c.uploaded) {
           thumbprint = thumbprintOfPem(c.uploaded.certPem);
-          chains.set(thumbprint, splitPem(c.uploaded.certPem));
+          chains.set(thumbprint, pkcs7(splitPem(c.uploaded.certPem)));
           core.vault.put('uploaded.invalid', `${s.name}-${c.name}`, c.uploaded);
         }
         const cert: FakeSslCertificate = { name: c.name, keyVaultSecretId: c.keyVaultSecretId, thumbprint };
@@ -202,7 +197,7 @@ function gatewayId(g: Pick<FakeGateway, 'subscriptionId' | 'resourceGroup' | 'na
   return `/subscriptions/${g.subscriptionId}/resourceGroups/${g.resourceGroup}/providers/Microsoft.Network/applicationGateways/${g.name}`;
 }
 
-function gatewayJson(g: FakeGateway, chains: Map<string, string[]>) {
+function gatewayJson(g: FakeGateway, chains: Map<string, string>) {
   const id = gatewayId(g);
   const etag = `W/"${g.etag.toString(16).padStart(8, '0')}-0000-4000-8000-000000000000"`;
   const ports = [...new Set(g.listeners.map((l) => l.port))];
@@ -227,7 +222,7 @@ function gatewayJson(g: FakeGateway, chains: Map<string, string[]>) {
           properties: {
             provisioningState: g.provisioningState,
             ...(c.keyVaultSecretId ? { keyVaultSecretId: c.keyVaultSecretId } : {}),
-            ...(chain ? { publicCertData: pkcs7(chain) } : {}),
+            ...(chain ? { publicCertData: chain } : {}),
           },
         };
       }),
