@@ -8,8 +8,9 @@
  *   lifetime action must be `AutoRenew` (`IntegratedCaNotAutoRenew`; unknown when the vault adapter does not say:
  *   `LifetimeActionUnknown`, a warning), and a Certflow lifecycle must watch it so its consumers are re-bound when
  *   the vault renews it (`NoLifecycle`).
- * - A lifecycle whose mode (issue / observe) does not match its certificate's policy (`ModeMismatch`), unless the
- *   mode was configured on purpose.
+ * - A lifecycle whose mode (issue / observe) does not match its certificate's policy (`ModeMismatch`): observe on a
+ *   certificate the vault cannot renew fails (nothing renews it); issue on one the vault renews is a warning (a
+ *   configured take-over), nothing when the status says the take-over was configured.
  * - An App Service Certificate order with auto-renew off (`OrderAutoRenewOff`), or whose renewal failed or cannot
  *   reach its Key Vault (`OrderRenewalFailed`); one waiting for domain verification, or with no Key Vault linked, is a
  *   warning. "Not renewable yet" (outside the renewal window) is normal and not reported.
@@ -119,16 +120,19 @@ export function auditCertificate(s: AuditSubject): Finding[] {
         `issuer ${vp.issuerName} is one Key Vault renews itself, but the policy's lifetime action is ${vp.lifetimeAction}: it will only e-mail before expiry (fix: set the lifetime action to AutoRenew in the certificate's policy)`,
       );
   }
-  if (s.lifecycle !== 'none' && s.lifecycleMode && vp && !s.modeForced) {
+  if (s.lifecycle !== 'none' && s.lifecycleMode && vp) {
     const implied = certificateMode(vp);
-    if (implied !== s.lifecycleMode)
+    if (implied === 'issue' && s.lifecycleMode === 'observe')
       add(
         'ModeMismatch',
-        `its lifecycle runs in ${s.lifecycleMode} mode, but the policy (issuer ${vp.issuerName || 'none'}) implies ${implied}: ` +
-          (implied === 'observe'
-            ? 'Certflow would try to issue a certificate the vault renews itself'
-            : 'nothing renews it: the vault cannot, and the lifecycle only watches') +
-          ` (fix: restart the lifecycle with mode ${implied}, or configure its mode on purpose)`,
+        `its lifecycle runs in observe mode, but the policy (issuer ${vp.issuerName || 'none'}) implies issue: nothing renews it, the vault cannot and the lifecycle only watches (fix: remove the configured mode "observe", or give the certificate a policy its vault renews)`,
+      );
+    else if (implied === 'observe' && s.lifecycleMode === 'issue' && !s.modeForced)
+      // a lifecycle only issues a certificate its vault renews when configured to take it over: say so, do not fail
+      add(
+        'ModeMismatch',
+        `its lifecycle runs in issue mode, but the policy (issuer ${vp.issuerName}) is one the vault renews itself: Certflow takes it over (configured mode "issue"); the vault's own renewal is not used`,
+        'warn',
       );
   }
   if (s.policy && s.notBefore && s.notAfter) {

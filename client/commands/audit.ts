@@ -37,7 +37,7 @@ export const audit: Command = {
   IntegratedCaNotAutoRenew  the vault renews it (DigiCert, GlobalSign, Self) but its lifetime action is not AutoRenew
   LifetimeActionUnknown     (warning) the vault adapter does not report the lifetime action
   NoLifecycle               the vault renews it, but no lifecycle re-binds its consumers when it does
-  ModeMismatch              the lifecycle's mode (issue / observe) does not match the certificate's policy
+  ModeMismatch              the lifecycle observes a certificate its vault cannot renew (a take-over in issue mode: warning)
   OrderAutoRenewOff         an App Service Certificate order with auto-renew off
   OrderRenewalFailed        an order whose renewal failed or cannot reach its Key Vault
   OrderDomainVerificationPending  (warning) an order waiting for domain verification
@@ -118,9 +118,9 @@ function vaultRule(state: CertificateState | null): AuditSubject['policy'] {
 }
 
 function fromStatus(st: CertificateStatus): AuditSubject {
-  // the lifecycle's mode, once its status reports one (observe mode); read structurally until then
-  const extra = st as unknown as { mode?: unknown; modeForced?: unknown };
-  const mode = CERTIFICATE_MODES.find((m) => m === extra.mode) as CertificateMode | undefined;
+  // the lifecycle's mode (release 3+); whether it was configured is not in the status yet: read it if it comes
+  const extra = st as unknown as { modeForced?: unknown };
+  const mode = CERTIFICATE_MODES.find((m) => m === st.mode) as CertificateMode | undefined;
   return {
     certificateId: st.certificateId,
     lifecycle: st.paused ? 'paused' : 'running',

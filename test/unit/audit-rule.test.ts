@@ -75,8 +75,13 @@ describe('audit rule: certificates', () => {
       ['ModeMismatch:fail'],
     ],
     [
-      'issue lifecycle on a DigiCert certificate (not configured)',
+      'issue lifecycle on a DigiCert certificate (a take-over, configured or not said)',
       { vaultPolicy: { issuerName: 'DigiCert', lifetimeAction: 'AutoRenew' }, lifecycleMode: 'issue' },
+      ['ModeMismatch:warn'],
+    ],
+    [
+      'observe lifecycle forced on an Unknown-issuer certificate: still nothing renews it',
+      { vaultPolicy: { issuerName: 'Unknown' }, lifecycleMode: 'observe', modeForced: true },
       ['ModeMismatch:fail'],
     ],
     [
