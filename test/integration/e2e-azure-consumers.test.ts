@@ -160,7 +160,7 @@ describe('every Azure consumer re-bound through a running worker (ARM fakes, rea
     // API Management answers 503 to every update for a while: the first try and the SDK's 3 retries
     apim.fault({ status: 503, count: 4, match: 'PATCH ' });
     const outcome = await handle.executeUpdate(renewNowUpdate, {
-      args: [{ reason: 'e2e azure consumers, APIM down' }],
+      args: [{ reason: 'e2e azure consumers, APIM down', force: true }],
     });
     expect(outcome.status).toBe('renewed');
     const got = byTarget(outcome.bindings);
