@@ -46,7 +46,7 @@ beforeAll(async () => {
   ]);
   running = await startStackWithWorker(
     { address, namespace, taskQueue },
-    { certName: 'site', seedDays: 90, bindings: (id) => (id === stack?.certificateId ? targets : []) },
+    { certName: 'azure-site', seedDays: 90, bindings: (id) => (id === stack?.certificateId ? targets : []) },
   );
   ({ stack, client } = running);
 
@@ -66,7 +66,7 @@ beforeAll(async () => {
     f.vault.resolver = resolver;
     f.setLroPolls(1);
   }
-  const secretId = stack.vault.secretIdOf('site', 'x').replace(/\/x$/, ''); // versionless
+  const secretId = stack.vault.secretIdOf('azure-site', 'x').replace(/\/x$/, ''); // versionless
   const host = stack.dnsName;
   await gw.addGateway({
     subscriptionId: SUB,
@@ -75,12 +75,12 @@ beforeAll(async () => {
     sslCertificates: [{ name: 'site', keyVaultSecretId: secretId }],
     listeners: [{ name: 'https', hostNames: [host], sslCertificate: 'site' }],
   });
-  const current = (await stack.vault.describe('site')).version as string;
+  const current = (await stack.vault.describe('azure-site')).version as string;
   await afd.addProfile({
     subscriptionId: SUB,
     resourceGroup: 'rg-edge',
     name: 'afd',
-    secrets: [{ name: 'site', secretSource: `${KV_ARM_ID}/secrets/site`, secretVersion: current }],
+    secrets: [{ name: 'site', secretSource: `${KV_ARM_ID}/secrets/azure-site`, secretVersion: current }],
     domains: [{ name: 'site', hostName: host, secret: 'site' }],
   });
   await apim.addService({
@@ -115,6 +115,11 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  // the lifecycle outlives the worker on the shared dev server: end it, so no other test meets its workflow id
+  await client?.workflow
+    .getHandle(workflowIdFor(stack.certificateId))
+    .terminate('test done')
+    .catch(() => undefined);
   await running?.stop();
   await Promise.all([gw?.close(), afd?.close(), apim?.close()]);
 });
@@ -126,7 +131,7 @@ describe('every Azure consumer re-bound through a running worker (ARM fakes, rea
 
   it('a renewal puts Application Gateway, Front Door and API Management on the new version within seconds, each verified live', async () => {
     const id = stack.certificateId;
-    const seeded = (await stack.vault.describe('site')).thumbprint;
+    const seeded = (await stack.vault.describe('azure-site')).thumbprint;
     handle = await client.workflow.start(certificateLifecycle, {
       taskQueue,
       workflowId: workflowIdFor(id),
@@ -148,7 +153,7 @@ describe('every Azure consumer re-bound through a running worker (ARM fakes, rea
     expect(gw.gateway(SUB, 'rg-net', 'gw')?.sslCertificates[0]?.thumbprint).toBe(outcome.newThumbprint);
     expect(afd.profile(SUB, 'rg-edge', 'afd')?.secrets.get('site')?.secretVersion).toBe(outcome.newVersion);
     expect(apim.service(SUB, 'rg-apis', 'apim')?.hostnames[0]?.keyVaultId).toMatch(
-      new RegExp(`/secrets/site/${outcome.newVersion}$`),
+      new RegExp(`/secrets/azure-site/${outcome.newVersion}$`),
     );
     const inWorkflow = Date.parse(outcome.finishedAt) - Date.parse(outcome.startedAt);
     console.log(
