@@ -29,8 +29,8 @@ import { normalizeThumbprint } from '../verify/probe';
 import {
   keyVaultSecretStatus,
   perSubscription,
-  probeSettled,
   secretNameOf,
+  withProbe,
   type ProbeEndpoint,
 } from './arm-common';
 import { mapLimit } from './concurrency';
@@ -320,19 +320,6 @@ async function bindOne(b: HostBinding, deps: BindDeps): Promise<BindingOutcome> 
 }
 
 /** Adds the live probe where there is an endpoint; a host name that does not serve the new leaf fails. */
-async function verified(
-  o: BindingOutcome,
-  b: HostBinding,
-  opts: AppServiceTargetOptions,
-): Promise<BindingOutcome> {
-  const endpoint = opts.probe?.(b.hostName);
-  if (!endpoint || !o.after) return o;
-  const probe = await probeSettled(endpoint, o.after, opts.probeSettleMs ?? 30_000);
-  if (probe.ok) return { ...o, detail: `${o.detail}; live: ${probe.detail}`, probe };
-  return {
-    ...o,
-    status: 'failed',
-    detail: `${o.detail}, but the live endpoint does not serve it: ${probe.detail}`,
-    probe,
-  };
+function verified(o: BindingOutcome, b: HostBinding, opts: AppServiceTargetOptions): Promise<BindingOutcome> {
+  return withProbe(o, opts.probe?.(b.hostName), opts.probeSettleMs ?? 30_000);
 }
