@@ -23,6 +23,11 @@ import type {
 import { verifyIssuedChain, type VerifiedCertificate } from './verify/x509';
 import { batchFileTargets, createFileReloadTarget, type FileBindingTarget } from './bindings/file-reload';
 import { mapLimit } from './bindings/concurrency';
+import {
+  CertificateOrderError,
+  type CertificateOrders,
+  type CertificateOrderState,
+} from './bindings/app-service-certificate-orders';
 import { parseRecipients, type NotificationEvent } from './notify/templates';
 import { toNotificationEvent, type NotifyInput } from './notify/events';
 import { withHeartbeat } from './heartbeat';
@@ -47,6 +52,8 @@ export interface ActivityDeps {
   bindings?: (certificateId: string, tags: Record<string, string>) => BindingTarget[];
   /** File targets given as plain settings (nginx & co); wrapped as binding targets. */
   fileBindings?: (certificateId: string, tags: Record<string, string>) => FileBindingTarget[];
+  /** App Service Certificate orders of the configured subscriptions (observe mode: discovery, state, renew). */
+  certificateOrders?: CertificateOrders;
   /** How many targets sync at once (default 8). */
   bindingConcurrency?: number;
   /**
@@ -110,6 +117,46 @@ export function createActivities(deps: ActivityDeps) {
       });
     }
     return issuer;
+  };
+
+  const ordersOf = (): CertificateOrders => {
+    if (!deps.certificateOrders)
+      throw ApplicationFailure.create({
+        message:
+          'no App Service Certificate orders are configured (certificateOrders in the worker configuration)',
+        type: 'CertificateOrdersNotConfigured',
+        nonRetryable: true,
+      });
+    return deps.certificateOrders;
+  };
+  /** Failures of the orders API as activity failures with a stable type. */
+  const orderCall = async <T>(fn: () => Promise<T>): Promise<T> => {
+    try {
+      return await fn();
+    } catch (err) {
+      if (err instanceof ApplicationFailure) throw err;
+      if (!(err instanceof CertificateOrderError))
+        throw ApplicationFailure.create({
+          message: (err as Error).message,
+          type: 'BadCertificateOrderId',
+          nonRetryable: true,
+        });
+      const f = err.failure;
+      const type =
+        f.kind === 'throttled'
+          ? 'CertificateOrderThrottled'
+          : f.kind === 'forbidden'
+            ? 'CertificateOrderForbidden'
+            : f.kind === 'gone'
+              ? 'CertificateOrderNotFound'
+              : 'CertificateOrderUnavailable';
+      throw ApplicationFailure.create({
+        message: err.message,
+        type,
+        nonRetryable: !f.retryable,
+        ...(f.retryAfterSeconds !== undefined ? { nextRetryDelay: `${f.retryAfterSeconds}s` } : {}),
+      });
+    }
   };
 
   return {
@@ -337,6 +384,31 @@ export function createActivities(deps: ActivityDeps) {
       const outcomes = perTarget.flat();
       deps.metrics?.bindings(input.certificateId, outcomes);
       return outcomes;
+    },
+
+    /** Every App Service Certificate order with its Key Vault secret and its state as data (empty when none configured). */
+    async listCertificateOrders(): Promise<{
+      orders: CertificateOrderState[];
+      problems: { where: string; detail: string }[];
+    }> {
+      if (!deps.certificateOrders) return { orders: [], problems: [] };
+      return deps.certificateOrders.list();
+    },
+
+    /** One order's state (status, auto-renew, Key Vault secret, conditions such as DomainVerificationPending). */
+    async describeCertificateOrder(input: { orderId: string }): Promise<CertificateOrderState> {
+      return orderCall(() => ordersOf().describe(input.orderId));
+    },
+
+    /**
+     * Observe mode's "renew now" for an App Service Certificate: the order's renew action. `started: false` with
+     * the order's reason when it refuses (domain verification pending, not renewable yet); throttling and outages
+     * are retryable failures (Retry-After honoured), authorization and a deleted order are not.
+     */
+    async renewCertificateOrder(input: { orderId: string }): Promise<{ started: boolean; status: string }> {
+      const result = await orderCall(() => ordersOf().renew(input.orderId));
+      log.info('App Service Certificate order renewal', { orderId: input.orderId, ...result });
+      return result;
     },
 
     async notify(

@@ -15,6 +15,9 @@
  * Temporal); a binding counts once a live TLS probe with SNI saw the new thumbprint over a trusted chain. The
  * workflow's own step from merge to syncBindings (one workflow task) is not included.
  * App Service: runAppServiceBench of bench/app-service-bind.ts (real ARM client against the FAKE ARM server).
+ * Application Gateway, Front Door, API Management: runAzureConsumerBench of bench/azure-consumers-bind.ts (real ARM
+ * SDK clients against their FAKE ARM servers), N = 20 and 200, +0 and +100 ms per ARM call:
+ *   npx tsx bench/bindings.ts --layouts none --app-service-runs 0 --azure-runs 3
  * Writes bench/results/bindings.json.
  */
 import { rmSync } from 'node:fs';
@@ -25,6 +28,12 @@ import { createActivities } from '../activities/index';
 import type { FileBindingTarget, KeyMaterial } from '../activities/bindings/file-reload';
 import type { BindingOutcome } from '../activities/types';
 import { runAppServiceBench, type AppServiceBenchResult } from './app-service-bind';
+import {
+  AZURE_CONSUMERS,
+  runAzureConsumerBench,
+  type AzureConsumer,
+  type AzureConsumerBenchResult,
+} from './azure-consumers-bind';
 import { parseArgs } from './lib/args';
 import { busyProcesses, loadAverage, machineFacts, type BusyProcess } from './lib/machine';
 import { siteName, startNginxSites, type NginxSites } from '../test/support/nginx-sites';
@@ -43,6 +52,10 @@ const args = parseArgs(process.argv.slice(2), {
   layouts: 'shared,shared-serial,per-server,ssh',
   runs: 5,
   'app-service-runs': 5,
+  /** Runs per Azure consumer scenario (Application Gateway, Front Door, API Management); 0 skips them. */
+  'azure-runs': 3,
+  'azure-consumers': 'app-gateway,front-door,api-management',
+  'azure-sizes': '20,200',
   /** How long each probe waits for its site to serve the new certificate (the file target's default). */
   'settle-ms': 5_000,
   concurrency: 8,
@@ -249,6 +262,7 @@ interface BindingsResults {
   summary: string[];
   files: Array<FileResult & Scenario>;
   appService: Array<AppServiceBenchResult & Scenario>;
+  azure?: Array<AzureConsumerBenchResult & Scenario>;
 }
 
 /** When a scenario ran and what else the machine was doing then. */
@@ -278,7 +292,7 @@ function connections(f: FileResult): string {
   return Math.min(...c) === Math.max(...c) ? `${c[0]}` : `${Math.min(...c)}-${Math.max(...c)}`;
 }
 
-function summaryLines(r: Pick<BindingsResults, 'files' | 'appService'>): string[] {
+function summaryLines(r: Pick<BindingsResults, 'files' | 'appService' | 'azure'>): string[] {
   const range = (f: FileResult) =>
     `${Math.min(...f.runs.map((x) => x.verified))}-${Math.max(...f.runs.map((x) => x.verified))}`;
   return [
@@ -296,6 +310,12 @@ function summaryLines(r: Pick<BindingsResults, 'files' | 'appService'>): string[
         `200 App Service bindings (fake ARM, +${a.latencyMs} ms/call): median ${human(a.medianMs)}, ` +
         `p95 ${human(a.p95Ms)} → ${versus24h(a.p95Ms)}`,
     ),
+    ...(r.azure ?? []).map(
+      (a) =>
+        `${String(a.bindings).padStart(3)} ${a.consumer} bindings (fake ARM, +${a.latencyMs} ms/call, ${a.perResource} per resource): ` +
+        `median ${human(a.ms.median)}, p95 ${human(a.ms.p95)}` +
+        (a.allVerified ? ` → ${versus24h(a.ms.p95)}` : ' — NOT all verified'),
+    ),
   ];
 }
 
@@ -310,7 +330,7 @@ async function main(): Promise<void> {
     .map((s) => Number(s.trim()))
     .filter((x) => Number.isInteger(x) && x > 0);
   if (!sizes.length) throw new Error(`--sizes: expected comma-separated counts such as 1,20,200`);
-  const layouts = String(args.layouts).split(',') as Layout[];
+  const layouts = (String(args.layouts) === 'none' ? [] : String(args.layouts).split(',')) as Layout[];
   if (!layouts.every((l) => LAYOUTS.includes(l)))
     throw new Error(`--layouts: expected some of ${LAYOUTS.join(',')}`);
   // scenarios not run this time keep the figures of their last run
@@ -330,10 +350,15 @@ async function main(): Promise<void> {
       statistics:
         'measured runs after one warm-up; nearest-rank median and p95 (with 5 runs or fewer, p95 is the slowest run)',
       baseline: 'App Service picks up a renewed Key Vault certificate by itself within 24-48 h',
+      azure:
+        'runAzureConsumerBench (bench/azure-consumers-bind.ts): real @azure/arm-network, arm-cdn, arm-apimanagement clients, ' +
+        'FAKE ARM servers, 10 bindings per gateway / profile / service, updates polled every 100 ms; Application Gateway ' +
+        'and API Management pick a new version up by themselves within 4 h, Front Door within 24-72 h',
     },
     summary: [],
     files: earlier?.files ?? [],
     appService: earlier?.appService ?? [],
+    azure: earlier?.azure ?? [],
   };
   const save = async () => {
     const order = (f: FileResult) => LAYOUTS.indexOf(f.layout) * 1e6 + f.bindings;
@@ -363,8 +388,35 @@ async function main(): Promise<void> {
     }
     results.appService = appService;
   }
+  if (args['azure-runs'] > 0) {
+    const consumers = String(args['azure-consumers']).split(',') as AzureConsumer[];
+    if (!consumers.every((c) => AZURE_CONSUMERS.includes(c)))
+      throw new Error(`--azure-consumers: expected some of ${AZURE_CONSUMERS.join(',')}`);
+    const azureSizes = String(args['azure-sizes']).split(',').map(Number);
+    for (const consumer of consumers) {
+      for (const bindings of azureSizes) {
+        for (const latencyMs of [0, 100]) {
+          console.log(
+            `${consumer} (fake ARM), ${bindings} bindings, +${latencyMs} ms per ARM call, ${args['azure-runs']} runs`,
+          );
+          const r = await scenario(() =>
+            runAzureConsumerBench({ consumer, bindings, runs: args['azure-runs'], latencyMs }),
+          );
+          results.azure = [
+            ...(results.azure ?? []).filter(
+              (a) => a.consumer !== consumer || a.bindings !== bindings || a.latencyMs !== latencyMs,
+            ),
+            r,
+          ];
+          await save();
+        }
+      }
+    }
+  }
   const file = await save();
-  console.log(`\nfrom merge to the last binding verified live (App Service alone: 24-48 h):`);
+  console.log(
+    `\nfrom merge to the last binding verified live (App Service alone: 24-48 h; App Gateway, APIM 4 h; Front Door 24-72 h):`,
+  );
   for (const l of results.summary) console.log(`  ${l}`);
   console.log(`wrote ${file}`);
 }

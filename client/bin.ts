@@ -1,4 +1,5 @@
 import type { Vault } from '../activities/types';
+import type { CertificateOrders } from '../activities/bindings/app-service-certificate-orders';
 import { main } from './cli';
 
 /**
@@ -15,4 +16,13 @@ async function loadVaults(file: string): Promise<ReadonlyMap<string, Vault>> {
   return openVaults(loadConfig({ file }));
 }
 
-process.exitCode = await main(process.argv.slice(2), { loadVaults });
+/** App Service Certificate orders for `audit --config` (the configuration's `certificateOrders`), or null. */
+async function loadCertificateOrders(file: string): Promise<CertificateOrders | null> {
+  const [{ loadConfig }, { openCertificateOrders }] = await Promise.all([
+    import('../worker/config'),
+    import('../worker/deps'),
+  ]);
+  return openCertificateOrders(loadConfig({ file }));
+}
+
+process.exitCode = await main(process.argv.slice(2), { loadVaults, loadCertificateOrders });

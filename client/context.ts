@@ -4,6 +4,7 @@
  */
 import type { Client } from '@temporalio/client';
 import type { Vault } from '../activities/types';
+import type { CertificateOrders } from '../activities/bindings/app-service-certificate-orders';
 import { CliError, EXIT, type Options, type OptionSpecs, usageError } from './args';
 import type { ClientSettings } from './connect';
 
@@ -18,6 +19,9 @@ export interface CliDeps {
   /** Vault access for `enroll --vault`, `report` and `audit`; otherwise built from `--config <file>`. */
   vaults?: ReadonlyMap<string, Vault>;
   loadVaults?: (configFile: string) => Promise<ReadonlyMap<string, Vault>>;
+  /** App Service Certificate orders for `audit`; otherwise built from `--config <file>` (null: none configured). */
+  certificateOrders?: CertificateOrders | null;
+  loadCertificateOrders?: (configFile: string) => Promise<CertificateOrders | null>;
   out: Output;
   err: Output;
   env?: NodeJS.ProcessEnv;
@@ -44,6 +48,8 @@ export interface CommandContext {
   /** The configured vaults; a usage error naming --config when there are none. */
   vaults(why: string): Promise<ReadonlyMap<string, Vault>>;
   hasVaultAccess(): boolean;
+  /** The configured App Service Certificate orders, or null when there are none (or no --config). */
+  certificateOrders(): Promise<CertificateOrders | null>;
 }
 
 export interface Command {
@@ -107,6 +113,14 @@ export function createContext(
     printJson: (data) => void deps.out.write(`${JSON.stringify(data, null, 2)}\n`),
     client: connectOnce,
     hasVaultAccess: () => Boolean(deps.vaults || options.string('config')),
+    async certificateOrders() {
+      if (deps.certificateOrders !== undefined) return deps.certificateOrders;
+      const file = options.string('config');
+      if (!file || !deps.loadCertificateOrders) return null;
+      return deps.loadCertificateOrders(file).catch((err: Error) => {
+        throw usageError(`--config ${file}: ${err.message}`);
+      });
+    },
     vaults(why) {
       if (deps.vaults) return Promise.resolve(deps.vaults);
       const file = options.string('config');

@@ -410,6 +410,40 @@ const filePaths = (b: { certPath?: string; keyPath?: string; combinedPath?: stri
 const pkcs12Password = (b: { pkcs12Path?: string; pkcs12PasswordPath?: string }) =>
   b.pkcs12PasswordPath === undefined || b.pkcs12Path !== undefined;
 
+/** Where an Azure consumer is looked for: subscriptions, optionally narrowed to resource groups. */
+const armSubscriptions = z
+  .array(
+    z.strictObject({
+      subscriptionId: guid('subscriptionId'),
+      resourceGroups: z.array(text('a resource group name')).optional(),
+    }),
+  )
+  .min(1, { error: 'expected at least one subscription' });
+
+/** A live TLS check of each re-bound host name (SNI = the host name); none when absent. */
+const armProbe = z.strictObject({
+  port: int('port', 1, 65535).default(443),
+  /** Connect here instead of resolving the host name (the app's inbound IP, a front door). */
+  address: address.optional(),
+  caFile: text('a path to the CA that signs the served chain (PEM)').optional(),
+  settleSeconds: int('settleSeconds', 0, 600).default(30),
+  /** Only these host names; default: every re-bound one. */
+  hostNames: z
+    .array(hostName, { error: expect('a list of host names') })
+    .min(1, { error: 'expected at least one host name' })
+    .optional(),
+});
+
+/** Application Gateway, Front Door, API Management: where to look, how to probe, how often to poll an update. */
+const armConsumer = {
+  ...bindingBase,
+  ...armAccess,
+  subscriptions: armSubscriptions,
+  probe: armProbe.optional(),
+  /** How often a long-running update is polled when Azure sends no Retry-After. */
+  pollIntervalSeconds: int('pollIntervalSeconds', 1, 300).optional(),
+};
+
 const binding = z.discriminatedUnion('kind', [
   z
     .strictObject({
@@ -476,29 +510,26 @@ const binding = z.discriminatedUnion('kind', [
     kind: z.literal('app-service'),
     ...bindingBase,
     ...armAccess,
-    subscriptions: z
-      .array(
-        z.strictObject({
-          subscriptionId: guid('subscriptionId'),
-          resourceGroups: z.array(text('a resource group name')).optional(),
-        }),
-      )
-      .min(1, { error: 'expected at least one subscription' }),
+    subscriptions: armSubscriptions,
     /** A live TLS check of each re-bound host name (SNI = the host name); none when absent. */
-    probe: z
-      .strictObject({
-        port: int('port', 1, 65535).default(443),
-        /** Connect here instead of resolving the host name (the app's inbound IP, a front door). */
-        address: address.optional(),
-        caFile: text('a path to the CA that signs the served chain (PEM)').optional(),
-        settleSeconds: int('settleSeconds', 0, 600).default(30),
-        /** Only these host names; default: every re-bound one. */
-        hostNames: z
-          .array(hostName, { error: expect('a list of host names') })
-          .min(1, { error: 'expected at least one host name' })
-          .optional(),
-      })
-      .optional(),
+    probe: armProbe.optional(),
+  }),
+  /** Application Gateway listeners' SSL certificates (Key Vault references), re-pointed or refreshed now. */
+  z.strictObject({ kind: z.literal('app-gateway'), ...armConsumer }),
+  /** Front Door Standard/Premium customer-certificate secrets and their custom domains. */
+  z.strictObject({ kind: z.literal('front-door'), ...armConsumer }),
+  /** API Management custom domains and certificates backed by Key Vault. */
+  z.strictObject({ kind: z.literal('api-management'), ...armConsumer }),
+  /**
+   * The apps of App Service Certificates: for a certificate that is an order's Key Vault secret (orders from the
+   * top-level `certificateOrders`), re-import into every webspace that uses it and re-bind every host name and slot.
+   */
+  z.strictObject({
+    kind: z.literal('app-service-certificate-order'),
+    ...bindingBase,
+    ...armAccess,
+    subscriptions: armSubscriptions,
+    probe: armProbe.optional(),
   }),
   z.strictObject({
     kind: z.literal('webhook'),
@@ -615,6 +646,8 @@ export const configSchema = z.strictObject({
    */
   maxCachedWorkflows: int('maxCachedWorkflows', 0, 100_000).default(DEFAULT_MAX_CACHED_WORKFLOWS),
   log,
+  /** App Service Certificate orders (Microsoft.CertificateRegistration) to discover, show and renew; none when absent. */
+  certificateOrders: z.strictObject({ subscriptions: armSubscriptions, ...armAccess }).optional(),
   /** Where the worker keeps small state that must outlive it (the notifiers' sent-logs); in memory when absent. */
   dataDir: text("a directory for the worker's state").optional(),
 });

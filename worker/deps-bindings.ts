@@ -1,9 +1,18 @@
 /**
- * The configured binding targets (files + reload, App Service, webhook, files and scripts on SSH hosts), built
- * once, and the selection of the targets that consume a certificate (by id, id pattern or tag) for each sync.
+ * The configured binding targets (files + reload, App Service, Application Gateway, Front Door, API Management,
+ * App Service Certificate orders, webhook, files and scripts on SSH hosts), built once, and the selection of the
+ * targets that consume a certificate (by id, id pattern or tag) for each sync.
  */
 import type { BindingTarget } from '../activities/types';
 import { createAppServiceTarget, type AppServiceTargetOptions } from '../activities/bindings/app-service';
+import { createApiManagementTarget } from '../activities/bindings/api-management';
+import { createAppGatewayTarget } from '../activities/bindings/app-gateway';
+import {
+  createCertificateOrders,
+  createCertificateOrderTarget,
+  type CertificateOrders,
+} from '../activities/bindings/app-service-certificate-orders';
+import { createFrontDoorTarget } from '../activities/bindings/front-door';
 import { createFileReloadTarget, type FileBindingTarget } from '../activities/bindings/file-reload';
 import { createWebhookTarget } from '../activities/bindings/webhook';
 import { createRemoteCommandTarget } from '../activities/bindings/remote-command';
@@ -20,6 +29,8 @@ type FilesConfig = Extract<BindingConfig, { kind: 'files' }>;
 type AppServiceConfig = Extract<BindingConfig, { kind: 'app-service' }>;
 type SshFilesConfig = Extract<BindingConfig, { kind: 'ssh-files' }>;
 type RemoteCommandConfig = Extract<BindingConfig, { kind: 'remote-command' }>;
+type ArmConsumerConfig = Extract<BindingConfig, { kind: 'app-gateway' | 'front-door' | 'api-management' }>;
+type OrderTargetConfig = Extract<BindingConfig, { kind: 'app-service-certificate-order' }>;
 
 /** What the `files` and `ssh-files` bindings share: the files, their mode and owner, the commands. */
 function fileSettings(b: FilesConfig | SshFilesConfig): Omit<FileBindingTarget, 'probe' | 'host'> {
@@ -58,7 +69,7 @@ const hostKey = (h: string) => h.toLowerCase().replace(/\.$/, '');
 
 /** The App Service live probe as the adapter takes it: where to connect for each re-bound host name. */
 export function appServiceProbe(
-  b: AppServiceConfig,
+  b: Pick<AppServiceConfig, 'probe'>,
   path: string,
   c: Collector,
 ): Pick<AppServiceTargetOptions, 'probe' | 'probeSettleMs'> {
@@ -88,6 +99,30 @@ function vaultsOf(s: SelectorConfig, all: string[]): string[] {
   return all.filter((v) => named.has(v));
 }
 
+/** The ARM id of each vault a binding imports from; a vault it selects without `resourceId` is a config issue. */
+function vaultResourceIds(
+  b: AppServiceConfig | ArmConsumerConfig,
+  path: string,
+  config: CertflowConfig,
+  c: Collector,
+): (certificateId: string) => string {
+  const azure = config.vaults.flatMap((v, i) => (v.kind === 'azure' ? [{ v, i }] : []));
+  const resourceIds = new Map(azure.flatMap(({ v }) => (v.resourceId ? [[v.name, v.resourceId]] : [])));
+  for (const { v, i } of azure)
+    if (!v.resourceId && vaultsOf(b.certificates, [v.name]).length)
+      c.issues.push({
+        path: `vaults[${i}].resourceId`,
+        message: `missing: expected the vault's ARM id (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.KeyVault/vaults/<name>): ${path} (${b.kind}) imports certificates from it`,
+      });
+  return (certificateId) => {
+    const { vault } = parseCertificateId(certificateId);
+    const id = resourceIds.get(vault);
+    // configuration checks make this unreachable for configured vaults
+    if (!id) throw new Error(`vault "${vault}" has no resourceId: ${b.kind} cannot import from it`);
+    return id;
+  };
+}
+
 function appServiceTarget(
   b: AppServiceConfig,
   path: string,
@@ -95,14 +130,7 @@ function appServiceTarget(
   c: Collector,
   credentials: Credentials,
 ): BindingTarget | undefined {
-  const azure = config.vaults.flatMap((v, i) => (v.kind === 'azure' ? [{ v, i }] : []));
-  const resourceIds = new Map(azure.flatMap(({ v }) => (v.resourceId ? [[v.name, v.resourceId]] : [])));
-  for (const { v, i } of azure)
-    if (!v.resourceId && vaultsOf(b.certificates, [v.name]).length)
-      c.issues.push({
-        path: `vaults[${i}].resourceId`,
-        message: `missing: expected the vault's ARM id (/subscriptions/<id>/resourceGroups/<rg>/providers/Microsoft.KeyVault/vaults/<name>): ${path} (app-service) imports certificates from it`,
-      });
+  const keyVaultResourceId = vaultResourceIds(b, path, config, c);
   const probe = appServiceProbe(b, path, c);
   const credential = credentials.get(b.credential, b.cloud, `${path}.credential`);
   if (!credential) return undefined;
@@ -111,13 +139,88 @@ function appServiceTarget(
       name: b.name,
       credential,
       subscriptions: b.subscriptions,
-      keyVaultResourceId: (certificateId) => {
-        const { vault } = parseCertificateId(certificateId);
-        const id = resourceIds.get(vault);
-        // configuration checks make this unreachable for configured vaults
-        if (!id) throw new Error(`vault "${vault}" has no resourceId: App Service cannot import from it`);
-        return id;
-      },
+      keyVaultResourceId,
+      clientOptions: { cloudSetting: ARM[b.cloud].appServiceCloud },
+      ...probe,
+    }),
+  );
+}
+
+/** Application Gateway, Front Door, API Management: the same settings, one SDK client each. */
+function armConsumerTarget(
+  b: ArmConsumerConfig,
+  path: string,
+  config: CertflowConfig,
+  c: Collector,
+  credentials: Credentials,
+): BindingTarget | undefined {
+  const probe = appServiceProbe(b, path, c);
+  const keyVaultResourceId = b.kind === 'front-door' ? vaultResourceIds(b, path, config, c) : undefined;
+  const credential = credentials.get(b.credential, b.cloud, `${path}.credential`);
+  if (!credential) return undefined;
+  const endpoint = ARM[b.cloud].endpoint;
+  const common = {
+    name: b.name,
+    credential,
+    subscriptions: b.subscriptions,
+    clientOptions: { $host: endpoint, endpoint, credentialScopes: [`${endpoint}/.default`] },
+    ...(b.pollIntervalSeconds ? { pollIntervalMs: b.pollIntervalSeconds * 1000 } : {}),
+    ...probe,
+  };
+  return c.build(path, () => {
+    switch (b.kind) {
+      case 'app-gateway':
+        return createAppGatewayTarget(common);
+      case 'api-management':
+        return createApiManagementTarget(common);
+      case 'front-door':
+        return createFrontDoorTarget({ ...common, keyVaultResourceId: keyVaultResourceId! });
+    }
+  });
+}
+
+/** The top-level `certificateOrders`: App Service Certificate orders to discover, show and renew. */
+export function buildCertificateOrders(
+  config: CertflowConfig,
+  c: Collector,
+  credentials: Credentials,
+): CertificateOrders | undefined {
+  const o = config.certificateOrders;
+  if (!o) return undefined;
+  const credential = credentials.get(o.credential, o.cloud, 'certificateOrders.credential');
+  if (!credential) return undefined;
+  return c.build('certificateOrders', () =>
+    createCertificateOrders({
+      credential,
+      subscriptions: o.subscriptions,
+      clientOptions: { cloudSetting: ARM[o.cloud].appServiceCloud },
+    }),
+  );
+}
+
+function orderTarget(
+  b: OrderTargetConfig,
+  path: string,
+  c: Collector,
+  credentials: Credentials,
+  orders: CertificateOrders | undefined,
+): BindingTarget | undefined {
+  const probe = appServiceProbe(b, path, c);
+  const credential = credentials.get(b.credential, b.cloud, `${path}.credential`);
+  if (!orders) {
+    c.issues.push({
+      path: 'certificateOrders',
+      message: `missing: expected { subscriptions, credential? } of the App Service Certificate orders: ${path} (app-service-certificate-order) re-binds their apps`,
+    });
+    return undefined;
+  }
+  if (!credential) return undefined;
+  return c.build(path, () =>
+    createCertificateOrderTarget({
+      name: b.name,
+      orders,
+      credential,
+      subscriptions: b.subscriptions,
       clientOptions: { cloudSetting: ARM[b.cloud].appServiceCloud },
       ...probe,
     }),
@@ -227,12 +330,19 @@ function buildTarget(
   c: Collector,
   credentials: Credentials,
   ssh: SshContext,
+  orders: CertificateOrders | undefined,
 ): BindingTarget | BindingTarget[] | undefined {
   switch (b.kind) {
     case 'ssh-files':
       return sshFileTargets(b, path, config, c, ssh);
     case 'remote-command':
       return remoteCommandTarget(b, path, config, c, ssh);
+    case 'app-gateway':
+    case 'front-door':
+    case 'api-management':
+      return armConsumerTarget(b, path, config, c, credentials);
+    case 'app-service-certificate-order':
+      return orderTarget(b, path, c, credentials, orders);
     case 'files':
       return createFileReloadTarget(fileTarget(b, path, c));
     case 'app-service':
@@ -261,12 +371,13 @@ export function buildBindings(
   c: Collector,
   credentials: Credentials,
   closers?: Array<() => Promise<void>>,
+  orders?: CertificateOrders,
 ): (certificateId: string, tags: Record<string, string>) => BindingTarget[] {
   const ssh: SshContext = { hosts: sshHosts(config, c), pool: new SshPool() };
   closers?.push(() => ssh.pool.close());
   const targets = new Map<string, BindingTarget[]>();
   config.bindings.forEach((b, i) => {
-    const target = buildTarget(b, `bindings[${i}]`, config, c, credentials, ssh);
+    const target = buildTarget(b, `bindings[${i}]`, config, c, credentials, ssh, orders);
     if (target) targets.set(b.name, [target].flat());
   });
   return (certificateId, tags) =>

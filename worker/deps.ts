@@ -5,10 +5,11 @@
  * collected and thrown as one ConfigError, so an operator fixes them all in one go.
  */
 import type { ActivityDeps } from '../activities/index';
+import type { CertificateOrders } from '../activities/bindings/app-service-certificate-orders';
 import type { Issuer, Vault } from '../activities/types';
 import type { CertflowConfig } from './config';
 import { createCredentials } from './deps-azure';
-import { buildBindings } from './deps-bindings';
+import { buildBindings, buildCertificateOrders } from './deps-bindings';
 import { createCollector } from './deps-collector';
 import { buildIssuer } from './deps-issuers';
 import { buildChat, buildEmail } from './deps-notify';
@@ -38,6 +39,17 @@ export async function openVaults(
   return vaults;
 }
 
+/** The configured App Service Certificate orders only (for the CLI's `audit --config`); null when none. */
+export async function openCertificateOrders(
+  config: CertflowConfig,
+  env: NodeJS.ProcessEnv = process.env,
+): Promise<CertificateOrders | null> {
+  const c = createCollector(env);
+  const orders = buildCertificateOrders(config, c, createCredentials(c));
+  c.throwIfAny('certificate orders cannot be opened');
+  return orders ?? null;
+}
+
 export async function buildDeps(config: CertflowConfig, opts: BuildDepsOptions = {}): Promise<BuiltDeps> {
   const c = createCollector(opts.env ?? process.env);
   const credentials = createCredentials(c);
@@ -56,7 +68,8 @@ export async function buildDeps(config: CertflowConfig, opts: BuildDepsOptions =
     issuers.set(iss.name, built.issuer);
     if (built.trustAnchors.length) trustAnchors.set(iss.name, built.trustAnchors);
   }
-  const bindings = buildBindings(config, c, credentials, closers);
+  const certificateOrders = buildCertificateOrders(config, c, credentials);
+  const bindings = buildBindings(config, c, credentials, closers, certificateOrders);
   const notifier = buildEmail(config, c);
   if (notifier) closers.push(async () => notifier.close());
   const chat = buildChat(config, c);
@@ -71,6 +84,7 @@ export async function buildDeps(config: CertflowConfig, opts: BuildDepsOptions =
     vaults,
     issuers,
     bindings,
+    ...(certificateOrders ? { certificateOrders } : {}),
     notifier,
     chat,
     ...(config.notify.email?.defaultRecipients

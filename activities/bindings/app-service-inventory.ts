@@ -6,6 +6,7 @@
  */
 import type { Certificate, Site, SslState, WebSiteManagementClient } from '@azure/arm-appservice';
 import { normalizeThumbprint } from '../verify/probe';
+import { codeOf, statusOf } from './arm-common';
 import { mapLimit } from './concurrency';
 
 export interface AppServiceScope {
@@ -66,8 +67,16 @@ export async function takeInventory(
       collect(rg === null ? client.certificates.list() : client.certificates.listByResourceGroup(rg)),
     ]);
     if (siteList.ok) sites.push(...siteList.items);
+    else if (siteList.code === 'ResourceGroupNotFound')
+      // real ARM answers 404 for a listing in a group that does not exist: a scope we cannot check, not "no apps"
+      inv.problems.push({
+        where: where(rg),
+        detail: `resource group '${rg}' does not exist in subscription ${scope.subscriptionId} (mistyped or deleted?): listing web apps failed: ${siteList.detail}`,
+      });
     else inv.problems.push({ where: where(rg), detail: `listing web apps failed: ${siteList.detail}` });
     if (certList.ok) inv.certificates.push(...certList.items.flatMap((c) => toCertificate(c) ?? []));
+    else if (certList.code === 'ResourceGroupNotFound' && !siteList.ok)
+      return; // said once above
     else
       inv.problems.push({
         where: where(rg),
@@ -140,7 +149,9 @@ function toCertificate(c: Certificate): AppServiceCertificate | null {
   };
 }
 
-type Listed<T> = { ok: true; items: T[] } | { ok: false; status: number | undefined; detail: string };
+type Listed<T> =
+  | { ok: true; items: T[] }
+  | { ok: false; status: number | undefined; code: string | undefined; detail: string };
 
 async function collect<T>(pages: AsyncIterable<T>): Promise<Listed<T>> {
   const items: T[] = [];
@@ -148,19 +159,16 @@ async function collect<T>(pages: AsyncIterable<T>): Promise<Listed<T>> {
     for await (const item of pages) items.push(item);
     return { ok: true, items };
   } catch (err) {
-    return { ok: false, status: statusOf(err), detail: describeArmError(err) };
+    return { ok: false, status: statusOf(err), code: codeOf(err), detail: describeArmError(err) };
   }
 }
 
-export function statusOf(err: unknown): number | undefined {
-  const s = (err as { statusCode?: unknown }).statusCode;
-  return typeof s === 'number' ? s : undefined;
-}
+export { statusOf };
 
 /** One line a person can act on: HTTP status, ARM error code, message, and for 401/403 the role we need. */
 export function describeArmError(err: unknown): string {
   const status = statusOf(err);
-  const code = (err as { code?: unknown }).code;
+  const code = codeOf(err);
   const message = err instanceof Error ? err.message : String(err);
   const head = status ? `HTTP ${status}${typeof code === 'string' && code ? ` ${code}` : ''}: ` : '';
   const hint =

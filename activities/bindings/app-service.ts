@@ -6,7 +6,10 @@
  *    references this Key Vault secret (thumbprints compared case-insensitively);
  * 2. per webspace (subscription + resource group + region) import or refresh the App Service certificate from
  *    the Key Vault secret: `certificates.createOrUpdate` with keyVaultId / keyVaultSecretName / serverFarmId.
- *    Re-sending an existing certificate's body makes App Service fetch the current secret version now;
+ *    Re-sending an existing certificate's body makes App Service fetch the current secret version now. The import
+ *    completes asynchronously (`keyVaultSecretStatus` `Initialized` → `Succeeded`): the certificate is read until
+ *    it is done (bounded by `importTimeoutMs`); a failed status (`AzureServiceUnauthorizedToAccessKeyVault`,
+ *    `KeyVaultSecretDoesNotExist`, …) fails the bindings of that webspace with the role to grant;
  * 3. re-bind each host name through the documented per-binding route, `webApps.createOrUpdateHostNameBinding`
  *    (`…Slot` for slots): PUT `…/hostNameBindings/{hostName}` with `sslState: 'SniEnabled'` and the new
  *    thumbprint. (An IP-based SSL binding stays `IpBasedEnabled`: switching it to SNI would move its IP
@@ -15,10 +18,21 @@
  * 429 (with Retry-After) and 5xx are retried by the SDK's retry policy (default 3 retries, tunable with
  * `clientOptions.retryOptions`); what still fails is a `failed` outcome for the bindings concerned only.
  */
-import { WebSiteManagementClient, type WebSiteManagementClientOptionalParams } from '@azure/arm-appservice';
+import {
+  WebSiteManagementClient,
+  type Certificate,
+  type WebSiteManagementClientOptionalParams,
+} from '@azure/arm-appservice';
 import type { TokenCredential } from '@azure/identity';
-import type { BindingContext, BindingOutcome, BindingTarget, Probe } from '../types';
-import { normalizeThumbprint, probeTls } from '../verify/probe';
+import type { BindingContext, BindingOutcome, BindingTarget } from '../types';
+import { normalizeThumbprint } from '../verify/probe';
+import {
+  keyVaultSecretStatus,
+  perSubscription,
+  secretNameOf,
+  withProbe,
+  type ProbeEndpoint,
+} from './arm-common';
 import { mapLimit } from './concurrency';
 import {
   describeArmError,
@@ -31,12 +45,7 @@ import {
   type Inventory,
 } from './app-service-inventory';
 
-export interface AppServiceProbeEndpoint {
-  host: string;
-  port: number;
-  servername: string;
-  caPem?: string;
-}
+export type AppServiceProbeEndpoint = ProbeEndpoint;
 
 export interface AppServiceTargetOptions {
   name: string;
@@ -52,19 +61,16 @@ export interface AppServiceTargetOptions {
   probe?: (hostName: string) => AppServiceProbeEndpoint | undefined;
   /** How long a re-bound host name may take to serve the new certificate (default 30 000 ms). */
   probeSettleMs?: number;
+  /** How long App Service may take to finish importing from Key Vault (default 120 000 ms), read every `importPollMs` (2 000). */
+  importTimeoutMs?: number;
+  importPollMs?: number;
 }
 
 export function createAppServiceTarget(opts: AppServiceTargetOptions): BindingTarget {
   const concurrency = Math.max(1, opts.concurrency ?? 8);
-  const clients = new Map<string, WebSiteManagementClient>();
-  const clientFor = (subscriptionId: string) => {
-    let c = clients.get(subscriptionId);
-    if (!c) {
-      c = new WebSiteManagementClient(opts.credential, subscriptionId, opts.clientOptions);
-      clients.set(subscriptionId, c);
-    }
-    return c;
-  };
+  const clientFor = perSubscription(
+    (sub) => new WebSiteManagementClient(opts.credential, sub, opts.clientOptions),
+  );
 
   return {
     kind: 'app-service',
@@ -88,7 +94,10 @@ export function createAppServiceTarget(opts: AppServiceTargetOptions): BindingTa
       );
       const found = inventory.bindings.filter((b) => wanted.has(normalizeThumbprint(b.thumbprint)));
 
-      const importer = createImporter(clientFor, inventory.certificates, secret, expected);
+      const importer = createImporter(clientFor, inventory.certificates, secret, expected, {
+        timeoutMs: opts.importTimeoutMs ?? 120_000,
+        intervalMs: opts.importPollMs ?? 2_000,
+      });
       const bind = (b: HostBinding) => bindOne(b, { clientFor, importer, expected, opts });
       const outcomes = await mapLimit(found, concurrency, bind);
       const problems = inventory.problems.map((p): BindingOutcome => ({
@@ -109,17 +118,6 @@ interface SecretRef {
   name: string;
 }
 
-/** `https://<vault>.vault.azure.net/secrets/<name>/<version>` → name; else the `<name>` of `<vault>/<name>`. */
-function secretNameOf(ctx: BindingContext): string {
-  try {
-    const parts = new URL(ctx.secretId).pathname.split('/').filter(Boolean);
-    if (parts[0]?.toLowerCase() === 'secrets' && parts[1]) return decodeURIComponent(parts[1]);
-  } catch {
-    // not a URL: fall through
-  }
-  return ctx.certificateId.split('/').pop() ?? ctx.certificateId;
-}
-
 const same = (a: string | undefined | null, b: string | undefined | null) =>
   !!a && !!b && a.toLowerCase() === b.toLowerCase();
 const region = (location: string) => location.replace(/\s+/g, '').toLowerCase();
@@ -138,14 +136,15 @@ type ClientFor = (subscriptionId: string) => WebSiteManagementClient;
  */
 function createImporter(
   clientFor: ClientFor,
-  certificates: AppServiceCertificate[],
+  inventory: AppServiceCertificate[],
   secret: SecretRef,
   expected: string,
+  wait: ImportWait,
 ): (b: HostBinding) => Promise<string> {
   const pending = new Map<string, Promise<string>>();
   const importFor = async (b: HostBinding): Promise<string> => {
     const { subscriptionId, resourceGroup, location, serverFarmId } = b.site;
-    const inSpace = certificates.filter(
+    const inSpace = inventory.filter(
       (c) =>
         same(c.subscriptionId, subscriptionId) &&
         same(c.resourceGroup, resourceGroup) &&
@@ -156,19 +155,21 @@ function createImporter(
     const existing = inSpace.find((c) => references(c, secret));
     const farm = existing?.serverFarmId ?? serverFarmId;
     if (!farm) throw new Error(`${siteId(b.site)} reports no App Service plan (serverFarmId)`);
-    const name = existing?.name ?? freshName(certificates, b, secret);
+    const name = existing?.name ?? freshName(inventory, b, secret);
     const where = `App Service certificate '${name}' in resource group '${resourceGroup}' (${location})`;
     let cert;
+    const certificates = clientFor(subscriptionId).certificates;
     try {
-      cert = await clientFor(subscriptionId).certificates.createOrUpdate(resourceGroup, name, {
+      cert = await certificates.createOrUpdate(resourceGroup, name, {
         location: existing?.location ?? location,
         keyVaultId: secret.keyVaultId,
         keyVaultSecretName: secret.name,
         serverFarmId: farm,
       });
+      cert = await importFinished(cert, () => certificates.get(resourceGroup, name), wait);
     } catch (err) {
       throw new Error(
-        `importing ${where} from Key Vault secret '${secret.name}' failed: ${describeArmError(err)}`,
+        `importing ${where} from Key Vault secret '${secret.name}' failed: ${err instanceof ImportError ? err.message : describeArmError(err)}`,
       );
     }
     const got = cert.thumbprint ? normalizeThumbprint(cert.thumbprint) : null;
@@ -179,7 +180,7 @@ function createImporter(
           'may read the vault’s secrets, and that the new version is enabled)',
       );
     }
-    certificates.push({ subscriptionId, resourceGroup, name, location, thumbprint: got, serverFarmId: farm });
+    inventory.push({ subscriptionId, resourceGroup, name, location, thumbprint: got, serverFarmId: farm });
     return got;
   };
   return (b) => {
@@ -191,6 +192,41 @@ function createImporter(
     }
     return p;
   };
+}
+
+interface ImportWait {
+  timeoutMs: number;
+  intervalMs: number;
+}
+
+class ImportError extends Error {}
+
+/**
+ * App Service imports from Key Vault asynchronously: the PUT answers `keyVaultSecretStatus: Initialized` (a re-sent
+ * certificate still shows its old thumbprint) and the certificate turns `Succeeded` once App Service has read the
+ * secret, or carries a failed status (`AzureServiceUnauthorizedToAccessKeyVault`, `KeyVaultSecretDoesNotExist`, …).
+ * Reads the certificate until it is done, for at most `timeoutMs`; a failed status names what to grant or fix.
+ */
+async function importFinished(
+  first: Certificate,
+  read: () => Promise<Certificate>,
+  wait: ImportWait,
+): Promise<Certificate> {
+  const started = Date.now();
+  let cert = first;
+  for (;;) {
+    // no status: an uploaded certificate, or an API that does not report one: nothing to wait for
+    if (cert.keyVaultSecretStatus === undefined) return cert;
+    const s = keyVaultSecretStatus(cert.keyVaultSecretStatus);
+    if (s.state === 'succeeded') return cert;
+    if (s.state === 'failed') throw new ImportError(`App Service reports keyVaultSecretStatus ${s.hint}`);
+    if (Date.now() - started >= wait.timeoutMs)
+      throw new ImportError(
+        `App Service has not finished reading the secret after ${Math.round(wait.timeoutMs / 1000)} s (keyVaultSecretStatus ${cert.keyVaultSecretStatus}); retried later`,
+      );
+    await new Promise((r) => setTimeout(r, wait.intervalMs));
+    cert = await read();
+  }
 }
 
 /** `<vault>-<secret>`, plus the region when that name is already taken in the resource group. */
@@ -284,30 +320,6 @@ async function bindOne(b: HostBinding, deps: BindDeps): Promise<BindingOutcome> 
 }
 
 /** Adds the live probe where there is an endpoint; a host name that does not serve the new leaf fails. */
-async function verified(
-  o: BindingOutcome,
-  b: HostBinding,
-  opts: AppServiceTargetOptions,
-): Promise<BindingOutcome> {
-  const endpoint = opts.probe?.(b.hostName);
-  if (!endpoint || !o.after) return o;
-  const probe = await probeSettled(endpoint, o.after, opts.probeSettleMs ?? 30_000);
-  if (probe.ok) return { ...o, detail: `${o.detail}; live: ${probe.detail}`, probe };
-  return {
-    ...o,
-    status: 'failed',
-    detail: `${o.detail}, but the live endpoint does not serve it: ${probe.detail}`,
-    probe,
-  };
-}
-
-/** App Service front ends pick a new binding up within seconds: ask again until it shows or time is up. */
-async function probeSettled(e: AppServiceProbeEndpoint, expected: string, settleMs: number): Promise<Probe> {
-  const started = Date.now();
-  let probe = await probeTls({ ...e, expectedThumbprint: expected, timeoutMs: 5_000 });
-  while (!probe.ok && Date.now() - started < settleMs) {
-    await new Promise((r) => setTimeout(r, 250));
-    probe = await probeTls({ ...e, expectedThumbprint: expected, timeoutMs: 5_000 });
-  }
-  return probe;
+function verified(o: BindingOutcome, b: HostBinding, opts: AppServiceTargetOptions): Promise<BindingOutcome> {
+  return withProbe(o, opts.probe?.(b.hostName), opts.probeSettleMs ?? 30_000);
 }

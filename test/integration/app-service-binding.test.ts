@@ -60,6 +60,7 @@ const target = (over: Partial<AppServiceTargetOptions> = {}) =>
     subscriptions: [{ subscriptionId: SUB_A }, { subscriptionId: SUB_B, resourceGroups: ['rg-b'] }],
     keyVaultResourceId: () => KV_ID,
     concurrency: 4,
+    importPollMs: 20,
     ...over,
   });
 

@@ -3,6 +3,7 @@
  * operations Certflow uses, App Service's validation of certificate imports and host name bindings, paging.
  */
 import { X509Certificate } from 'node:crypto';
+import { ArmError, noRoute, parseArmPath, resourceNotFound, type ArmCall } from './arm-fake';
 import {
   bindingJson,
   certificateJson,
@@ -15,59 +16,25 @@ import {
   type ArmState,
   type FakeApp,
   type FakeBinding,
+  type FakeCertificate,
   type SslState,
 } from './arm-appservice-state';
 
 export const ARM_API_VERSION = '2025-05-01';
 
-export class ArmError extends Error {
-  constructor(
-    readonly status: number,
-    readonly code: string,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-export interface Call {
-  method: string;
-  url: URL;
-  body: unknown;
-  pageSize: number;
-  base: string;
-}
+export { ArmError };
 
 /**
  * `/subscriptions/{s}[/resourceGroups/{rg}]/providers/Microsoft.Web/{type}/{name}/{type}/{name}…`: the chain
  * of types decides the handler; odd length means a collection.
  */
-export function route(state: ArmState, call: Call): unknown {
-  const seg = call.url.pathname.split('/').filter(Boolean).map(decodeURIComponent);
-  const lower = seg.map((s) => s.toLowerCase());
-  let i = 0;
-  const notFound = () =>
-    new ArmError(
-      404,
-      'NotFound',
-      `No HTTP resource was found that matches the request URI '${call.url.pathname}'.`,
-    );
-  if (lower[i++] !== 'subscriptions' || !seg[i]) throw notFound();
-  const sub = seg[i++] as string;
-  let rg: string | null = null;
-  if (lower[i] === 'resourcegroups') {
-    rg = seg[i + 1] ?? null;
-    i += 2;
-  }
-  if (lower[i] !== 'providers' || lower[i + 1] !== 'microsoft.web') throw notFound();
-  const chain = seg.slice(i + 2);
-  const types = chain
-    .filter((_, j) => j % 2 === 0)
-    .map((t) => t.toLowerCase())
-    .join('/');
-  const names = chain.filter((_, j) => j % 2 === 1);
-  const op = `${call.method} ${types}${chain.length % 2 === 1 ? '' : '/{}'}`;
-  const list = (items: unknown[]) => page(items, call);
+export function route(state: ArmState, call: ArmCall): unknown {
+  const notFound = () => noRoute(call.url.pathname);
+  const parsed = parseArmPath(call.seg, 'Microsoft.Web');
+  if (!parsed) throw notFound();
+  const { sub, rg, types, names } = parsed;
+  const op = `${call.method} ${types}${parsed.collection ? '' : '/{}'}`;
+  const list = (items: unknown[]) => call.page(items);
   const inScope = (x: { subscriptionId: string; resourceGroup: string }) =>
     x.subscriptionId.toLowerCase() === sub.toLowerCase() &&
     (rg === null || x.resourceGroup.toLowerCase() === rg.toLowerCase());
@@ -75,7 +42,9 @@ export function route(state: ArmState, call: Call): unknown {
   if (op === 'GET sites')
     return list([...state.apps.values()].filter((a) => !a.slot && inScope(a)).map(siteJson));
   if (op === 'GET certificates')
-    return list([...state.certificates.values()].filter(inScope).map(certificateJson));
+    return list(
+      [...state.certificates.values()].filter(inScope).map((c) => certificateJson(state.advanceImport(c))),
+    );
   if (op === 'GET serverfarms') {
     return list(
       [...state.plans.entries()].filter(([k]) => inScopeId(k, sub, rg)).map(([, p]) => planJson(p.id, p)),
@@ -92,6 +61,7 @@ export function route(state: ArmState, call: Call): unknown {
     case 'GET certificates/{}': {
       const c = state.certificates.get(key(sub, rg, n0));
       if (!c) throw missing('certificates', n0, rg);
+      state.advanceImport(c);
       return certificateJson(c);
     }
     case 'PUT certificates/{}':
@@ -137,13 +107,8 @@ const sameApp = (a: FakeApp, sub: string, rg: string, site: string) =>
   key(a.subscriptionId, a.resourceGroup, a.site) === key(sub, rg, site);
 
 /** ARM's own 404 for a resource that does not exist (also what a deleted site answers). */
-function missing(type: string, name: string, rg: string): ArmError {
-  return new ArmError(
-    404,
-    'ResourceNotFound',
-    `The Resource 'Microsoft.Web/${type}/${name}' under resource group '${rg}' was not found. For more details please go to https://aka.ms/ARMResourceNotFoundFix`,
-  );
-}
+const missing = (type: string, name: string, rg: string) =>
+  resourceNotFound(`Microsoft.Web/${type}`, name, rg);
 
 function appOf(state: ArmState, sub: string, rg: string, site: string, slot?: string): FakeApp {
   const app = state.app(sub, rg, site, slot ?? null);
@@ -160,7 +125,12 @@ function props(body: unknown): Record<string, unknown> {
 
 const str = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
 
-/** Key Vault import: App Service reads the secret's current version now, as a PUT (new or re-sent) makes it. */
+/**
+ * Key Vault import, asynchronous as on real App Service: the PUT answers `keyVaultSecretStatus: Initialized` (a new
+ * certificate already shows the secret's thumbprint, as the Azure CLI's recorded import does; a re-sent one keeps its
+ * old thumbprint); App Service then reads the secret and, some reads later (`importPolls`), the certificate is
+ * `Succeeded` with the new thumbprint, or carries a failed status (`failImport`) and keeps what it had.
+ */
 function importCertificate(state: ArmState, sub: string, rg: string, name: string, body: unknown) {
   const p = props(body);
   const location = str((body as { location?: unknown }).location);
@@ -207,16 +177,24 @@ function importCertificate(state: ArmState, sub: string, rg: string, name: strin
       `Another certificate exists with same thumbprint ${secret.thumbprint} at location ${location} in the Resource Group ${rg}.`,
     );
   }
-  const cert = {
+  const had = state.certificates.get(key(sub, rg, name));
+  const cert: FakeCertificate = {
+    ...(had ?? describeX509(secret.x509)),
     subscriptionId: sub,
     resourceGroup: rg,
-    name: state.certificates.get(key(sub, rg, name))?.name ?? name,
+    name: had?.name ?? name,
     location,
     serverFarmId: plan.id,
     keyVaultId,
     keyVaultSecretName: secretName,
-    thumbprint: secret.thumbprint,
-    ...describeX509(secret.x509),
+    thumbprint: had?.thumbprint ?? secret.thumbprint,
+    keyVaultSecretStatus: 'Initialized',
+    importing: {
+      thumbprint: secret.thumbprint,
+      facts: describeX509(secret.x509),
+      pollsLeft: state.importPolls,
+      fail: state.importFailures.get(key(keyVaultId, secretName)),
+    },
   };
   state.certificates.set(key(sub, rg, name), cert);
   return cert;
@@ -271,14 +249,4 @@ function putBinding(state: ArmState, app: FakeApp, hostName: string, body: unkno
   const b: FakeBinding = { hostName: existing.hostName, sslState, thumbprint };
   app.bindings.set(hostName.toLowerCase(), b);
   return b;
-}
-
-function page(items: unknown[], call: Call) {
-  const skip = Number(call.url.searchParams.get('$skiptoken') ?? 0);
-  const value = items.slice(skip, skip + call.pageSize);
-  if (skip + call.pageSize >= items.length) return { value };
-  const next = new URL(call.url.pathname, call.base);
-  next.searchParams.set('api-version', ARM_API_VERSION);
-  next.searchParams.set('$skiptoken', String(skip + call.pageSize));
-  return { value, nextLink: next.toString() };
 }

@@ -38,6 +38,15 @@ export interface FakeCertificate {
   hostNames: string[];
   expirationDate?: string;
   issueDate?: string;
+  /** App Service's view of the Key Vault secret: `Initialized` while an import runs, then `Succeeded` or a failure. */
+  keyVaultSecretStatus?: string;
+  /** An import App Service has not finished: what it will show, after how many more reads, or the failure. */
+  importing?: {
+    thumbprint: string;
+    facts: Pick<FakeCertificate, 'subjectName' | 'hostNames' | 'issueDate' | 'expirationDate'>;
+    pollsLeft: number;
+    fail?: string;
+  };
 }
 
 export interface KeyMaterial {
@@ -61,14 +70,32 @@ export function createArmState() {
     return x;
   };
 
-  return {
+  const importFailures = new Map<string, string>(); // key(keyVaultId, secretName) → failed keyVaultSecretStatus
+  const state = {
     plans,
     apps,
     certificates,
     secrets,
     material,
+    importFailures,
+    /** Reads of a certificate before App Service finishes importing it (0: done by the first read after the PUT). */
+    importPolls: 1,
     clear() {
-      for (const m of [plans, apps, certificates, secrets, material]) m.clear();
+      for (const m of [plans, apps, certificates, secrets, material, importFailures]) m.clear();
+      state.importPolls = 1;
+    },
+    /** One read of a certificate: an import in progress moves on, and ends after its reads. */
+    advanceImport(c: FakeCertificate): FakeCertificate {
+      const i = c.importing;
+      if (!i) return c;
+      if (i.pollsLeft > 0) {
+        i.pollsLeft--;
+        return c;
+      }
+      c.importing = undefined;
+      if (i.fail) c.keyVaultSecretStatus = i.fail;
+      else Object.assign(c, i.facts, { thumbprint: i.thumbprint, keyVaultSecretStatus: 'Succeeded' });
+      return c;
     },
     app(subscriptionId: string, resourceGroup: string, site: string, slot: string | null = null) {
       return apps.get(
@@ -102,6 +129,7 @@ export function createArmState() {
     },
     rememberMaterial: (m: KeyMaterial) => thumbprintOf(remember(m)),
   };
+  return state;
 }
 
 export type ArmState = ReturnType<typeof createArmState>;
@@ -142,21 +170,36 @@ export function siteJson(a: FakeApp) {
       state: 'Running',
       hostNames: [host, ...custom.map((b) => b.hostName)],
       enabledHostNames: [host, scm, ...custom.map((b) => b.hostName)],
+      // explicit nulls, as the real service sends them
       hostNameSslStates: [
-        { name: host, sslState: 'Disabled', hostType: 'Standard' },
-        { name: scm, sslState: 'Disabled', hostType: 'Repository' },
+        { name: host, hostType: 'Standard' },
+        { name: scm, hostType: 'Repository' },
         ...custom.map((b) => ({
           name: b.hostName,
           sslState: b.sslState,
-          ...(b.thumbprint ? { thumbprint: b.thumbprint } : {}),
+          thumbprint: b.thumbprint,
           hostType: 'Standard',
         })),
-      ],
+      ].map((x) => ({
+        name: x.name,
+        sslState: 'sslState' in x ? x.sslState : 'Disabled',
+        ipBasedSslResult: null,
+        virtualIP: null,
+        virtualIPv6: null,
+        thumbprint: ('thumbprint' in x ? x.thumbprint : undefined) ?? null,
+        certificateResourceId: null,
+        toUpdate: null,
+        toUpdateIpBasedSsl: null,
+        ipBasedSslState: 'NotConfigured',
+        hostType: x.hostType,
+      })),
       serverFarmId: a.serverFarmId,
       resourceGroup: a.resourceGroup,
       defaultHostName: host,
       httpsOnly: true,
       enabled: true,
+      siteScopedCertificatesEnabled: false,
+      keyVaultReferenceIdentity: 'SystemAssigned',
     },
   };
 }
@@ -195,7 +238,7 @@ export function certificateJson(c: FakeCertificate) {
         ? {
             keyVaultId: c.keyVaultId,
             keyVaultSecretName: c.keyVaultSecretName,
-            keyVaultSecretStatus: 'Succeeded',
+            keyVaultSecretStatus: c.keyVaultSecretStatus ?? 'Succeeded',
           }
         : {}),
       serverFarmId: c.serverFarmId,

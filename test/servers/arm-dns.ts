@@ -7,6 +7,11 @@
  * PreconditionFailed), PUT 201 on create and 200 on update, DELETE 200 or 204 when absent, ARM's CloudError
  * bodies, bearer tokens for https://management.azure.com checked against a JWKS, RBAC actions that a test
  * can deny (403 AuthorizationFailed), and injected throttling (429 with Retry-After).
+ * Error bodies as Azure sends them (recorded: net/sdk/dns/Azure.ResourceManager.Dns/tests/SessionRecords/RecordTest/
+ * TxtRecordOperationTest.json in Azure/azure-sdk-assets): the DNS provider's own errors (record set 404 `NotFound`,
+ * 412 `PreconditionFailed`) come bare, `{ code, message }`; ARM's front door (401, 403, 429, api-version, a missing
+ * zone) wraps them in `{ error: { code, message } }`. `errorBodies: 'wrapped'` wraps every error, so both shapes
+ * reach the adapter. DELETE answers 200 with an empty body, like the recording.
  * Not modelled: other record types' validation, zone CRUD, list paging, private zones.
  */
 import crypto from 'node:crypto';
@@ -30,6 +35,8 @@ export interface ArmDnsServerOptions {
   jwks: Jwks;
   tls: { certPem: string; keyPem: string };
   zones: ArmDnsZone[];
+  /** 'as-azure' (default): the DNS provider's errors bare, ARM's wrapped; 'wrapped': every error wrapped. */
+  errorBodies?: 'as-azure' | 'wrapped';
 }
 
 export interface StoredRecordSet {
@@ -59,6 +66,8 @@ export interface ArmDnsServer {
   throttle(opts: { count: number; retryAfterSeconds: number; match?: string }): void;
   /** Runs `fn` once, just before the next PUT or DELETE is handled: a concurrent change by someone else. */
   beforeNextWrite(fn: () => void): void;
+  /** Switches the shape of the DNS provider's error bodies (see ArmDnsServerOptions.errorBodies). */
+  setErrorBodies(shape: 'as-azure' | 'wrapped'): void;
   /** RBAC: refuse this action (e.g. 'Microsoft.Network/dnsZones/TXT/write') with 403. */
   deny(action: string): void;
   stop(): Promise<void>;
@@ -75,6 +84,10 @@ export async function startArmDnsServer(opts: ArmDnsServerOptions): Promise<ArmD
   const denied = new Set<string>();
   let beforeWrite: (() => void) | undefined;
   const key = (zone: string, type: string, name: string) => `${zone}/${type}/${name}`.toLowerCase();
+  let errorBodies = opts.errorBodies ?? 'as-azure';
+  /** An error of the DNS provider itself (not of ARM's front door): bare unless every error is wrapped. */
+  const dnsError = (code: string, message: string) =>
+    errorBodies === 'wrapped' ? cloudError(code, message) : { code, message };
   const newEtag = () => crypto.randomUUID();
 
   function handle(
@@ -156,7 +169,7 @@ export async function startArmDnsServer(opts: ArmDnsServerOptions): Promise<ArmD
       (ifNoneMatch === '*' && !!current);
     const preconditionFailed = () => ({
       status: 412,
-      json: cloudError(
+      json: dnsError(
         'PreconditionFailed',
         `The condition '${ifMatch ?? ifNoneMatch}' in the ${ifMatch !== undefined ? 'If-Match' : 'If-None-Match'} header was not satisfied. The current was '${current?.etag ?? 'n/a'}'.`,
       ),
@@ -165,7 +178,7 @@ export async function startArmDnsServer(opts: ArmDnsServerOptions): Promise<ArmD
       if (!current) {
         return {
           status: 404,
-          json: cloudError(
+          json: dnsError(
             'NotFound',
             `The resource record '${name}' does not exist in resource group '${rg}' of subscription '${sub}'.`,
           ),
@@ -251,6 +264,7 @@ export async function startArmDnsServer(opts: ArmDnsServerOptions): Promise<ArmD
     throttle: (t) => throttles.push({ ...t }),
     beforeNextWrite: (fn) => (beforeWrite = fn),
     deny: (action) => denied.add(action),
+    setErrorBodies: (shape) => void (errorBodies = shape),
     stop: () =>
       new Promise<void>((resolve) => {
         server.close(() => resolve());

@@ -23,6 +23,8 @@ interface MemoryCert {
   tags: Record<string, string>;
   lifetimePercentage?: number;
   daysBeforeExpiry?: number;
+  issuerName?: string;
+  lifetimeAction?: 'AutoRenew' | 'EmailContacts';
 }
 
 export interface AddOptions {
@@ -35,6 +37,9 @@ export interface AddOptions {
   daysBeforeExpiry?: number;
   /** False: created in the vault, never issued (version null). */
   issued?: boolean;
+  /** The policy's issuer [Unknown] and lifetime action [not reported] (observe-mode certificates, the audit). */
+  issuerName?: string;
+  lifetimeAction?: 'AutoRenew' | 'EmailContacts';
 }
 
 export type MemoryVault = Vault & {
@@ -81,10 +86,11 @@ export function createMemoryVault(name: string): MemoryVault {
       policy: {
         subject: `CN=${n}.example.test`,
         dnsNames: [`${n}.example.test`],
-        issuerName: 'Unknown',
+        issuerName: c.issuerName ?? 'Unknown',
         key: { keyType: 'EC', curve: 'P-256', reuseKey: false, exportable: true },
         lifetimePercentage: c.lifetimePercentage,
         daysBeforeExpiry: c.daysBeforeExpiry,
+        ...(c.lifetimeAction ? { lifetimeAction: c.lifetimeAction } : {}),
       },
       pendingOperation: false,
     };
@@ -101,6 +107,8 @@ export function createMemoryVault(name: string): MemoryVault {
         tags: o.tags ?? {},
         lifetimePercentage: o.lifetimePercentage,
         daysBeforeExpiry: o.daysBeforeExpiry,
+        issuerName: o.issuerName,
+        lifetimeAction: o.lifetimeAction,
       });
     },
     renew(n) {

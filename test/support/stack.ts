@@ -4,7 +4,7 @@
  * nginx serving the certificate, and an SMTP server. Used by the end-to-end tests (`npm start` uses the local vault and dev CA instead).
  */
 import { generateKeyPairSync } from 'node:crypto';
-import { createActivities, type Activities } from '../../activities/index';
+import { createActivities, type Activities, type ActivityDeps } from '../../activities/index';
 import { createAcmeIssuer } from '../../activities/issuers/acme';
 import { createChalltestsrvDns } from '../../activities/issuers/dns-challtestsrv';
 import type { FileBindingTarget } from '../../activities/bindings/file-reload';
@@ -29,6 +29,8 @@ export interface LocalStackOptions {
   /** Key Vault lifetime action for the demo certificate (percentage of lifetime). */
   lifetimePercentage?: number;
   vaultDataDir?: string;
+  /** More consumers of the certificate than the nginx file target (e.g. Azure targets over ARM fakes). */
+  bindings?: ActivityDeps['bindings'];
 }
 
 export interface LocalStack {
@@ -121,6 +123,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
       vaults: new Map([[kv.vaultName, vault]]),
       issuers: new Map([[issuerName, issuer]]),
       fileBindings: (id) => (id === certificateId ? [binding] : []),
+      ...(opts.bindings ? { bindings: opts.bindings } : {}),
       notifier,
       trustAnchorsPem: (name) => (name === issuerName ? [pebbleRootPem] : undefined),
     });

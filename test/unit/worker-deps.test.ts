@@ -466,3 +466,89 @@ describe('SSH hosts', () => {
     );
   });
 });
+
+describe('Azure consumers in the worker configuration', () => {
+  const consumer = (kind: string, name: string, extra: Record<string, unknown> = {}) => ({
+    kind,
+    name,
+    certificates: { pattern: 'kv/*' },
+    subscriptions: [{ subscriptionId: SUB, resourceGroups: ['rg-edge'] }],
+    ...extra,
+  });
+  const config = (extra: Record<string, unknown>, vault: Record<string, unknown> = { resourceId: KV_ID }) =>
+    parseConfig(
+      {
+        vaults: [{ kind: 'azure', name: 'kv', url: 'https://kv.vault.azure.net', ...vault }],
+        ...extra,
+      },
+      {},
+    );
+
+  it('builds Application Gateway, Front Door, API Management and App Service Certificate targets, and the orders', async () => {
+    const deps = await buildDeps(
+      config({
+        bindings: [
+          consumer('app-gateway', 'gateways', {
+            probe: { port: 8443, settleSeconds: 5 },
+            pollIntervalSeconds: 5,
+          }),
+          consumer('front-door', 'edge', { cloud: 'usgov' }),
+          consumer('api-management', 'apis'),
+          consumer('app-service-certificate-order', 'bought', { certificates: { pattern: '**' } }),
+        ],
+        certificateOrders: { subscriptions: [{ subscriptionId: SUB }] },
+      }),
+      { env },
+    );
+    try {
+      expect(deps.bindings?.('kv/www', {}).map((t) => `${t.kind}:${t.name}`)).toEqual([
+        'app-gateway:gateways',
+        'front-door:edge',
+        'api-management:apis',
+        'app-service-certificate-order:bought',
+      ]);
+      expect(typeof deps.certificateOrders?.renew).toBe('function');
+    } finally {
+      await deps.close();
+    }
+  });
+
+  it('refuses a Front Door binding whose vault has no resourceId, and an order binding without certificateOrders', async () => {
+    const err = await buildDeps(
+      config(
+        { bindings: [consumer('front-door', 'edge'), consumer('app-service-certificate-order', 'bought')] },
+        {},
+      ),
+      { env },
+    ).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ConfigError);
+    expect((err as ConfigError).issues.map((i) => `${i.path}: ${i.message}`)).toEqual([
+      expect.stringMatching(
+        /^vaults\[0\]\.resourceId: missing: .*bindings\[0\] \(front-door\) imports certificates from it$/,
+      ),
+      expect.stringMatching(
+        /^certificateOrders: missing: expected \{ subscriptions, credential\? \} .*bindings\[1\] \(app-service-certificate-order\)/,
+      ),
+    ]);
+  });
+
+  it('names the field of a bad value', () => {
+    const bad = (b: Record<string, unknown>) => {
+      try {
+        config({ bindings: [b] });
+        return '';
+      } catch (e) {
+        return (e as ConfigError).issues.map((i) => `${i.path}: ${i.message}`).join('\n');
+      }
+    };
+    expect(bad(consumer('app-gateway', 'gw', { subscriptions: [] }))).toMatch(
+      /bindings\[0\]\.subscriptions: expected at least one subscription/,
+    );
+    expect(bad(consumer('api-management', 'apis', { pollIntervalSeconds: 0 }))).toMatch(
+      /pollIntervalSeconds: expected pollIntervalSeconds of at least 1/,
+    );
+    expect(bad(consumer('front-door', 'edge', { probe: { hostNames: ['*.contoso.com'] } }))).toMatch(
+      /probe\.hostNames\[0\]: expected a host name/,
+    );
+  });
+});
