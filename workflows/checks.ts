@@ -14,6 +14,9 @@ const { checkEnrollment } = proxyActivities<Activities>({
   retry: { maximumAttempts: 2 },
 });
 
-export async function enrollmentCheck(input: { certificateId: string; issuer: string }): Promise<EnrollmentCheck> {
+export async function enrollmentCheck(input: {
+  certificateId: string;
+  issuer: string;
+}): Promise<EnrollmentCheck> {
   return checkEnrollment(input);
 }
