@@ -51,6 +51,11 @@ export interface CertificateState {
   key?: { type: string; size?: number; curve?: string } | null;
   /** An Unknown-issuer operation is waiting for a merge. */
   pendingOperation: boolean;
+  /**
+   * What the vault says needs a person (an App Service Certificate order: domain verification pending, renewal
+   * failed, auto-renew off): shown in status and mail. Absent when nothing does.
+   */
+  conditions?: Array<{ type: string; message: string }>;
 }
 
 /** What a worker says about enrolling a certificate with an issuer (`certflow enroll` asks before starting). */
