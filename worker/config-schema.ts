@@ -5,6 +5,7 @@
  */
 import { isIP, isIPv6 } from 'node:net';
 import { z } from 'zod';
+import { dnsGlobProblem } from '../activities/globs';
 import { CERTIFICATE_MODES } from '../workflows/lifecycle/mode';
 import { MAX_JITTER_MINUTES, MIN_LIFETIME_PERCENTAGE } from '../workflows/policy';
 import { discoverySchema } from './discovery-config';
@@ -241,6 +242,17 @@ const vault = z.discriminatedUnion('kind', [
 
 const trustAnchorFiles = z.array(text('a path to a root certificate (PEM)')).optional();
 const rateLimit = z.strictObject({ perSecond: positive('perSecond') }).optional();
+/** DNS-name globs this issuer may be asked for (activities/globs.ts); any name when absent. */
+const allowedNames = z
+  .array(
+    z.string({ error: expect('a DNS name glob like "*.example.com"') }).superRefine((v, ctx) => {
+      const problem = dnsGlobProblem(v);
+      if (problem) ctx.addIssue({ code: 'custom', message: `${problem}, like "*.example.com"` });
+    }),
+    { error: expect('a list of DNS name globs like ["*.example.com"]') },
+  )
+  .min(1, { error: 'expected at least one DNS name glob (leave allowedNames out to allow any name)' })
+  .optional();
 
 const acmeDns = z.discriminatedUnion('kind', [
   z.strictObject({
@@ -292,6 +304,7 @@ const issuer = z.discriminatedUnion('kind', [
       kind: z.literal('acme'),
       name: name('an issuer name'),
       rateLimit,
+      allowedNames,
       directoryUrl: url('https://acme-v02.api.letsencrypt.org/directory'),
       contactEmail: email,
       accountKeySecretName: name('a vault secret name for the ACME account key'),
@@ -340,6 +353,7 @@ const issuer = z.discriminatedUnion('kind', [
     kind: z.literal('dev-ca'),
     name: name('an issuer name'),
     rateLimit,
+    allowedNames,
     dir: text('a directory for the dev CA'),
     validity: z
       .strictObject({ minutes: positive('minutes').optional(), days: positive('days').optional() })
@@ -351,6 +365,7 @@ const issuer = z.discriminatedUnion('kind', [
     kind: z.literal('command'),
     name: name('an issuer name'),
     rateLimit,
+    allowedNames,
     ...command.shape,
     env: z
       .record(
