@@ -389,6 +389,12 @@ export const selectorSchema = z
   })
   .refine((s) => s.ids !== undefined || s.pattern !== undefined || s.tag !== undefined, {
     error: 'expected at least one of ids, pattern or tag',
+  })
+  // a tag alone would let anyone who may tag a certificate route it into this binding
+  .refine((s) => s.tag === undefined || s.ids !== undefined || s.pattern !== undefined, {
+    path: ['tag'],
+    error:
+      'expected ids or pattern together with tag: a tag only narrows the certificates that ids or pattern pick',
   });
 
 const bindingBase = { name: name('a binding name'), certificates: selectorSchema };

@@ -321,14 +321,14 @@ export function selectorMatches(
   certificateId: string,
   tags: Record<string, string>,
 ): boolean {
-  return (
+  const picked =
     (s.ids?.includes(certificateId) ?? false) ||
-    (s.pattern !== undefined && globMatch(s.pattern, certificateId)) ||
-    (s.tag !== undefined && tags[s.tag.name] === s.tag.value)
-  );
+    (s.pattern !== undefined && globMatch(s.pattern, certificateId));
+  // the tag narrows what ids or pattern picked, never widens it (config-schema.ts refuses a tag alone)
+  return picked && (s.tag === undefined || tags[s.tag.name] === s.tag.value);
 }
 
-/** The bindings whose selector picks this certificate (by id, id pattern, or tag), in configuration order. */
+/** The bindings whose selector picks this certificate (by id or id pattern, narrowed by tag), in configuration order. */
 export function selectBindings(
   config: Pick<CertflowConfig, 'bindings'>,
   certificateId: string,

@@ -21,7 +21,7 @@ import { connectTemporal, monitorConnection, type ConnectionMonitor } from './co
 import { buildDeps } from './deps';
 import { enrollConfigured } from './enroll-configured';
 import { createFleetActivities } from '../activities/fleet';
-import { discoveryPlan } from './discovery-config';
+import { discoveryPlan, discoveryTag } from './discovery-config';
 import { deleteDiscoverySchedule, ensureDiscoverySchedule } from './schedule';
 import { startHttpServer, type Readiness, type RouteHandler } from './http';
 import { createIssuerWorkers } from './issuer-workers';
@@ -185,7 +185,14 @@ async function main(): Promise<void> {
     const client = new Client({ connection, namespace: config.temporal.namespace });
     const activities = {
       ...createActivities(deps),
-      ...createFleetActivities({ vaults: deps.vaults, client, taskQueue: config.taskQueue }),
+      ...createFleetActivities({
+        vaults: deps.vaults,
+        client,
+        taskQueue: config.taskQueue,
+        ...(config.discovery && discoveryTag(config.discovery)
+          ? { requiredTag: discoveryTag(config.discovery) }
+          : {}),
+      }),
     };
 
     const t0 = Date.now();

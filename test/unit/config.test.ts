@@ -198,7 +198,7 @@ describe('parseConfig', () => {
       {
         kind: 'webhook',
         name: 'hook',
-        certificates: { tag: { name: 'team', value: 'x' } },
+        certificates: { pattern: 'kv-prod/*', tag: { name: 'team', value: 'x' } },
         url: 'ftp://x',
         secret: { env: 'S' },
       },
@@ -558,7 +558,11 @@ describe('selectBindings', () => {
     bindings: [
       { kind: 'webhook', name: 'by-id', certificates: { ids: ['kv-prod/api'] } },
       { kind: 'webhook', name: 'by-pattern', certificates: { pattern: 'kv-prod/www-*' } },
-      { kind: 'webhook', name: 'by-tag', certificates: { tag: { name: 'Team', value: 'web' } } },
+      {
+        kind: 'webhook',
+        name: 'by-tag',
+        certificates: { pattern: 'kv-test/*', tag: { name: 'Team', value: 'web' } },
+      },
       { kind: 'webhook', name: 'everything', certificates: { pattern: '**' } },
     ],
   } as unknown as CertflowConfig;
@@ -570,6 +574,22 @@ describe('selectBindings', () => {
     expect(names('kv-prod/www-example-com')).toEqual(['by-pattern', 'everything']);
     expect(names('kv-test/www-x', { Team: 'web' })).toEqual(['by-tag', 'everything']);
     expect(names('kv-test/www-x', { Team: 'api' })).toEqual(['everything']);
+  });
+
+  it('a tag narrows what ids or pattern pick and never widens it; a tag alone is refused', () => {
+    // the tag on a certificate outside the pattern does not route it into the binding
+    expect(names('kv-prod/evil', { Team: 'web' })).toEqual(['everything']);
+    const c = base();
+    c.bindings.push({
+      kind: 'webhook',
+      name: 'tag-only',
+      certificates: { tag: { name: 'Team', value: 'web' } },
+      url: 'https://hooks.example.com/x',
+      secret: { env: 'S' },
+    });
+    expect(problems(c)).toEqual([
+      'bindings[0].certificates.tag: expected ids or pattern together with tag: a tag only narrows the certificates that ids or pattern pick',
+    ]);
   });
 
   it('globs: * stays within a segment, ** crosses, ? is one character, the rest is literal', () => {
