@@ -596,13 +596,51 @@ const notify = z
   })
   .prefault({});
 
+const eventGrid = z
+  .strictObject({
+    /** The shared key (at least 32 characters, checked at start), sent in the aeg-sas-key header. */
+    key: secretRefSchema.optional(),
+    /** Accept the key as ?code= in the URL too (it ends up in proxy and server logs). */
+    allowKeyInUrl: bool('accept the key in the URL').optional(),
+    /** Entra ID bearer tokens (Event Grid's Microsoft Entra authentication of webhooks). */
+    entra: z
+      .strictObject({
+        tenantId: text('the directory (tenant) id'),
+        /** The Entra application the subscription gets tokens for (application id URI or client id). */
+        audience: z.union([text('an audience'), z.array(text('an audience')).min(1)], {
+          error: expect('the application id URI or client id the tokens are for (a string or a list)'),
+        }),
+        /** Default: the tenant's v2.0 and v1 issuers. */
+        issuer: z.union([text('an issuer'), z.array(text('an issuer')).min(1)]).optional(),
+        /** Default: https://login.microsoftonline.com/<tenant>/discovery/v2.0/keys. */
+        jwksUri: url('https://login.microsoftonline.com/<tenant>/discovery/v2.0/keys', [
+          'https:',
+          'http:',
+        ]).optional(),
+      })
+      .optional(),
+    /** Its own listener, apart from /metrics: default http.host and port 9465. */
+    host: text('an address to listen on, like 0.0.0.0').optional(),
+    port: int('port', 1, 65535).default(9465),
+    /** After acting on a certificate, events for it are not acted on for this long. */
+    cooldownSeconds: int('cooldownSeconds', 0, 86_400).default(3600),
+  })
+  .refine((e) => e.key !== undefined || e.entra !== undefined, {
+    error: 'expected key or entra (or both): an open endpoint would let anyone ask for renewals',
+  });
+
 const http = z
   .strictObject({
     port: int('port', 1, 65535).default(9464),
     host: text('an address to listen on, like 127.0.0.1').default('127.0.0.1'),
-    eventGrid: z.strictObject({ key: secretRefSchema }).optional(),
+    /** Key Vault's Event Grid deliveries on /eventgrid, on a listener of their own (see eventGrid below). */
+    eventGrid: eventGrid.optional(),
     /** Loopback port of the Temporal SDK's own Prometheus exporter; default: any free port. */
     sdkMetricsPort: int('sdkMetricsPort', 1, 65535).optional(),
+  })
+  .refine((h) => !h.eventGrid || h.eventGrid.port !== h.port, {
+    path: ['eventGrid', 'port'],
+    error: 'expected a port other than http.port: Event Grid gets a listener of its own, apart from /metrics',
   })
   .prefault({});
 

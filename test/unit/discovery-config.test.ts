@@ -9,7 +9,7 @@ import path from 'node:path';
 import type { Client } from '@temporalio/client';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createFleetActivities } from '../../activities/fleet';
+import { createFleetActivities, type VaultListing } from '../../activities/fleet';
 import { createLocalVault, type LocalVault } from '../../activities/vault/local';
 import { ConfigError, parseConfig } from '../../worker/config';
 import { DEFAULT_DISCOVERY_TAG, discoveryPlan, discoveryTag } from '../../worker/discovery-config';
@@ -82,7 +82,9 @@ describe('listVaultCertificates with the opt-in tag', () => {
       ...(requiredTag ? { requiredTag } : {}),
     });
     // the run's input names no tag (a schedule written before the opt-in existed)
-    return new MockActivityEnvironment().run(acts.listVaultCertificates, { vault: 'lv' });
+    return new MockActivityEnvironment().run(acts.listVaultCertificates, {
+      vault: 'lv',
+    }) as Promise<VaultListing>;
   };
 
   it('lists only certificates carrying the tag, whatever the input says', async () => {
