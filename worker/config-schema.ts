@@ -583,7 +583,10 @@ const notify = z
         host: text('an SMTP host'),
         port: int('port', 1, 65535),
         secure: bool('TLS from the first byte, port 465').optional(),
+        /** Default: on when a password is set and the host is not loopback. */
         requireTls: bool('refuse to send without STARTTLS').optional(),
+        /** Connect here instead of resolving host (TLS is still checked for host). */
+        address: address.optional(),
         user: text('an SMTP user name').optional(),
         password: secretRefSchema.optional(),
         from: text('a sender like "Certflow <certflow@example.com>"'),
