@@ -171,6 +171,7 @@ export function generalHelp(): string {
     'exit codes: 0 ok, 1 the operation failed, 2 bad usage, 3 not found or Temporal unreachable.',
     'environment: CERTFLOW_TEMPORAL_ADDRESS, CERTFLOW_TEMPORAL_NAMESPACE, CERTFLOW_TASK_QUEUE, CERTFLOW_UI_URL;',
     '  TLS: CERTFLOW_TEMPORAL_TLS_CERT, _KEY, _CA, _SERVER_NAME (files); Temporal Cloud: CERTFLOW_TEMPORAL_API_KEY.',
+    '  Plaintext beyond loopback: CERTFLOW_TEMPORAL_ALLOW_INSECURE=true; encrypted payloads: CERTFLOW_TEMPORAL_PAYLOAD_KEYS=id=key,...',
   ].join('\n');
 }
 

@@ -8,6 +8,7 @@ import { z } from 'zod';
 import { dnsGlobProblem } from '../activities/globs';
 import { CERTIFICATE_MODES } from '../workflows/lifecycle/mode';
 import { MAX_JITTER_MINUTES, MIN_LIFETIME_PERCENTAGE } from '../workflows/policy';
+import { hostOfAddress, isLoopbackHost } from '../activities/loopback';
 import { discoverySchema } from './discovery-config';
 
 /** Lifecycles cached by default: an idle fleet of 10,000 stays small (bench/fleet.ts measures it). */
@@ -166,6 +167,29 @@ const temporal = z
     apiKey: secretRefSchema.optional(),
     /** How long to keep trying to reach the server at start-up. */
     connectTimeoutSeconds: int('connectTimeoutSeconds', 1, 3600).default(60),
+    /** Plaintext gRPC to an address that is not loopback, without TLS or an API key (a private network). */
+    allowInsecure: bool('allow plaintext to a non-loopback address').optional(),
+    /** Encrypt every payload Certflow stores in Temporal (AES-256-GCM); the first key seals, all open. */
+    payloadEncryption: z
+      .strictObject({
+        keys: z
+          .array(
+            z.strictObject({
+              id: z
+                .string({ error: expect('a key id like "2025-06"') })
+                .regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'expected a key id: 1-64 letters, digits, . _ -' }),
+              key: secretRefSchema,
+            }),
+            { error: expect('a list of { id, key } (the first one encrypts)') },
+          )
+          .min(1, { error: 'expected at least one key (the first one encrypts)' }),
+      })
+      .optional(),
+  })
+  .refine((t) => !!t.tls || !!t.apiKey || !!t.allowInsecure || isLoopbackHost(hostOfAddress(t.address)), {
+    path: ['address'],
+    error:
+      'expected a loopback address, or TLS (temporal.tls) or an API key: plaintext gRPC beyond this machine exposes every history and signal; set temporal.allowInsecure: true (CERTFLOW_TEMPORAL_ALLOW_INSECURE=true) to allow it on a network you trust',
   })
   .prefault({});
 

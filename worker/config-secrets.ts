@@ -30,7 +30,7 @@ export function secretRefs(config: CertflowConfig): Array<{ path: string; ref: S
 }
 
 /** Keys of 32 bytes (AES-256), base64 or hex: local vaults and the dev CA. */
-const AES_KEY = /^(vaults\[\d+\]|issuers\[\d+\])\.encryptionKey$/;
+const AES_KEY = /^((vaults|issuers)\[\d+\]\.encryptionKey|temporal\.payloadEncryption\.keys\[\d+\]\.key)$/;
 const EVENT_GRID_KEY = 'http.eventGrid.key';
 export const MIN_EVENT_GRID_KEY = 32;
 

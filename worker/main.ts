@@ -19,7 +19,7 @@ import { createEntraTokenVerifier } from '../client/event-grid-entra';
 import { issuerTaskQueueFor } from '../workflows/messages';
 import { ConfigError, loadConfig, redactedConfig, resolveSecret, type CertflowConfig } from './config';
 import { checkSecrets } from './config-secrets';
-import { connectTemporal, monitorConnection, type ConnectionMonitor } from './connect';
+import { connectTemporal, monitorConnection, workerDataConverter, type ConnectionMonitor } from './connect';
 import { buildDeps } from './deps';
 import { enrollConfigured } from './enroll-configured';
 import { createFleetActivities } from '../activities/fleet';
@@ -176,6 +176,9 @@ async function main(): Promise<void> {
       : undefined;
     if (eventGridHttp) cleanups.push(() => eventGridHttp.close());
 
+    // payloads encrypted when configured: every Client and Worker of this process uses the same converter
+    const dataConverter = workerDataConverter(config.temporal, process.env);
+    const converter = dataConverter ? { dataConverter } : {};
     const connection = await connectTemporal(config.temporal, { logger });
     cleanups.push(() => connection.close());
     monitor = monitorConnection(connection);
@@ -187,7 +190,7 @@ async function main(): Promise<void> {
     if (eg && eventGridHttp) {
       const log = logger.child({ component: 'event-grid' });
       eventGrid = createEventGridHandler({
-        client: new Client({ connection, namespace: config.temporal.namespace }),
+        client: new Client({ connection, namespace: config.temporal.namespace, ...converter }),
         ...(eventGridKey ? { key: eventGridKey } : {}),
         ...(eg.entra
           ? {
@@ -207,7 +210,7 @@ async function main(): Promise<void> {
 
     const deps = await buildDeps(config, { metrics: metrics.sink, logger });
     cleanups.push(() => deps.close());
-    const client = new Client({ connection, namespace: config.temporal.namespace });
+    const client = new Client({ connection, namespace: config.temporal.namespace, ...converter });
     const activities = {
       ...createActivities(deps),
       ...createFleetActivities({
@@ -243,6 +246,7 @@ async function main(): Promise<void> {
       shutdownGraceTime: grace,
       identity,
       maxCachedWorkflows: config.maxCachedWorkflows,
+      ...converter,
     });
     const issuerWorkers = await createIssuerWorkers({
       connection,
@@ -252,6 +256,7 @@ async function main(): Promise<void> {
       activities,
       shutdownGraceTime: grace,
       identity,
+      ...converter,
     });
     const labelled = [
       { label: config.taskQueue, worker: main },

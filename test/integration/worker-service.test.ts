@@ -9,6 +9,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { randomBytes } from 'node:crypto';
+import { dataConverterOf } from '../../client/payload-codec';
 import { statusQuery, workflowIdFor } from '../../workflows/messages';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort, waitFor } from '../support/proc';
@@ -317,9 +318,17 @@ describe('configured certificates', () => {
     const taskQueue = `svc-enroll-${process.pid}-${Date.now().toString(36)}`;
     const vaultDir = path.join(dir, 'enroll-vault');
     process.env.CERTFLOW_TEST_VAULT_KEY ??= randomBytes(32).toString('base64');
+    // histories encrypted at rest: the worker seals every payload with this key
+    const payloadKey = randomBytes(32);
+    process.env.CERTFLOW_TEST_PAYLOAD_KEY = payloadKey.toString('base64');
     const child = startWorker(
       {
-        temporal: { address, namespace, connectTimeoutSeconds: 30 },
+        temporal: {
+          address,
+          namespace,
+          connectTimeoutSeconds: 30,
+          payloadEncryption: { keys: [{ id: 'svc-1', key: { env: 'CERTFLOW_TEST_PAYLOAD_KEY' } }] },
+        },
         taskQueue,
         vaults: [
           {
@@ -349,7 +358,12 @@ describe('configured certificates', () => {
       },
       'enroll',
     );
-    const client = new Client({ connection: await Connection.connect({ address }), namespace });
+    const connection = await Connection.connect({ address });
+    const client = new Client({
+      connection,
+      namespace,
+      dataConverter: dataConverterOf([{ id: 'svc-1', key: payloadKey }]),
+    });
     try {
       const handle = client.workflow.getHandle(workflowIdFor('svclocal/api'));
       const st = await waitFor(
@@ -364,6 +378,12 @@ describe('configured certificates', () => {
       expect(st.policy).toEqual({ source: 'override', daysBeforeExpiry: 10, jitterMinutes: 0 });
       expect(Date.parse(st.notAfter!) - Date.parse(st.nextRenewalAt!)).toBe(10 * 86_400_000);
       expect(child.stdout()).toContain('configured certificates enrolled');
+      // stored encrypted: the lifecycle's input, as the server keeps it, is sealed with the worker's key
+      const [started] = (await handle.fetchHistory()).events!;
+      const input = started!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!;
+      expect(Buffer.from(input.metadata!.encoding!).toString()).toBe('binary/encrypted');
+      expect(Buffer.from(input.metadata!['encryption-key-id']!).toString()).toBe('svc-1');
+      expect(Buffer.from(input.data!).includes(Buffer.from('svclocal/api'))).toBe(false);
       // fleet discovery: a Temporal Schedule per deployment (task queue)
       const schedule = client.schedule.getHandle(`certflow-fleet-discovery-${taskQueue}`);
       const described = await waitFor('the discovery schedule', () =>
