@@ -12,6 +12,7 @@ import {
 import { CliError, EXIT, type OptionSpecs, parseCommandArgs, usageError } from './args';
 import { type CliDeps, type Command, createContext, GLOBAL_OPTIONS } from './context';
 import { clientSettingsFromEnv, connectClient } from './connect';
+import { printableLines } from './format';
 import { audit } from './commands/audit';
 import { enroll } from './commands/enroll';
 import { history } from './commands/history';
@@ -46,7 +47,7 @@ const ID_PREFIX = 'certificate:';
 
 export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
   const [name, ...rest] = argv;
-  const say = (text: string) => void deps.err.write(`certflow: ${text}\n`);
+  const say = (text: string) => void deps.err.write(`certflow: ${printableLines(text)}\n`);
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     const topic = name === 'help' ? rest[0] : undefined;
     if (!topic) {
