@@ -2,7 +2,6 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { globMatch } from '../../activities/globs';
 import {
   ConfigError,
   loadConfig,
@@ -591,13 +590,5 @@ describe('selectBindings', () => {
     expect(problems(c)).toEqual([
       'bindings[0].certificates.tag: expected ids or pattern together with tag: a tag only narrows the certificates that ids or pattern pick',
     ]);
-  });
-
-  it('globs: * stays within a segment, ** crosses, ? is one character, the rest is literal', () => {
-    expect(globMatch('kv-*/api', 'kv-prod/api')).toBe(true);
-    expect(globMatch('*', 'kv-prod/api')).toBe(false);
-    expect(globMatch('**', 'kv-prod/api')).toBe(true);
-    expect(globMatch('kv-prod/ap?', 'kv-prod/api')).toBe(true);
-    expect(globMatch('kv.prod/*', 'kvxprod/api')).toBe(false);
   });
 });
