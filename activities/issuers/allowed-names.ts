@@ -11,8 +11,9 @@ import { ApplicationFailure } from '@temporalio/common';
 import { namesNotAllowed } from '../globs';
 import type { Issuer, IssueRequest } from '../types';
 
-/** Looks like a DNS name (a CN such as "Contoso Web" is not one, and is not checked). */
-const HOST_LIKE = /^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+\.?$/;
+/** Whether a common name looks like a DNS name (a CN such as "Contoso Web" is not one, and is not checked). */
+export const isHostLike = (cn: string | undefined): cn is string =>
+  !!cn && /^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+\.?$/.test(cn);
 
 /** The DNS names a CSR asks for: its SAN DNS entries and its CN when that is host-name-like. */
 export function csrDnsNames(csrPem: string): string[] {
@@ -33,7 +34,7 @@ export function csrDnsNames(csrPem: string): string[] {
   );
   const names: string[] = (san?.names.items ?? []).filter((n) => n.type === 'dns').map((n) => n.value);
   const cn = csr.subjectName.getField('CN')[0];
-  if (cn && HOST_LIKE.test(cn)) names.push(cn);
+  if (isHostLike(cn)) names.push(cn);
   return [...new Set(names.map((n) => n.toLowerCase()))];
 }
 

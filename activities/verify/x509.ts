@@ -15,7 +15,7 @@ import { rootCertificates } from 'node:tls';
 import * as x509 from '@peculiar/x509';
 import { ApplicationFailure } from '@temporalio/common';
 import * as pkijs from 'pkijs';
-import { nameNotAllowed } from '../issuers/allowed-names';
+import { isHostLike, nameNotAllowed } from '../issuers/allowed-names';
 import { namesNotAllowed } from '../globs';
 
 export interface VerifyIssuedChainInput {
@@ -449,7 +449,7 @@ function checkAllowed(
   allowed: NonNullable<VerifyIssuedChainInput['allowedNames']>,
 ): void {
   const cn = leaf.subjectName.getField('CN')[0];
-  const names = [...dnsNames, ...(cn && /^(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)+\.?$/.test(cn) ? [cn] : [])];
+  const names = [...dnsNames, ...(isHostLike(cn) ? [cn] : [])];
   const outside = namesNotAllowed(names, allowed.patterns);
   if (outside.length)
     throw nameNotAllowed(allowed.issuer, outside, allowed.patterns, 'in the issued certificate');
