@@ -145,6 +145,10 @@ describe('allowedNames', () => {
     const f = await failure(activities.verify({ ...input, issuer: 'guarded' }));
     expect(f.type).toBe('NameNotAllowed');
     expect(f.message).toContain('stray.evil.test (in the issued certificate)');
+    // the lifecycle's verify-and-merge step too: refused, and nothing merged
+    const g = await failure(activities.verifyAndMerge({ ...input, issuer: 'guarded' }));
+    expect(g.type).toBe('NameNotAllowed');
+    expect((await vault.describe('stray')).version).toBeNull();
   });
 
   it('keeps the wrapped issuer whole: poll is guarded too, the ARI window passes through', async () => {
