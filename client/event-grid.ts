@@ -14,7 +14,8 @@
  *
  * A leaked key must not be able to make the CA issue again and again: a renew event is acted on only when its
  * version is the certificate's current one (the lifecycle's `status` query), and each certificate gets a
- * cooldown after an action (default 1 h) during which further events for it are answered but not acted on.
+ * cooldown after a renewal request (default 1 h) during which further renew events for it are answered but not
+ * acted on. New-version events only make the lifecycle look (no CA is asked): they are always passed on.
  *
  * Answers: 200 done; 202 when an event names a certificate without a lifecycle (Event Grid must not retry);
  * 400 malformed (logged; not retried by Event Grid); 401; 405; 413 over maxBodyBytes; 503 when Temporal or the
@@ -80,7 +81,7 @@ export interface EventGridHandlerOptions {
   key?: string;
   /** Also accept the key as `?code=` in the URL (default false: URLs are logged by proxies and servers). */
   allowKeyInUrl?: boolean;
-  /** After acting on a certificate, ignore further events for it this long (default 3600 s; 0: no cooldown). */
+  /** After a renewal request for a certificate, renew events for it are not acted on this long (default 3600 s; 0: none). */
   cooldownSeconds?: number;
   /** Checks an Entra bearer token (audience, issuer, signature); true when it may deliver. */
   verifyToken?: (bearer: string) => Promise<boolean>;
@@ -139,7 +140,7 @@ export function createEventGridHandler(opts: EventGridHandlerOptions): EventGrid
   const seen = createLru(opts.rememberEvents ?? 1000);
   const keyDigest = opts.key ? sha256(opts.key) : null;
   const cooldownMs = (opts.cooldownSeconds ?? 3600) * 1000;
-  /** When each certificate was last acted on (renew or observe), for the cooldown. */
+  /** When a renewal was last requested for each certificate, for the cooldown (observe events never make the CA issue). */
   const actedAt = new Map<string, number>();
 
   const authorized = async (req: IncomingMessage, url: URL): Promise<boolean> => {
@@ -207,13 +208,13 @@ export function createEventGridHandler(opts: EventGridHandlerOptions): EventGrid
     const fields = { certificateId: id, eventId: e.id, eventType: e.type, version: ref.version };
     const requestedBy = `event-grid:${e.id}`;
     const last = actedAt.get(id);
-    if (last !== undefined && Date.now() - last < cooldownMs) {
+    if (todo.action === 'renew' && last !== undefined && Date.now() - last < cooldownMs) {
       seen.add(dedupeKey);
       opts.log.warn('Event Grid: event for a certificate in its cooldown, not acted on', fields);
       return {
         ...base,
         action: 'cooldown',
-        note: `acted on ${id} at ${new Date(last).toISOString()}; events for it are not acted on before ${new Date(last + cooldownMs).toISOString()}`,
+        note: `a renewal of ${id} was requested at ${new Date(last).toISOString()}; renew events for it are not acted on before ${new Date(last + cooldownMs).toISOString()}`,
       };
     }
     try {
@@ -244,7 +245,7 @@ export function createEventGridHandler(opts: EventGridHandlerOptions): EventGrid
         note: `no lifecycle runs for ${id}; enroll it: certflow enroll ${id} --issuer <name>`,
       };
     }
-    if (cooldownMs > 0) {
+    if (todo.action === 'renew' && cooldownMs > 0) {
       actedAt.set(id, Date.now());
       if (actedAt.size > 10_000)
         for (const [k, t] of actedAt) if (Date.now() - t >= cooldownMs) actedAt.delete(k);

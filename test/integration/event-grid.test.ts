@@ -375,6 +375,9 @@ describe('Event Grid endpoint', () => {
       expect(r).toMatchObject({ action: 'cooldown' });
       expect(r!.note).toMatch(/not acted on before/);
     }
+    // a new version only makes the lifecycle look (no CA is asked): never held back by the cooldown
+    const look = await post([eventFor('eventgrid-certificate-new-version.json', 'cool', 'e-cool-new')]);
+    expect(((await look.json()) as { results: EventResult[] }).results[0]!.action).toBe('observe');
     await new Promise((resolve) => setTimeout(resolve, 2_000));
     expect(await renewals('cool')).toBe(1);
   });
