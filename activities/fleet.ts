@@ -21,6 +21,8 @@ export interface FleetActivityDeps {
   taskQueue: string;
   /** Lifecycles started or signalled at once (default 8). */
   concurrency?: number;
+  /** Discovery's opt-in tag: a certificate without it never matches, whatever a run's input says. */
+  requiredTag?: TagFilter;
 }
 
 export interface TagFilter {
@@ -104,6 +106,7 @@ export function createFleetActivities(deps: FleetActivityDeps) {
           out.present.push(id);
           if (input.pattern !== undefined && !globMatch(input.pattern, id)) continue;
           if (input.tag && c.tags[input.tag.name] !== input.tag.value) continue;
+          if (deps.requiredTag && c.tags[deps.requiredTag.name] !== deps.requiredTag.value) continue;
           (c.enabled ? out.matching : out.disabled).push(id);
         }
       } catch (err) {

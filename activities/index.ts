@@ -70,6 +70,8 @@ export interface ActivityDeps {
   defaultRecipients?: string[];
   /** Extra trust anchors the issued chain must validate against (optional). */
   trustAnchorsPem?: (issuer: string) => string[] | undefined;
+  /** DNS-name globs an issuer may issue for (its allowedNames), checked again on the issued chain. */
+  allowedNames?: (issuer: string) => string[] | undefined;
   now?: () => Date;
 }
 
@@ -105,6 +107,12 @@ export function createActivities(deps: ActivityDeps) {
       });
     }
     return { vault, name: parsed.name };
+  };
+
+  /** The issuer's allowedNames for verifyIssuedChain, checked again on the issued chain. */
+  const allowedNamesOf = (issuer: string | undefined) => {
+    const patterns = issuer ? deps.allowedNames?.(issuer) : undefined;
+    return issuer && patterns ? { allowedNames: { issuer, patterns } } : {};
   };
 
   const issuerFor = (name: string): Issuer => {
@@ -282,6 +290,7 @@ export function createActivities(deps: ActivityDeps) {
         expectedDnsNames: input.dnsNames,
         now: now(),
         trustAnchorsPem: input.issuer ? deps.trustAnchorsPem?.(input.issuer) : undefined,
+        ...allowedNamesOf(input.issuer),
       });
     },
 
@@ -301,12 +310,13 @@ export function createActivities(deps: ActivityDeps) {
       chainPem: string[];
       dnsNames: string[];
     }): Promise<CertificateState & { verifiedThumbprint: string }> {
-      const verified = verifyIssuedChain({
+      const verified = await verifyIssuedChain({
         csrPem: input.csrPem,
         chainPem: input.chainPem,
         expectedDnsNames: input.dnsNames,
         now: now(),
         trustAnchorsPem: deps.trustAnchorsPem?.(input.issuer),
+        ...allowedNamesOf(input.issuer),
       });
       const { vault, name } = vaultFor(input.certificateId);
       const state = await vault.merge(name, input.chainPem);

@@ -13,6 +13,7 @@ import { CliError, EXIT, type OptionSpecs, parseCommandArgs, usageError } from '
 import { type CliDeps, type Command, createContext, GLOBAL_OPTIONS } from './context';
 import { clientSettingsFromEnv, connectClient } from './connect';
 import { createRequire } from 'node:module';
+import { printableLines } from './format';
 import { audit } from './commands/audit';
 import { enroll } from './commands/enroll';
 import { history } from './commands/history';
@@ -69,7 +70,7 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
     void deps.err.write(
       json && exitCode !== undefined
         ? `${JSON.stringify({ error: { message: text, exitCode } })}\n`
-        : `certflow: ${text}\n`,
+        : `certflow: ${printableLines(text)}\n`,
     );
   if (name === '--version' || name === '-V' || name === 'version') {
     deps.out.write(`${json ? JSON.stringify({ version: VERSION }) : `certflow ${VERSION}`}\n`);
@@ -208,6 +209,7 @@ export function generalHelp(): string {
     'exit codes: 0 ok, 1 the operation failed, 2 bad usage, 3 not found or Temporal unreachable.',
     'environment: CERTFLOW_TEMPORAL_ADDRESS, CERTFLOW_TEMPORAL_NAMESPACE, CERTFLOW_TASK_QUEUE, CERTFLOW_UI_URL;',
     '  TLS: CERTFLOW_TEMPORAL_TLS_CERT, _KEY, _CA, _SERVER_NAME (files); Temporal Cloud: CERTFLOW_TEMPORAL_API_KEY.',
+    '  Plaintext beyond loopback: CERTFLOW_TEMPORAL_ALLOW_INSECURE=true; encrypted payloads: CERTFLOW_TEMPORAL_PAYLOAD_KEYS=id=key,...',
   ].join('\n');
 }
 

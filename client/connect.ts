@@ -2,15 +2,25 @@
  * One place that turns CLI/HTTP settings into a Temporal client: address and namespace, plus mTLS
  * (CERTFLOW_TEMPORAL_TLS_CERT / _KEY / _CA / _SERVER_NAME, file paths) or a Temporal Cloud API key
  * (CERTFLOW_TEMPORAL_API_KEY, the key itself, from the environment only; never echoed).
+ * Plaintext to an address that is not loopback is refused unless CERTFLOW_TEMPORAL_ALLOW_INSECURE=true; the
+ * worker's payload keys (CERTFLOW_TEMPORAL_PAYLOAD_KEYS, `id=key,...`) make the same data converter.
  */
 import { Client, Connection, type TLSConfig } from '@temporalio/client';
 import { readFileSync } from 'node:fs';
+import { hostOfAddress, isLoopbackHost } from '../activities/loopback';
+import { dataConverterOf, parseKeyRing } from './payload-codec';
+
+export const PAYLOAD_KEYS_VARIABLE = 'CERTFLOW_TEMPORAL_PAYLOAD_KEYS';
 
 export interface ClientSettings {
   address: string;
   namespace: string;
   tls?: { certFile?: string; keyFile?: string; caFile?: string; serverName?: string };
   apiKey?: string;
+  /** Plaintext gRPC to a non-loopback address (CERTFLOW_TEMPORAL_ALLOW_INSECURE). */
+  allowInsecure?: boolean;
+  /** The payload key ring as in CERTFLOW_TEMPORAL_PAYLOAD_KEYS (`id=key,...`, the first one seals). */
+  payloadKeyRing?: string;
 }
 
 export function clientSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): ClientSettings {
@@ -25,6 +35,8 @@ export function clientSettingsFromEnv(env: NodeJS.ProcessEnv = process.env): Cli
     namespace: env.CERTFLOW_TEMPORAL_NAMESPACE ?? env.TEMPORAL_NAMESPACE ?? 'default',
     ...(Object.keys(tls).length ? { tls } : {}),
     ...(env.CERTFLOW_TEMPORAL_API_KEY ? { apiKey: env.CERTFLOW_TEMPORAL_API_KEY } : {}),
+    ...(/^(1|true|yes)$/i.test(env.CERTFLOW_TEMPORAL_ALLOW_INSECURE ?? '') ? { allowInsecure: true } : {}),
+    ...(env[PAYLOAD_KEYS_VARIABLE] ? { payloadKeyRing: env[PAYLOAD_KEYS_VARIABLE] } : {}),
   };
 }
 
@@ -59,6 +71,13 @@ export function tlsOf(s: ClientSettings): TLSConfig | boolean | undefined {
 
 export async function connectClient(s: ClientSettings): Promise<Client> {
   const tls = tlsOf(s);
+  if (tls === undefined && !s.allowInsecure && !isLoopbackHost(hostOfAddress(s.address)))
+    throw new Error(
+      `refusing plaintext gRPC to ${s.address}, which is not loopback: set CERTFLOW_TEMPORAL_TLS_CA (and _CERT/_KEY) or CERTFLOW_TEMPORAL_API_KEY, or CERTFLOW_TEMPORAL_ALLOW_INSECURE=true on a network you trust`,
+    );
+  const dataConverter = dataConverterOf(
+    s.payloadKeyRing ? parseKeyRing(s.payloadKeyRing, PAYLOAD_KEYS_VARIABLE) : undefined,
+  );
   let connection: Connection;
   try {
     connection = await Connection.connect({
@@ -72,5 +91,5 @@ export async function connectClient(s: ClientSettings): Promise<Client> {
       `cannot reach Temporal at ${s.address} (set --address or CERTFLOW_TEMPORAL_ADDRESS): ${(err as Error).message}`,
     );
   }
-  return new Client({ connection, namespace: s.namespace });
+  return new Client({ connection, namespace: s.namespace, ...(dataConverter ? { dataConverter } : {}) });
 }

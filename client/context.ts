@@ -7,6 +7,7 @@ import type { Vault } from '../activities/types';
 import type { CertificateOrders } from '../activities/bindings/app-service-certificate-orders';
 import { CliError, EXIT, type Options, type OptionSpecs, usageError } from './args';
 import type { ClientSettings } from './connect';
+import { printableLines } from './format';
 
 export interface Output {
   write(text: string): unknown;
@@ -108,8 +109,9 @@ export function createContext(
     env: deps.env ?? process.env,
     pollIntervalMs: deps.pollIntervalMs ?? 1_000,
     now: deps.now ?? (() => new Date()),
-    print: (text) => void deps.out.write(`${text}\n`),
-    note: (text) => void deps.err.write(`${text}\n`),
+    // the last line of defence against terminal escapes in text from outside: line breaks only
+    print: (text) => void deps.out.write(`${printableLines(text)}\n`),
+    note: (text) => void deps.err.write(`${printableLines(text)}\n`),
     printJson: (data) => void deps.out.write(`${JSON.stringify(data, null, 2)}\n`),
     client: connectOnce,
     hasVaultAccess: () => Boolean(deps.vaults || options.string('config')),

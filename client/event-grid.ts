@@ -1,26 +1,33 @@
 /**
  * The Event Grid webhook (path /eventgrid): Key Vault certificate events become lifecycle messages.
  *   CertificateNearExpiry        → renewNow signal ('Event Grid: near expiry')
- *   CertificateNewVersionCreated → syncNow signal (observe & re-bind; harmless after our own merge)
+ *   CertificateNewVersionCreated → observeNow signal (look now: bind and announce the new version)
  *   CertificateExpired           → renewNow signal, and an error in the log
  * Both delivery schemas and their handshakes: Event Grid's SubscriptionValidationEvent (answered with
  * `{ validationResponse }`) and CloudEvents' OPTIONS request (`WebHook-Allowed-Origin`).
  *
- * Authentication, checked before anything else (handshakes included): the shared key as the `code` query
- * parameter of the subscription's endpoint URL (`https://host/eventgrid?code=KEY`) or in an `x-certflow-key`
- * header (an Event Grid delivery property marked secret), compared in constant time; and/or an Entra bearer
- * token checked by the injected `verifyToken` (Event Grid's "Microsoft Entra authentication" of webhooks).
+ * Authentication, checked before anything else (handshakes included): the shared key (at least 32 characters)
+ * in the `aeg-sas-key` header (an Event Grid delivery property marked secret; `x-certflow-key` also works),
+ * compared in constant time; the `?code=KEY` form of the endpoint URL only when `allowKeyInUrl` says so (URLs
+ * end up in logs and proxies); and/or an Entra bearer token checked by `verifyToken` (Event Grid's "Microsoft
+ * Entra authentication" of webhooks, see event-grid-entra.ts).
+ *
+ * A leaked key must not be able to make the CA issue again and again: a renew event is acted on only when its
+ * version is the certificate's current one (the lifecycle's `status` query), and each certificate gets a
+ * cooldown after a renewal request (default 1 h) during which further renew events for it are answered but not
+ * acted on. New-version events only make the lifecycle look (no CA is asked): they are always passed on.
  *
  * Answers: 200 done; 202 when an event names a certificate without a lifecycle (Event Grid must not retry);
- * 400 malformed (logged; not retried by Event Grid); 401; 405; 413 over maxBodyBytes; 503 when Temporal cannot
- * be reached (Event Grid retries). Duplicates are harmless: signals are idempotent, and event ids already
- * handled are remembered (a small LRU) and skipped.
+ * 400 malformed (logged; not retried by Event Grid); 401; 405; 413 over maxBodyBytes; 503 when Temporal or the
+ * token keys cannot be reached (Event Grid retries). Duplicates are harmless: signals are idempotent, and event
+ * ids already handled are remembered (a small LRU) and skipped.
  */
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { lifecycleHandle } from '../activities/lifecycles';
-import { observeNowSignal, renewNowSignal } from '../workflows/messages';
+import { observeNowSignal, renewNowSignal, statusQuery } from '../workflows/messages';
+import { TokenCheckUnavailable } from './event-grid-entra';
 import {
   type CertificateRef,
   certificateRefOf,
@@ -36,10 +43,46 @@ export interface EventGridLog {
   error(message: string, fields?: Record<string, unknown>): void;
 }
 
+/**
+ * What the endpoint asks of a certificate's lifecycle, kept this thin so that it can sit on any lifecycles
+ * client. Each call throws WorkflowNotFoundError when no lifecycle runs for the certificate.
+ */
+export interface LifecycleMessages {
+  /** The version the lifecycle holds as current (null before the first issuance). */
+  currentVersion(certificateId: string): Promise<string | null>;
+  /** `requestId`: the event id, so that a redelivery never renews twice, also after a restart. */
+  renew(
+    certificateId: string,
+    args: { reason: string; requestedBy: string; requestId: string },
+  ): Promise<void>;
+  /** The vault has a new version: look now (it is bound and announced). */
+  observe(certificateId: string, args: { reason: string }): Promise<void>;
+}
+
+/** LifecycleMessages over a Temporal client: the `status` query and the renewNow / observeNow signals. */
+export function lifecycleMessagesOf(client: Client, timeoutMs = 10_000): LifecycleMessages {
+  const call = <T>(fn: () => Promise<T>) => client.withDeadline(Date.now() + timeoutMs, fn);
+  const handle = (id: string) => lifecycleHandle(client, id);
+  return {
+    currentVersion: async (id) => (await call(() => handle(id).query(statusQuery))).version,
+    renew: (id, args) => call(() => handle(id).signal(renewNowSignal, args)),
+    observe: (id, args) => call(() => handle(id).signal(observeNowSignal, args)),
+  };
+}
+
+export const MIN_KEY_LENGTH = 32;
+
 export interface EventGridHandlerOptions {
-  client: Client;
-  /** Shared key expected in `?code=` or the `x-certflow-key` header. */
+  /** The lifecycles' Temporal client (or `lifecycles`). */
+  client?: Client;
+  /** How to reach the lifecycles; default: lifecycleMessagesOf(client). */
+  lifecycles?: LifecycleMessages;
+  /** Shared key (at least 32 characters) expected in the `aeg-sas-key` (or `x-certflow-key`) header. */
   key?: string;
+  /** Also accept the key as `?code=` in the URL (default false: URLs are logged by proxies and servers). */
+  allowKeyInUrl?: boolean;
+  /** After a renewal request for a certificate, renew events for it are not acted on this long (default 3600 s; 0: none). */
+  cooldownSeconds?: number;
   /** Checks an Entra bearer token (audience, issuer, signature); true when it may deliver. */
   verifyToken?: (bearer: string) => Promise<boolean>;
   maxBodyBytes?: number;
@@ -58,7 +101,7 @@ export interface EventResult {
   id: string;
   type: string;
   certificateId: string | null;
-  action: 'renew' | 'observe' | 'ignored' | 'duplicate' | 'no-lifecycle';
+  action: 'renew' | 'observe' | 'ignored' | 'duplicate' | 'no-lifecycle' | 'stale' | 'cooldown';
   note?: string;
 }
 
@@ -85,19 +128,36 @@ export function createEventGridHandler(opts: EventGridHandlerOptions): EventGrid
     throw new Error(
       'createEventGridHandler: key or verifyToken is required (an open endpoint would let anyone renew)',
     );
+  if (opts.key !== undefined && opts.key.length < MIN_KEY_LENGTH)
+    throw new Error(
+      `createEventGridHandler: key: expected at least ${MIN_KEY_LENGTH} characters (e.g. openssl rand -base64 32)`,
+    );
+  if (!opts.lifecycles && !opts.client)
+    throw new Error('createEventGridHandler: client or lifecycles is required');
+  const lifecycles = opts.lifecycles ?? lifecycleMessagesOf(opts.client!, opts.temporalTimeoutMs);
   const path = opts.path ?? '/eventgrid';
   const maxBody = opts.maxBodyBytes ?? 1024 * 1024;
   const seen = createLru(opts.rememberEvents ?? 1000);
   const keyDigest = opts.key ? sha256(opts.key) : null;
+  const cooldownMs = (opts.cooldownSeconds ?? 3600) * 1000;
+  /** When a renewal was last requested for each certificate, for the cooldown (observe events never make the CA issue). */
+  const actedAt = new Map<string, number>();
 
   const authorized = async (req: IncomingMessage, url: URL): Promise<boolean> => {
-    const given = url.searchParams.get('code') ?? header(req, 'x-certflow-key');
+    const inUrl = url.searchParams.get('code');
+    if (inUrl !== null && !opts.allowKeyInUrl)
+      throw new HttpError(
+        401,
+        'the key in the URL (?code=) is refused: send it in the aeg-sas-key header (a delivery property marked secret), or set http.eventGrid.allowKeyInUrl',
+      );
+    const given = header(req, 'aeg-sas-key') ?? header(req, 'x-certflow-key') ?? inUrl;
     if (keyDigest && given && timingSafeEqual(sha256(given), keyDigest)) return true;
     const bearer = /^Bearer (.+)$/i.exec(header(req, 'authorization') ?? '')?.[1];
     if (opts.verifyToken && bearer) {
       try {
         return await opts.verifyToken(bearer);
       } catch (err) {
+        if (err instanceof TokenCheckUnavailable) throw new HttpError(503, err.message);
         opts.log.warn('Event Grid: token check failed', { error: (err as Error).message });
       }
     }
@@ -144,20 +204,36 @@ export function createEventGridHandler(opts: EventGridHandlerOptions): EventGrid
       seen.add(dedupeKey);
       return { ...base, action: 'no-lifecycle', note: 'the vault of this event is not configured' };
     }
-    const handle = lifecycleHandle(opts.client, ref.certificateId);
-    const fields = { certificateId: ref.certificateId, eventId: e.id, eventType: e.type };
+    const id = ref.certificateId;
+    const fields = { certificateId: id, eventId: e.id, eventType: e.type, version: ref.version };
     const requestedBy = `event-grid:${e.id}`;
+    const last = actedAt.get(id);
+    if (todo.action === 'renew' && last !== undefined && Date.now() - last < cooldownMs) {
+      seen.add(dedupeKey);
+      opts.log.warn('Event Grid: event for a certificate in its cooldown, not acted on', fields);
+      return {
+        ...base,
+        action: 'cooldown',
+        note: `a renewal of ${id} was requested at ${new Date(last).toISOString()}; renew events for it are not acted on before ${new Date(last + cooldownMs).toISOString()}`,
+      };
+    }
     try {
-      await opts.client.withDeadline(Date.now() + (opts.temporalTimeoutMs ?? 10_000), () =>
-        todo.action === 'renew'
-          ? // the event id is the request id: a redelivery never renews twice, also after a restart
-            handle.signal(renewNowSignal, {
-              reason: todo.reason,
-              requestedBy,
-              requestId: `eventgrid:${e.id}`,
-            })
-          : handle.signal(observeNowSignal, { reason: todo.reason }),
-      );
+      if (todo.action === 'renew') {
+        const current = await lifecycles.currentVersion(id);
+        if (!ref.version || !current || ref.version.toLowerCase() !== current.toLowerCase()) {
+          seen.add(dedupeKey);
+          opts.log.warn('Event Grid: event about a version that is not the current one, not acted on', {
+            ...fields,
+            current,
+          });
+          return {
+            ...base,
+            action: 'stale',
+            note: `the event is about version ${ref.version ?? '(none)'}, the current version of ${id} is ${current ?? '(none)'}: nothing to renew`,
+          };
+        }
+        await lifecycles.renew(id, { reason: todo.reason!, requestedBy, requestId: `eventgrid:${e.id}` });
+      } else await lifecycles.observe(id, { reason: todo.reason! });
     } catch (err) {
       if (!(err instanceof WorkflowNotFoundError))
         throw new HttpError(503, `Temporal: ${(err as Error).message}`);
@@ -166,8 +242,13 @@ export function createEventGridHandler(opts: EventGridHandlerOptions): EventGrid
       return {
         ...base,
         action: 'no-lifecycle',
-        note: `no lifecycle runs for ${ref.certificateId}; enroll it: certflow enroll ${ref.certificateId} --issuer <name>`,
+        note: `no lifecycle runs for ${id}; enroll it: certflow enroll ${id} --issuer <name>`,
       };
+    }
+    if (todo.action === 'renew' && cooldownMs > 0) {
+      actedAt.set(id, Date.now());
+      if (actedAt.size > 10_000)
+        for (const [k, t] of actedAt) if (Date.now() - t >= cooldownMs) actedAt.delete(k);
     }
     seen.add(dedupeKey);
     if (e.type === KV.expired) opts.log.error('Event Grid: certificate EXPIRED; renewal requested', fields);

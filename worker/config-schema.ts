@@ -5,8 +5,10 @@
  */
 import { isIP, isIPv6 } from 'node:net';
 import { z } from 'zod';
+import { dnsGlobProblem } from '../activities/globs';
 import { CERTIFICATE_MODES } from '../workflows/lifecycle/mode';
 import { MAX_JITTER_MINUTES, MIN_LIFETIME_PERCENTAGE } from '../workflows/policy';
+import { hostOfAddress, isLoopbackHost } from '../activities/loopback';
 import { discoverySchema } from './discovery-config';
 
 /** Lifecycles cached by default: an idle fleet of 10,000 stays small (bench/fleet.ts measures it). */
@@ -165,6 +167,29 @@ const temporal = z
     apiKey: secretRefSchema.optional(),
     /** How long to keep trying to reach the server at start-up. */
     connectTimeoutSeconds: int('connectTimeoutSeconds', 1, 3600).default(60),
+    /** Plaintext gRPC to an address that is not loopback, without TLS or an API key (a private network). */
+    allowInsecure: bool('allow plaintext to a non-loopback address').optional(),
+    /** Encrypt every payload Certflow stores in Temporal (AES-256-GCM); the first key seals, all open. */
+    payloadEncryption: z
+      .strictObject({
+        keys: z
+          .array(
+            z.strictObject({
+              id: z
+                .string({ error: expect('a key id like "2025-06"') })
+                .regex(/^[A-Za-z0-9._-]{1,64}$/, { error: 'expected a key id: 1-64 letters, digits, . _ -' }),
+              key: secretRefSchema,
+            }),
+            { error: expect('a list of { id, key } (the first one encrypts)') },
+          )
+          .min(1, { error: 'expected at least one key (the first one encrypts)' }),
+      })
+      .optional(),
+  })
+  .refine((t) => !!t.tls || !!t.apiKey || !!t.allowInsecure || isLoopbackHost(hostOfAddress(t.address)), {
+    path: ['address'],
+    error:
+      'expected a loopback address, or TLS (temporal.tls) or an API key: plaintext gRPC beyond this machine exposes every history and signal; set temporal.allowInsecure: true (CERTFLOW_TEMPORAL_ALLOW_INSECURE=true) to allow it on a network you trust',
   })
   .prefault({});
 
@@ -241,6 +266,17 @@ const vault = z.discriminatedUnion('kind', [
 
 const trustAnchorFiles = z.array(text('a path to a root certificate (PEM)')).optional();
 const rateLimit = z.strictObject({ perSecond: positive('perSecond') }).optional();
+/** DNS-name globs this issuer may be asked for (activities/globs.ts); any name when absent. */
+const allowedNames = z
+  .array(
+    z.string({ error: expect('a DNS name glob like "*.example.com"') }).superRefine((v, ctx) => {
+      const problem = dnsGlobProblem(v);
+      if (problem) ctx.addIssue({ code: 'custom', message: `${problem}, like "*.example.com"` });
+    }),
+    { error: expect('a list of DNS name globs like ["*.example.com"]') },
+  )
+  .min(1, { error: 'expected at least one DNS name glob (leave allowedNames out to allow any name)' })
+  .optional();
 
 const acmeDns = z.discriminatedUnion('kind', [
   z.strictObject({
@@ -292,6 +328,7 @@ const issuer = z.discriminatedUnion('kind', [
       kind: z.literal('acme'),
       name: name('an issuer name'),
       rateLimit,
+      allowedNames,
       directoryUrl: url('https://acme-v02.api.letsencrypt.org/directory'),
       contactEmail: email,
       accountKeySecretName: name('a vault secret name for the ACME account key'),
@@ -340,6 +377,7 @@ const issuer = z.discriminatedUnion('kind', [
     kind: z.literal('dev-ca'),
     name: name('an issuer name'),
     rateLimit,
+    allowedNames,
     dir: text('a directory for the dev CA'),
     validity: z
       .strictObject({ minutes: positive('minutes').optional(), days: positive('days').optional() })
@@ -351,6 +389,7 @@ const issuer = z.discriminatedUnion('kind', [
     kind: z.literal('command'),
     name: name('an issuer name'),
     rateLimit,
+    allowedNames,
     ...command.shape,
     env: z
       .record(
@@ -374,6 +413,12 @@ export const selectorSchema = z
   })
   .refine((s) => s.ids !== undefined || s.pattern !== undefined || s.tag !== undefined, {
     error: 'expected at least one of ids, pattern or tag',
+  })
+  // a tag alone would let anyone who may tag a certificate route it into this binding
+  .refine((s) => s.tag === undefined || s.ids !== undefined || s.pattern !== undefined, {
+    path: ['tag'],
+    error:
+      'expected ids or pattern together with tag: a tag only narrows the certificates that ids or pattern pick',
   });
 
 const bindingBase = { name: name('a binding name'), certificates: selectorSchema };
@@ -593,7 +638,10 @@ const notify = z
         host: text('an SMTP host'),
         port: int('port', 1, 65535),
         secure: bool('TLS from the first byte, port 465').optional(),
+        /** Default: on when a password is set and the host is not loopback. */
         requireTls: bool('refuse to send without STARTTLS').optional(),
+        /** Connect here instead of resolving host (TLS is still checked for host). */
+        address: address.optional(),
         user: text('an SMTP user name').optional(),
         password: secretRefSchema.optional(),
         from: text('a sender like "Certflow <certflow@example.com>"'),
@@ -606,13 +654,51 @@ const notify = z
   })
   .prefault({});
 
+const eventGrid = z
+  .strictObject({
+    /** The shared key (at least 32 characters, checked at start), sent in the aeg-sas-key header. */
+    key: secretRefSchema.optional(),
+    /** Accept the key as ?code= in the URL too (it ends up in proxy and server logs). */
+    allowKeyInUrl: bool('accept the key in the URL').optional(),
+    /** Entra ID bearer tokens (Event Grid's Microsoft Entra authentication of webhooks). */
+    entra: z
+      .strictObject({
+        tenantId: text('the directory (tenant) id'),
+        /** The Entra application the subscription gets tokens for (application id URI or client id). */
+        audience: z.union([text('an audience'), z.array(text('an audience')).min(1)], {
+          error: expect('the application id URI or client id the tokens are for (a string or a list)'),
+        }),
+        /** Default: the tenant's v2.0 and v1 issuers. */
+        issuer: z.union([text('an issuer'), z.array(text('an issuer')).min(1)]).optional(),
+        /** Default: https://login.microsoftonline.com/<tenant>/discovery/v2.0/keys. */
+        jwksUri: url('https://login.microsoftonline.com/<tenant>/discovery/v2.0/keys', [
+          'https:',
+          'http:',
+        ]).optional(),
+      })
+      .optional(),
+    /** Its own listener, apart from /metrics: default http.host and port 9465. */
+    host: text('an address to listen on, like 0.0.0.0').optional(),
+    port: int('port', 1, 65535).default(9465),
+    /** After acting on a certificate, events for it are not acted on for this long. */
+    cooldownSeconds: int('cooldownSeconds', 0, 86_400).default(3600),
+  })
+  .refine((e) => e.key !== undefined || e.entra !== undefined, {
+    error: 'expected key or entra (or both): an open endpoint would let anyone ask for renewals',
+  });
+
 const http = z
   .strictObject({
     port: int('port', 1, 65535).default(9464),
     host: text('an address to listen on, like 127.0.0.1').default('127.0.0.1'),
-    eventGrid: z.strictObject({ key: secretRefSchema }).optional(),
+    /** Key Vault's Event Grid deliveries on /eventgrid, on a listener of their own (see eventGrid below). */
+    eventGrid: eventGrid.optional(),
     /** Loopback port of the Temporal SDK's own Prometheus exporter; default: any free port. */
     sdkMetricsPort: int('sdkMetricsPort', 1, 65535).optional(),
+  })
+  .refine((h) => !h.eventGrid || h.eventGrid.port !== h.port, {
+    path: ['eventGrid', 'port'],
+    error: 'expected a port other than http.port: Event Grid gets a listener of its own, apart from /metrics',
   })
   .prefault({});
 

@@ -39,17 +39,23 @@ export class ConfigError extends Error {
 }
 
 /** Environment variables that override a field of the file (string values; numbers converted). */
-const ENV_OVERRIDES: ReadonlyArray<{ variable: string; path: string[]; number?: boolean; lower?: boolean }> =
-  [
-    { variable: 'CERTFLOW_TEMPORAL_ADDRESS', path: ['temporal', 'address'] },
-    { variable: 'CERTFLOW_TEMPORAL_NAMESPACE', path: ['temporal', 'namespace'] },
-    { variable: 'CERTFLOW_TASK_QUEUE', path: ['taskQueue'] },
-    { variable: 'CERTFLOW_HTTP_PORT', path: ['http', 'port'], number: true },
-    { variable: 'CERTFLOW_HTTP_HOST', path: ['http', 'host'] },
-    { variable: 'CERTFLOW_LOG_LEVEL', path: ['log', 'level'], lower: true },
-    { variable: 'CERTFLOW_LOG_FORMAT', path: ['log', 'format'], lower: true },
-    { variable: 'CERTFLOW_SHUTDOWN_GRACE_SECONDS', path: ['shutdownGraceSeconds'], number: true },
-  ];
+const ENV_OVERRIDES: ReadonlyArray<{
+  variable: string;
+  path: string[];
+  number?: boolean;
+  lower?: boolean;
+  boolean?: boolean;
+}> = [
+  { variable: 'CERTFLOW_TEMPORAL_ALLOW_INSECURE', path: ['temporal', 'allowInsecure'], boolean: true },
+  { variable: 'CERTFLOW_TEMPORAL_ADDRESS', path: ['temporal', 'address'] },
+  { variable: 'CERTFLOW_TEMPORAL_NAMESPACE', path: ['temporal', 'namespace'] },
+  { variable: 'CERTFLOW_TASK_QUEUE', path: ['taskQueue'] },
+  { variable: 'CERTFLOW_HTTP_PORT', path: ['http', 'port'], number: true },
+  { variable: 'CERTFLOW_HTTP_HOST', path: ['http', 'host'] },
+  { variable: 'CERTFLOW_LOG_LEVEL', path: ['log', 'level'], lower: true },
+  { variable: 'CERTFLOW_LOG_FORMAT', path: ['log', 'format'], lower: true },
+  { variable: 'CERTFLOW_SHUTDOWN_GRACE_SECONDS', path: ['shutdownGraceSeconds'], number: true },
+];
 /** Set in the environment, the Temporal Cloud API key is used by reference (never copied into the config). */
 const API_KEY_VARIABLE = 'CERTFLOW_TEMPORAL_API_KEY';
 
@@ -73,7 +79,17 @@ function applyEnv(raw: Json, env: NodeJS.ProcessEnv): { merged: Json; origins: M
   for (const o of ENV_OVERRIDES) {
     const v = env[o.variable];
     if (v === undefined || v === '') continue;
-    const value = o.number && /^\d+$/.test(v.trim()) ? Number(v.trim()) : o.lower ? v.toLowerCase() : v;
+    const value = o.boolean
+      ? /^(1|true|yes)$/i.test(v.trim())
+        ? true
+        : /^(0|false|no)$/i.test(v.trim())
+          ? false
+          : v
+      : o.number && /^\d+$/.test(v.trim())
+        ? Number(v.trim())
+        : o.lower
+          ? v.toLowerCase()
+          : v;
     set(o.path, value, o.variable);
   }
   if (env[API_KEY_VARIABLE] && !(isObject(merged.temporal) && merged.temporal.apiKey)) {
@@ -321,14 +337,14 @@ export function selectorMatches(
   certificateId: string,
   tags: Record<string, string>,
 ): boolean {
-  return (
+  const picked =
     (s.ids?.includes(certificateId) ?? false) ||
-    (s.pattern !== undefined && globMatch(s.pattern, certificateId)) ||
-    (s.tag !== undefined && tags[s.tag.name] === s.tag.value)
-  );
+    (s.pattern !== undefined && globMatch(s.pattern, certificateId));
+  // the tag narrows what ids or pattern picked, never widens it (config-schema.ts refuses a tag alone)
+  return picked && (s.tag === undefined || tags[s.tag.name] === s.tag.value);
 }
 
-/** The bindings whose selector picks this certificate (by id, id pattern, or tag), in configuration order. */
+/** The bindings whose selector picks this certificate (by id or id pattern, narrowed by tag), in configuration order. */
 export function selectBindings(
   config: Pick<CertflowConfig, 'bindings'>,
   certificateId: string,

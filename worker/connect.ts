@@ -4,7 +4,10 @@
  * retried. Once connected, a monitor keeps asking the server so that /readyz can tell when it is gone.
  */
 import { readFileSync } from 'node:fs';
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, type NativeConnectionOptions } from '@temporalio/worker';
+import { hostOfAddress, isLoopbackHost } from '../activities/loopback';
+import { dataConverterOf, payloadKeyBytes, type PayloadKey } from '../client/payload-codec';
 import { resolveSecret, type CertflowConfig } from './config';
 import type { CertflowLogger } from './logger';
 
@@ -34,12 +37,30 @@ export function connectionOptions(t: TemporalConfig, env: NodeJS.ProcessEnv): Na
       }
     : undefined;
   const apiKey = t.apiKey ? resolveSecret(t.apiKey, env, 'temporal.apiKey') : undefined;
+  // the configuration refuses this already; kept here for callers that build options themselves
+  if (!tls && !apiKey && !t.allowInsecure && !isLoopbackHost(hostOfAddress(t.address)))
+    throw new TemporalConnectError(
+      `temporal.address ${t.address}: plaintext gRPC beyond this machine is refused; configure temporal.tls or an API key, or set temporal.allowInsecure: true`,
+    );
   // an API key is only ever sent over TLS (Temporal Cloud)
   return {
     address: t.address,
     ...(tls || apiKey ? { tls: tls ?? true } : {}),
     ...(apiKey ? { apiKey } : {}),
   };
+}
+
+/** The payload keys of `temporal.payloadEncryption` (the first one seals), resolved from their references. */
+export function payloadKeysOf(t: TemporalConfig, env: NodeJS.ProcessEnv): PayloadKey[] | undefined {
+  return t.payloadEncryption?.keys.map((k, i) => {
+    const field = `temporal.payloadEncryption.keys[${i}].key`;
+    return { id: k.id, key: payloadKeyBytes(resolveSecret(k.key, env, field), field) };
+  });
+}
+
+/** The data converter the worker's Workers and Clients share (encrypting payloads when configured). */
+export function workerDataConverter(t: TemporalConfig, env: NodeJS.ProcessEnv): DataConverter | undefined {
+  return dataConverterOf(payloadKeysOf(t, env));
 }
 
 const grpcCode = (err: unknown) => (err as { code?: number }).code;

@@ -5,6 +5,7 @@
  */
 import type { Issuer } from '../activities/types';
 import { createAcmeIssuer } from '../activities/issuers/acme';
+import { withAllowedNames } from '../activities/issuers/allowed-names';
 import type { ChallengeOptions } from '../activities/issuers/acme-challenges';
 import { createCommandIssuer } from '../activities/issuers/command';
 import { createDevCaIssuer } from '../activities/issuers/dev-ca';
@@ -34,6 +35,8 @@ export interface BuiltIssuer {
   issuer: Issuer;
   /** Roots the issued chains must validate against (PEM). */
   trustAnchors: string[];
+  /** DNS-name globs the issuer may issue for (checked before the CA and on the chain); any name when absent. */
+  allowedNames?: string[];
 }
 
 /** DNS-01 propagation settings as the ACME adapter takes them (seconds become milliseconds). */
@@ -115,7 +118,18 @@ async function buildAcme(i: AcmeConfig, path: string, ctx: IssuerContext): Promi
   );
 }
 
+/** The configured issuer, wrapped so that it refuses names outside its allowedNames before any CA call. */
 export async function buildIssuer(
+  i: IssuerConfig,
+  path: string,
+  ctx: IssuerContext,
+): Promise<BuiltIssuer | undefined> {
+  const built = await buildAdapter(i, path, ctx);
+  if (!built || !i.allowedNames) return built;
+  return { ...built, issuer: withAllowedNames(built.issuer, i.allowedNames), allowedNames: i.allowedNames };
+}
+
+async function buildAdapter(
   i: IssuerConfig,
   path: string,
   ctx: IssuerContext,

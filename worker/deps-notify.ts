@@ -27,6 +27,7 @@ export function buildEmail(config: CertflowConfig, c: Collector): EmailNotifier 
           port: e.port,
           secure: e.secure ?? e.port === 465,
           ...(e.requireTls !== undefined ? { requireTLS: e.requireTls } : {}),
+          ...(e.address ? { address: e.address } : {}),
           ...(e.user ? { auth: { user: e.user, pass: pass ?? '' } } : {}),
           ...(ca ? { tls: { ca } } : {}),
         },

@@ -61,12 +61,14 @@ export async function buildDeps(config: CertflowConfig, opts: BuildDepsOptions =
   const vaults = buildVaults(config.vaults, c, credentials);
   const issuers = new Map<string, Issuer>();
   const trustAnchors = new Map<string, string[]>();
+  const allowedNames = new Map<string, string[]>();
   const ctx = { c, credentials, vaults, closers, ...(opts.logger ? { logger: opts.logger } : {}) };
   for (const [i, iss] of config.issuers.entries()) {
     const built = await buildIssuer(iss, `issuers[${i}]`, ctx);
     if (!built) continue;
     issuers.set(iss.name, built.issuer);
     if (built.trustAnchors.length) trustAnchors.set(iss.name, built.trustAnchors);
+    if (built.allowedNames) allowedNames.set(iss.name, built.allowedNames);
   }
   const certificateOrders = buildCertificateOrders(config, c, credentials);
   const bindings = buildBindings(config, c, credentials, closers, certificateOrders);
@@ -91,6 +93,7 @@ export async function buildDeps(config: CertflowConfig, opts: BuildDepsOptions =
       ? { defaultRecipients: config.notify.email.defaultRecipients }
       : {}),
     trustAnchorsPem: (issuer) => trustAnchors.get(issuer),
+    allowedNames: (issuer) => allowedNames.get(issuer),
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
     close,
   };

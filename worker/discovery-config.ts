@@ -4,10 +4,17 @@
  *
  *   "discovery": { "schedule": { "every": "15m" }, "vaults": ["kv-prod"], "pattern": "kv-prod/api-*",
  *                  "tag": { "name": "team", "value": "web" }, "issuer": "acme", "graceRuns": 2 }
+ *
+ * Opt-in by default: only certificates that carry the tag (`tag`, else `Certflow=enroll`) are discovered, so that
+ * write access to a watched vault is not enough to have Certflow issue for it. `requireTag: false` (and no tag)
+ * discovers every enabled certificate of the vaults, as before.
  */
 import { z } from 'zod';
 import type { FleetInput } from '../workflows/fleet';
 import type { DiscoveryTiming } from './schedule';
+
+/** The tag a certificate must carry to be discovered when `tag` is not set. */
+export const DEFAULT_DISCOVERY_TAG = { name: 'Certflow', value: 'enroll' } as const;
 
 const EVERY = /^(\d{1,6})(s|m|h|d)$/;
 const SECONDS = { s: 1, m: 60, h: 3600, d: 86_400 } as const;
@@ -60,6 +67,10 @@ export const discoverySchema = z
         value: z.string({ error: message('a tag value') }),
       })
       .optional(),
+    /** Default true: without `tag`, only certificates tagged Certflow=enroll are discovered. */
+    requireTag: z
+      .boolean({ error: message('true or false (discover only tagged certificates)') })
+      .default(true),
     /** Default: defaults.issuer. */
     issuer: nameOf('a configured issuer name').optional(),
     graceRuns: z
@@ -68,6 +79,11 @@ export const discoverySchema = z
       .min(1, { error: 'expected at least 1 run' })
       .max(100, { error: 'expected at most 100 runs' })
       .default(2),
+  })
+  .refine((d) => d.requireTag || d.tag === undefined, {
+    path: ['requireTag'],
+    error:
+      'expected no tag with requireTag: false (a tag always limits discovery to the certificates carrying it)',
   })
   .optional();
 
@@ -107,6 +123,11 @@ export function discoveryIssues(d: DiscoveryConfig | undefined, known: Discovery
   return issues;
 }
 
+/** The tag a discovered certificate must carry (the opt-in), or undefined when discovery takes every certificate. */
+export function discoveryTag(d: DiscoveryConfig): { name: string; value: string } | undefined {
+  return d.tag ?? (d.requireTag ? { ...DEFAULT_DISCOVERY_TAG } : undefined);
+}
+
 /** What ensureDiscoverySchedule needs, with the defaults filled in (run discoveryIssues first). */
 export function discoveryPlan(
   d: DiscoveryConfig,
@@ -124,7 +145,7 @@ export function discoveryPlan(
       issuer,
       graceRuns: d.graceRuns,
       ...(d.pattern !== undefined ? { pattern: d.pattern } : {}),
-      ...(d.tag ? { tag: d.tag } : {}),
+      ...(discoveryTag(d) ? { tag: discoveryTag(d) } : {}),
       ...(known.jitterMinutes !== undefined ? { jitterMinutes: known.jitterMinutes } : {}),
     },
   };

@@ -1,7 +1,9 @@
 /**
  * The worker's HTTP side: /healthz (alive), /readyz (connected and polling), /metrics (Prometheus), and a hook
- * for more endpoints (the Event Grid webhook plugs in as a route). Request bodies are bounded: a declared
- * length over the limit is refused before any handler runs, and `readBody` enforces it while reading.
+ * for more endpoints. A server without `ready` and `metrics` serves only its routes: the Event Grid webhook gets
+ * such a listener of its own, so exposing it to Azure does not expose /metrics. Request bodies are bounded: a
+ * declared length over the limit is refused before any handler runs, and `readBody` enforces it while reading.
+ * Request URLs are logged without their query (a `?code=` key must never reach a log).
  */
 import http, { type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -17,9 +19,10 @@ export interface Readiness {
 export interface HttpServerOptions {
   host: string;
   port: number;
-  ready: () => Readiness;
-  /** The /metrics body in the Prometheus text format. */
-  metrics: () => string | Promise<string>;
+  /** /healthz and /readyz; without it neither is served. */
+  ready?: () => Readiness;
+  /** The /metrics body in the Prometheus text format; without it /metrics is not served. */
+  metrics?: () => string | Promise<string>;
   routes?: RouteHandler | RouteHandler[];
   /** Default 1 MiB. */
   maxBodyBytes?: number;
@@ -60,14 +63,23 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   const maxBody = opts.maxBodyBytes ?? 1024 * 1024;
   const routes = opts.routes === undefined ? [] : Array.isArray(opts.routes) ? opts.routes : [opts.routes];
 
+  const { ready, metrics } = opts;
   const builtins: Record<string, (res: ServerResponse) => Promise<void> | void> = {
-    '/healthz': (res) => send(res, 200, 'ok\n'),
-    '/readyz': (res) => {
-      const r = opts.ready();
-      send(res, r.ok ? 200 : 503, `${r.ok ? 'ready' : 'not ready'}: ${r.detail}\n`);
-    },
-    '/metrics': async (res) =>
-      send(res, 200, await opts.metrics(), 'text/plain; version=0.0.4; charset=utf-8'),
+    ...(ready
+      ? {
+          '/healthz': (res: ServerResponse) => send(res, 200, 'ok\n'),
+          '/readyz': (res: ServerResponse) => {
+            const r = ready();
+            send(res, r.ok ? 200 : 503, `${r.ok ? 'ready' : 'not ready'}: ${r.detail}\n`);
+          },
+        }
+      : {}),
+    ...(metrics
+      ? {
+          '/metrics': async (res: ServerResponse) =>
+            send(res, 200, await metrics(), 'text/plain; version=0.0.4; charset=utf-8'),
+        }
+      : {}),
   };
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -77,7 +89,7 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
       return send(res, 413, `request body exceeds ${maxBody} bytes\n`);
     }
     const path = (req.url ?? '/').split('?')[0]!;
-    const builtin = builtins[path];
+    const builtin = Object.hasOwn(builtins, path) ? builtins[path] : undefined;
     if (builtin) {
       if (req.method !== 'GET' && req.method !== 'HEAD') {
         res.setHeader('allow', 'GET, HEAD');
@@ -92,7 +104,8 @@ export async function startHttpServer(opts: HttpServerOptions): Promise<HttpServ
   const server = http.createServer((req, res) => {
     handle(req, res).catch((err: Error) => {
       const status = err instanceof BodyTooLargeError ? 413 : 500;
-      opts.logger?.warn('HTTP request failed', { path: req.url, method: req.method, status, error: err });
+      const path = (req.url ?? '/').split('?')[0];
+      opts.logger?.warn('HTTP request failed', { path, method: req.method, status, error: err });
       if (!res.headersSent) send(res, status, status === 413 ? `${err.message}\n` : 'internal error\n');
       else res.destroy();
     });

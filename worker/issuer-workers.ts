@@ -5,6 +5,7 @@
  * The workflows route those activities here by scheduling them on `issuerTaskQueueFor(taskQueue, issuer)`
  * (every lifecycle is started with it as `issuerTaskQueue`).
  */
+import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import type { Activities } from '../activities/index';
 import { issuerTaskQueueFor } from '../workflows/messages';
@@ -18,6 +19,8 @@ export interface IssuerWorkersOptions {
   activities: Pick<Activities, 'issue' | 'pollIssuance'>;
   shutdownGraceTime: string;
   identity?: string;
+  /** Payload encryption, the same as the main Worker's. */
+  dataConverter?: DataConverter;
 }
 
 export async function createIssuerWorkers(opts: IssuerWorkersOptions): Promise<Worker[]> {
@@ -31,6 +34,7 @@ export async function createIssuerWorkers(opts: IssuerWorkersOptions): Promise<W
         shutdownGraceTime: opts.shutdownGraceTime,
         ...(issuer.rateLimit ? { maxTaskQueueActivitiesPerSecond: issuer.rateLimit.perSecond } : {}),
         ...(opts.identity ? { identity: `${opts.identity}/issuer-${issuer.name}` } : {}),
+        ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
       }),
     ),
   );

@@ -2,7 +2,9 @@
  * Structured logs for the worker service: one JSON object a line (or a readable line in a terminal), with the
  * certificate id and workflow id on every line that has them. It implements Temporal's Logger, so installed
  * with `Runtime.install({ logger })` the SDK's, the workflows' and the activities' logs all come through here.
- * Every line passes a redaction step: PEM private keys, `password=`-style pairs, bearer tokens, and fields
+ * Every line passes a redaction step: PEM private keys, `password=`-style pairs (Azure connection strings'
+ * `AccountKey=` and `SharedAccessKey=`, SAS `sig=`, a URL's `?code=`), SAS tokens, bearer tokens, secret HTTP
+ * headers (`aeg-sas-key`, `x-functions-key`, `ocp-apim-subscription-key`, `authorization`, `cookie`) and fields
  * whose names say they are secrets never reach the output.
  */
 import type { Logger as TemporalLogger, LogLevel, LogMetadata } from '@temporalio/common';
@@ -27,22 +29,51 @@ export interface LoggerOptions {
 const LOG_TIMESTAMP = Symbol.for('log_timestamp');
 /** SDK fields that add noise and no meaning for an operator. */
 const DROPPED = new Set(['taskToken']);
+/** HTTP headers that carry a credential (Event Grid, Azure Functions, API Management, plain HTTP). */
+const SECRET_HEADERS = [
+  'aeg-sas-key',
+  'aeg-sas-token',
+  'x-functions-key',
+  'ocp-apim-subscription-key',
+  'authorization',
+  'proxy-authorization',
+  'cookie',
+  'set-cookie',
+  'x-certflow-key',
+];
 const SECRET_KEY =
-  /(password|passwd|secret(?!Id)|token|authorization|api[-_]?key|private[-_]?key|keyPem|hmac)/i;
+  /(password|passwd|secret(?!Id)|token|authorization|api[-_]?key|private[-_]?key|keyPem|hmac|cookie|sas[-_]?key|functions[-_]key|subscription[-_]key|account[-_]?key|shared[-_]?access)/i;
 
 const PEM_PRIVATE_KEY = /-----BEGIN ([A-Z0-9 ]*)PRIVATE KEY-----[\s\S]*?(?:-----END \1PRIVATE KEY-----|$)/g;
 const KEY_VALUE =
-  /\b(password|passwd|pwd|pass|secret|client_secret|token|access_token|refresh_token|api[_-]?key|sig)=("[^"]*"|[^\s&"',;]+)/gi;
-const JSON_SECRET =
-  /("(?:password|passwd|secret|clientSecret|client_secret|token|apiKey|api_key)"\s*:\s*)"(?:[^"\\]|\\.)*"/gi;
+  /\b(password|passwd|pwd|pass|secret|client_secret|token|access_token|refresh_token|api[_-]?key|sig|AccountKey|SharedAccessKey)=("[^"]*"|[^\s&"',;]+)/gi;
+/** A query parameter that is a key in Azure's conventions (`?code=` of Functions and Event Grid webhooks). */
+const QUERY_KEY = /([?&](?:code|key|subscription-key))=[^\s&#"',;]+/gi;
+/** `code=` outside a URL too, when what follows is long enough to be a key (not `status code=404`). */
+const LONG_CODE = /\b(code)=(?=[A-Za-z0-9+/_%=-]{16,})[^\s&#"',;]+/gi;
+/** A SAS token (`SharedAccessSignature sr=...&sig=...`) or a connection string's `SharedAccessSignature=...`. */
+const SAS_TOKEN = /\b(SharedAccessSignature)([ =])[^\s"',;]+/g;
+/** `name: value` of a secret header (a Bearer or Basic value keeps its scheme; AUTH_SCHEME takes the rest). */
+const HEADER_LINE = new RegExp(
+  `\\b(${SECRET_HEADERS.join('|')})(\\s*:\\s*)(?!\\s|(?:Bearer|Basic)\\s)[^\\r\\n]+`,
+  'gi',
+);
+const JSON_SECRET = new RegExp(
+  `("(?:password|passwd|secret|clientSecret|client_secret|token|apiKey|api_key|${SECRET_HEADERS.join('|')})"\\s*:\\s*)"(?:[^"\\\\]|\\\\.)*"`,
+  'gi',
+);
 const AUTH_SCHEME = /\b(Bearer|Basic)\s+[A-Za-z0-9\-._~+/]+=*/g;
 
 /** Removes secret-looking material from free text. */
 export function redact(text: string): string {
   return text
     .replace(PEM_PRIVATE_KEY, '[REDACTED PRIVATE KEY]')
-    .replace(KEY_VALUE, '$1=[REDACTED]')
     .replace(JSON_SECRET, '$1"[REDACTED]"')
+    .replace(HEADER_LINE, '$1$2[REDACTED]')
+    .replace(SAS_TOKEN, '$1$2[REDACTED]')
+    .replace(KEY_VALUE, '$1=[REDACTED]')
+    .replace(QUERY_KEY, '$1=[REDACTED]')
+    .replace(LONG_CODE, '$1=[REDACTED]')
     .replace(AUTH_SCHEME, '$1 [REDACTED]');
 }
 

@@ -5,7 +5,7 @@
  * logger, SDK metrics on loopback), serve /healthz, /readyz and /metrics, connect (with retries; exit 1 with
  * address, namespace and cause), register missing search attributes, build the activities' dependencies, bundle
  * the workflows once, and run the main Worker plus one rate-limited Worker per issuer. With `http.eventGrid`
- * configured, the same HTTP server also takes Key Vault's Event Grid deliveries on /eventgrid.
+ * configured, a second listener (its own port, no /metrics) takes Key Vault's Event Grid deliveries on /eventgrid.
  * SIGTERM / SIGINT: /readyz turns 503 at once, every Worker shuts down (running activities get
  * `shutdownGraceSeconds` to finish), then the process exits 0.
  */
@@ -15,13 +15,15 @@ import { Client } from '@temporalio/client';
 import { bundleWorkflowCode, type NativeConnection, type Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index';
 import { createEventGridHandler, type EventGridHandler } from '../client/event-grid';
+import { createEntraTokenVerifier } from '../client/event-grid-entra';
 import { issuerTaskQueueFor } from '../workflows/messages';
 import { ConfigError, loadConfig, redactedConfig, resolveSecret, type CertflowConfig } from './config';
-import { connectTemporal, monitorConnection, type ConnectionMonitor } from './connect';
+import { checkSecrets } from './config-secrets';
+import { connectTemporal, monitorConnection, workerDataConverter, type ConnectionMonitor } from './connect';
 import { buildDeps } from './deps';
 import { enrollConfigured } from './enroll-configured';
 import { createFleetActivities } from '../activities/fleet';
-import { discoveryPlan } from './discovery-config';
+import { discoveryPlan, discoveryTag } from './discovery-config';
 import { deleteDiscoverySchedule, ensureDiscoverySchedule } from './schedule';
 import { startHttpServer, type Readiness, type RouteHandler } from './http';
 import { createIssuerWorkers } from './issuer-workers';
@@ -80,11 +82,13 @@ async function main(): Promise<void> {
   try {
     args = parseArgs(process.argv.slice(2));
     config = loadConfig(args.config ? { file: args.config } : {});
+    // every unset or unusable secret at once, also under --check (not one per start)
+    checkSecrets(config);
     if (args.check) {
       process.stdout.write(`${JSON.stringify(redactedConfig(config), null, 2)}\n`);
       return exit(0);
     }
-    if (config.http.eventGrid)
+    if (config.http.eventGrid?.key)
       eventGridKey = resolveSecret(config.http.eventGrid.key, process.env, 'http.eventGrid.key');
   } catch (err) {
     process.stderr.write(`certflow-worker: ${(err as Error).message}\n`);
@@ -145,7 +149,7 @@ async function main(): Promise<void> {
   let eventGrid: EventGridHandler | undefined;
   const eventGridRoute: RouteHandler = async (req, res) => {
     if (eventGrid) return eventGrid(req, res);
-    if (!eventGridKey || !(req.url ?? '').startsWith('/eventgrid')) return false;
+    if (!(req.url ?? '').startsWith('/eventgrid')) return false;
     res.writeHead(503, { 'content-type': 'text/plain', 'retry-after': '10' }).end('starting\n');
     return true;
   };
@@ -156,12 +160,25 @@ async function main(): Promise<void> {
       port: config.http.port,
       ready,
       metrics: metricsEndpoint(metrics, sdkMetricsUrl),
-      routes: eventGridRoute,
       logger,
     });
     cleanups.push(() => http.close());
     logger.info('serving /healthz, /readyz and /metrics', { url: http.url });
+    const eg = config.http.eventGrid;
+    // Event Grid on a listener of its own: exposing it to Azure does not expose /metrics
+    const eventGridHttp = eg
+      ? await startHttpServer({
+          host: eg.host ?? config.http.host,
+          port: eg.port,
+          routes: eventGridRoute,
+          logger,
+        })
+      : undefined;
+    if (eventGridHttp) cleanups.push(() => eventGridHttp.close());
 
+    // payloads encrypted when configured: every Client and Worker of this process uses the same converter
+    const dataConverter = workerDataConverter(config.temporal, process.env);
+    const converter = dataConverter ? { dataConverter } : {};
     const connection = await connectTemporal(config.temporal, { logger });
     cleanups.push(() => connection.close());
     monitor = monitorConnection(connection);
@@ -170,22 +187,40 @@ async function main(): Promise<void> {
       namespace: config.temporal.namespace,
     });
     await registerSearchAttributes(connection, config.temporal.namespace, logger);
-    if (eventGridKey) {
+    if (eg && eventGridHttp) {
+      const log = logger.child({ component: 'event-grid' });
       eventGrid = createEventGridHandler({
-        client: new Client({ connection, namespace: config.temporal.namespace }),
-        key: eventGridKey,
-        log: logger.child({ component: 'event-grid' }),
+        client: new Client({ connection, namespace: config.temporal.namespace, ...converter }),
+        ...(eventGridKey ? { key: eventGridKey } : {}),
+        ...(eg.entra
+          ? {
+              verifyToken: createEntraTokenVerifier({
+                ...eg.entra,
+                onRefused: (reason) => log.warn('Event Grid: Entra token refused', { reason }),
+              }),
+            }
+          : {}),
+        ...(eg.allowKeyInUrl ? { allowKeyInUrl: true } : {}),
+        cooldownSeconds: eg.cooldownSeconds,
+        log,
         vaultNameFromUrl: vaultNameFromUrl(config),
       });
-      logger.info('taking Event Grid deliveries', { url: `${http.url}/eventgrid` });
+      logger.info('taking Event Grid deliveries', { url: `${eventGridHttp.url}/eventgrid` });
     }
 
     const deps = await buildDeps(config, { metrics: metrics.sink, logger });
     cleanups.push(() => deps.close());
-    const client = new Client({ connection, namespace: config.temporal.namespace });
+    const client = new Client({ connection, namespace: config.temporal.namespace, ...converter });
     const activities = {
       ...createActivities(deps),
-      ...createFleetActivities({ vaults: deps.vaults, client, taskQueue: config.taskQueue }),
+      ...createFleetActivities({
+        vaults: deps.vaults,
+        client,
+        taskQueue: config.taskQueue,
+        ...(config.discovery && discoveryTag(config.discovery)
+          ? { requiredTag: discoveryTag(config.discovery) }
+          : {}),
+      }),
     };
 
     const t0 = Date.now();
@@ -211,6 +246,7 @@ async function main(): Promise<void> {
       shutdownGraceTime: grace,
       identity,
       maxCachedWorkflows: config.maxCachedWorkflows,
+      ...converter,
     });
     const issuerWorkers = await createIssuerWorkers({
       connection,
@@ -220,6 +256,7 @@ async function main(): Promise<void> {
       activities,
       shutdownGraceTime: grace,
       identity,
+      ...converter,
     });
     const labelled = [
       { label: config.taskQueue, worker: main },

@@ -20,6 +20,8 @@ export interface CertflowWorkerOptions {
   identity?: string;
   /** Lifecycles kept in memory between wake-ups (config `maxCachedWorkflows`); the SDK's default when absent. */
   maxCachedWorkflows?: number;
+  /** Payload encryption (client/payload-codec.ts); the clients must use the same. */
+  dataConverter?: WorkerOptions['dataConverter'];
 }
 
 export async function createCertflowWorker(opts: CertflowWorkerOptions): Promise<Worker> {
@@ -36,5 +38,6 @@ export async function createCertflowWorker(opts: CertflowWorkerOptions): Promise
     ...(opts.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: opts.maxCachedWorkflows } : {}),
     // up to this many heartbeats of one activity are coalesced: keep it short, so progress reaches the server soon
     maxHeartbeatThrottleInterval: '5 seconds',
+    ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
   });
 }

@@ -1,9 +1,12 @@
 /**
  * The dev CA's root and intermediate, made on first use and kept in one file, `ca.json`, in the CA directory
  * (directory 0700, files 0600), plus `root.pem` for people who want to trust it. Both CA keys are ECDSA P-256.
- * With an encryption key the CA keys are sealed with AES-256-GCM (bound to their role, so swapping them fails);
- * without one they are plain PKCS#8 PEM, protected by file permissions only: acceptable for a dev CA, which is
- * what this is. Never use it as a production CA.
+ * With an encryption key the CA keys are sealed with AES-256-GCM (bound to their role, so swapping them fails)
+ * under a key derived from it for this use only (HKDF, local-crypto.ts): a local vault configured with the same
+ * key never shares a key with the dev CA. Keys sealed by an earlier release with the configured key itself are
+ * re-sealed the first time they are opened. Without an encryption key the CA keys are plain PKCS#8 PEM,
+ * protected by file permissions only: acceptable for a dev CA, which is what this is. Never use it as a
+ * production CA.
  *
  * Two workers starting on the same directory at once must not end up with two CAs: each writes its candidate
  * to a private file and hard-links it to `ca.json`, which fails if the other was first; the loser loads the
@@ -14,7 +17,7 @@ import * as x509 from '@peculiar/x509';
 import crypto, { webcrypto, X509Certificate } from 'node:crypto';
 import { promises as fs } from 'node:fs';
 import { ApplicationFailure } from '@temporalio/common';
-import { aad, seal, SealBroken, unseal } from '../vault/local-crypto';
+import { aad, deriveKey, isSealedV1, seal, SealBroken, unseal, unsealV1 } from '../vault/local-crypto';
 import { createLocalFiles, type LocalFiles } from '../vault/local-files';
 
 export interface DevCaMaterial {
@@ -72,10 +75,15 @@ export async function loadOrCreateDevCa(opts: DevCaStoreOptions): Promise<DevCaM
   const material = await withFsErrors(opts.dir, async () => {
     await files.mkdir('');
     const existing = await files.read(CA_FILE);
-    if (existing) return openCaFile(existing, where, opts.encryptionKey);
+    if (existing) {
+      const opened = await openCaFile(existing, where, opts.encryptionKey);
+      // keys sealed by an earlier release with the configured key itself: re-sealed with the derived key
+      if (opened.migrated) await files.write(CA_FILE, JSON.stringify(opened.migrated, null, 2));
+      return opened.material;
+    }
     const created = await createCaFile(opts);
     const winner = await publishOnce(files, JSON.stringify(created, null, 2));
-    return openCaFile(winner, where, opts.encryptionKey);
+    return (await openCaFile(winner, where, opts.encryptionKey)).material;
   });
   await withFsErrors(opts.dir, async () => {
     if ((await files.read(ROOT_FILE))?.toString('utf8') !== material.rootPem)
@@ -162,7 +170,7 @@ async function createCaFile(opts: DevCaStoreOptions): Promise<CaFile> {
   const store = async (key: webcrypto.CryptoKey, role: string): Promise<StoredKey> => {
     const der = Buffer.from(await subtle.exportKey('pkcs8', key));
     return opts.encryptionKey
-      ? { sealed: seal(opts.encryptionKey, der, keyBinding(role)).toString('base64') }
+      ? { sealed: seal(sealKeyOf(opts.encryptionKey), der, keyBinding(role)).toString('base64') }
       : {
           pem: crypto
             .createPrivateKey({ key: der, format: 'der', type: 'pkcs8' })
@@ -190,11 +198,15 @@ function keyBinding(role: string): Buffer {
   return aad('dev-ca', `${role}-key`);
 }
 
+const sealKeyOf = (encryptionKey: Buffer) => deriveKey(encryptionKey, 'dev-ca/seal');
+
 async function openCaFile(
   raw: Buffer,
   where: string,
   encryptionKey: Buffer | undefined,
-): Promise<DevCaMaterial> {
+): Promise<{ material: DevCaMaterial; migrated?: CaFile }> {
+  const sealKey = encryptionKey ? sealKeyOf(encryptionKey) : undefined;
+  let migrated = false;
   const corrupt = (what: string) =>
     devCaFailure(
       'DevCaCorrupt',
@@ -217,13 +229,16 @@ async function openCaFile(
 
   const keyDer = (stored: StoredKey | undefined, role: string): Buffer => {
     if (stored && 'sealed' in stored && typeof stored.sealed === 'string') {
-      if (!encryptionKey)
+      if (!encryptionKey || !sealKey)
         throw devCaFailure(
           'DevCaMisconfigured',
           `the CA keys in ${where} are encrypted: pass the encryptionKey they were written with`,
         );
       try {
-        return unseal(encryptionKey, Buffer.from(stored.sealed, 'base64'), keyBinding(role));
+        const blob = Buffer.from(stored.sealed, 'base64');
+        if (!isSealedV1(blob)) return unseal(sealKey, blob, keyBinding(role));
+        migrated = true;
+        return unsealV1(encryptionKey, blob, keyBinding(role));
       } catch (err) {
         if (err instanceof SealBroken)
           throw corrupt(`holds a ${role} key that does not open: ${err.message}`);
@@ -274,10 +289,22 @@ async function openCaFile(
     false,
     ['sign'],
   );
-  return {
+  const material = {
     rootPem: file.rootCertPem,
     intermediatePem: file.intermediateCertPem,
     intermediate: new x509.X509Certificate(file.intermediateCertPem),
     intermediateKey,
+  };
+  if (!migrated || !sealKey) return { material };
+  const reseal = (der: Buffer, role: string): StoredKey => ({
+    sealed: seal(sealKey, der, keyBinding(role)).toString('base64'),
+  });
+  return {
+    material,
+    migrated: {
+      ...file,
+      rootKey: reseal(rootKeyDer, 'root'),
+      intermediateKey: reseal(intermediateKeyDer, 'intermediate'),
+    },
   };
 }

@@ -38,7 +38,8 @@ export type DevCaIssuer = Issuer & {
   rootPem(): Promise<string>;
 };
 
-const SKEW_MS = 60_000;
+/** How far before issuance a leaf's notBefore lies (clock skew): a leaf issued for N minutes covers N + 1. */
+export const SKEW_MS = 60_000;
 const ACCEPTED_CURVES = new Set(['prime256v1', 'secp384r1', 'secp521r1']);
 
 export function createDevCaIssuer(opts: DevCaIssuerOptions): DevCaIssuer {

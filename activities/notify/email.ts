@@ -10,6 +10,7 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import nodemailer from 'nodemailer';
+import { isLoopbackHost } from '../loopback';
 import { createSentLog } from './sent-log';
 import { classifySmtpError } from './smtp-errors';
 import { parseRecipients, renderEmail, type NotificationEvent } from './templates';
@@ -19,8 +20,13 @@ export interface EmailTransportOptions {
   port: number;
   /** true: TLS from the first byte (port 465); false: plain, upgraded with STARTTLS when offered. */
   secure: boolean;
-  /** Refuse to send unless STARTTLS succeeds (use with secure: false). */
+  /**
+   * Refuse to send unless STARTTLS succeeds (with secure: false). Default: on when a password is set and the
+   * host is not loopback, so a stripped STARTTLS never gets the password in clear.
+   */
   requireTLS?: boolean;
+  /** Connect to this address instead of resolving `host`; TLS is still checked for `host`. */
+  address?: string;
   auth?: { user: string; pass: string };
   tls?: { ca?: string | string[]; servername?: string };
   connectionTimeoutMs?: number;
@@ -64,22 +70,31 @@ export function messageIdFor(eventId: string): string {
 
 const REMEMBERED = 1_000;
 
+/** STARTTLS is required unless said otherwise whenever a password would cross a network (not loopback). */
+export function requiresTls(t: EmailTransportOptions): boolean {
+  return t.requireTLS ?? (!t.secure && !!t.auth?.pass && !isLoopbackHost(t.host));
+}
+
 export function createEmailNotifier(opts: EmailNotifierOptions): EmailNotifier {
   const t = opts.transport;
   const server = `${t.host}:${t.port}`;
   const transporter = nodemailer.createTransport({
     pool: true,
     maxConnections: opts.maxConnections ?? 2,
-    host: t.host,
+    host: t.address ?? t.host,
     port: t.port,
     secure: t.secure,
-    requireTLS: t.requireTLS ?? false,
+    requireTLS: requiresTls(t),
     auth: t.auth,
     connectionTimeout: t.connectionTimeoutMs ?? 10_000,
     greetingTimeout: t.connectionTimeoutMs ?? 10_000,
     socketTimeout: 30_000,
     // rejectUnauthorized stays at its default (true) on purpose
-    tls: { ca: t.tls?.ca, servername: t.tls?.servername, minVersion: 'TLSv1.2' },
+    tls: {
+      ca: t.tls?.ca,
+      servername: t.tls?.servername ?? (t.address ? t.host : undefined),
+      minVersion: 'TLSv1.2',
+    },
   });
   const defaults = parseRecipients((opts.defaultRecipients ?? []).join(','));
   const sentLog = createSentLog(opts.sentLogPath);

@@ -6,16 +6,36 @@
  *   <dir>/certificates/<name>/keys/<version>.key   private key (PKCS#8), sealed, bound to name and version
  *   <dir>/secrets/<name>.secret                    a SecretStore value, sealed, bound to its name
  *
- * certificate.json holds public material only (chains, CSR, tags, policy) and stays readable for operators.
- * Anything that does not read back exactly (bad JSON, unexpected shape, a record or key that belongs to another
- * certificate, a failed GCM check) is a non-retryable VaultCorrupt naming the file; it is never rewritten here.
+ * certificate.json holds public material only (chains, CSR, tags, policy) and stays readable for operators, but
+ * it decides what is requested and where it goes, so each record carries an HMAC-SHA256 (`mac`) over all its
+ * fields: a record edited outside Certflow is refused. Sealing and MACs use keys derived from the configured
+ * key with HKDF (local-crypto.ts), one per use.
+ * Anything that does not read back exactly (bad JSON, unexpected shape, a MAC that does not match, a record or
+ * key that belongs to another certificate, a failed GCM check) is a non-retryable VaultCorrupt naming the file;
+ * it is never rewritten here.
+ *
+ * Vaults of the earlier format (vault.json `certflow-local-vault/v1`: records without MAC, blobs sealed with the
+ * configured key itself) are migrated the first time they are opened with their key: records get their MAC,
+ * blobs are re-sealed with the derived key, and vault.json is rewritten last, so an interrupted migration
+ * resumes at the next open. From then on an unauthenticated record or an old-format blob is refused.
  */
 import { ApplicationFailure } from '@temporalio/common';
 import crypto, { type KeyObject } from 'node:crypto';
 import { z } from 'zod';
 import type { CertificatePolicySnapshot } from '../types';
 import { nonRetryable } from './azure-key-vault-errors';
-import { aad, KEY_VARIABLE, SealBroken, seal, unseal } from './local-crypto';
+import {
+  aad,
+  deriveKey,
+  isSealedV1,
+  KEY_VARIABLE,
+  macMatches,
+  recordMac,
+  SealBroken,
+  seal,
+  unseal,
+  unsealV1,
+} from './local-crypto';
 import { createLocalFiles } from './local-files';
 
 const NAME = /^[0-9A-Za-z-]{1,127}$/;
@@ -45,7 +65,7 @@ const versionSchema = z.object({
   exportable: z.boolean(),
 });
 const recordSchema = z.object({
-  format: z.literal('certflow-local-vault/certificate/v1'),
+  format: z.literal('certflow-local-vault/certificate/v2'),
   name: z.string(),
   policy: policySchema,
   current: z.string().regex(VERSION).nullable(),
@@ -58,8 +78,10 @@ const recordSchema = z.object({
 export type CertificateRecord = z.infer<typeof recordSchema>;
 export type VersionRecord = z.infer<typeof versionSchema>;
 
-export const RECORD_FORMAT: CertificateRecord['format'] = 'certflow-local-vault/certificate/v1';
-const VAULT_FORMAT = 'certflow-local-vault/v1';
+export const RECORD_FORMAT: CertificateRecord['format'] = 'certflow-local-vault/certificate/v2';
+const RECORD_FORMAT_V1 = 'certflow-local-vault/certificate/v1';
+const VAULT_FORMAT = 'certflow-local-vault/v2';
+const VAULT_FORMAT_V1 = 'certflow-local-vault/v1';
 
 export interface LocalStoreOptions {
   vault: string;
@@ -106,6 +128,8 @@ export function newVersionId(): string {
 export function createLocalStore(opts: LocalStoreOptions): LocalStore {
   const files = createLocalFiles(opts.dir);
   const { vault, encryptionKey } = opts;
+  const sealKey = deriveKey(encryptionKey, 'local-vault/seal');
+  const macKey = deriveKey(encryptionKey, 'local-vault/record-mac');
   const recordPath = (name: string) => `certificates/${name}/certificate.json`;
   const keyPath = (name: string, version: string) => `certificates/${name}/keys/${version}.key`;
   const secretPath = (name: string) => `secrets/${name}.secret`;
@@ -118,7 +142,7 @@ export function createLocalStore(opts: LocalStoreOptions): LocalStore {
     const blob = await files.read(rel);
     if (!blob) return null;
     try {
-      return unseal(encryptionKey, blob, boundTo);
+      return unseal(sealKey, blob, boundTo);
     } catch (err) {
       if (err instanceof SealBroken) throw corrupt(rel, err.message);
       throw err;
@@ -127,7 +151,7 @@ export function createLocalStore(opts: LocalStoreOptions): LocalStore {
 
   async function writeSealed(rel: string, plaintext: Buffer, boundTo: Buffer): Promise<void> {
     await ready();
-    await files.write(rel, seal(encryptionKey, plaintext, boundTo));
+    await files.write(rel, seal(sealKey, plaintext, boundTo));
   }
 
   let opened: Promise<void> | undefined;
@@ -139,6 +163,11 @@ export function createLocalStore(opts: LocalStoreOptions): LocalStore {
     return opened;
   }
 
+  const writeVaultJson = async () => {
+    const keyCheck = seal(sealKey, Buffer.from(VAULT_FORMAT), aad('key-check')).toString('base64');
+    await files.write('vault.json', `${JSON.stringify({ format: VAULT_FORMAT, keyCheck }, null, 2)}\n`);
+  };
+
   /** Creates the vault on first use; afterwards checks that the configured key is the vault's key. */
   async function open(): Promise<void> {
     await files.mkdir('certificates');
@@ -148,15 +177,17 @@ export function createLocalStore(opts: LocalStoreOptions): LocalStore {
     if (!raw) {
       const holds = (await files.entries('certificates')).length + (await files.entries('secrets')).length;
       if (holds) throw corrupt('vault.json', 'it is missing while the vault holds certificates or secrets');
-      const keyCheck = seal(encryptionKey, Buffer.from(VAULT_FORMAT), check).toString('base64');
-      await files.write('vault.json', `${JSON.stringify({ format: VAULT_FORMAT, keyCheck }, null, 2)}\n`);
+      await writeVaultJson();
       return;
     }
     const meta = parseJson(raw, 'vault.json') as { format?: unknown; keyCheck?: unknown };
-    if (meta?.format !== VAULT_FORMAT || typeof meta.keyCheck !== 'string')
+    const v1 = meta?.format === VAULT_FORMAT_V1;
+    if ((!v1 && meta?.format !== VAULT_FORMAT) || typeof meta.keyCheck !== 'string')
       throw corrupt('vault.json', `expected format '${VAULT_FORMAT}' and a keyCheck`);
     try {
-      unseal(encryptionKey, Buffer.from(meta.keyCheck, 'base64'), check);
+      const blob = Buffer.from(meta.keyCheck, 'base64');
+      if (v1) unsealV1(encryptionKey, blob, check);
+      else unseal(sealKey, blob, check);
     } catch {
       throw nonRetryable(
         'VaultKeyMismatch',
@@ -164,6 +195,58 @@ export function createLocalStore(opts: LocalStoreOptions): LocalStore {
           `the key this vault was created with, so none of its keys or secrets can be opened. Set the vault's own key.`,
       );
     }
+    if (v1) await migrate();
+  }
+
+  /** Writes a record with its MAC over every field (the record as stored is what the MAC covers). */
+  async function writeRecord(record: Record<string, unknown> & { name: unknown }): Promise<void> {
+    const stored: Record<string, unknown> = { ...record, format: RECORD_FORMAT };
+    delete stored.mac;
+    stored.mac = recordMac(macKey, stored);
+    await files.write(recordPath(String(record.name)), `${JSON.stringify(stored, null, 2)}\n`);
+  }
+
+  /** Re-seals a blob of the earlier format with the derived key; leaves one already migrated as it is. */
+  async function resealV1(rel: string, boundTo: Buffer): Promise<void> {
+    const blob = await files.read(rel);
+    if (!blob || !isSealedV1(blob)) return;
+    let plain: Buffer;
+    try {
+      plain = unsealV1(encryptionKey, blob, boundTo);
+    } catch (err) {
+      if (err instanceof SealBroken) throw corrupt(rel, `${err.message} (while migrating the vault)`);
+      throw err;
+    }
+    await files.write(rel, seal(sealKey, plain, boundTo));
+  }
+
+  /**
+   * The one-time migration of a vault of the earlier format: MACs for its records (what is on disk now is
+   * trusted once, as it was before), derived-key seals for its blobs, then vault.json. Idempotent, resumable.
+   */
+  async function migrate(): Promise<void> {
+    for (const name of (await files.entries('certificates')).filter((n) => NAME.test(n))) {
+      const rel = recordPath(name);
+      const raw = await files.read(rel);
+      if (raw) {
+        const obj = parseJson(raw, rel) as Record<string, unknown>;
+        if (obj?.format === RECORD_FORMAT_V1) {
+          const parsed = recordSchema.safeParse({ ...obj, format: RECORD_FORMAT });
+          if (!parsed.success || obj.name !== name)
+            throw corrupt(rel, 'it cannot be migrated: its content is not a certificate record of this name');
+          await writeRecord(obj as Record<string, unknown> & { name: string });
+        }
+      }
+      for (const file of await files.entries(`certificates/${name}/keys`)) {
+        const version = /^([0-9a-f]{32})\.key$/.exec(file)?.[1];
+        if (version) await resealV1(keyPath(name, version), aad('key', name, version));
+      }
+    }
+    for (const file of await files.entries('secrets')) {
+      const name = /^(.+)\.secret$/.exec(file)?.[1];
+      if (name && NAME.test(name)) await resealV1(secretPath(name), aad('secret', name));
+    }
+    await writeVaultJson();
   }
 
   function parseJson(raw: Buffer, rel: string): unknown {
@@ -184,7 +267,17 @@ export function createLocalStore(opts: LocalStoreOptions): LocalStore {
       const rel = recordPath(name);
       const raw = await files.read(rel);
       if (!raw) return null;
-      const parsed = recordSchema.safeParse(parseJson(raw, rel));
+      const obj = parseJson(raw, rel) as Record<string, unknown> | null;
+      if (typeof obj !== 'object' || obj === null || Array.isArray(obj))
+        throw corrupt(rel, 'expected a JSON object');
+      if (!macMatches(macKey, obj))
+        throw corrupt(
+          rel,
+          obj.format === RECORD_FORMAT_V1
+            ? 'it is a record without MAC (the format before records were authenticated) in a vault already migrated'
+            : 'its MAC does not match: the record (policy, names, tags, chains) was changed outside Certflow, or written with another key',
+        );
+      const parsed = recordSchema.safeParse(obj);
       if (!parsed.success) {
         const issue = parsed.error.issues[0];
         throw corrupt(rel, `unexpected content at '${issue?.path.join('.') || '(root)'}': ${issue?.message}`);
@@ -203,7 +296,7 @@ export function createLocalStore(opts: LocalStoreOptions): LocalStore {
     async writeCertificate(record) {
       await ready();
       await files.mkdir(`certificates/${record.name}/keys`);
-      await files.write(recordPath(record.name), `${JSON.stringify(record, null, 2)}\n`);
+      await writeRecord(record);
     },
 
     async certificateNames() {

@@ -1,6 +1,6 @@
 /**
- * The live TLS probe: one real handshake with SNI, read the leaf the endpoint serves, compare its
- * thumbprint with the one we expect. Network failures are answers here (ok: false), never exceptions,
+ * The live TLS probe: one real handshake with SNI, read the leaf the endpoint serves, check that it covers the
+ * SNI name (tls.checkServerIdentity, with or without a trust anchor), compare its thumbprint with the one we expect. Network failures are answers here (ok: false), never exceptions,
  * because the caller is usually polling until a reload takes effect.
  */
 import { X509Certificate } from 'node:crypto';
@@ -10,7 +10,7 @@ import type { Probe } from '../types';
 export interface ProbeOptions {
   host: string;
   port: number;
-  /** SNI name; also the name the chain is checked against when `caPem` is given. */
+  /** SNI name, and the name the served certificate must cover (tls.checkServerIdentity), always. */
   servername: string;
   /** SHA-1, any case, with or without colons. Without it the probe only reports what is served. */
   expectedThumbprint?: string;
@@ -27,6 +27,18 @@ export function thumbprintOf(cert: X509Certificate): string {
 
 export function normalizeThumbprint(t: string): string {
   return t.replace(/[:\s]/g, '').toUpperCase();
+}
+
+/**
+ * What tls.checkServerIdentity reads (subject CN and subjectaltname), from the leaf already in hand:
+ * `getPeerCertificate()` answers {} once the peer has closed, which a probed server may do right away.
+ */
+function identityOf(leaf: X509Certificate): tls.PeerCertificate {
+  const cn = /^CN=(.*)$/m.exec(leaf.subject)?.[1];
+  return {
+    subject: cn ? { CN: cn } : {},
+    ...(leaf.subjectAltName ? { subjectaltname: leaf.subjectAltName } : {}),
+  } as tls.PeerCertificate;
 }
 
 export async function probeTls(opts: ProbeOptions): Promise<Probe> {
@@ -74,10 +86,13 @@ export async function probeTls(opts: ProbeOptions): Promise<Probe> {
       }
       const served = thumbprintOf(leaf);
       const problems: string[] = [];
+      // the served certificate must cover the name clients ask for, trusted chain or not
+      const identity = tls.checkServerIdentity(opts.servername, identityOf(leaf));
+      if (identity) problems.push(`certificate does not cover ${opts.servername}: ${identity.message}`);
       if (opts.expectedThumbprint !== undefined && normalizeThumbprint(opts.expectedThumbprint) !== served) {
         problems.push(`serves ${served}, expected ${normalizeThumbprint(opts.expectedThumbprint)}`);
       }
-      if (opts.caPem !== undefined && !socket.authorized) {
+      if (opts.caPem !== undefined && !socket.authorized && !identity) {
         problems.push(`chain not trusted for ${opts.servername}: ${String(socket.authorizationError)}`);
       }
       finish({

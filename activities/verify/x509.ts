@@ -3,13 +3,20 @@
  * Whatever a CA returns is checked against the CSR we sent and the names we asked for, so a wrong,
  * broken or foreign certificate never reaches the vault. Works for RSA and EC keys alike (node:crypto
  * for certificates, @peculiar/x509 for CSRs and extensions; node-forge cannot read EC keys).
+ * The chain itself is checked by pkijs' RFC 5280 path validation (signatures, CA flags and key usage of every
+ * issuer, name constraints, validity of every certificate on the path including the trust anchor) twice: the
+ * chain as the CA returned it, up to its top, and the path from the leaf to a trust anchor. pkijs does not
+ * enforce basicConstraints' pathLenConstraint, so that one check is ours, on the path pkijs validated.
  * Trust is checked by default against the public web PKI roots; a private CA's roots must be passed in.
  */
 import 'reflect-metadata'; // @peculiar/x509 2.x needs a Reflect polyfill loaded first
-import { createHash, createPublicKey, X509Certificate, type KeyObject } from 'node:crypto';
+import { createHash, createPublicKey, webcrypto, X509Certificate, type KeyObject } from 'node:crypto';
 import { rootCertificates } from 'node:tls';
 import * as x509 from '@peculiar/x509';
 import { ApplicationFailure } from '@temporalio/common';
+import * as pkijs from 'pkijs';
+import { isHostLike, nameNotAllowed } from '../issuers/allowed-names';
+import { namesNotAllowed } from '../globs';
 
 export interface VerifyIssuedChainInput {
   /** The CSR that was sent to the CA (PEM). */
@@ -29,6 +36,8 @@ export interface VerifyIssuedChainInput {
    * use it only where trust is enforced elsewhere.
    */
   trustAnchorsPem?: string[];
+  /** The issuer's allowedNames: every DNS name of the leaf must match one of these globs (activities/globs.ts). */
+  allowedNames?: { issuer: string; patterns: readonly string[] };
 }
 
 export interface VerifiedCertificate {
@@ -53,7 +62,9 @@ export type X509FailureType =
   | 'NotYetValid'
   | 'BrokenChain'
   | 'Untrusted'
-  | 'WrongUsage';
+  | 'WrongUsage'
+  /** A CA on the path limits the path's length or the names below it, and the chain breaks that limit. */
+  | 'ChainConstraint';
 
 const OID_SERVER_AUTH = '1.3.6.1.5.5.7.3.1';
 const OID_ANY_EKU = '2.5.29.37.0';
@@ -86,7 +97,7 @@ export function thumbprintOf(pem: string): string {
   return digest('sha1', parseCertificate(pem, 'certificate').raw);
 }
 
-export function verifyIssuedChain(input: VerifyIssuedChainInput): VerifiedCertificate {
+export async function verifyIssuedChain(input: VerifyIssuedChainInput): Promise<VerifiedCertificate> {
   const skewMs = (input.maxSkewSeconds ?? 300) * 1000;
   if (input.chainPem.length === 0) fail('Unparseable', 'the CA returned no certificate (chain is empty)');
   const chain = input.chainPem.map((pem, i) => parseCertificate(pem, positionName(i)));
@@ -96,10 +107,12 @@ export function verifyIssuedChain(input: VerifyIssuedChainInput): VerifiedCertif
 
   checkKey(leaf, csr);
   const dnsNames = checkNames(leafExt, input.expectedDnsNames);
+  if (input.allowedNames) checkAllowed(leafExt, dnsNames, input.allowedNames);
   checkUsage(leaf, leafExt);
   chain.forEach((cert, i) => checkValidity(cert, positionName(i), input.now, skewMs));
-  checkChain(chain);
-  checkTrust(chain, input.trustAnchorsPem);
+  const at = pathDate(chain, input.now);
+  await checkChain(chain, at);
+  await checkTrust(chain, input.trustAnchorsPem, at);
 
   return {
     thumbprint: digest('sha1', leaf.raw),
@@ -248,56 +261,198 @@ function checkValidity(cert: X509Certificate, what: string, now: Date, skewMs: n
   }
 }
 
-function checkChain(chain: X509Certificate[]): void {
+/**
+ * The moment the path is validated at: now, moved into the chain's common validity window when the leaf or an
+ * intermediate is valid only within the tolerated skew (checkValidity above has already judged them with it).
+ */
+function pathDate(chain: X509Certificate[], now: Date): Date {
+  const from = Math.max(...chain.map((c) => new Date(c.validFrom).getTime()));
+  const to = Math.min(...chain.map((c) => new Date(c.validTo).getTime()));
+  return new Date(Math.min(Math.max(now.getTime(), from), Math.max(from, to)));
+}
+
+let engine: pkijs.CryptoEngine | undefined;
+const cryptoEngine = () =>
+  (engine ??= new pkijs.CryptoEngine({
+    name: 'node',
+    crypto: webcrypto as unknown as pkijs.CryptoEngineParameters['crypto'],
+  }));
+
+function toPkijs(cert: X509Certificate): pkijs.Certificate {
+  return pkijs.Certificate.fromBER(new Uint8Array(cert.raw));
+}
+
+interface PathResult {
+  ok: boolean;
+  code: number;
+  message: string;
+  path: pkijs.Certificate[];
+}
+
+/** pkijs' result codes (CertificateChainValidationEngine) for a broken name constraint. */
+const NAME_CONSTRAINT_CODES = new Set([21, 41, 42]);
+const VALIDITY_CODE = 8;
+
+/** RFC 5280 path validation by pkijs from the leaf (chain[0]) to one of `trusted`, plus pathLenConstraint. */
+async function validatePath(
+  chain: X509Certificate[],
+  trusted: pkijs.Certificate[],
+  at: Date,
+): Promise<PathResult> {
+  const crypto = cryptoEngine();
+  const trustedDer = new Set(trusted.map((t) => Buffer.from(t.tbsView).toString('base64')));
+  const validator = new pkijs.CertificateChainValidationEngine({
+    trustedCerts: trusted,
+    // pkijs takes the last certificate as the one to validate
+    certs: chain.map(toPkijs).reverse(),
+    checkDate: at,
+    // a path that ends at an anchor wins over a branch through other certificates (pkijs gives up on the
+    // first branch that leads nowhere, e.g. a cross-signed copy of the anchor whose own issuer is absent)
+    findIssuer: async (cert, eng, c) => {
+      const found = await pkijs.CertificateChainValidationEngine.prototype.defaultFindIssuer.call(
+        eng,
+        cert,
+        eng,
+        c,
+      );
+      const anchors = found.filter((f) => trustedDer.has(Buffer.from(f.tbsView).toString('base64')));
+      return anchors.length ? anchors : found;
+    },
+  });
+  const r = await validator.verify({}, crypto);
+  const path = r.certificatePath ?? [];
+  if (!r.result) return { ok: false, code: r.resultCode, message: r.resultMessage, path };
+  const tooLong = pathLengthProblem(path);
+  if (tooLong) return { ok: false, code: -2, message: tooLong, path };
+  return { ok: true, code: 0, message: '', path };
+}
+
+/**
+ * RFC 5280 6.1.4 (l, m): below a CA whose basicConstraints carry pathLenConstraint n, at most n intermediate
+ * CAs that are not self-issued may follow before the leaf. Checked for every CA on the path, the anchor included.
+ */
+function pathLengthProblem(path: pkijs.Certificate[]): string | null {
+  const selfIssued = (c: pkijs.Certificate) => c.subject.isEqual(c.issuer);
+  for (let k = 1; k < path.length; k++) {
+    const bc = path[k]!.extensions?.find((e) => e.extnID === pkijs.id_BasicConstraints)?.parsedValue as
+      pkijs.BasicConstraints | undefined;
+    const limit = bc?.pathLenConstraint;
+    if (typeof limit !== 'number' || !bc?.cA) continue;
+    const below = path.slice(1, k).filter((c) => !selfIssued(c)).length;
+    if (below > limit)
+      return (
+        `'${dnOf(path[k]!)}' allows ${limit} intermediate CA certificate(s) below it (pathLenConstraint), ` +
+        `but the path has ${below}`
+      );
+  }
+  return null;
+}
+
+function dnOf(c: pkijs.Certificate): string {
+  return c.subject.typesAndValues
+    .map((tv) => `${SHORT_ATTR[tv.type] ?? tv.type}=${String(tv.value.valueBlock.value)}`)
+    .join(', ');
+}
+const SHORT_ATTR: Record<string, string> = {
+  '2.5.4.3': 'CN',
+  '2.5.4.10': 'O',
+  '2.5.4.11': 'OU',
+  '2.5.4.6': 'C',
+};
+
+/** The chain as the CA returned it must be a valid path up to its own top certificate. */
+async function checkChain(chain: X509Certificate[], at: Date): Promise<void> {
+  if (chain.length < 2) return;
+  const r = await validatePath(chain, [toPkijs(chain[chain.length - 1]!)], at);
+  if (r.ok) return;
+  if (r.code === -2 || NAME_CONSTRAINT_CODES.has(r.code))
+    fail('ChainConstraint', `the chain breaks a constraint of its CA: ${r.message}`);
+  fail(
+    'BrokenChain',
+    explainBrokenLink(chain) ?? `the chain is not a valid certification path: ${r.message}`,
+  );
+}
+
+/** Which link of the presented chain is broken, in words (pkijs has decided already; this only explains). */
+function explainBrokenLink(chain: X509Certificate[]): string | null {
   for (let i = 0; i + 1 < chain.length; i++) {
     const child = chain[i]!;
     const parent = chain[i + 1]!;
     const what = `${positionName(i)} (subject '${oneLine(child.subject)}')`;
-    if (!child.checkIssued(parent)) {
-      fail(
-        'BrokenChain',
-        `${what} was not issued by the next certificate in the chain (subject '${oneLine(parent.subject)}')`,
-      );
-    }
-    if (!parent.ca)
-      fail('BrokenChain', `${positionName(i + 1)} issues ${positionName(i)} but is not a CA certificate`);
-    if (!child.verify(parent.publicKey)) {
-      fail(
-        'BrokenChain',
-        `${what}: signature does not verify with the next certificate's key (subject '${oneLine(parent.subject)}')`,
-      );
-    }
+    if (!child.checkIssued(parent))
+      return `${what} was not issued by the next certificate in the chain (subject '${oneLine(parent.subject)}')`;
+    if (!child.verify(parent.publicKey))
+      return `${what}: signature does not verify with the next certificate's key (subject '${oneLine(parent.subject)}')`;
+    if (!parent.ca) return `${positionName(i + 1)} issues ${positionName(i)} but is not a CA certificate`;
   }
+  return null;
 }
 
-let publicRoots: X509Certificate[] | undefined;
+let publicRoots: { node: X509Certificate[]; pkijs: pkijs.Certificate[] } | undefined;
 
-function checkTrust(chain: X509Certificate[], anchorsPem: string[] | undefined): void {
+async function checkTrust(
+  chain: X509Certificate[],
+  anchorsPem: string[] | undefined,
+  at: Date,
+): Promise<void> {
   if (anchorsPem?.length === 0) return; // the caller said: do not check
-  const anchors = anchorsPem
-    ? anchorsPem.flatMap((p) => splitPemChain(p)).map((p, i) => parseCertificate(p, `trust anchor #${i + 1}`))
-    : (publicRoots ??= rootCertificates.map((p) => new X509Certificate(p)));
+  let anchors: X509Certificate[];
+  let trusted: pkijs.Certificate[];
+  if (anchorsPem) {
+    anchors = anchorsPem
+      .flatMap((p) => splitPemChain(p))
+      .map((p, i) => parseCertificate(p, `trust anchor #${i + 1}`));
+    trusted = anchors.map(toPkijs);
+  } else {
+    if (!publicRoots) {
+      const node = rootCertificates.map((p) => new X509Certificate(p));
+      publicRoots = { node, pkijs: node.map(toPkijs) };
+    }
+    ({ node: anchors, pkijs: trusted } = publicRoots);
+  }
   if (anchors.length === 0)
     fail(
       'Untrusted',
       `trustAnchorsPem was given but holds no certificate ('-----BEGIN CERTIFICATE-----' blocks)`,
     );
-  const isAnchor = (c: X509Certificate, a: X509Certificate) =>
-    c.subject === a.subject && spkiDer(c.publicKey).equals(spkiDer(a.publicKey));
-  const trusted = chain.some((c) =>
-    anchors.some((a) => (c.checkIssued(a) && c.verify(a.publicKey)) || isAnchor(c, a)),
-  );
-  if (!trusted) {
-    const top = chain[chain.length - 1]!;
-    const against = anchorsPem
-      ? `none of the ${anchors.length} trust anchor(s)`
-      : `none of the ${anchors.length} public web PKI roots (Node's tls.rootCertificates); for a private or ` +
-        `enterprise CA pass its root certificate(s) in trustAnchorsPem`;
+  const r = await validatePath(chain, trusted, at);
+  if (r.ok) return;
+  if (r.code === -2 || NAME_CONSTRAINT_CODES.has(r.code))
+    fail('ChainConstraint', `the path to the trust anchor breaks a constraint: ${r.message}`);
+  const top = chain[chain.length - 1]!;
+  if (r.code === VALIDITY_CODE) {
+    const stale = anchors.find(
+      (a) =>
+        chain.some((c) => c.checkIssued(a)) && !(new Date(a.validFrom) <= at && at <= new Date(a.validTo)),
+    );
     fail(
       'Untrusted',
-      `chain ends at '${oneLine(top.subject)}' issued by '${oneLine(top.issuer)}', which leads to ${against}`,
+      stale
+        ? `trust anchor '${oneLine(stale.subject)}' is not valid at ${at.toISOString()} (valid ${new Date(stale.validFrom).toISOString()} .. ${new Date(stale.validTo).toISOString()})`
+        : `a certificate on the path to the trust anchor is not valid at ${at.toISOString()}: ${r.message}`,
     );
   }
+  const against = anchorsPem
+    ? `none of the ${anchors.length} trust anchor(s)`
+    : `none of the ${anchors.length} public web PKI roots (Node's tls.rootCertificates); for a private or ` +
+      `enterprise CA pass its root certificate(s) in trustAnchorsPem`;
+  fail(
+    'Untrusted',
+    `chain ends at '${oneLine(top.subject)}' issued by '${oneLine(top.issuer)}', which leads to ${against} (${r.message})`,
+  );
+}
+
+/** The leaf's DNS names (and a host-name-like CN) must all be within the issuer's allowedNames. */
+function checkAllowed(
+  leaf: x509.X509Certificate,
+  dnsNames: string[],
+  allowed: NonNullable<VerifyIssuedChainInput['allowedNames']>,
+): void {
+  const cn = leaf.subjectName.getField('CN')[0];
+  const names = [...dnsNames, ...(isHostLike(cn) ? [cn] : [])];
+  const outside = namesNotAllowed(names, allowed.patterns);
+  if (outside.length)
+    throw nameNotAllowed(allowed.issuer, outside, allowed.patterns, 'in the issued certificate');
 }
 
 function oneLine(dn: string): string {

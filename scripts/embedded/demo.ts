@@ -6,6 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import { SKEW_MS } from '../../activities/issuers/dev-ca';
 import type { CertificatePolicySnapshot } from '../../activities/types';
 import { createLocalVault, loadEncryptionKey, type LocalVault } from '../../activities/vault/local';
 import type { EmbeddedOptions } from './options';
@@ -42,6 +43,18 @@ export const DEMO_CERTIFICATES: DemoCertificate[] = [
     lifetimePercentage: 70,
   },
 ];
+
+/**
+ * When each demo certificate renews, as minutes:seconds after it was issued. The dev CA back-dates notBefore by a
+ * minute (SKEW_MS), so a certificate issued for N minutes is valid N + 1 and the percentage applies to that.
+ */
+export function demoRenewalOffsets(validityMinutes: number): Array<{ name: string; after: string }> {
+  const validMs = validityMinutes * 60_000 + SKEW_MS;
+  return DEMO_CERTIFICATES.map((c) => {
+    const s = Math.round(((validMs * c.lifetimePercentage) / 100 - SKEW_MS) / 1000);
+    return { name: c.name, after: `${Math.floor(s / 60)}:${String(s % 60).padStart(2, '0')}` };
+  });
+}
 
 export interface DataLayout {
   dir: string;

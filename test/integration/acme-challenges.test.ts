@@ -46,7 +46,7 @@ describe('ACME challenges against pebble: HTTP-01 on our servers, DNS-01 propaga
     const names = [`${label}-${uniq()}.certflow.test`];
     const csrPem = await makeCsr('EC', names);
     const out = (await createAcmeIssuer(opts).submit(request(names, csrPem))) as Issued;
-    verifyIssuedChain({
+    await verifyIssuedChain({
       csrPem,
       chainPem: out.chainPem,
       expectedDnsNames: names,

@@ -63,7 +63,7 @@ describe('ACME issuer against pebble (real DNS-01)', () => {
     const out = (await issuer.submit(request(names, csrPem))) as Issued;
     const ms = performance.now() - t0;
     expect(out.status).toBe('issued');
-    const verified = verifyIssuedChain({
+    const verified = await verifyIssuedChain({
       csrPem,
       chainPem: out.chainPem,
       expectedDnsNames: names,
@@ -305,7 +305,7 @@ describe('ACME issuer with 20% of nonces rejected and 2-minute certificates', ()
           } else out = result as Issued;
         }
         expect(out.status).toBe('issued');
-        const v = verifyIssuedChain({
+        const v = await verifyIssuedChain({
           csrPem,
           chainPem: out.chainPem,
           expectedDnsNames: names,

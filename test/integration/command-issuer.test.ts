@@ -94,7 +94,7 @@ describe('command issuer: the exit-code contract', () => {
     expect(new X509Certificate(r.chainPem[0]!).subjectAltName).toBe(
       'DNS:api.example.test, DNS:api2.example.test',
     );
-    const verified = verifyIssuedChain({
+    const verified = await verifyIssuedChain({
       csrPem: req.csrPem,
       chainPem: r.chainPem,
       expectedDnsNames: req.dnsNames,

@@ -14,6 +14,9 @@ import { sampleEvents, type SampleEvent } from '../support/notification-events';
 import { failureOf } from '../support/acme';
 import { freePort, waitFor } from '../support/proc';
 import { startSmtpSink, type SmtpSink } from '../support/smtp';
+import { parseConfig } from '../../worker/config';
+import { createCollector } from '../../worker/deps-collector';
+import { buildEmail } from '../../worker/deps-notify';
 import { createTestCa } from '../support/test-ca';
 import { scratchDir } from '../support/tools';
 
@@ -151,6 +154,49 @@ describe('e-mail notifier over real SMTP', () => {
     ]) {
       expect(everything).not.toContain(leak);
     }
+  });
+
+  it('requires STARTTLS by default with a password and a non-loopback host: a stripped STARTTLS gets no password', async () => {
+    // a server that offers AUTH but no STARTTLS: what a man in the middle who strips STARTTLS looks like
+    const stripped = await startSmtpSink({ auth: smtpUser });
+    sinks.push(stripped);
+    const build = (email: Record<string, unknown>) => {
+      const c = createCollector({ SMTP_PASSWORD: smtpUser.pass });
+      const config = parseConfig({
+        notify: {
+          email: {
+            port: stripped.port,
+            from: 'certflow <certflow@example.test>',
+            user: smtpUser.user,
+            password: { env: 'SMTP_PASSWORD' },
+            ...email,
+          },
+        },
+      });
+      const n = buildEmail(config, c)!;
+      c.throwIfAny('test');
+      notifiers.push(n);
+      return n;
+    };
+    // the host as configured is not loopback (the address only says where to connect)
+    const f = await failureOf(
+      build({ host: 'smtp.certflow.test', address: '127.0.0.1' }).send(renewed('evt-stripped')),
+    );
+    expect(f.type).toBe('SmtpRejected');
+    expect(f.message).toMatch(/ETLS .*STARTTLS/);
+    expect(f.message).not.toContain(smtpUser.pass);
+    expect(stripped.authAttempts).toEqual([]);
+    expect(stripped.messages).toHaveLength(0);
+
+    // the same server on loopback, or with requireTls: false said out loud, gets the password in clear
+    await build({ host: '127.0.0.1' }).send(renewed('evt-stripped-loopback'));
+    await build({ host: 'smtp.certflow.test', address: '127.0.0.1', requireTls: false }).send(
+      renewed('evt-stripped-optout'),
+    );
+    expect(stripped.authAttempts).toEqual([
+      { user: smtpUser.user, secure: false },
+      { user: smtpUser.user, secure: false },
+    ]);
   });
 
   it('SMTP down then up: a retryable SmtpUnavailable with the real cause, then exactly one mail', async () => {

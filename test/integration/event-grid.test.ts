@@ -24,11 +24,12 @@ const address = inject('temporalAddress');
 const namespace = inject('temporalNamespace');
 const V = `eg${Date.now().toString(36)}`;
 const taskQueue = `event-grid-test-${V}`;
-const KEY = 'test-shared-key-0123456789';
+const KEY = 'test-shared-key-of-32-characters-0123456789';
 const MAX_BODY = 16 * 1024;
 
 const vault = createMemoryVault(V);
-for (const n of ['site', 'synced', 'lapsed', 'cloud', 'dup', 'batch-a', 'batch-b']) vault.add(n);
+for (const n of ['site', 'synced', 'lapsed', 'cloud', 'dup', 'batch-a', 'batch-b', 'old', 'cool'])
+  vault.add(n);
 const fake = fakeActivities(new Map([[V, vault]]));
 
 type Entry = { level: string; message: string; fields?: Record<string, unknown> };
@@ -80,13 +81,27 @@ function eventFor(name: string, certificate: string, id: string): Record<string,
 }
 
 let base: string;
-const url = (q = `?code=${KEY}`) => `${base}/eventgrid${q}`;
-const post = (body: unknown, headers: Record<string, string> = {}, q?: string) =>
-  fetch(url(q), {
+const url = (q = '') => `${base}/eventgrid${q}`;
+/** A delivery with the key in the aeg-sas-key header (pass `{ 'aeg-sas-key': '' }` to send none). */
+const post = (body: unknown, headers: Record<string, string> = {}, q?: string, to = base) =>
+  fetch(`${to}/eventgrid${q ?? ''}`, {
     method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
+    headers: Object.fromEntries(
+      Object.entries({ 'content-type': 'application/json', 'aeg-sas-key': KEY, ...headers }).filter(
+        ([, v]) => v !== '',
+      ),
+    ),
     body: typeof body === 'string' ? body : JSON.stringify(body),
   });
+const NO_KEY = { 'aeg-sas-key': '' };
+
+/** The event as it comes for the certificate's current version (the fake vault's first version is v1). */
+function current<T>(body: T, version = 'v1'): T {
+  const copy = structuredClone(body) as unknown;
+  for (const e of (Array.isArray(copy) ? copy : [copy]) as Array<{ data: Record<string, unknown> }>)
+    e.data.Version = version;
+  return copy as T;
+}
 
 async function enroll(name: string): Promise<void> {
   const id = `${V}/${name}`;
@@ -96,9 +111,11 @@ async function enroll(name: string): Promise<void> {
     args: [{ certificateId: id, issuer: 'test-ca' }],
     typedSearchAttributes: [{ key: SA.vault, value: V }],
   });
-  await waitFor(`${name} to wait`, async () =>
-    (await h.query(statusQuery)).phase === 'Waiting' ? true : undefined,
-  );
+  // waiting, with the vault's current version observed (a renew event is acted on only for that version)
+  await waitFor(`${name} to wait`, async () => {
+    const st = await h.query(statusQuery);
+    return st.phase === 'Waiting' && st.version ? true : undefined;
+  });
 }
 
 const renewals = async (name: string) =>
@@ -146,29 +163,47 @@ describe('Event Grid endpoint', () => {
   });
 
   it('answers the CloudEvents OPTIONS handshake by echoing the origin', async () => {
-    const res = await fetch(url(''), {
+    const res = await fetch(url(), {
       method: 'OPTIONS',
-      headers: { 'WebHook-Request-Origin': 'eventgrid.azure.net', 'x-certflow-key': KEY },
+      headers: { 'WebHook-Request-Origin': 'eventgrid.azure.net', 'aeg-sas-key': KEY },
     });
     expect(res.status).toBe(200);
     expect(res.headers.get('webhook-allowed-origin')).toBe('eventgrid.azure.net');
-    const noOrigin = await fetch(url(), { method: 'OPTIONS' });
+    const noOrigin = await fetch(url(), { method: 'OPTIONS', headers: { 'aeg-sas-key': KEY } });
     expect(noOrigin.status).toBe(400);
   });
 
   it('refuses missing or wrong credentials with 401, accepts the key or a valid Entra token', async () => {
     const body = fixture('eventgrid-subscription-validation.json');
-    expect((await post(body, {}, '')).status).toBe(401);
-    expect((await post(body, {}, '?code=wrong')).status).toBe(401);
-    expect((await post(body, { 'x-certflow-key': `${KEY}x` }, '')).status).toBe(401);
-    const badToken = await post(body, { authorization: 'Bearer forged' }, '');
+    expect((await post(body, NO_KEY)).status).toBe(401);
+    expect((await post(body, { 'aeg-sas-key': `${KEY}x` })).status).toBe(401);
+    expect((await post(body, { ...NO_KEY, 'x-certflow-key': `${KEY}x` })).status).toBe(401);
+    const badToken = await post(body, { ...NO_KEY, authorization: 'Bearer forged' });
     expect(badToken.status).toBe(401);
     expect(badToken.headers.get('www-authenticate')).toBe('Bearer');
-    expect((await post(body, { 'x-certflow-key': KEY }, '')).status).toBe(200);
-    expect((await post(body, { authorization: 'Bearer good-entra-token' }, '')).status).toBe(200);
+    expect((await post(body)).status).toBe(200);
+    expect((await post(body, { ...NO_KEY, 'x-certflow-key': KEY })).status).toBe(200);
+    expect((await post(body, { ...NO_KEY, authorization: 'Bearer good-entra-token' })).status).toBe(200);
     expect(JSON.stringify(logged)).not.toContain(KEY);
     expect(JSON.stringify(logged)).not.toContain('forged');
     expect(createEventGridHandler.bind(null, { client, log })).toThrow(/key or verifyToken is required/);
+  });
+
+  it('refuses a key shorter than 32 characters when the endpoint is made', () => {
+    expect(() => createEventGridHandler({ client, log, key: 'short-key-0123456789' })).toThrow(
+      /key: expected at least 32 characters/,
+    );
+  });
+
+  it('refuses the key in the URL (?code=) unless allowKeyInUrl says otherwise', async () => {
+    const body = fixture('eventgrid-subscription-validation.json');
+    const refused = await post(body, NO_KEY, `?code=${KEY}`);
+    expect(refused.status).toBe(401);
+    expect(((await refused.json()) as { error: string }).error).toMatch(/aeg-sas-key header/);
+    const lenient = await serve(createEventGridHandler({ client, key: KEY, allowKeyInUrl: true, log }));
+    expect((await post(body, NO_KEY, `?code=${KEY}`, lenient)).status).toBe(200);
+    expect((await post(body, NO_KEY, '?code=wrong', lenient)).status).toBe(401);
+    expect(JSON.stringify(logged)).not.toContain(KEY);
   });
 
   it('refuses a body over the limit with 413, declared or streamed', async () => {
@@ -177,7 +212,7 @@ describe('Event Grid endpoint', () => {
     const status = await new Promise<number>((resolve, reject) => {
       const req = http.request(
         url(),
-        { method: 'POST', headers: { 'content-type': 'application/json' } },
+        { method: 'POST', headers: { 'content-type': 'application/json', 'aeg-sas-key': KEY } },
         (res) => {
           res.resume();
           resolve(res.statusCode ?? 0);
@@ -218,7 +253,7 @@ describe('Event Grid endpoint', () => {
 
   it('CertificateNearExpiry (Event Grid schema) renews the certificate', async () => {
     await enroll('site');
-    const res = await post(fixture('eventgrid-certificate-near-expiry.json'));
+    const res = await post(current(fixture('eventgrid-certificate-near-expiry.json')));
     expect(res.status).toBe(200);
     const { results } = (await res.json()) as { results: EventResult[] };
     expect(results).toEqual([
@@ -234,7 +269,7 @@ describe('Event Grid endpoint', () => {
 
   it('CertificateNearExpiry (CloudEvents schema, application/cloudevents+json) renews too', async () => {
     await enroll('cloud');
-    const res = await post(fixture('cloudevents-certificate-near-expiry.json'), {
+    const res = await post(current(fixture('cloudevents-certificate-near-expiry.json')), {
       'content-type': 'application/cloudevents+json; charset=utf-8',
     });
     expect(res.status).toBe(200);
@@ -255,7 +290,7 @@ describe('Event Grid endpoint', () => {
 
   it('CertificateExpired renews and logs an error', async () => {
     await enroll('lapsed');
-    const res = await post(fixture('eventgrid-certificate-expired.json'));
+    const res = await post(current(fixture('eventgrid-certificate-expired.json')));
     expect(res.status).toBe(200);
     expect(logged.some((l) => l.level === 'error' && l.fields?.certificateId === `${V}/lapsed`)).toBe(true);
     await waitFor('lapsed to be renewed', async () => ((await renewals('lapsed')) === 1 ? true : undefined));
@@ -282,7 +317,7 @@ describe('Event Grid endpoint', () => {
 
   it('a duplicate delivery (same event twice, also within one batch) renews once', async () => {
     await enroll('dup');
-    const e = eventFor('eventgrid-certificate-near-expiry.json', 'dup', 'e-dup-1');
+    const e = current(eventFor('eventgrid-certificate-near-expiry.json', 'dup', 'e-dup-1'));
     const first = (await (await post([e, e])).json()) as { results: EventResult[] };
     expect(first.results.map((r) => r.action)).toEqual(['renew', 'duplicate']);
     const again = (await (await post([e])).json()) as { results: EventResult[] };
@@ -297,7 +332,7 @@ describe('Event Grid endpoint', () => {
     await enroll('batch-a');
     await enroll('batch-b');
     const res = await post([
-      eventFor('eventgrid-certificate-near-expiry.json', 'batch-a', 'e-batch-a'),
+      current(eventFor('eventgrid-certificate-near-expiry.json', 'batch-a', 'e-batch-a')),
       eventFor('eventgrid-certificate-new-version.json', 'batch-b', 'e-batch-b'),
     ]);
     const { results } = (await res.json()) as { results: EventResult[] };
@@ -307,13 +342,53 @@ describe('Event Grid endpoint', () => {
     ]);
   });
 
+  it('does not renew for an event about a version that is not the current one', async () => {
+    await enroll('old');
+    const e = eventFor('eventgrid-certificate-near-expiry.json', 'old', 'e-old-1'); // version 4f1e2d...
+    const res = await post([e]);
+    expect(res.status).toBe(200);
+    const [r] = ((await res.json()) as { results: EventResult[] }).results;
+    expect(r).toMatchObject({ certificateId: `${V}/old`, action: 'stale' });
+    expect(r!.note).toContain('the current version of');
+    const noVersion = current(eventFor('eventgrid-certificate-near-expiry.json', 'old', 'e-old-2'), '');
+    expect(((await (await post([noVersion])).json()) as { results: EventResult[] }).results[0]!.action).toBe(
+      'stale',
+    );
+    await new Promise((resolve) => setTimeout(resolve, 1_000));
+    expect(await renewals('old')).toBe(0);
+  });
+
+  it('acts on a certificate once per cooldown, even for new event ids about its new current version', async () => {
+    await enroll('cool');
+    const first = await post([
+      current(eventFor('eventgrid-certificate-near-expiry.json', 'cool', 'e-cool-1')),
+    ]);
+    const firstResult = ((await first.json()) as { results: EventResult[] }).results[0]!;
+    expect(firstResult.action, firstResult.note).toBe('renew');
+    await waitFor('cool to be renewed', async () => ((await renewals('cool')) === 1 ? true : undefined));
+    // a leaked key replays NearExpiry for the version just issued, with fresh event ids
+    for (const id of ['e-cool-2', 'e-cool-3']) {
+      const again = await post([
+        current(eventFor('eventgrid-certificate-near-expiry.json', 'cool', id), 'v2'),
+      ]);
+      const [r] = ((await again.json()) as { results: EventResult[] }).results;
+      expect(r).toMatchObject({ action: 'cooldown' });
+      expect(r!.note).toMatch(/not acted on before/);
+    }
+    // a new version only makes the lifecycle look (no CA is asked): never held back by the cooldown
+    const look = await post([eventFor('eventgrid-certificate-new-version.json', 'cool', 'e-cool-new')]);
+    expect(((await look.json()) as { results: EventResult[] }).results[0]!.action).toBe('observe');
+    await new Promise((resolve) => setTimeout(resolve, 2_000));
+    expect(await renewals('cool')).toBe(1);
+  });
+
   it('answers 503 when Temporal cannot be reached, so Event Grid delivers again', async () => {
     const down = await serve(
       createEventGridHandler({ client: deadClient, key: KEY, log, temporalTimeoutMs: 1_000 }),
     );
-    const res = await fetch(`${down}/eventgrid?code=${KEY}`, {
+    const res = await fetch(`${down}/eventgrid`, {
       method: 'POST',
-      headers: { 'content-type': 'application/json' },
+      headers: { 'content-type': 'application/json', 'aeg-sas-key': KEY },
       body: JSON.stringify([eventFor('eventgrid-certificate-near-expiry.json', 'site', 'e-down')]),
     });
     expect(res.status).toBe(503);

@@ -5,10 +5,11 @@
  * draining (503, then exit 0 within the grace time), and a bad configuration refused with exit code 2.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { randomBytes } from 'node:crypto';
+import { dataConverterOf } from '../../client/payload-codec';
 import { statusQuery, workflowIdFor } from '../../workflows/messages';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { freePort, waitFor } from '../support/proc';
@@ -27,14 +28,20 @@ interface Child {
 }
 const children: Child[] = [];
 
-function startWorker(config: unknown, name: string): Child {
+const EVENT_GRID_KEY = 'event-grid-key-of-forty-characters-0123456';
+
+function startWorker(config: unknown, name: string, extraArgs: string[] = []): Child {
   const file = path.join(dir, `${name}.json`);
   writeFileSync(file, JSON.stringify(config, null, 2));
-  const proc = spawn(process.execPath, ['--import', 'tsx', 'worker/main.ts', '--config', file], {
-    cwd: repoRoot,
-    env: { ...process.env, CERTFLOW_TEST_CLIENT_SECRET: SECRET },
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const proc = spawn(
+    process.execPath,
+    ['--import', 'tsx', 'worker/main.ts', '--config', file, ...extraArgs],
+    {
+      cwd: repoRoot,
+      env: { ...process.env, CERTFLOW_TEST_CLIENT_SECRET: SECRET, CERTFLOW_TEST_EG_KEY: EVENT_GRID_KEY },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   let out = '';
   let err = '';
   proc.stdout!.on('data', (d: Buffer) => (out += d.toString()));
@@ -61,6 +68,7 @@ const SAMPLE =
 const COMMENT = /^# (HELP|TYPE) [a-zA-Z_:][a-zA-Z0-9_:]*( .*)?$/;
 
 let badConfig: Child;
+let unsetSecrets: Child;
 let unreachable: Child;
 let closedPort: number;
 
@@ -75,6 +83,24 @@ beforeAll(async () => {
       http: { port: 'not-a-port' },
     },
     'bad',
+  );
+  // --check with three secret variables unset: all three named in one run
+  unsetSecrets = startWorker(
+    {
+      temporal: { address, namespace, apiKey: { env: 'CERTFLOW_TEST_UNSET_API_KEY' } },
+      vaults: [{ kind: 'local', name: 'lv', dir, encryptionKey: { env: 'CERTFLOW_TEST_UNSET_VAULT_KEY' } }],
+      notify: {
+        email: {
+          host: 'smtp.example.com',
+          port: 587,
+          from: 'x@example.com',
+          user: 'certflow',
+          password: { env: 'CERTFLOW_TEST_UNSET_SMTP' },
+        },
+      },
+    },
+    'unset-secrets',
+    ['--check'],
   );
   closedPort = await freePort();
   unreachable = startWorker(
@@ -93,11 +119,13 @@ afterAll(async () => {
 
 describe('worker service', () => {
   let port: number;
+  let eventGridPort: number;
   let child: Child;
   const taskQueue = `svc-${process.pid}-${Date.now().toString(36)}`;
 
   beforeAll(async () => {
     port = await freePort();
+    eventGridPort = await freePort();
     child = startWorker(
       {
         temporal: { address, namespace, connectTimeoutSeconds: 30 },
@@ -127,7 +155,7 @@ describe('worker service', () => {
           },
         ],
         certificates: [{ id: 'kv-test/site', issuer: 'test-ca' }],
-        http: { port },
+        http: { port, eventGrid: { key: { env: 'CERTFLOW_TEST_EG_KEY' }, port: eventGridPort } },
         shutdownGraceSeconds: 5,
         log: { level: 'info', format: 'json' },
       },
@@ -190,6 +218,31 @@ describe('worker service', () => {
     expect(body).toMatch(new RegExp(`^temporal_\\w+\\{[^}]*task_queue="${taskQueue}"`, 'm'));
   });
 
+  it('takes Event Grid deliveries on a listener of its own, which does not serve /metrics', async () => {
+    const validation = JSON.parse(
+      readFileSync(
+        path.join(repoRoot, 'test/fixtures/eventgrid/eventgrid-subscription-validation.json'),
+        'utf8',
+      ),
+    ) as unknown;
+    const deliver = (p: number) =>
+      fetch(`http://127.0.0.1:${p}/eventgrid`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'aeg-sas-key': EVENT_GRID_KEY },
+        body: JSON.stringify(validation),
+        signal: AbortSignal.timeout(5_000),
+      });
+    const answered = await waitFor('the Event Grid listener', async () => {
+      const r = await deliver(eventGridPort).catch(() => undefined);
+      return r?.status === 200 ? r : undefined;
+    });
+    expect(await answered.json()).toMatchObject({ validationResponse: expect.any(String) });
+    expect((await get(eventGridPort, '/metrics')).status).toBe(404);
+    expect((await get(eventGridPort, '/healthz')).status).toBe(404);
+    expect((await deliver(port)).status).toBe(404);
+    expect((await get(port, '/metrics')).status).toBe(200);
+  });
+
   it('logs JSON lines through its own logger, SDK lines included, never the secret', () => {
     const lines = child.stdout().trim().split('\n');
     const parsed = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
@@ -197,6 +250,7 @@ describe('worker service', () => {
     expect(parsed.some((l) => l.sdkComponent === 'worker')).toBe(true);
     expect(parsed.some((l) => l.msg === 'Certflow worker running')).toBe(true);
     expect(child.stdout() + child.stderr()).not.toContain(SECRET);
+    expect(child.stdout() + child.stderr()).not.toContain(EVENT_GRID_KEY);
   });
 
   it('on SIGTERM answers 503 on /readyz, then exits 0 within the grace time', async () => {
@@ -232,6 +286,22 @@ it('refuses a bad configuration with exit code 2, naming each field and echoing 
   expect(badConfig.stdout()).toBe('');
 }, 60_000);
 
+it('--check names every unset secret variable in one run, with exit code 2', async () => {
+  expect(await unsetSecrets.exit).toBe(2);
+  const err = unsetSecrets.stderr();
+  expect(err).toContain('secrets missing or unusable (3 problems)');
+  expect(err).toContain(
+    'temporal.apiKey: expected the environment variable CERTFLOW_TEST_UNSET_API_KEY to be set',
+  );
+  expect(err).toContain(
+    'vaults[0].encryptionKey: expected the environment variable CERTFLOW_TEST_UNSET_VAULT_KEY to be set',
+  );
+  expect(err).toContain(
+    'notify.email.password: expected the environment variable CERTFLOW_TEST_UNSET_SMTP to be set',
+  );
+  expect(unsetSecrets.stdout()).toBe('');
+}, 60_000);
+
 it('gives up on an unreachable Temporal with exit code 1, naming address, namespace and cause', async () => {
   expect(await unreachable.exit).toBe(1);
   expect(unreachable.stderr()).toMatch(
@@ -248,9 +318,17 @@ describe('configured certificates', () => {
     const taskQueue = `svc-enroll-${process.pid}-${Date.now().toString(36)}`;
     const vaultDir = path.join(dir, 'enroll-vault');
     process.env.CERTFLOW_TEST_VAULT_KEY ??= randomBytes(32).toString('base64');
+    // histories encrypted at rest: the worker seals every payload with this key
+    const payloadKey = randomBytes(32);
+    process.env.CERTFLOW_TEST_PAYLOAD_KEY = payloadKey.toString('base64');
     const child = startWorker(
       {
-        temporal: { address, namespace, connectTimeoutSeconds: 30 },
+        temporal: {
+          address,
+          namespace,
+          connectTimeoutSeconds: 30,
+          payloadEncryption: { keys: [{ id: 'svc-1', key: { env: 'CERTFLOW_TEST_PAYLOAD_KEY' } }] },
+        },
         taskQueue,
         vaults: [
           {
@@ -280,7 +358,12 @@ describe('configured certificates', () => {
       },
       'enroll',
     );
-    const client = new Client({ connection: await Connection.connect({ address }), namespace });
+    const connection = await Connection.connect({ address });
+    const client = new Client({
+      connection,
+      namespace,
+      dataConverter: dataConverterOf([{ id: 'svc-1', key: payloadKey }]),
+    });
     try {
       const handle = client.workflow.getHandle(workflowIdFor('svclocal/api'));
       const st = await waitFor(
@@ -295,6 +378,12 @@ describe('configured certificates', () => {
       expect(st.policy).toEqual({ source: 'override', daysBeforeExpiry: 10, jitterMinutes: 0 });
       expect(Date.parse(st.notAfter!) - Date.parse(st.nextRenewalAt!)).toBe(10 * 86_400_000);
       expect(child.stdout()).toContain('configured certificates enrolled');
+      // stored encrypted: the lifecycle's input, as the server keeps it, is sealed with the worker's key
+      const [started] = (await handle.fetchHistory()).events!;
+      const input = started!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!;
+      expect(Buffer.from(input.metadata!.encoding!).toString()).toBe('binary/encrypted');
+      expect(Buffer.from(input.metadata!['encryption-key-id']!).toString()).toBe('svc-1');
+      expect(Buffer.from(input.data!).includes(Buffer.from('svclocal/api'))).toBe(false);
       // fleet discovery: a Temporal Schedule per deployment (task queue)
       const schedule = client.schedule.getHandle(`certflow-fleet-discovery-${taskQueue}`);
       const described = await waitFor('the discovery schedule', () =>

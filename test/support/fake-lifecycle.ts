@@ -4,7 +4,7 @@
  * The lifecycle workflow itself is tested in test/workflows, the real vault / CA / bindings in test/integration.
  */
 import type { Client } from '@temporalio/client';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, type DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
@@ -238,6 +238,8 @@ export async function startFakeWorker(opts: {
   namespace: string;
   taskQueue: string;
   activities: Activities;
+  /** e.g. payload encryption (client/payload-codec.ts). */
+  dataConverter?: DataConverter;
 }): Promise<{ stop(): Promise<void> }> {
   const connection = await NativeConnection.connect({ address: opts.address });
   const worker = await Worker.create({
@@ -247,6 +249,7 @@ export async function startFakeWorker(opts: {
     workflowsPath: require.resolve('../../workflows/index.ts'),
     activities: opts.activities,
     shutdownGraceTime: '2 seconds',
+    ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
   });
   const running = worker.run();
   return {

@@ -25,12 +25,15 @@ export interface ReceivedMail extends ParsedMail {
 export interface SmtpSink {
   port: number;
   messages: ReceivedMail[];
+  /** Every AUTH the server was sent (the user, and whether the connection was TLS by then). */
+  authAttempts: Array<{ user: string; secure: boolean }>;
   waitForMessages(n: number, timeoutMs?: number): Promise<ReceivedMail[]>;
   stop(): Promise<void>;
 }
 
 export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSink> {
   const messages: ReceivedMail[] = [];
+  const authAttempts: SmtpSink['authAttempts'] = [];
   const refused = new Set((opts.rejectRecipients ?? []).map((a) => a.toLowerCase()));
   const disabled = [...(opts.starttls ? [] : ['STARTTLS']), ...(opts.auth ? [] : ['AUTH'])];
   const options: SMTPServerOptions = {
@@ -44,7 +47,8 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
     logger: false,
     closeTimeout: 500,
     ...(opts.starttls ? { key: opts.starttls.keyPem, cert: opts.starttls.certPem } : {}),
-    onAuth(auth, _session, cb) {
+    onAuth(auth, session, cb) {
+      authAttempts.push({ user: auth.username ?? '', secure: session.secure });
       if (opts.auth && auth.username === opts.auth.user && auth.password === opts.auth.pass) {
         return cb(null, { user: auth.username });
       }
@@ -85,6 +89,7 @@ export async function startSmtpSink(opts: SmtpSinkOptions = {}): Promise<SmtpSin
   return {
     port,
     messages,
+    authAttempts,
     waitForMessages: (n, timeoutMs = 5_000) =>
       waitFor(
         `${n} message(s) at the SMTP sink on port ${port}`,

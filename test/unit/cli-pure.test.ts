@@ -5,7 +5,10 @@ import { globToRegExp } from '../../activities/globs';
 import { parseDuration, parseTag, parseWholeNumber } from '../../client/args';
 import { auditCertificate, type AuditSubject } from '../../client/audit-rule';
 import { certificateRefOf, MalformedDelivery, parseDelivery } from '../../client/event-grid-events';
-import { csv, humanDuration, table } from '../../client/format';
+import { createContext } from '../../client/context';
+import { csv, humanDuration, printable, printableLines, table } from '../../client/format';
+import { outcomeText, statusText } from '../../client/render';
+import type { CertificateStatus, RenewalOutcome } from '../../workflows/messages';
 import { uiLink } from '../../client/commands/ui';
 
 const DAY = 86_400_000;
@@ -159,5 +162,89 @@ describe('client connection settings', () => {
     expect(() => tlsOf(missing)).toThrow(
       /CERTFLOW_TEMPORAL_TLS_CA: cannot read \/nonexistent\/ca.pem \(ENOENT\)/,
     );
+  });
+});
+
+describe('text from outside on the terminal', () => {
+  const ESC = '\u001b';
+  const hostile = `${ESC}]0;pwned${'\u0007'}${ESC}[2J\r\nfake line\u202e`;
+  const failed: RenewalOutcome = {
+    attempt: 2,
+    status: 'failed',
+    trigger: 'Manual',
+    startedAt: '2026-03-01T10:00:00Z',
+    finishedAt: '2026-03-01T10:01:00Z',
+    oldThumbprint: 'AA',
+    newThumbprint: null,
+    newVersion: null,
+    notAfter: null,
+    bindings: [
+      {
+        target: 'nginx',
+        binding: 'files',
+        before: 'AA',
+        after: null,
+        status: 'failed',
+        detail: `reload said ${hostile}`,
+        probe: { ok: false, servedThumbprint: null, detail: hostile, latencyMs: 1 },
+      },
+    ],
+    error: { type: `AcmeRejected${ESC}[31m`, message: `urn:ietf:params:acme:error:caa ${hostile}` },
+    notified: false,
+  };
+  const status = {
+    certificateId: 'kv/site',
+    issuer: 'le',
+    phase: 'Paused',
+    paused: { reason: `change freeze ${hostile}`, since: '2026-03-01T10:00:00Z' },
+    thumbprint: 'AA',
+    previousThumbprint: null,
+    version: 'v1',
+    notBefore: null,
+    notAfter: null,
+    nextRenewalAt: null,
+    nextRenewalReason: null,
+    attempts: 2,
+    lastAttempt: failed,
+    lastError: failed.error!,
+    cycle: 1,
+    bindings: failed.bindings,
+    policy: { source: 'default', lifetimePercentage: 80, jitterMinutes: 0 },
+    escalationsSent: [],
+    notifyError: { type: 'SmtpUnavailable', message: hostile },
+  } as CertificateStatus;
+  // eslint-disable-next-line no-control-regex -- looking for control characters is the point
+  const CONTROL = /[\u0000-\u0009\u000b-\u001f\u007f-\u009f\u202a-\u202e]/;
+
+  it('shows CA problem text, pause reasons and server errors with control characters escaped', () => {
+    for (const text of [
+      statusText(status, new Date('2026-03-01T11:00:00Z')),
+      outcomeText('kv/site', failed),
+    ]) {
+      expect(text).not.toMatch(CONTROL);
+      expect(text).toContain('\\x1b]0;pwned\\x07\\x1b[2J\\x0d\\x0afake line\\u202e');
+      // the reason cannot start a line of its own
+      expect(text.split('\n').some((l) => l.startsWith('fake line'))).toBe(false);
+    }
+    expect(table(['A'], [[hostile]])).not.toMatch(CONTROL);
+    expect(printable('tab\there')).toBe('tab\\x09here');
+    expect(printableLines('a\r\nb\rc\n')).toBe('a\r\nb\\x0dc\n');
+  });
+
+  it('escapes whatever a command prints, keeping its line breaks', () => {
+    let out = '';
+    let err = '';
+    const ctx = createContext(
+      'status',
+      { flag: () => false, string: () => undefined, strings: () => [] } as never,
+      { out: { write: (t: string) => (out += t) }, err: { write: (t: string) => (err += t) } },
+      { address: '127.0.0.1:7233', namespace: 'default' },
+      () => Promise.reject(new Error('no client')),
+    );
+    ctx.print(`paused kv/site: ${hostile}\nsecond line`);
+    ctx.note(hostile);
+    // \r\n stays a line break (CSV ends its lines so); nothing else gets through
+    expect((out + err).replace(/\r\n/g, '\n')).not.toMatch(CONTROL);
+    expect(out.split('\n')).toHaveLength(4); // two lines of ours, one from the reason's \r\n, and the end
   });
 });

@@ -276,16 +276,17 @@ describe('local vault files', () => {
       // caught by the GCM check of the key file itself (name and version are authenticated)
       expect(swapped.message).toContain(`${keyFile('tamper', v)} is corrupt`);
     }
-    // another certificate's key file under this name
+    // another certificate's key file under this name, and the record edited to point at it: the record's MAC
+    // catches the edit before the key file is read
     const web = (await vault.describe('web')).version as string;
     await fs.copyFile(keyFile('web', web), keyFile('tamper', web));
-    await fs.writeFile(
-      fileOf('certificates', 'tamper', 'certificate.json'),
-      (await fs.readFile(fileOf('certificates', 'tamper', 'certificate.json'), 'utf8')).replaceAll(v2, web),
-    );
-    expect((await failure(vault.exportSecret('tamper', web))).message).toContain(
-      `${keyFile('tamper', web)} is corrupt`,
-    );
+    const recordFile = fileOf('certificates', 'tamper', 'certificate.json');
+    const authentic = await fs.readFile(recordFile, 'utf8');
+    await fs.writeFile(recordFile, authentic.replaceAll(v2, web));
+    const edited = await failure(vault.exportSecret('tamper', web));
+    expect(edited.message).toContain(`${recordFile} is corrupt`);
+    expect(edited.message).toContain('MAC does not match');
+    await fs.writeFile(recordFile, authentic);
 
     const record = fileOf('certificates', 'tamper', 'certificate.json');
     await fs.writeFile(record, '{"format": "certflow-local-vault/certificate/v1", "name": ');

@@ -45,6 +45,68 @@ describe('redact', () => {
     );
     expect(redact('Basic dXNlcjpwYXNz')).toBe('Basic [REDACTED]');
   });
+
+  it("removes a URL's ?code=, Azure connection string keys, SAS tokens and signatures", () => {
+    expect(redact('POST /eventgrid?code=abc123 failed')).toBe('POST /eventgrid?code=[REDACTED] failed');
+    expect(redact('https://fn.azurewebsites.net/api/x?a=1&code=Zm9v%3D%3D#f')).toBe(
+      'https://fn.azurewebsites.net/api/x?a=1&code=[REDACTED]#f',
+    );
+    expect(redact('key code=4b8a1e0c2f9d4e7a8b6c5d3e2f1a0b9c')).toBe('key code=[REDACTED]');
+    expect(redact('HTTP status code=404')).toBe('HTTP status code=404');
+    expect(
+      redact(
+        'DefaultEndpointsProtocol=https;AccountName=acc;AccountKey=abc+def/ghi==;EndpointSuffix=core.windows.net',
+      ),
+    ).toBe(
+      'DefaultEndpointsProtocol=https;AccountName=acc;AccountKey=[REDACTED];EndpointSuffix=core.windows.net',
+    );
+    expect(
+      redact('Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey=s3='),
+    ).toBe('Endpoint=sb://ns.servicebus.windows.net/;SharedAccessKeyName=Root;SharedAccessKey=[REDACTED]');
+    expect(redact('auth SharedAccessSignature sr=https%3a%2f%2fx&sig=abc%3d&se=1700000000&skn=Root')).toBe(
+      'auth SharedAccessSignature [REDACTED]',
+    );
+    expect(redact('BlobEndpoint=https://a;SharedAccessSignature=sv=2020&sig=x')).toBe(
+      'BlobEndpoint=https://a;SharedAccessSignature=[REDACTED]',
+    );
+    expect(redact('https://acc.blob.core.windows.net/c?sv=2020&sig=abc%2B%3D&se=2030')).toBe(
+      'https://acc.blob.core.windows.net/c?sv=2020&sig=[REDACTED]&se=2030',
+    );
+  });
+
+  it('removes secret HTTP headers, as header lines and as JSON', () => {
+    for (const h of ['aeg-sas-key', 'x-functions-key', 'Ocp-Apim-Subscription-Key', 'Cookie', 'Set-Cookie'])
+      expect(redact(`> ${h}: value-0123456789\n< 200`)).toBe(`> ${h}: [REDACTED]\n< 200`);
+    expect(redact('Authorization: Negotiate YIIGhgYGKwYBBQUC')).toBe('Authorization: [REDACTED]');
+    expect(
+      redact(
+        '{"aeg-sas-key":"v1","x-functions-key":"v2","ocp-apim-subscription-key":"v3","cookie":"c","a":"ok"}',
+      ),
+    ).toBe(
+      '{"aeg-sas-key":"[REDACTED]","x-functions-key":"[REDACTED]","ocp-apim-subscription-key":"[REDACTED]","cookie":"[REDACTED]","a":"ok"}',
+    );
+  });
+});
+
+describe('secret fields', () => {
+  it('are redacted by name, headers included, however deep', () => {
+    const { logger, json } = capture();
+    logger.warn('delivery refused', {
+      headers: {
+        'aeg-sas-key': 'k1-value',
+        'x-functions-key': 'k2-value',
+        'ocp-apim-subscription-key': 'k3-value',
+        cookie: 'k4-value',
+        authorization: 'k5-value',
+        'content-type': 'application/json',
+      },
+      accountKey: 'k6-value',
+      url: '/eventgrid?code=k7-value',
+    });
+    const line = json()[0]!;
+    expect(JSON.stringify(line)).not.toMatch(/k\d-value/);
+    expect((line.headers as Record<string, string>)['content-type']).toBe('application/json');
+  });
 });
 
 describe('certificateIdFromWorkflowId', () => {

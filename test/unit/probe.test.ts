@@ -137,6 +137,27 @@ describe('probeTls', () => {
     });
     expect(wrongName.ok).toBe(false);
     expect(wrongName.servedThumbprint).toBe(a.thumbprint);
-    expect(wrongName.detail).toContain('chain not trusted for c.test');
+    expect(wrongName.detail).toContain('certificate does not cover c.test');
+  });
+
+  it('checks the name with tls.checkServerIdentity also without a CA, and when the thumbprint matches', async () => {
+    const wrongName = await probeTls({
+      host: '127.0.0.1',
+      port: tlsPort,
+      servername: 'c.test',
+      expectedThumbprint: a.thumbprint,
+      timeoutMs: 2_000,
+    });
+    expect(wrongName.ok).toBe(false);
+    expect(wrongName.servedThumbprint).toBe(a.thumbprint);
+    expect(wrongName.detail).toMatch(/certificate does not cover c\.test: .*c\.test/);
+    const right = await probeTls({
+      host: '127.0.0.1',
+      port: tlsPort,
+      servername: 'a.test',
+      expectedThumbprint: a.thumbprint,
+      timeoutMs: 2_000,
+    });
+    expect(right.ok, right.detail).toBe(true);
   });
 });

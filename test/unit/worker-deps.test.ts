@@ -138,7 +138,7 @@ const full = (http01Port: number) =>
         {
           kind: 'webhook',
           name: 'hook',
-          certificates: { tag: { name: 'consumer', value: 'hook' } },
+          certificates: { pattern: 'lv/*', tag: { name: 'consumer', value: 'hook' } },
           url: 'https://hooks.example.com/certflow',
           secret: { env: 'HOOK_SECRET' },
         },

@@ -108,6 +108,29 @@ describe('startHttpServer', () => {
     expect((await call('/metrics', { method: 'POST', body: 'x' })).status).toBe(405);
   });
 
+  it('logs a failed request by its path, never its query (a ?code= key)', async () => {
+    const warned: string[] = [];
+    const s = await startHttpServer({
+      host: '127.0.0.1',
+      port: await freePort(),
+      routes: () => {
+        throw new Error('boom');
+      },
+      logger: { warn: (m, meta) => void warned.push(`${m} ${JSON.stringify(meta)}`) },
+    });
+    try {
+      const res = await fetch(`${s.url}/eventgrid?code=key-that-must-not-be-logged-0123456789`);
+      expect(res.status).toBe(500);
+      expect(warned.join('\n')).toContain('"path":"/eventgrid"');
+      expect(warned.join('\n')).not.toContain('key-that-must-not-be-logged');
+      // a server without ready and metrics serves its routes only: no /metrics, /healthz or /readyz
+      for (const p of ['/metrics', '/healthz', '/readyz'])
+        expect((await fetch(`${s.url}${p}`)).status).toBe(500); // handed to the (throwing) route
+    } finally {
+      await s.close();
+    }
+  });
+
   it('refuses bodies over the limit, declared or streamed', async () => {
     expect((await call('/echo', { method: 'POST', body: 'x'.repeat(65) })).status).toBe(413);
     const streamed = new ReadableStream({

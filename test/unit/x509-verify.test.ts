@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { webcrypto, X509Certificate } from 'node:crypto';
 import * as x509 from '@peculiar/x509';
 import { ApplicationFailure } from '@temporalio/common';
+import * as pkijs from 'pkijs';
 import { beforeAll, describe, expect, it } from 'vitest';
 import {
   splitPemChain,
@@ -112,9 +113,9 @@ async function makeLeaf(o: LeafOpts): Promise<string> {
   return cert.toString('pem');
 }
 
-function failureOf(fn: () => unknown): ApplicationFailure {
+async function failureOf(result: Promise<unknown>): Promise<ApplicationFailure> {
   try {
-    fn();
+    await result;
   } catch (err) {
     expect(err).toBeInstanceOf(ApplicationFailure);
     const f = err as ApplicationFailure;
@@ -155,8 +156,8 @@ describe('verifyIssuedChain', () => {
     });
   }, 30_000);
 
-  it('accepts an EC leaf for an EC CSR, chained to the trusted root', () => {
-    const v = verifyIssuedChain(base({}));
+  it('accepts an EC leaf for an EC CSR, chained to the trusted root', async () => {
+    const v = await verifyIssuedChain(base({}));
     const node = new X509Certificate(ecLeaf);
     expect(v.thumbprint).toBe(node.fingerprint.replace(/:/g, ''));
     expect(v.sha256).toBe(node.fingerprint256.replace(/:/g, ''));
@@ -169,36 +170,36 @@ describe('verifyIssuedChain', () => {
 
   it('accepts an RSA leaf for an RSA CSR issued directly by the RSA root, names compared case-insensitively', async () => {
     const leaf = await makeLeaf({ publicKey: rsaKeys.publicKey, issuer: root, names: NAMES });
-    const v = verifyIssuedChain(
+    const v = await verifyIssuedChain(
       base({ csrPem: rsaCsr, chainPem: [leaf], expectedDnsNames: NAMES.map((n) => n.toUpperCase()) }),
     );
     expect(v.thumbprint).toBe(thumbprintOf(leaf));
   });
 
-  it('accepts a chain that includes the trust anchor itself', () => {
-    expect(() =>
+  it('accepts a chain that includes the trust anchor itself', async () => {
+    await expect(
       verifyIssuedChain(base({ chainPem: [ecLeaf, inter.cert.toString('pem'), root.cert.toString('pem')] })),
-    ).not.toThrow();
+    ).resolves.toBeDefined();
   });
 
   it('KeyMismatch: a certificate for another key', async () => {
     const other = await keys('EC');
     const leaf = await makeLeaf({ publicKey: other.publicKey, issuer: inter, names: NAMES });
-    const f = failureOf(() => verifyIssuedChain(base({ chainPem: [leaf, inter.cert.toString('pem')] })));
+    const f = await failureOf(verifyIssuedChain(base({ chainPem: [leaf, inter.cert.toString('pem')] })));
     expect(f.type).toBe('KeyMismatch');
     expect(f.message).toMatch(/EC prime256v1|EC P-256/);
   });
 
   it('KeyMismatch: an RSA certificate for an EC CSR', async () => {
     const leaf = await makeLeaf({ publicKey: rsaKeys.publicKey, issuer: inter, names: NAMES });
-    const f = failureOf(() => verifyIssuedChain(base({ chainPem: [leaf, inter.cert.toString('pem')] })));
+    const f = await failureOf(verifyIssuedChain(base({ chainPem: [leaf, inter.cert.toString('pem')] })));
     expect(f.type).toBe('KeyMismatch');
     expect(f.message).toContain('RSA 2048');
   });
 
   it('NameMismatch: a missing SAN is listed', async () => {
     const leaf = await makeLeaf({ publicKey: ecKeys.publicKey, issuer: inter, names: [NAMES[0]!] });
-    const f = failureOf(() => verifyIssuedChain(base({ chainPem: [leaf, inter.cert.toString('pem')] })));
+    const f = await failureOf(verifyIssuedChain(base({ chainPem: [leaf, inter.cert.toString('pem')] })));
     expect(f.type).toBe('NameMismatch');
     expect(f.message).toContain('missing www.app.example.com');
     expect(f.message).not.toContain('unexpected');
@@ -211,7 +212,7 @@ describe('verifyIssuedChain', () => {
       names: [...NAMES, 'evil.example.net'],
       extraSans: [{ type: 'ip', value: '10.0.0.1' }],
     });
-    const f = failureOf(() => verifyIssuedChain(base({ chainPem: [leaf, inter.cert.toString('pem')] })));
+    const f = await failureOf(verifyIssuedChain(base({ chainPem: [leaf, inter.cert.toString('pem')] })));
     expect(f.type).toBe('NameMismatch');
     expect(f.message).toContain('unexpected evil.example.net, ip:10.0.0.1');
   });
@@ -225,8 +226,8 @@ describe('verifyIssuedChain', () => {
       notAfter: new Date(NOW.getTime() - 60_000),
     });
     const input = base({ chainPem: [leaf, inter.cert.toString('pem')] });
-    expect(failureOf(() => verifyIssuedChain({ ...input, maxSkewSeconds: 30 })).type).toBe('Expired');
-    expect(() => verifyIssuedChain({ ...input, maxSkewSeconds: 120 })).not.toThrow();
+    expect((await failureOf(verifyIssuedChain({ ...input, maxSkewSeconds: 30 }))).type).toBe('Expired');
+    await expect(verifyIssuedChain({ ...input, maxSkewSeconds: 120 })).resolves.toBeDefined();
   });
 
   it('NotYetValid: beyond the skew; accepted within it', async () => {
@@ -237,10 +238,10 @@ describe('verifyIssuedChain', () => {
       notBefore: new Date(NOW.getTime() + 10 * 60_000),
     });
     const input = base({ chainPem: [leaf, inter.cert.toString('pem')] });
-    const f = failureOf(() => verifyIssuedChain(input)); // default skew 300 s
+    const f = await failureOf(verifyIssuedChain(input)); // default skew 300 s
     expect(f.type).toBe('NotYetValid');
     expect(f.message).toContain('leaf certificate is not valid before');
-    expect(() => verifyIssuedChain({ ...input, maxSkewSeconds: 900 })).not.toThrow();
+    await expect(verifyIssuedChain({ ...input, maxSkewSeconds: 900 })).resolves.toBeDefined();
   });
 
   it('Expired: an expired intermediate is named', async () => {
@@ -260,16 +261,16 @@ describe('verifyIssuedChain', () => {
       issuer: { cert: oldInter, keys: k, kind: 'EC' },
       names: NAMES,
     });
-    const f = failureOf(() => verifyIssuedChain(base({ chainPem: [leaf, oldInter.toString('pem')] })));
+    const f = await failureOf(verifyIssuedChain(base({ chainPem: [leaf, oldInter.toString('pem')] })));
     expect(f.type).toBe('Expired');
     expect(f.message).toContain('chain certificate #1');
   });
 
-  it('BrokenChain: the wrong issuer next in the chain; a missing intermediate is Untrusted', () => {
-    const f = failureOf(() => verifyIssuedChain(base({ chainPem: [ecLeaf, root.cert.toString('pem')] })));
+  it('BrokenChain: the wrong issuer next in the chain; a missing intermediate is Untrusted', async () => {
+    const f = await failureOf(verifyIssuedChain(base({ chainPem: [ecLeaf, root.cert.toString('pem')] })));
     expect(f.type).toBe('BrokenChain');
     expect(f.message).toContain('was not issued by the next certificate');
-    const g = failureOf(() => verifyIssuedChain(base({ chainPem: [ecLeaf] })));
+    const g = await failureOf(verifyIssuedChain(base({ chainPem: [ecLeaf] })));
     expect(g.type).toBe('Untrusted');
   });
 
@@ -290,8 +291,8 @@ describe('verifyIssuedChain', () => {
       ],
     });
     const good = base({ chainPem: [leafNoAki.toString('pem'), inter.cert.toString('pem')] });
-    expect(() => verifyIssuedChain(good)).not.toThrow();
-    const f = failureOf(() =>
+    await expect(verifyIssuedChain(good)).resolves.toBeDefined();
+    const f = await failureOf(
       verifyIssuedChain({ ...good, chainPem: [leafNoAki.toString('pem'), impostor.cert.toString('pem')] }),
     );
     expect(f.type).toBe('BrokenChain');
@@ -299,14 +300,14 @@ describe('verifyIssuedChain', () => {
   });
 
   it('Untrusted: a chain to another root', async () => {
-    const f = failureOf(() => verifyIssuedChain(base({ trustAnchorsPem: [otherRoot.cert.toString('pem')] })));
+    const f = await failureOf(verifyIssuedChain(base({ trustAnchorsPem: [otherRoot.cert.toString('pem')] })));
     expect(f.type).toBe('Untrusted');
     expect(f.message).toContain("issued by 'CN=certflow test root'");
   });
 
-  it('Untrusted by default: without trustAnchorsPem the chain must lead to a public web PKI root', () => {
+  it('Untrusted by default: without trustAnchorsPem the chain must lead to a public web PKI root', async () => {
     const { trustAnchorsPem: _none, ...noAnchors } = base({});
-    const f = failureOf(() => verifyIssuedChain(noAnchors));
+    const f = await failureOf(verifyIssuedChain(noAnchors));
     expect(f.type).toBe('Untrusted');
     expect(f.message).toContain("issued by 'CN=certflow test root'");
     expect(f.message).toMatch(/public web PKI roots/);
@@ -316,17 +317,17 @@ describe('verifyIssuedChain', () => {
       ...noAnchors,
       chainPem: [ecLeaf, inter.cert.toString('pem'), root.cert.toString('pem')],
     };
-    expect(failureOf(() => verifyIssuedChain(withRoot)).type).toBe('Untrusted');
+    expect((await failureOf(verifyIssuedChain(withRoot))).type).toBe('Untrusted');
   });
 
-  it('an explicit empty trustAnchorsPem skips the trust check (and only that)', () => {
-    expect(() => verifyIssuedChain(base({ trustAnchorsPem: [] }))).not.toThrow();
+  it('an explicit empty trustAnchorsPem skips the trust check (and only that)', async () => {
+    await expect(verifyIssuedChain(base({ trustAnchorsPem: [] }))).resolves.toBeDefined();
     const broken = base({ trustAnchorsPem: [], chainPem: [ecLeaf, root.cert.toString('pem')] });
-    expect(failureOf(() => verifyIssuedChain(broken)).type).toBe('BrokenChain');
+    expect((await failureOf(verifyIssuedChain(broken))).type).toBe('BrokenChain');
   });
 
-  it('Untrusted: anchors given as text that holds no certificate are refused, not ignored', () => {
-    const f = failureOf(() => verifyIssuedChain(base({ trustAnchorsPem: ['not a certificate'] })));
+  it('Untrusted: anchors given as text that holds no certificate are refused, not ignored', async () => {
+    const f = await failureOf(verifyIssuedChain(base({ trustAnchorsPem: ['not a certificate'] })));
     expect(f.type).toBe('Untrusted');
     expect(f.message).toMatch(/no certificate/);
   });
@@ -344,14 +345,17 @@ describe('verifyIssuedChain', () => {
       extensions: [new x509.BasicConstraintsExtension(true, undefined, true)],
     });
     const chainPem = [ecLeaf, inter.cert.toString('pem'), crossSigned.toString('pem')];
-    expect(() => verifyIssuedChain(base({ chainPem }))).not.toThrow(); // anchored at root
-    expect(() =>
+    await expect(verifyIssuedChain(base({ chainPem }))).resolves.toBeDefined(); // anchored at root
+    await expect(
       verifyIssuedChain(base({ chainPem, trustAnchorsPem: [otherRoot.cert.toString('pem')] })),
-    ).not.toThrow();
+    ).resolves.toBeDefined();
     const stranger = await makeCa('certflow stranger root', 'EC');
     expect(
-      failureOf(() => verifyIssuedChain(base({ chainPem, trustAnchorsPem: [stranger.cert.toString('pem')] })))
-        .type,
+      (
+        await failureOf(
+          verifyIssuedChain(base({ chainPem, trustAnchorsPem: [stranger.cert.toString('pem')] })),
+        )
+      ).type,
     ).toBe('Untrusted');
   });
 
@@ -367,26 +371,155 @@ describe('verifyIssuedChain', () => {
     ];
     for (const [o, re] of cases) {
       const c = await chain(o);
-      const f = failureOf(() => verifyIssuedChain(base({ chainPem: c })));
+      const f = await failureOf(verifyIssuedChain(base({ chainPem: c })));
       expect(f.type).toBe('WrongUsage');
       expect(f.message).toMatch(re);
     }
     // no EKU at all is fine (any usage)
     const noEku = await chain({ eku: null });
-    expect(() => verifyIssuedChain(base({ chainPem: noEku }))).not.toThrow();
+    await expect(verifyIssuedChain(base({ chainPem: noEku }))).resolves.toBeDefined();
   });
 
-  it('Unparseable: an empty chain, garbage bytes, a mangled PEM, a non-PEM CSR', () => {
-    expect(failureOf(() => verifyIssuedChain(base({ chainPem: [] }))).type).toBe('Unparseable');
+  it('Unparseable: an empty chain, garbage bytes, a mangled PEM, a non-PEM CSR', async () => {
+    expect((await failureOf(verifyIssuedChain(base({ chainPem: [] })))).type).toBe('Unparseable');
     const garbage = Buffer.from(webcrypto.getRandomValues(new Uint8Array(200))).toString('latin1');
-    expect(failureOf(() => verifyIssuedChain(base({ chainPem: [garbage] }))).type).toBe('Unparseable');
+    expect((await failureOf(verifyIssuedChain(base({ chainPem: [garbage] })))).type).toBe('Unparseable');
     const mangled = `-----BEGIN CERTIFICATE-----\n${Buffer.from('not a certificate at all').toString('base64')}\n-----END CERTIFICATE-----\n`;
-    const f = failureOf(() => verifyIssuedChain(base({ chainPem: [mangled] })));
+    const f = await failureOf(verifyIssuedChain(base({ chainPem: [mangled] })));
     expect(f.type).toBe('Unparseable');
     expect(f.message).toContain('leaf certificate could not be parsed');
-    const g = failureOf(() => verifyIssuedChain(base({ csrPem: 'MIIBIjANBgkqh' })));
+    const g = await failureOf(verifyIssuedChain(base({ csrPem: 'MIIBIjANBgkqh' })));
     expect(g.type).toBe('Unparseable');
     expect(g.message).toContain('CSR is not PEM');
+  });
+});
+
+describe('verifyIssuedChain: RFC 5280 path validation (pkijs)', () => {
+  interface CaOpts {
+    pathLen?: number;
+    permitted?: string[];
+    excluded?: string[];
+    notAfter?: Date;
+  }
+  /** A CA with optional pathLenConstraint and DNS name constraints (built with pkijs' NameConstraints). */
+  async function ca(name: string, parent: Ca | undefined, o: CaOpts = {}): Promise<Ca> {
+    const k = await keys('EC');
+    const subtrees = (names: string[] = []) =>
+      names.map((value) => new pkijs.GeneralSubtree({ base: new pkijs.GeneralName({ type: 2, value }) }));
+    const constraints =
+      o.permitted || o.excluded
+        ? [
+            new x509.Extension(
+              '2.5.29.30',
+              true,
+              new pkijs.NameConstraints({
+                ...(o.permitted ? { permittedSubtrees: subtrees(o.permitted) } : {}),
+                ...(o.excluded ? { excludedSubtrees: subtrees(o.excluded) } : {}),
+              })
+                .toSchema()
+                .toBER(false),
+            ),
+          ]
+        : [];
+    const cert = await x509.X509CertificateGenerator.create({
+      subject: `CN=${name}`,
+      issuer: parent ? parent.cert.subject : `CN=${name}`,
+      notBefore: new Date(NOW.getTime() - 24 * HOUR),
+      notAfter: o.notAfter ?? new Date(NOW.getTime() + 24 * HOUR),
+      publicKey: k.publicKey,
+      signingKey: (parent ?? { keys: k }).keys.privateKey,
+      signingAlgorithm: SIGN.EC,
+      extensions: [
+        new x509.BasicConstraintsExtension(true, o.pathLen, true),
+        new x509.KeyUsagesExtension(x509.KeyUsageFlags.keyCertSign | x509.KeyUsageFlags.cRLSign, true),
+        await x509.SubjectKeyIdentifierExtension.create(k.publicKey),
+        ...(parent ? [await x509.AuthorityKeyIdentifierExtension.create(parent.keys.publicKey)] : []),
+        ...constraints,
+      ],
+    });
+    return { cert, keys: k, kind: 'EC' };
+  }
+
+  let leafKeys: CryptoKeyPair;
+  let csr: string;
+  beforeAll(async () => {
+    leafKeys = await keys('EC');
+    csr = await makeCsr(leafKeys, 'EC', NAMES);
+  });
+  const pem = (c: Ca) => c.cert.toString('pem');
+  const input = (chainPem: string[], anchor: Ca): VerifyIssuedChainInput => ({
+    csrPem: csr,
+    chainPem,
+    expectedDnsNames: NAMES,
+    now: NOW,
+    trustAnchorsPem: [pem(anchor)],
+  });
+
+  it('ChainConstraint: two intermediates below a CA whose pathLenConstraint is 0', async () => {
+    const root = await ca('pl root', undefined);
+    const upper = await ca('pl upper', root, { pathLen: 0 });
+    const lower = await ca('pl lower', upper);
+    const leaf = await makeLeaf({ publicKey: leafKeys.publicKey, issuer: lower, names: NAMES });
+    const f = await failureOf(verifyIssuedChain(input([leaf, pem(lower), pem(upper)], root)));
+    expect(f.type).toBe('ChainConstraint');
+    expect(f.message).toContain("'CN=pl upper' allows 0 intermediate CA certificate(s) below it");
+    // the same limit on the anchor itself counts as well
+    const tightRoot = await ca('pl tight root', undefined, { pathLen: 0 });
+    const mid = await ca('pl mid', tightRoot);
+    const low = await ca('pl low', mid);
+    const leaf2 = await makeLeaf({ publicKey: leafKeys.publicKey, issuer: low, names: NAMES });
+    expect((await failureOf(verifyIssuedChain(input([leaf2, pem(low), pem(mid)], tightRoot)))).type).toBe(
+      'ChainConstraint',
+    );
+    // pathLen 1 allows the one intermediate below it
+    const okUpper = await ca('pl ok upper', root, { pathLen: 1 });
+    const okLower = await ca('pl ok lower', okUpper);
+    const okLeaf = await makeLeaf({ publicKey: leafKeys.publicKey, issuer: okLower, names: NAMES });
+    await expect(verifyIssuedChain(input([okLeaf, pem(okLower), pem(okUpper)], root))).resolves.toBeDefined();
+  });
+
+  it('ChainConstraint: a leaf outside the permitted names or inside the excluded names of its CA', async () => {
+    const root = await ca('nc root', undefined);
+    const elsewhere = await ca('nc elsewhere', root, { permitted: ['example.org'] });
+    const leaf = await makeLeaf({ publicKey: leafKeys.publicKey, issuer: elsewhere, names: NAMES });
+    const f = await failureOf(verifyIssuedChain(input([leaf, pem(elsewhere)], root)));
+    expect(f.type).toBe('ChainConstraint');
+    expect(f.message).toMatch(/permitted sub-trees/);
+
+    const excluding = await ca('nc excluding', root, { excluded: ['www.app.example.com'] });
+    const leaf2 = await makeLeaf({ publicKey: leafKeys.publicKey, issuer: excluding, names: NAMES });
+    const g = await failureOf(verifyIssuedChain(input([leaf2, pem(excluding)], root)));
+    expect(g.type).toBe('ChainConstraint');
+    expect(g.message).toMatch(/excluded sub-trees/);
+
+    const fitting = await ca('nc fitting', root, { permitted: ['app.example.com'] });
+    const leaf3 = await makeLeaf({ publicKey: leafKeys.publicKey, issuer: fitting, names: NAMES });
+    await expect(verifyIssuedChain(input([leaf3, pem(fitting)], root))).resolves.toBeDefined();
+  });
+
+  it('Untrusted: a trust anchor that has expired', async () => {
+    const oldRoot = await ca('expired root', undefined, { notAfter: new Date(NOW.getTime() - HOUR) });
+    const inter = await ca('under expired root', oldRoot);
+    const leaf = await makeLeaf({ publicKey: leafKeys.publicKey, issuer: inter, names: NAMES });
+    const f = await failureOf(verifyIssuedChain(input([leaf, pem(inter)], oldRoot)));
+    expect(f.type).toBe('Untrusted');
+    expect(f.message).toContain("trust anchor 'CN=expired root' is not valid at");
+  });
+
+  it("NameNotAllowed: the issued names are checked against the issuer's allowedNames", async () => {
+    const root = await ca('an root', undefined);
+    const leaf = await makeLeaf({ publicKey: leafKeys.publicKey, issuer: root, names: NAMES });
+    const base = input([leaf], root);
+    await expect(
+      verifyIssuedChain({ ...base, allowedNames: { issuer: 'le', patterns: ['**.example.com'] } }),
+    ).resolves.toBeDefined();
+    const f = await failureOf(
+      verifyIssuedChain({ ...base, allowedNames: { issuer: 'le', patterns: ['*.example.com'] } }),
+    );
+    expect(f.type).toBe('NameNotAllowed');
+    expect(f.message).toContain(
+      'issuer "le" may not issue for www.app.example.com (in the issued certificate)',
+    );
   });
 });
 

@@ -10,7 +10,7 @@ import http from 'node:http';
 import https from 'node:https';
 
 export interface EventGridTarget {
-  /** The subscription's endpoint, e.g. http://127.0.0.1:PORT/eventgrid?code=KEY. */
+  /** The subscription's endpoint, e.g. http://127.0.0.1:PORT/eventgrid (the key goes in `sasKey`). */
   url: string;
   /** Sent as `aeg-sas-key` (Event Grid's shared-key header). */
   sasKey?: string;
