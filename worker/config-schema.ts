@@ -733,7 +733,17 @@ export const configSchema = z.strictObject({
   maxCachedWorkflows: int('maxCachedWorkflows', 0, 100_000).default(DEFAULT_MAX_CACHED_WORKFLOWS),
   log,
   /** App Service Certificate orders (Microsoft.CertificateRegistration) to discover, show and renew; none when absent. */
-  certificateOrders: z.strictObject({ subscriptions: armSubscriptions, ...armAccess }).optional(),
+  certificateOrders: z
+    .strictObject({
+      /**
+       * The orders also form a vault of this name (certificate ids `<name>/<order name>`), whose certificates get
+       * lifecycles in observe mode: Azure renews them, Certflow binds, verifies and tells people.
+       */
+      name: name('a vault name for the orders').default('appservice'),
+      subscriptions: armSubscriptions,
+      ...armAccess,
+    })
+    .optional(),
   /** Where the worker keeps small state that must outlive it (the notifiers' sent-logs); in memory when absent. */
   dataDir: text("a directory for the worker's state").optional(),
 });

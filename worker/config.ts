@@ -156,6 +156,9 @@ function crossCheck(raw: Json): ConfigIssue[] {
     return seen;
   };
   const vaults = names('vaults');
+  // App Service Certificate orders form a vault of their own (certificateOrders.name, default appservice)
+  const orders = isObject(raw.certificateOrders) ? raw.certificateOrders : undefined;
+  if (orders) vaults.add(typeof orders.name === 'string' ? orders.name : 'appservice');
   const issuers = names('issuers');
   names('bindings');
   names('certificates', 'id');
@@ -218,7 +221,10 @@ export function parseConfig(obj: unknown, env: NodeJS.ProcessEnv = process.env):
     const d = result.data;
     issues.push(
       ...discoveryIssues(d.discovery, {
-        vaults: new Set(d.vaults.map((v) => v.name)),
+        vaults: new Set([
+          ...d.vaults.map((v) => v.name),
+          ...(d.certificateOrders ? [d.certificateOrders.name] : []),
+        ]),
         issuers: new Set(d.issuers.map((i) => i.name)),
         defaultIssuer: d.defaults.issuer,
       }),

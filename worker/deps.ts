@@ -14,6 +14,7 @@ import { createCollector } from './deps-collector';
 import { buildIssuer } from './deps-issuers';
 import { buildChat, buildEmail } from './deps-notify';
 import { buildVaults } from './deps-vaults';
+import { createAppServiceCertificatesVault } from '../activities/vault/app-service-certificates';
 import type { CertflowLogger } from './logger';
 import type { MetricsSink } from './metrics';
 
@@ -71,6 +72,17 @@ export async function buildDeps(config: CertflowConfig, opts: BuildDepsOptions =
     if (built.allowedNames) allowedNames.set(iss.name, built.allowedNames);
   }
   const certificateOrders = buildCertificateOrders(config, c, credentials);
+  // the orders are a vault of their own too (observe mode): their certificates get lifecycles like any other
+  const allVaults = new Map<string, Vault>(vaults);
+  if (certificateOrders && config.certificateOrders) {
+    const name = config.certificateOrders.name;
+    if (vaults.has(name))
+      c.issues.push({
+        path: 'certificateOrders.name',
+        message: `"${name}" is also a configured vault: expected a name of its own for the orders' vault`,
+      });
+    else allVaults.set(name, createAppServiceCertificatesVault({ name, orders: certificateOrders }));
+  }
   const bindings = buildBindings(config, c, credentials, closers, certificateOrders);
   const notifier = buildEmail(config, c);
   if (notifier) closers.push(async () => notifier.close());
@@ -83,7 +95,7 @@ export async function buildDeps(config: CertflowConfig, opts: BuildDepsOptions =
     throw err;
   }
   return {
-    vaults,
+    vaults: allVaults,
     issuers,
     bindings,
     ...(certificateOrders ? { certificateOrders } : {}),

@@ -53,6 +53,12 @@ export function createAppServiceCertificatesVault(opts: AppServiceCertificatesVa
     throw err;
   };
 
+  /** The orders last read, by name: secretIdOf answers from it (the binding targets find an order by its secret). */
+  const known = new Map<string, CertificateOrderState>();
+  const remember = (orders: CertificateOrderState[]) => {
+    for (const o of orders) known.set(o.name.toLowerCase(), o);
+  };
+
   /** The order of a certificate id's name; orders are found by name across the configured scopes. */
   const orderNamed = async (name: string): Promise<CertificateOrderState> => {
     let listed: Awaited<ReturnType<CertificateOrders['list']>>;
@@ -61,6 +67,7 @@ export function createAppServiceCertificatesVault(opts: AppServiceCertificatesVa
     } catch (err) {
       return classified(err, `listing App Service Certificate orders for '${name}'`);
     }
+    remember(listed.orders);
     const found = listed.orders.filter((o) => o.name.toLowerCase() === name.toLowerCase());
     if (found.length > 1)
       throw ApplicationFailure.create({
@@ -126,7 +133,6 @@ export function createAppServiceCertificatesVault(opts: AppServiceCertificatesVa
     });
   };
 
-  let cache: { at: number; orders: Map<string, CertificateOrderState> } | undefined;
 
   return {
     name: opts.name,
@@ -140,7 +146,7 @@ export function createAppServiceCertificatesVault(opts: AppServiceCertificatesVa
       } catch (err) {
         return classified(err, 'listing App Service Certificate orders');
       }
-      cache = { at: Date.now(), orders: new Map(listed.orders.map((o) => [o.name, o])) };
+      remember(listed.orders);
       for (const o of listed.orders) {
         yield {
           id: `${opts.name}/${o.name}`,
@@ -155,7 +161,7 @@ export function createAppServiceCertificatesVault(opts: AppServiceCertificatesVa
     },
     create: async (name): Promise<PendingCsr> => notOwned(name),
     secretIdOf(name, version) {
-      const o = cache?.orders.get(name);
+      const o = known.get(name.toLowerCase());
       return o ? secretUrl(o, version) : `https://unknown.${suffix}/secrets/${name}/${version}`;
     },
     async certificatePem() {

@@ -52,6 +52,8 @@ export function createDisplay(ctx: Omit<Ctx, 'show'>): Display {
     const next = upcoming(f);
     if (next?.reason.includes('would renew this certificate'))
       out.push(next.reason.replace(/^NearingRenewal \(|\)$/g, ''));
+    // what the vault says needs a person (an App Service Certificate order: domain verification, auto-renew off)
+    for (const c of s.observed?.conditions ?? []) out.push(`${c.type}: ${c.message}`);
     if (f.mode === 'observe' && s.override)
       out.push(
         'a Certflow policy override is set but ignored: the vault renews this certificate on its own policy',
