@@ -133,7 +133,6 @@ export function createAppServiceCertificatesVault(opts: AppServiceCertificatesVa
     });
   };
 
-
   return {
     name: opts.name,
     async describe(name) {
