@@ -6,6 +6,7 @@
 import { isIP, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { dnsGlobProblem } from '../activities/globs';
+import { azureCredentialConfigSchema } from '../activities/vault/azure-credential';
 import { CERTIFICATE_MODES } from '../workflows/lifecycle/mode';
 import { MAX_JITTER_MINUTES, MIN_LIFETIME_PERCENTAGE } from '../workflows/policy';
 import { hostOfAddress, isLoopbackHost } from '../activities/loopback';
@@ -195,33 +196,21 @@ const temporal = z
 
 // ---- vaults -----------------------------------------------------------------------------------------------
 
+/**
+ * An Azure identity in the configuration: the adapter's own schema (activities/vault/azure-credential.ts, the one
+ * source of the kinds and their fields), with the client secret as a secret reference and the cloud given beside
+ * it (`cloud`), not inside.
+ */
+const [defaultKind, managedIdentity, clientSecret, clientCertificate, workloadIdentity] =
+  azureCredentialConfigSchema.options;
 const azureCredential = z.discriminatedUnion(
   'kind',
   [
-    z.strictObject({
-      kind: z.literal('default'),
-      managedIdentityClientId: text('a client id').optional(),
-      tenantId: text('a tenant id').optional(),
-    }),
-    z.strictObject({ kind: z.literal('managed-identity'), clientId: text('a client id').optional() }),
-    z.strictObject({
-      kind: z.literal('client-secret'),
-      tenantId: text('a tenant id'),
-      clientId: text('a client id'),
-      clientSecret: secretRefSchema,
-    }),
-    z.strictObject({
-      kind: z.literal('client-certificate'),
-      tenantId: text('a tenant id'),
-      clientId: text('a client id'),
-      certificateFile: text('a path to a PEM file with the certificate and its key'),
-    }),
-    z.strictObject({
-      kind: z.literal('workload-identity'),
-      tenantId: text('a tenant id').optional(),
-      clientId: text('a client id').optional(),
-      tokenFile: text('a path to the federated token file').optional(),
-    }),
+    defaultKind.omit({ cloud: true }),
+    managedIdentity.omit({ cloud: true }),
+    clientSecret.omit({ cloud: true }).extend({ clientSecret: secretRefSchema }),
+    clientCertificate.omit({ cloud: true }),
+    workloadIdentity.omit({ cloud: true }),
   ],
   {
     error: expect(

@@ -35,21 +35,8 @@ function adapterConfig(
     case 'client-secret':
       return { ...cred, clientSecret: c.secret(cred.clientSecret, `${path}.clientSecret`), cloud };
     case 'client-certificate':
-      return {
-        kind: 'client-certificate',
-        tenantId: cred.tenantId,
-        clientId: cred.clientId,
-        certificatePath: cred.certificateFile,
-        cloud,
-      };
     case 'workload-identity':
-      return {
-        kind: 'workload-identity',
-        ...(cred.tenantId ? { tenantId: cred.tenantId } : {}),
-        ...(cred.clientId ? { clientId: cred.clientId } : {}),
-        ...(cred.tokenFile ? { tokenFilePath: cred.tokenFile } : {}),
-        cloud,
-      };
+      return { ...cred, cloud };
   }
 }
 

@@ -81,18 +81,10 @@ export interface KeyMaterial {
   chainPem: string[];
 }
 
+import { pemLeafThumbprint } from '../verify/thumbprint';
+export { pemLeafThumbprint };
+/** A PEM certificate block. */
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/;
-
-/** SHA-1 thumbprint (uppercase hex) of the first certificate in PEM text; null when there is none. */
-export function pemLeafThumbprint(pem: string): string | null {
-  const block = PEM_CERT.exec(pem)?.[0];
-  if (!block) return null;
-  try {
-    return thumbprintOf(new X509Certificate(block));
-  } catch {
-    return null;
-  }
-}
 
 /** The leaf thumbprint of a PEM file; null when the file is missing or holds no certificate. Refuses a symlink. */
 export async function fileLeafThumbprint(

@@ -98,7 +98,7 @@ export const azureCredentialConfigSchema = z.discriminatedUnion(
       tenantId,
       clientId: text('clientId'),
       /** PEM file with the private key and the certificate. */
-      certificatePath: text('certificatePath'),
+      certificateFile: text('certificateFile'),
       /** Send the x5c chain (subject name + issuer authentication, SNI). */
       sendCertificateChain: z.boolean({ error: 'sendCertificateChain must be true or false' }).optional(),
       cloud: cloudSchema.optional(),
@@ -108,7 +108,7 @@ export const azureCredentialConfigSchema = z.discriminatedUnion(
       /** Default AZURE_TENANT_ID, AZURE_CLIENT_ID and AZURE_FEDERATED_TOKEN_FILE (set by the AKS webhook). */
       tenantId: tenantId.optional(),
       clientId: text('clientId').optional(),
-      tokenFilePath: text('tokenFilePath').optional(),
+      tokenFile: text('tokenFile').optional(),
       cloud: cloudSchema.optional(),
     }),
   ],
@@ -205,7 +205,7 @@ function build(
       return new ClientCertificateCredential(
         cfg.tenantId,
         cfg.clientId,
-        { certificatePath: cfg.certificatePath },
+        { certificatePath: cfg.certificateFile },
         {
           ...common,
           ...(cfg.sendCertificateChain !== undefined
@@ -218,7 +218,7 @@ function build(
         ...common,
         ...(cfg.tenantId ? { tenantId: cfg.tenantId } : {}),
         ...(cfg.clientId ? { clientId: cfg.clientId } : {}),
-        ...(cfg.tokenFilePath ? { tokenFilePath: cfg.tokenFilePath } : {}),
+        ...(cfg.tokenFile ? { tokenFilePath: cfg.tokenFile } : {}),
       });
   }
 }

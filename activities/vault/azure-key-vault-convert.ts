@@ -11,6 +11,7 @@ import type {
 import { X509Certificate } from 'node:crypto';
 import type { CertificateState, CertificateSummary } from '../types';
 import { keyShapeOf } from './key-shape';
+import { thumbprintOf } from '../verify/thumbprint';
 import { nonRetryable } from './azure-key-vault-errors';
 import { snapshot } from './azure-key-vault-policy';
 
@@ -27,7 +28,7 @@ export function toState(
     vault,
     name,
     version: current?.properties.version ?? null,
-    thumbprint: thumbprintOf(current),
+    thumbprint: thumbprintOfVersion(current),
     notBefore: x509 ? new Date(x509.validFrom).toISOString() : null,
     notAfter: x509 ? new Date(x509.validTo).toISOString() : null,
     subject: x509 ? x509.subject.split('\n').join(', ') : null,
@@ -55,18 +56,18 @@ export function toSummary(
     id: `${vault}/${name}`,
     name,
     version: current?.properties.version ?? null,
-    thumbprint: thumbprintOf(current),
+    thumbprint: thumbprintOfVersion(current),
     notAfter: notAfter ? notAfter.toISOString() : null,
     enabled: current?.properties.enabled ?? listed.enabled ?? false,
     tags: { ...(current?.properties.tags ?? listed.tags ?? {}) },
   };
 }
 
-/** Uppercase hex SHA-1 (App Service style). */
-function thumbprintOf(cert: KeyVaultCertificate | undefined): string | null {
+/** Key Vault's x5t (the SHA-1 it computed), or the thumbprint of the certificate's bytes. */
+function thumbprintOfVersion(cert: KeyVaultCertificate | undefined): string | null {
   if (cert?.properties.x509Thumbprint?.length)
     return Buffer.from(cert.properties.x509Thumbprint).toString('hex').toUpperCase();
-  return cert?.cer?.length ? new X509Certificate(cert.cer).fingerprint.replace(/:/g, '').toUpperCase() : null;
+  return cert?.cer?.length ? thumbprintOf(cert.cer) : null;
 }
 
 function dnsNamesOf(cert: X509Certificate): string[] {

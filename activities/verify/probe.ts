@@ -20,14 +20,9 @@ export interface ProbeOptions {
   timeoutMs?: number;
 }
 
-/** SHA-1 thumbprint in the App Service style: uppercase hex without colons. */
-export function thumbprintOf(cert: X509Certificate): string {
-  return cert.fingerprint.replace(/:/g, '').toUpperCase();
-}
-
-export function normalizeThumbprint(t: string): string {
-  return t.replace(/[:\s]/g, '').toUpperCase();
-}
+// one way to name a certificate: activities/verify/thumbprint.ts (re-exported for the targets that probe)
+import { normalizeThumbprint, thumbprintOf } from './thumbprint';
+export { normalizeThumbprint, thumbprintOf };
 
 /**
  * What tls.checkServerIdentity reads (subject CN and subjectaltname), from the leaf already in hand:

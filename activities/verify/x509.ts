@@ -92,10 +92,7 @@ export function splitPemChain(text: string): string[] {
   });
 }
 
-/** SHA-1 of a certificate's DER, uppercase hex without separators. */
-export function thumbprintOf(pem: string): string {
-  return digest('sha1', parseCertificate(pem, 'certificate').raw);
-}
+export { thumbprintOf } from './thumbprint';
 
 export async function verifyIssuedChain(input: VerifyIssuedChainInput): Promise<VerifiedCertificate> {
   const skewMs = (input.maxSkewSeconds ?? 300) * 1000;

@@ -192,7 +192,7 @@ describe('configuration errors name the field and never echo a secret', () => {
     [
       'no certificate path',
       { kind: 'client-certificate', tenantId: TENANT, clientId: 'app' },
-      /certificatePath is required/,
+      /certificateFile is required/,
     ],
   ])('refuses %s', (_what, config, message) => {
     const err = (() => {
