@@ -370,7 +370,8 @@ describe('configured certificates', () => {
         'the first renewal to issue the created certificate',
         async () => {
           const s = await handle.query(statusQuery).catch(() => undefined);
-          return s?.thumbprint && s.nextRenewalAt ? s : undefined;
+          // the attempt shows the merged thumbprint while it still re-binds and mails: wait for its outcome
+          return s?.thumbprint && s.nextRenewalAt && s.lastAttempt ? s : undefined;
         },
         { timeoutMs: 90_000, intervalMs: 500 },
       );
