@@ -7,7 +7,7 @@ import { heartbeat } from '@temporalio/activity';
 import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { globMatch } from './globs';
-import { runningIds, startLifecycle } from './lifecycles';
+import { runningIds, startLifecycle, type StartLifecycleOptions } from './lifecycles';
 import { retireSignal, workflowIdFor } from '../workflows/messages';
 import { mapLimit } from './bindings/concurrency';
 import { parseCertificateId } from './ids';
@@ -23,6 +23,8 @@ export interface FleetActivityDeps {
   concurrency?: number;
   /** Discovery's opt-in tag: a certificate without it never matches, whatever a run's input says. */
   requiredTag?: TagFilter;
+  /** Change control for the lifecycles discovery starts (config `changeControl`). */
+  changeControl?: StartLifecycleOptions['changeControl'];
 }
 
 export interface TagFilter {
@@ -133,6 +135,7 @@ export function createFleetActivities(deps: FleetActivityDeps) {
           issuer: input.issuer,
           taskQueue: deps.taskQueue,
           ...(input.jitterMinutes !== undefined ? { jitterMinutes: input.jitterMinutes } : {}),
+          ...(deps.changeControl ? { changeControl: deps.changeControl } : {}),
         });
         return { id, started };
       });

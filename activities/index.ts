@@ -31,6 +31,7 @@ import {
 import { parseRecipients, type NotificationEvent } from './notify/templates';
 import { toNotificationEvent, type NotifyInput } from './notify/events';
 import { withHeartbeat } from './heartbeat';
+import { globMatch } from './globs';
 
 export type { NotifyInput, NotifyKind } from './notify/events';
 
@@ -346,17 +347,32 @@ export function createActivities(deps: ActivityDeps) {
       return state;
     },
 
+    /** The names of the binding targets of a certificate, in configuration order (staged rollout plans over them). */
+    async bindingTargets(input: { certificateId: string }): Promise<string[]> {
+      const { vault, name } = vaultFor(input.certificateId);
+      const state = await vault.describe(name);
+      return [
+        ...(deps.bindings?.(input.certificateId, state.tags) ?? []).map((t) => t.name),
+        ...(deps.fileBindings?.(input.certificateId, state.tags) ?? []).map((f) => f.name),
+      ];
+    },
+
     async syncBindings(input: {
       certificateId: string;
       version: string;
       thumbprint: string;
       previousThumbprint?: string | null;
+      /** Only these binding targets (names or id globs; a staged rollout's stage); default every one. */
+      only?: string[];
     }): Promise<BindingOutcome[]> {
       const { vault, name } = vaultFor(input.certificateId);
       const state = await vault.describe(name);
+      const picked = (n: string) => !input.only || input.only.some((p) => p === n || globMatch(p, n));
       const listed = [
-        ...(deps.bindings?.(input.certificateId, state.tags) ?? []),
-        ...(deps.fileBindings?.(input.certificateId, state.tags) ?? []).map(createFileReloadTarget),
+        ...(deps.bindings?.(input.certificateId, state.tags) ?? []).filter((t) => picked(t.name)),
+        ...(deps.fileBindings?.(input.certificateId, state.tags) ?? [])
+          .filter((f) => picked(f.name))
+          .map(createFileReloadTarget),
       ];
       // file targets of one server are bound as one batch: one validation and one reload for all its sites
       const targets = deps.batchFileBindings === false ? listed : batchFileTargets(listed);

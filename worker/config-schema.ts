@@ -10,6 +10,7 @@ import { azureCredentialConfigSchema } from '../activities/vault/azure-credentia
 import { CERTIFICATE_MODES } from '../workflows/lifecycle/mode';
 import { MAX_JITTER_MINUTES, MIN_LIFETIME_PERCENTAGE } from '../workflows/policy';
 import { hostOfAddress, isLoopbackHost } from '../activities/loopback';
+import { changeControlSchema } from './change-control-config';
 import { discoverySchema } from './discovery-config';
 
 /** Lifecycles cached by default: an idle fleet of 10,000 stays small (bench/fleet.ts measures it). */
@@ -733,6 +734,8 @@ export const configSchema = z.strictObject({
       ...armAccess,
     })
     .optional(),
+  /** Change windows, freezes, approval and staged rollout (worker/change-control-config.ts); none when absent. */
+  changeControl: changeControlSchema,
   /** Where the worker keeps small state that must outlive it (the notifiers' sent-logs); in memory when absent. */
   dataDir: text("a directory for the worker's state").optional(),
 });

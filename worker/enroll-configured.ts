@@ -38,6 +38,7 @@ export async function enrollConfigured(
         ...(policy ? { policy } : {}),
         ...(jitterMinutes !== undefined ? { jitterMinutes } : {}),
         ...(c.mode ? { mode: c.mode } : {}),
+        ...(config.changeControl ? { changeControl: config.changeControl } : {}),
       });
       results.push({ certificateId: c.id, status: started ? 'started' : 'already-running', created });
     } catch (err) {

@@ -217,6 +217,7 @@ async function main(): Promise<void> {
         vaults: deps.vaults,
         client,
         taskQueue: config.taskQueue,
+        ...(config.changeControl ? { changeControl: config.changeControl } : {}),
         ...(config.discovery && discoveryTag(config.discovery)
           ? { requiredTag: discoveryTag(config.discovery) }
           : {}),

@@ -48,6 +48,11 @@ export interface RenewRequest {
    * `requestedBy`. Never set by Event Grid.
    */
   force?: boolean;
+  /**
+   * Re-bind the new version now even outside its change windows and freezes (an emergency re-issue wave). Approval
+   * and staged rollout still apply. Recorded in history with `requestedBy`.
+   */
+  ignoreWindows?: boolean;
 }
 
 export interface RenewalOutcome {
@@ -121,6 +126,42 @@ export interface CertificateStatus {
   notes?: string[];
   /** Observe mode: the vault was asked to renew and its new version is awaited. */
   vaultRenewal?: { requestedAt: string; status: string } | null;
+  /**
+   * Change control: a re-binding held back (waiting for a window, approval or the next rollout stage, or stopped),
+   * and an approval before issuance. Absent when nothing is held.
+   */
+  changeControl?: ChangeControlStatus | null;
+}
+
+export interface ChangeControlStatus {
+  /** One line, e.g. "waiting for window at 2026-12-03T22:00:00.000Z (change window "nights")". */
+  text: string;
+  /** When the re-binding may go ahead (a window's opening or the deadline), if known. */
+  waitingUntil: string | null;
+  rebind: {
+    version: string;
+    thumbprint: string;
+    previousThumbprint: string | null;
+    since: string;
+    stages: string[][] | null;
+    done: number;
+    stopped: { at: string; why: string; stage?: number; detail: string } | null;
+  } | null;
+  approval: {
+    before: 'rebind' | 'issue';
+    status: 'pending' | 'approved' | 'denied';
+    requestedAt: string;
+    subject: string;
+    by?: string;
+    at?: string;
+    reason?: string;
+  } | null;
+}
+
+/** `certflow approve` / `certflow deny`: who decides (the client states it) and, to deny, why. */
+export interface ApprovalDecision {
+  by?: string;
+  reason?: string;
 }
 
 export interface SyncRequest {
@@ -143,6 +184,10 @@ export const historyQuery = defineQuery<RenewalOutcome[]>('history');
 /** Re-bind every consumer to the current version without renewing (App Service's "Sync"). */
 export const syncNowUpdate = defineUpdate<BindingOutcome[], [SyncRequest]>('syncNow');
 export const syncNowSignal = defineSignal<[SyncRequest]>('syncNow');
+/** Approve the change waiting for approval (re-binding, or issuance per rule); validated: refused when none waits. */
+export const approveUpdate = defineUpdate<ChangeControlStatus | null, [ApprovalDecision]>('approve');
+/** Deny it (a reason is required): the new version stays merged but unbound, and people are told. */
+export const denyUpdate = defineUpdate<ChangeControlStatus | null, [ApprovalDecision]>('deny');
 /** Override the renewal policy; answers with the status under the new policy. */
 export const setPolicyUpdate = defineUpdate<CertificateStatus, [PolicyOverride]>('setPolicy');
 

@@ -36,6 +36,14 @@ export interface NotifyInput {
   /** Paused too long: since when and why, and when the renewal would be due. */
   paused?: { reason: string; since: string };
   renewalDueAt?: string | null;
+  /** Change control (windows, approval, staged rollout): the topic and one line about it. */
+  changeControl?: {
+    topic: import('./templates').ChangeControlEvent['topic'];
+    text: string;
+    thumbprint: string | null;
+    previousThumbprint: string | null;
+    notAfter: string | null;
+  };
 }
 
 const DAY_MS = 86_400_000;
@@ -106,6 +114,19 @@ export function toNotificationEvent(
         nextAttemptAt: input.nextAttemptAt ?? null,
         ...(o?.bindings.length ? { bindings: o.bindings } : {}),
       };
+    case 'change-control': {
+      const c = input.changeControl;
+      return {
+        ...base,
+        kind: 'change-control',
+        topic: c?.topic ?? 'waiting-for-window',
+        text: c?.text ?? 'change control',
+        thumbprint: c?.thumbprint ?? current.thumbprint,
+        previousThumbprint: c?.previousThumbprint ?? null,
+        notAfter: c?.notAfter ?? notAfter,
+        ...(input.bindings?.length ? { bindings: input.bindings } : {}),
+      };
+    }
     case 'paused-too-long': {
       const since = input.paused?.since ?? now.toISOString();
       return {

@@ -88,8 +88,36 @@ export interface PausedTooLongEvent extends EventBase {
   renewalDueAt?: string | null;
 }
 
+/**
+ * Change control (windows, approval, staged rollout): a re-binding waits for its window, went ahead at the deadline,
+ * needs (or still needs) approval, was denied, or a rollout stage failed and was rolled back.
+ */
+export interface ChangeControlEvent extends EventBase {
+  kind: 'change-control';
+  topic:
+    | 'waiting-for-window'
+    | 'deadline-override'
+    | 'approval-requested'
+    | 'approval-reminder'
+    | 'approval-timeout'
+    | 'approval-denied'
+    | 'rollout-failed';
+  /** One line about what happened, e.g. "waiting for window at 2026-12-03T22:00:00.000Z (change window "nights")". */
+  text: string;
+  thumbprint: string | null;
+  previousThumbprint: string | null;
+  /** Expiry of the certificate the consumers still serve. */
+  notAfter: string | null;
+  bindings?: BindingOutcome[];
+}
+
 export type NotificationEvent =
-  RenewedEvent | PartiallySyncedEvent | RenewalFailedEvent | EscalationEvent | PausedTooLongEvent;
+  | RenewedEvent
+  | PartiallySyncedEvent
+  | RenewalFailedEvent
+  | EscalationEvent
+  | PausedTooLongEvent
+  | ChangeControlEvent;
 
 export type NotificationKind = NotificationEvent['kind'];
 
@@ -295,6 +323,10 @@ const describers: Describers = {
     };
   },
 
+  'change-control'(e) {
+    return changeControlDescriber(e);
+  },
+
   'paused-too-long'(e) {
     return {
       title: `[certflow] ${e.certificateId} has been paused${e.pausedDays == null ? '' : ` for ${plural(e.pausedDays, 'day')}`} (${daysText(e.daysLeft)})`,
@@ -312,6 +344,50 @@ const describers: Describers = {
       closing: `If the reason for the pause is gone, run \`certflow resume ${e.certificateId}\`; otherwise renew it another way before it expires.`,
     };
   },
+};
+
+const CHANGE_TITLES: Record<ChangeControlEvent['topic'], [string, EventSummary['severity']]> = {
+  'waiting-for-window': ['renewed; re-binding waits for its change window', 'info'],
+  'deadline-override': [
+    're-binding now, outside change windows: the deadline before expiry passed',
+    'warning',
+  ],
+  'approval-requested': ['approval needed', 'info'],
+  'approval-reminder': ['reminder: approval needed', 'warning'],
+  'approval-timeout': ['ESCALATION: approval not given in time', 'error'],
+  'approval-denied': ['change denied; the new version stays unbound', 'warning'],
+  'rollout-failed': ['ACTION NEEDED: rollout stage failed and was rolled back', 'error'],
+};
+const CHANGE_CLOSING: Record<ChangeControlEvent['topic'], (id: string) => string> = {
+  'waiting-for-window': () => 'No action is needed: consumers are re-bound when the window opens.',
+  'deadline-override': () =>
+    'The hard deadline before expiry overrides change windows and freezes, so that nothing serves an expired certificate.',
+  'approval-requested': (id) =>
+    `Approve with \`certflow approve ${id}\` or refuse with \`certflow deny ${id} --reason "..."\`.`,
+  'approval-reminder': (id) =>
+    `Approve with \`certflow approve ${id}\` or refuse with \`certflow deny ${id} --reason "..."\`.`,
+  'approval-timeout': (id) =>
+    `Nobody decided in time. Approve with \`certflow approve ${id}\` or refuse with \`certflow deny ${id} --reason "..."\` before the certificate in use expires.`,
+  'approval-denied': (id) =>
+    `The new version stays in the vault but is not bound. \`certflow sync ${id}\` binds it later; renew again for another one.`,
+  'rollout-failed': (id) =>
+    `The failed stage was rolled back to the previous certificate and later stages were not touched. Fix the target, then \`certflow sync ${id}\` binds every consumer.`,
+};
+
+const changeControlDescriber = (e: ChangeControlEvent): EventSummary => {
+  const [what, severity] = CHANGE_TITLES[e.topic] ?? ['change control', 'info'];
+  return {
+    title: `[certflow] ${e.certificateId}: ${what}`,
+    severity,
+    lead: `${e.certificateId}: ${e.text}`,
+    rows: [
+      ['New thumbprint', orNone(e.thumbprint)],
+      ['Consumers are on', orNone(e.previousThumbprint)],
+      ['That certificate expires', when(e.notAfter)],
+    ],
+    bindings: e.bindings ?? [],
+    closing: (CHANGE_CLOSING[e.topic] ?? (() => ''))(e.certificateId),
+  };
 };
 
 export function describeEvent(e: NotificationEvent): EventSummary {

@@ -40,7 +40,7 @@ export const issuerSteps = (taskQueue: string | undefined, queueWait: string = I
     },
   });
 
-export const { syncBindings } = proxyActivities<Activities>({
+export const { syncBindings, bindingTargets } = proxyActivities<Activities>({
   scheduleToStartTimeout: MAIN_QUEUE_START,
   startToCloseTimeout: '15 minutes',
   heartbeatTimeout: HEARTBEAT,

@@ -22,6 +22,7 @@ import {
   verifyAndMerge,
 } from './activities';
 import type { Ctx } from './context';
+import { gated, hold } from './rebind';
 import { type InFlightAttempt, knownOf, recordAttempt } from './state';
 import type { Trigger } from './triggers';
 
@@ -152,19 +153,26 @@ export async function runAttempt(
     s.observed = state;
     s.observedAt = new Date().toISOString();
 
-    ctx.show('Syncing', `re-binding consumers to ${merged.thumbprint}`, false);
-    bindings = await syncBindings.executeWithOptions(
-      { summary: `re-bind every consumer of ${id} to ${merged.thumbprint}` },
-      [
-        {
-          certificateId: id,
-          version: merged.version ?? '',
-          thumbprint: merged.thumbprint ?? '',
-          previousThumbprint: before?.thumbprint ?? null,
-        },
-      ],
-    );
-    result = outcome('renewed');
+    if (gated(ctx)) {
+      // change control: the new version is merged now; its consumers are re-bound in their window, after
+      // approval, stage by stage (rebind.ts)
+      hold(ctx, { version: merged.version ?? '', thumbprint: merged.thumbprint ?? '' }, 'Renewal', before);
+      result = outcome('renewed');
+    } else {
+      ctx.show('Syncing', `re-binding consumers to ${merged.thumbprint}`, false);
+      bindings = await syncBindings.executeWithOptions(
+        { summary: `re-bind every consumer of ${id} to ${merged.thumbprint}` },
+        [
+          {
+            certificateId: id,
+            version: merged.version ?? '',
+            thumbprint: merged.thumbprint ?? '',
+            previousThumbprint: before?.thumbprint ?? null,
+          },
+        ],
+      );
+      result = outcome('renewed');
+    }
   } catch (err) {
     const error = describeFailure(err);
     log.warn('renewal attempt failed', { certificateId: id, attempt, errorType: error.type });
@@ -234,6 +242,7 @@ function finishAttempt(ctx: Ctx, o: RenewalOutcome, before: CertificateState | n
     s.cycle += 1;
     s.lastRenewedAt = o.finishedAt;
     s.known = knownOf(s.observed);
+    if (s.issueApproval) s.issueApproval = null; // approval before issuance is asked again for the next renewal
     s.pendingSync = needsSync(o.bindings)
       ? {
           version: o.newVersion ?? '',

@@ -6,6 +6,7 @@ import type { BindingOutcome } from '../../activities/types';
 import type { FailureInfo } from '../failures';
 import type { Phase, PolicyOverride } from '../messages';
 import type { Carried as CarriedV2 } from '../legacy/lifecycle-v2-view';
+import type { ChangeControl } from './change-control';
 import type { CertificateMode } from './mode';
 import type { LifecycleState } from './state';
 
@@ -27,6 +28,11 @@ export interface LifecycleInput {
   policy?: PolicyOverride;
   /** Forces the mode (config `mode`); default: from the vault's policy (`certificateMode`). */
   mode?: CertificateMode;
+  /**
+   * Change windows, freezes, approval and staged rollout (worker config `changeControl`, change-control.ts); the
+   * rules that apply are picked per certificate (id, pattern, tag) and per binding target.
+   */
+  changeControl?: ChangeControl;
   /** State from the previous run (this release's, or release 2's). */
   carried?: LifecycleState | CarriedV2;
 }
@@ -50,6 +56,8 @@ export interface Inbox {
   observeError: { failure: FailureInfo; failures: number; at: string } | null;
   /** A notice could not be sent (mail down): notices wait until then, instead of being retried in a loop. */
   noticesAfter: Date | null;
+  /** The renewal running now was asked for with ignoreWindows (an emergency wave): its re-binding skips windows. */
+  ignoreWindows: boolean;
 }
 
 export function newInbox(): Inbox {
@@ -65,6 +73,7 @@ export function newInbox(): Inbox {
     lastSync: [],
     observeError: null,
     noticesAfter: null,
+    ignoreWindows: false,
   };
 }
 

@@ -20,6 +20,8 @@ import {
   type RenewalPlan,
 } from '../policy';
 import { currentWindow, windowCheckAt, windowDue } from './ari';
+import { approvalStep, type ApprovalStep } from './approval';
+import { appliedTo, type ChangeControl, rebindStep, type RebindStep } from './change-control';
 import type { CertificateMode } from './mode';
 import { dueNotice, earliest, nextNoticeAt, type Notice, type NoticeFacts } from './notices';
 import type { LifecycleState } from './state';
@@ -43,6 +45,8 @@ export interface Facts {
   retired: string | null;
   /** A notice failed to go out: notices wait until then (mail down), instead of being retried in a loop. */
   noticesAfter?: Date | null;
+  /** Change windows, freezes, approval and staged rollout (the lifecycle's input; change-control.ts). */
+  changeControl?: ChangeControl;
 }
 
 /** Why consumers are re-bound: a person asked, a version Certflow did not make appeared, or bindings failed before. */
@@ -61,6 +65,11 @@ export type Action =
   | { kind: 'sync'; why: SyncWhy; version: string; thumbprint: string }
   | { kind: 'notify'; notice: Notice }
   | { kind: 'askWindow'; thumbprint: string }
+  /** Change control holds a new version's re-binding back (rebind.ts), or advances a held one by a step. */
+  | { kind: 'hold'; version: string; thumbprint: string }
+  | { kind: 'rebind'; step: Exclude<RebindStep, { kind: 'wait' }> }
+  /** Approval before issuance: request it, remind, escalate. */
+  | { kind: 'issueApproval'; step: Extract<ApprovalStep, { kind: 'request' | 'remind' | 'escalate' }> }
   | { kind: 'wait'; until: Date | null; next: Next | null; phase: Phase; detail: string };
 
 /** The decision. */
@@ -85,6 +94,8 @@ export function decide(f: Facts): Action {
   if (!f.s.paused) {
     const sync = syncDue(f);
     if (sync) return sync;
+    const step = rebindDue(f);
+    if (step && step.kind !== 'wait') return { kind: 'rebind', step };
     const renewal = renewalDue(f);
     if (renewal) return renewal;
   }
@@ -130,8 +141,12 @@ function syncDue(f: Facts): Action | undefined {
   if (f.syncRequested && o?.version && o.thumbprint)
     return { kind: 'sync', why: 'SyncNow', version: o.version, thumbprint: o.thumbprint };
   // a version Certflow did not make: the vault renewed it (observe mode) or someone did, by hand
-  if (o?.version && o.thumbprint && f.s.known && o.version !== f.s.known.version)
-    return { kind: 'sync', why: 'NewVersion', version: o.version, thumbprint: o.thumbprint };
+  if (o?.version && o.thumbprint && f.s.known && o.version !== f.s.known.version) {
+    if (!gatedOf(f)) return { kind: 'sync', why: 'NewVersion', version: o.version, thumbprint: o.thumbprint };
+    // change control: held back, then bound by stages in its window (rebind.ts), announced when bound
+    if (f.s.rebind?.version !== o.version)
+      return { kind: 'hold', version: o.version, thumbprint: o.thumbprint };
+  }
   if (ps && Date.parse(ps.nextAt) <= f.now.getTime())
     return { kind: 'sync', why: 'PendingSync', version: ps.version, thumbprint: ps.thumbprint };
   return undefined;
@@ -158,7 +173,59 @@ function renewalDue(f: Facts): Action | undefined {
     lastErrorType: s.lastAttempt?.error?.type,
   });
   if (!trigger || guardHolds(f, cert, trigger)) return undefined;
+  const a = issueApprovalOf(f);
+  if (a && a.kind !== 'granted') {
+    if (a.kind === 'request' || a.kind === 'remind' || a.kind === 'escalate')
+      return { kind: 'issueApproval', step: a };
+    return undefined; // waiting for a person, or denied (a new renew request asks again)
+  }
   return { kind: 'renew', trigger };
+}
+
+/** Change control: whether re-binding is held back for this certificate. */
+function gatedOf(f: Facts): boolean {
+  return appliedTo(f.changeControl, f.certificateId, f.s.observed?.tags ?? {}).gated;
+}
+
+/** The held re-binding's next step (null: none held). */
+export function rebindDue(f: Facts): RebindStep | null {
+  const r = f.s.rebind;
+  if (!r) return null;
+  return rebindStep({
+    r,
+    now: f.now,
+    cc: f.changeControl,
+    certificateId: f.certificateId,
+    tags: f.s.observed?.tags ?? {},
+  });
+}
+
+/** Approval before issuance under the rule that applies (null: no such rule). */
+function issueApprovalOf(f: Facts): ApprovalStep | null {
+  const rule = appliedTo(f.changeControl, f.certificateId, f.s.observed?.tags ?? {}).approval;
+  if (f.mode !== 'issue' || rule?.before !== 'issue') return null;
+  return approvalStep(f.s.issueApproval ?? null, rule, f.now);
+}
+
+/**
+ * What change control is waiting for, if anything: a held re-binding (its window, approval, or a person after a
+ * stop) or approval before issuance; with when to look again. Shown in status, the UI and `list`.
+ */
+export function heldBy(f: Facts): { until: Date | null; text: string } | null {
+  if (f.s.paused) return null;
+  const step = rebindDue(f);
+  if (step?.kind === 'wait') return { until: step.until, text: step.text };
+  const ia = f.s.issueApproval;
+  if (ia && ia.status !== 'approved') {
+    const a = issueApprovalOf(f);
+    if (a?.kind === 'wait') return { until: a.until, text: a.text };
+    if (ia.status === 'denied')
+      return {
+        until: null,
+        text: `issuance denied by ${ia.by ?? 'unknown'}: ${ia.reason ?? ''} (\`certflow renew\` asks again)`,
+      };
+  }
+  return null;
 }
 
 /** The loop guard: a renewal within RENEWAL_GUARD_SHARE of the lifetime after the last one waits. */
@@ -181,10 +248,12 @@ function rest(f: Facts): Action {
   const { s } = f;
   const shown = upcoming(f);
   const held = f.noticesAfter && f.noticesAfter > f.now ? f.noticesAfter : null;
+  const change = heldBy(f);
   const until = earliest(
     shown?.at,
     held ?? nextNoticeAt(noticeFacts(f)),
     f.mode === 'issue' && !s.paused ? windowCheckAt(s) : null,
+    change?.until,
   );
   const late = vaultLateAt(f);
   const failing =
@@ -198,7 +267,7 @@ function rest(f: Facts): Action {
       ? `paused: ${s.paused.reason}`
       : s.consecutiveFailures > 0 && s.lastAttempt?.error
         ? `last attempt failed (${s.lastAttempt.error.type}); next try at ${shown?.at.toISOString()}`
-        : (shown?.reason ?? 'waiting'),
+        : (change?.text ?? shown?.reason ?? 'waiting'),
   };
 }
 

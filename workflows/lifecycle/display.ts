@@ -7,7 +7,8 @@ import type { SearchAttributePair } from '@temporalio/common';
 import type { CertificateStatus, Phase } from '../messages';
 import { effectivePolicy } from '../policy';
 import type { Ctx } from './context';
-import { type Facts, upcoming } from './decide';
+import { changeControlStatus } from './change-control-view';
+import { type Facts, heldBy, upcoming } from './decide';
 import { certificateMode } from './mode';
 import { detailsMarkdown, searchAttributesOf, statusOf } from './view';
 
@@ -44,6 +45,7 @@ export function createDisplay(ctx: Omit<Ctx, 'show'>): Display {
     syncRequested: inbox.syncRequested,
     retired: inbox.retired,
     noticesAfter: inbox.noticesAfter,
+    ...(input.changeControl ? { changeControl: input.changeControl } : {}),
   });
 
   const notes = (): string[] => {
@@ -70,6 +72,7 @@ export function createDisplay(ctx: Omit<Ctx, 'show'>): Display {
       policy: policy(),
       mode: ctx.mode(),
       notes: notes(),
+      changeControl: changeControlStatus(s, input.changeControl, id, heldBy(facts())),
     });
 
   const all = (): SearchAttributePair[] => searchAttributesOf(status());

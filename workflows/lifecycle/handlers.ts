@@ -10,6 +10,8 @@
  */
 import { condition, log, setHandler } from '@temporalio/workflow';
 import {
+  approveUpdate,
+  denyUpdate,
   historyQuery,
   observeNowSignal,
   pauseSignal,
@@ -26,7 +28,10 @@ import {
   upgradeSignal,
 } from '../messages';
 import { mergeOverride, renewalGuardUntil, validatePolicyOverride } from '../policy';
+import { decisionProblem } from './approval';
+import { appliedTo } from './change-control';
 import type { Ctx } from './context';
+import { decide as decideApproval, pendingApproval } from './rebind';
 import type { Display } from './display';
 import { rememberRequest, requestRecord } from './state';
 import { observedOf } from './triggers';
@@ -46,6 +51,8 @@ export function installHandlers(ctx: Ctx, display: Display): void {
     )
       return 'requestId: expected 1-200 letters, digits or ._:@/-';
     if (req?.force !== undefined && typeof req.force !== 'boolean') return 'force: expected true or false';
+    if (req?.ignoreWindows !== undefined && typeof req.ignoreWindows !== 'boolean')
+      return 'ignoreWindows: expected true or false';
     if (requestRecord(s, req?.requestId)) return undefined; // a repeat: answered with the first outcome
     if (s.paused) return `certificate ${id} is paused (${s.paused.reason}); resume it first`;
     if (inbox.renewing || req?.force) return undefined; // joins the running attempt / forced past the guard
@@ -60,6 +67,7 @@ export function installHandlers(ctx: Ctx, display: Display): void {
     const known = requestRecord(s, req.requestId);
     if (known?.outcome) return known.outcome;
     if (!inbox.renewing) s.manual = req;
+    if (s.issueApproval?.status === 'denied') s.issueApproval = null; // a new request asks for approval again
     if (req.requestId) rememberRequest(s, { id: req.requestId, kind: 'renew', at: new Date().toISOString() });
     const target = inbox.finished + 1;
     await condition(() => inbox.finished >= target);
@@ -88,7 +96,35 @@ export function installHandlers(ctx: Ctx, display: Display): void {
     if (req?.requestId)
       rememberRequest(s, { id: req.requestId, kind: 'renew', at: new Date().toISOString() });
     if (!inbox.renewing) s.manual = req ?? {}; // while renewing, the request joins the running attempt
+    if (s.issueApproval?.status === 'denied') s.issueApproval = null;
   });
+
+  // approval (approval.ts): validated, so a refused decision leaves no trace; who decided is in the update's
+  // input (history) and in the state (status)
+  const approvalRule = () => appliedTo(ctx.input.changeControl, id, s.observed?.tags ?? {}).approval;
+  for (const [def, verb] of [
+    [approveUpdate, 'approve'],
+    [denyUpdate, 'deny'],
+  ] as const) {
+    setHandler(
+      def,
+      (d) => {
+        decideApproval(s, verb, d ?? {});
+        log.info(`change ${verb === 'approve' ? 'approved' : 'denied'}`, {
+          certificateId: id,
+          by: d?.by ?? 'unknown',
+        });
+        inbox.wakes += 1;
+        return display.status().changeControl ?? null;
+      },
+      {
+        validator: (d) => {
+          const problem = decisionProblem(verb, d, pendingApproval(s)?.a ?? null, approvalRule(), id);
+          if (problem) throw new Error(problem);
+        },
+      },
+    );
+  }
 
   setHandler(
     syncNowUpdate,

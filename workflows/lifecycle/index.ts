@@ -30,6 +30,7 @@ import { createDisplay, type Display, modeOf } from './display';
 import { installHandlers } from './handlers';
 import { markSent, type Notice, noticeInput } from './notices';
 import { knownOf, loadState, STATE_VERSION } from './state';
+import { advance, hold, issueApprovalStep } from './rebind';
 import { reconcile } from './sync';
 
 export type { LifecycleInput } from './context';
@@ -74,6 +75,7 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
         await rest(ctx, action.until);
         break;
       case 'renew':
+        inbox.ignoreWindows = s.manual?.ignoreWindows === true;
         s.manual = null; // every waiting request joins this attempt
         if (await cycleEnded(await runAttempt(ctx, action.trigger))) return continueFresh(ctx, display);
         break;
@@ -90,6 +92,18 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
         break;
       case 'askWindow':
         await askWindow(ctx, action.thumbprint);
+        break;
+      case 'hold':
+        hold(ctx, action, 'NewVersion', s.known);
+        break;
+      case 'rebind': {
+        const finished = action.step.kind === 'done';
+        await advance(ctx, action.step);
+        if (finished && s.rebind === null && (await quietAfterCycle(ctx))) return continueFresh(ctx, display);
+        break;
+      }
+      case 'issueApproval':
+        await issueApprovalStep(ctx, action.step);
         break;
     }
   }

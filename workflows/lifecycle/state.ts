@@ -8,6 +8,8 @@ import type { BindingOutcome, CertificateState, IssueRequest, PendingIssue } fro
 import type { FailureInfo } from '../failures';
 import type { Carried as CarriedV2 } from '../legacy/lifecycle-v2-view';
 import type { PolicyOverride, RenewalOutcome, RenewRequest } from '../messages';
+import type { ApprovalState } from './approval';
+import type { RebindState } from './change-control';
 
 export const STATE_VERSION = 3;
 /** Attempts kept for `history`, newest first. */
@@ -105,6 +107,13 @@ export interface LifecycleState {
   inFlight: InFlightAttempt | null;
   /** Observe mode: the vault was asked to renew (`certflow renew`), and the new version is awaited. */
   vaultRenewal: { requestedAt: string; status: string } | null;
+  /**
+   * Change control (change-control.ts): a merged or new version whose re-binding waits for its change window,
+   * approval or next rollout stage. Absent in state carried from before change control (read as null).
+   */
+  rebind?: RebindState | null;
+  /** Approval before issuance (rule `before: issue`): asked once per renewal, cleared when it renews. */
+  issueApproval?: ApprovalState | null;
 }
 
 export function initialState(): LifecycleState {

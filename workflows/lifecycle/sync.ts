@@ -28,6 +28,10 @@ export async function reconcile(
 ): Promise<boolean> {
   const { s, inbox, id } = ctx;
   if (why === 'SyncNow') inbox.syncRequested = false;
+  // a person's sync binds every consumer now: a re-binding held by change control (window, approval, a stopped
+  // rollout) is done with it
+  const held = why === 'SyncNow' && s.rebind ? s.rebind : null;
+  if (held) s.rebind = null;
   const old = s.known;
   const fresh = why === 'NewVersion';
   ctx.show('Syncing', `${WHY[why]}: binding consumers to ${target.thumbprint}`, fresh);
@@ -72,13 +76,17 @@ export async function reconcile(
     : null;
   inbox.lastSync = outcomes;
   inbox.syncsDone += 1;
+  if (held?.why === 'NewVersion') {
+    await announceNewVersion(ctx, outcomes, held.previousThumbprint);
+    return true;
+  }
   if (!fresh) return false;
   await announceNewVersion(ctx, outcomes, old?.thumbprint ?? null);
   return true;
 }
 
 /** A version the vault made (or someone made by hand), now bound: recorded as a renewal and announced. */
-async function announceNewVersion(
+export async function announceNewVersion(
   ctx: Ctx,
   bindings: BindingOutcome[],
   oldThumbprint: string | null,

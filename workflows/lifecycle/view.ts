@@ -4,7 +4,13 @@
  */
 import type { SearchAttributePair } from '@temporalio/common';
 import type { FailureInfo } from '../failures';
-import { type CertificateStatus, type EffectivePolicy, type Phase, SA } from '../messages';
+import {
+  type CertificateStatus,
+  type ChangeControlStatus,
+  type EffectivePolicy,
+  type Phase,
+  SA,
+} from '../messages';
 import { ruleText } from '../policy';
 import type { Next } from './decide';
 import type { CertificateMode } from './mode';
@@ -18,6 +24,8 @@ export interface View {
   policy: EffectivePolicy;
   mode: CertificateMode;
   notes: string[];
+  /** Change control's hold, if any (absent in views built before it). */
+  changeControl?: ChangeControlStatus | null;
 }
 
 export function statusOf(
@@ -51,6 +59,7 @@ export function statusOf(
     mode: v.mode,
     notes: v.notes,
     vaultRenewal: s.vaultRenewal,
+    ...(v.changeControl ? { changeControl: v.changeControl } : {}),
   };
 }
 
@@ -75,6 +84,7 @@ export function detailsMarkdown(st: CertificateStatus, detail: string, s: Readon
     st.escalationsSent.length ? `- escalations sent: ${st.escalationsSent.join(', ')} days left` : '',
     st.notifyError ? `- mail not sent: ${st.notifyError.type}: ${st.notifyError.message}` : '',
     st.paused ? `- paused since ${st.paused.since}: ${st.paused.reason}` : '',
+    st.changeControl ? `- change control: ${st.changeControl.text}` : '',
     ...(st.notes ?? []).map((n) => `- note: ${n}`),
   ]
     .filter(Boolean)
