@@ -1,0 +1,344 @@
+/**
+ * Change control in the lifecycle, on the time-skipping test server with in-memory activities: a renewal merged at
+ * once and its re-binding held for the change window (and, near expiry, let through by the deadline with a mail
+ * saying so); approval (approve, deny, timeout with reminders); a staged rollout whose canary fails (rolled back,
+ * escalated, later stages untouched) and one that goes through stage by stage.
+ */
+import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { Activities, NotifyInput } from '../../activities/index';
+import type { BindingOutcome } from '../../activities/types';
+import type { ChangeControl } from '../../workflows/lifecycle/change-control';
+import { approveUpdate, denyUpdate, renewNowUpdate, statusQuery } from '../../workflows/messages';
+import { waitFor } from '../support/proc';
+import { DAY, HOUR, fakeActivities, refusal, runsOf, startTestEnv, update, withLifecycle } from './harness';
+
+let env: TestWorkflowEnvironment;
+beforeEach(async () => {
+  env = await startTestEnv();
+});
+afterEach(async () => {
+  await env?.teardown();
+});
+
+interface SyncCall {
+  at: number;
+  thumbprint: string;
+  only?: string[];
+}
+
+/** The fake vault and CA, plus binding targets that record every sync (and fail where `fails` says). */
+function withTargets(
+  targets: string[],
+  fails: (target: string, thumbprint: string) => boolean = () => false,
+) {
+  const fake = fakeActivities(env);
+  const syncs: SyncCall[] = [];
+  const acts: Activities = {
+    ...fake.acts,
+    async bindingTargets() {
+      return targets;
+    },
+    async syncBindings(input) {
+      const only = input.only;
+      syncs.push({ at: await fake.now(), thumbprint: input.thumbprint, ...(only ? { only } : {}) });
+      return targets
+        .filter((t) => !only || only.includes(t) || only.includes('**'))
+        .map((t): BindingOutcome =>
+          fails(t, input.thumbprint)
+            ? {
+                target: t,
+                binding: 'site',
+                before: input.previousThumbprint ?? null,
+                after: input.previousThumbprint ?? null,
+                status: 'rolled-back',
+                reason: 'ProbeMismatch',
+                detail: 'the endpoint served another certificate; restored',
+              }
+            : {
+                target: t,
+                binding: 'site',
+                before: input.previousThumbprint ?? null,
+                after: input.thumbprint,
+                status: 'bound',
+                detail: 'verified live',
+              },
+        );
+    },
+  };
+  const topics = () =>
+    fake.notifies.filter((n: NotifyInput) => n.kind === 'change-control').map((n) => n.changeControl!.topic);
+  return { fake, acts, syncs, topics };
+}
+
+const statusOf = (h: Parameters<Parameters<typeof withLifecycle>[3]>[0]) => h.query(statusQuery);
+
+describe('change windows', () => {
+  it('issues at once, re-binds only in the next window, and status and mail say "waiting for window at T"', async () => {
+    const { fake, acts, syncs, topics } = withTargets(['nginx']);
+    const changeControl: ChangeControl = {
+      windows: [{ name: 'nightly', cron: '0 3 * * *', timeZone: 'UTC', durationMinutes: 60 }],
+    };
+    await withLifecycle(
+      env,
+      acts,
+      'window',
+      async (h) => {
+        await waitFor('first look', async () => (await statusOf(h)).thumbprint === 'THUMB1');
+        const o = await update(h, renewNowUpdate, [{ reason: 'test', requestedBy: 't' }]);
+        expect(o.status).toBe('renewed');
+        const held = await waitFor('held', async () => {
+          const st = await statusOf(h);
+          return st.changeControl?.waitingUntil ? st : undefined;
+        });
+        // merged now, consumers untouched until the window
+        expect(held.thumbprint).toBe('THUMB2');
+        expect(held.changeControl!.text).toMatch(/^waiting for window at \d{4}-\d\d-\d\dT03:00:00\.000Z/);
+        expect(held.changeControl!.rebind?.previousThumbprint).toBe('THUMB1');
+        expect(syncs).toEqual([]);
+        expect(topics()).toEqual(['waiting-for-window']);
+        const mail = fake.notifies.find((n) => n.kind === 'change-control')!;
+        expect(mail.changeControl!.text).toMatch(/re-binding waits for window at .*T03:00:00\.000Z/);
+        const opens = Date.parse(held.changeControl!.waitingUntil!);
+        await env.sleep(opens - (await fake.now()) + 5 * 60_000);
+        await waitFor(
+          'bound in the window',
+          async () => syncs.length === 1 && !(await statusOf(h)).changeControl,
+        );
+        expect(syncs[0]!.thumbprint).toBe('THUMB2');
+        expect(syncs[0]!.at).toBeGreaterThanOrEqual(opens);
+        expect(new Date(syncs[0]!.at).getUTCHours()).toBe(3);
+        const st = await statusOf(h);
+        expect(st.bindings.map((b) => b.status)).toEqual(['bound']);
+      },
+      { changeControl },
+    );
+  });
+
+  it('the deadline before expiry overrides a freeze, with an escalation mail saying so', async () => {
+    const fake = fakeActivities(env, { lifetimeMs: 6 * DAY });
+    const syncs: string[] = [];
+    const acts: Activities = {
+      ...fake.acts,
+      bindingTargets: async () => ['nginx'],
+      async syncBindings(input) {
+        syncs.push(input.thumbprint);
+        return [];
+      },
+    };
+    const start = await fake.now();
+    const changeControl: ChangeControl = {
+      deadlineHours: 72,
+      freezes: [
+        {
+          name: 'year-end',
+          start: new Date(start - DAY).toISOString(),
+          end: new Date(start + 60 * DAY).toISOString(),
+        },
+      ],
+    };
+    await withLifecycle(
+      env,
+      acts,
+      'deadline',
+      async (h) => {
+        const first = await waitFor('first look', async () => {
+          const st = await statusOf(h);
+          return st.thumbprint === 'THUMB1' ? st : undefined;
+        });
+        await update(h, renewNowUpdate, [{ reason: 'test' }]);
+        const held = await waitFor('held by the freeze', async () => {
+          const st = await statusOf(h);
+          return st.changeControl?.waitingUntil ? st : undefined;
+        });
+        const deadline = Date.parse(first.notAfter!) - 72 * HOUR;
+        expect(Date.parse(held.changeControl!.waitingUntil!)).toBe(deadline);
+        expect(held.changeControl!.text).toMatch(/freeze "year-end"; the deadline before expiry comes first/);
+        expect(syncs).toEqual([]);
+        await env.sleep(deadline - (await fake.now()) + 60_000);
+        await waitFor('bound at the deadline', async () => syncs.length === 1);
+        const override = fake.notifies.find(
+          (n) => n.kind === 'change-control' && n.changeControl?.topic === 'deadline-override',
+        );
+        expect(override?.changeControl?.text).toMatch(/overriding change windows and freezes/);
+        expect(syncs).toEqual(['THUMB2']);
+      },
+      { changeControl },
+    );
+  });
+});
+
+describe('approval before re-binding', () => {
+  const changeControl: ChangeControl = {
+    approval: [{ name: 'prod', approvers: ['alice'], reminderHours: 12, timeoutHours: 48 }],
+  };
+
+  it('approve: refused for a non-approver, then bound once alice approves; who approved is recorded', async () => {
+    const { acts, syncs, topics } = withTargets(['nginx']);
+    await withLifecycle(
+      env,
+      acts,
+      'approve',
+      async (h) => {
+        await waitFor('first look', async () => (await statusOf(h)).thumbprint === 'THUMB1');
+        expect(await refusal(update(h, approveUpdate, [{ by: 'alice' }]))).toMatch(
+          /nothing waiting for approval/,
+        );
+        await update(h, renewNowUpdate, [{ reason: 'test' }]);
+        const pending = await waitFor('approval asked', async () => {
+          const st = await statusOf(h);
+          return st.changeControl?.approval?.status === 'pending' ? st : undefined;
+        });
+        expect(pending.changeControl!.text).toMatch(/^waiting for approval since/);
+        expect(topics()).toEqual(['approval-requested']);
+        expect(await refusal(update(h, approveUpdate, [{ by: 'mallory' }]))).toMatch(
+          /^by: mallory is not an approver of rule "prod"/,
+        );
+        expect(syncs).toEqual([]);
+        const answer = await update(h, approveUpdate, [{ by: 'alice' }]);
+        expect(answer?.approval).toMatchObject({ status: 'approved', by: 'alice' });
+        await waitFor('bound', async () => syncs.length === 1 && !(await statusOf(h)).changeControl);
+        expect(syncs[0]!.thumbprint).toBe('THUMB2');
+        // the decision (with its author) is an accepted update in the history: the audit trail
+        const events = [];
+        for (const runId of await runsOf(env, h))
+          events.push(
+            ...((await env.client.workflow.getHandle(h.workflowId, runId).fetchHistory()).events ?? []),
+          );
+        const accepted = events
+          .map((e) => e.workflowExecutionUpdateAcceptedEventAttributes?.acceptedRequest)
+          .filter((r) => r?.input?.name === 'approve');
+        const payload = accepted[0]?.input?.args?.payloads?.[0]?.data;
+        expect(payload && JSON.parse(Buffer.from(payload).toString())).toEqual({ by: 'alice' });
+        expect(accepted).toHaveLength(1);
+      },
+      { changeControl },
+    );
+  });
+
+  it('deny: the new version stays merged but unbound, and people are told', async () => {
+    const { fake, acts, syncs, topics } = withTargets(['nginx']);
+    await withLifecycle(
+      env,
+      acts,
+      'deny',
+      async (h) => {
+        await waitFor('first look', async () => (await statusOf(h)).thumbprint === 'THUMB1');
+        await update(h, renewNowUpdate, [{ reason: 'test' }]);
+        await waitFor(
+          'approval asked',
+          async () => (await statusOf(h)).changeControl?.approval?.status === 'pending',
+        );
+        expect(await refusal(update(h, denyUpdate, [{ by: 'alice' }]))).toMatch(/^reason: expected why/);
+        await update(h, denyUpdate, [{ by: 'alice', reason: 'change freeze for the launch' }]);
+        const st = await waitFor('denied and reported', async () => {
+          const s = await statusOf(h);
+          return s.changeControl?.rebind?.stopped && topics().includes('approval-denied') ? s : undefined;
+        });
+        expect(st.thumbprint).toBe('THUMB2'); // merged in the vault
+        expect(st.changeControl!.rebind!.stopped).toMatchObject({
+          why: 'Denied',
+          detail: 'change freeze for the launch',
+        });
+        expect(st.changeControl!.text).toMatch(/denied: change freeze for the launch .*unbound/);
+        await env.sleep(3 * DAY);
+        expect(syncs).toEqual([]);
+        expect(topics().filter((t) => t === 'approval-denied')).toHaveLength(1);
+        const mail = fake.notifies.find((n) => n.changeControl?.topic === 'approval-denied')!;
+        expect(mail.changeControl!.text).toMatch(/denied by alice: change freeze for the launch/);
+      },
+      { changeControl },
+    );
+  });
+
+  it('timeout: reminders on schedule, one escalation, still unbound', async () => {
+    const { acts, syncs, topics } = withTargets(['nginx']);
+    await withLifecycle(
+      env,
+      acts,
+      'approval-timeout',
+      async (h) => {
+        await waitFor('first look', async () => (await statusOf(h)).thumbprint === 'THUMB1');
+        await update(h, renewNowUpdate, [{ reason: 'test' }]);
+        await waitFor(
+          'approval asked',
+          async () => (await statusOf(h)).changeControl?.approval?.status === 'pending',
+        );
+        await env.sleep(49 * HOUR);
+        await waitFor('escalated', async () => topics().includes('approval-timeout'));
+        const t = topics();
+        expect(t[0]).toBe('approval-requested');
+        expect(t.filter((x) => x === 'approval-reminder').length).toBeGreaterThanOrEqual(3);
+        expect(t.filter((x) => x === 'approval-timeout')).toHaveLength(1);
+        expect(syncs).toEqual([]);
+        const st = await statusOf(h);
+        expect(st.changeControl!.text).toMatch(/escalated: no answer in time/);
+      },
+      { changeControl },
+    );
+  });
+});
+
+describe('staged rollout', () => {
+  const changeControl: ChangeControl = {
+    rollout: [{ name: 'canary-first', stages: [['canary', 'canary-b'], ['web-1']] }],
+  };
+
+  it('a failing canary is rolled back, the rollout stops before the rest, and people are told', async () => {
+    const { fake, acts, syncs, topics } = withTargets(
+      ['web-2', 'canary', 'web-1', 'canary-b'],
+      (t, thumbprint) => t === 'canary' && thumbprint === 'THUMB2',
+    );
+    await withLifecycle(
+      env,
+      acts,
+      'canary-fails',
+      async (h) => {
+        await waitFor('first look', async () => (await statusOf(h)).thumbprint === 'THUMB1');
+        await update(h, renewNowUpdate, [{ reason: 'test' }]);
+        const st = await waitFor('stopped', async () => {
+          const s = await statusOf(h);
+          return s.changeControl?.rebind?.stopped && topics().includes('rollout-failed') ? s : undefined;
+        });
+        // the canary stage, then canary-b (which took the new certificate) rolled back to the previous one
+        expect(syncs.map((c) => [c.thumbprint, c.only])).toEqual([
+          ['THUMB2', ['canary', 'canary-b']],
+          ['THUMB1', ['canary-b']],
+        ]);
+        expect(st.changeControl!.rebind!.stages).toEqual([['canary', 'canary-b'], ['web-1'], ['web-2']]);
+        expect(st.changeControl!.rebind!.stopped).toMatchObject({ why: 'StageFailed', stage: 0 });
+        expect(st.changeControl!.text).toMatch(/^rollout stopped at stage 1: canary site: ProbeMismatch/);
+        expect(st.bindings.map((b) => [b.target, b.status])).toEqual([
+          ['canary', 'rolled-back'],
+          ['canary-b', 'rolled-back'],
+        ]);
+        const mail = fake.notifies.find((n) => n.changeControl?.topic === 'rollout-failed')!;
+        expect(mail.changeControl!.text).toMatch(/stopped at stage 1/);
+        expect(mail.bindings?.length).toBe(2);
+        await env.sleep(2 * DAY);
+        expect(syncs).toHaveLength(2); // nothing retried by itself, web-1 and web-2 never touched
+      },
+      { changeControl },
+    );
+  });
+
+  it('stage by stage when every stage verifies: canary, named stage, the rest', async () => {
+    const { acts, syncs } = withTargets(['web-2', 'canary', 'web-1', 'canary-b']);
+    await withLifecycle(
+      env,
+      acts,
+      'canary-ok',
+      async (h) => {
+        await waitFor('first look', async () => (await statusOf(h)).thumbprint === 'THUMB1');
+        await update(h, renewNowUpdate, [{ reason: 'test' }]);
+        await waitFor('all stages', async () => syncs.length === 3 && !(await statusOf(h)).changeControl);
+        expect(syncs.map((c) => c.only)).toEqual([['canary', 'canary-b'], ['web-1'], ['web-2']]);
+        expect(syncs.every((c) => c.thumbprint === 'THUMB2')).toBe(true);
+        const st = await statusOf(h);
+        expect(st.bindings.every((b) => b.status === 'bound')).toBe(true);
+        expect(st.bindings).toHaveLength(4);
+      },
+      { changeControl },
+    );
+  });
+});
