@@ -14,6 +14,7 @@ import { type CliDeps, type Command, createContext, GLOBAL_OPTIONS } from './con
 import { clientSettingsFromEnv, connectClient } from './connect';
 import { createRequire } from 'node:module';
 import { printableLines } from './format';
+import { approve, deny } from './commands/approve';
 import { audit } from './commands/audit';
 import { enroll } from './commands/enroll';
 import { history } from './commands/history';
@@ -39,6 +40,8 @@ export const COMMANDS: Command[] = [
   sync,
   pause,
   resume,
+  approve,
+  deny,
   policy,
   history,
   report,

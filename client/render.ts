@@ -61,6 +61,7 @@ export function statusText(s: CertificateStatus, now: Date): string {
           `  vault asked: at ${s.vaultRenewal.requestedAt} to renew (${printable(s.vaultRenewal.status)}); its new version is awaited`,
         ]
       : []),
+    ...(s.changeControl ? [`  change:      ${printable(s.changeControl.text)}`] : []),
     ...(s.notes ?? []).map((n) => `  note:        ${printable(n)}`),
     ...(s.escalationsSent?.length
       ? [`  escalations: sent at ${s.escalationsSent.join(', ')} days left`]

@@ -42,6 +42,7 @@ export const list: Command = {
         lastResult: st && !(st instanceof Error) ? (st.lastAttempt ?? null) : null,
         mode: st && !(st instanceof Error) ? (st.mode ?? 'issue') : null,
         paused: st && !(st instanceof Error) ? st.paused : null,
+        changeControl: st && !(st instanceof Error) ? (st.changeControl?.text ?? null) : null,
         statusError: st instanceof Error ? st.message : null,
       };
     });
@@ -62,7 +63,9 @@ export const list: Command = {
           dash(r.phase),
           when(r.expiresAt, now),
           when(r.renewAt, now),
-          r.statusError ? '? (no answer from the lifecycle)' : lastResultText(r.lastResult, now),
+          r.statusError
+            ? '? (no answer from the lifecycle)'
+            : lastResultText(r.lastResult, now) + (r.changeControl ? `; ${r.changeControl}` : ''),
         ]),
       ),
     );

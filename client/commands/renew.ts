@@ -24,6 +24,11 @@ export const renew: Command = {
       type: 'boolean',
       description: 'renew even right after a renewal (the loop guard), e.g. after a key compromise',
     },
+    'ignore-windows': {
+      type: 'boolean',
+      description:
+        're-bind the new version at once, outside change windows and freezes (approval still applies)',
+    },
     ...JSON_OPTION,
   },
   notes: `exit code 1 when the renewal failed or was refused (the certificate is paused, or was renewed so recently
@@ -39,6 +44,7 @@ that the renewal-loop guard holds renewals back: --force overrides it). A certif
       requestedBy: 'cli',
       requestId: randomUUID(),
       ...(ctx.options.flag('force') ? { force: true } : {}),
+      ...(ctx.options.flag('ignore-windows') ? { ignoreWindows: true } : {}),
     };
     const handle = await runningHandle(ctx, id); // a missing lifecycle fails here, before anything is printed
     if (ctx.options.flag('no-wait')) {
