@@ -168,6 +168,71 @@ describe('change windows', () => {
   });
 });
 
+describe('windows ignored when told to', () => {
+  it('a renew with ignoreWindows (an emergency wave) re-binds at once, outside the window', async () => {
+    const { acts, syncs, topics } = withTargets(['nginx']);
+    const changeControl: ChangeControl = {
+      windows: [{ name: 'never-now', cron: '0 0 29 2 *', timeZone: 'UTC', durationMinutes: 1 }],
+    };
+    await withLifecycle(
+      env,
+      acts,
+      'ignore-windows',
+      async (h) => {
+        await waitFor('first look', async () => (await statusOf(h)).thumbprint === 'THUMB1');
+        await update(h, renewNowUpdate, [{ reason: 'CA distrust', ignoreWindows: true }]);
+        await waitFor('bound at once', async () => syncs.length === 1 && !(await statusOf(h)).changeControl);
+        expect(syncs[0]!.thumbprint).toBe('THUMB2');
+        expect(topics()).toEqual([]);
+      },
+      { changeControl },
+    );
+  });
+});
+
+describe('approval before issuance', () => {
+  it('the renewal waits for approval, then issues once approved; the next renewal asks again', async () => {
+    const fake = fakeActivities(env, { lifetimeMs: 10 * DAY });
+    const changeControl: ChangeControl = { approval: [{ name: 'issue', before: 'issue' }] };
+    await withLifecycle(
+      env,
+      fake.acts,
+      'issue-approval',
+      async (h) => {
+        const first = await waitFor('first look', async () => {
+          const st = await statusOf(h);
+          return st.nextRenewalAt ? st : undefined;
+        });
+        await env.sleep(Date.parse(first.nextRenewalAt!) - (await fake.now()) + HOUR);
+        const st = await waitFor('approval asked', async () => {
+          const s = await statusOf(h);
+          return s.changeControl?.approval?.status === 'pending' ? s : undefined;
+        });
+        expect(st.changeControl!.approval!.before).toBe('issue');
+        expect(fake.issues()).toBe(0);
+        expect(fake.notifies.map((n) => n.changeControl?.topic).filter(Boolean)).toEqual([
+          'approval-requested',
+        ]);
+        await update(h, approveUpdate, [{ by: 'bob' }]);
+        await waitFor('issued', async () => (await statusOf(h)).thumbprint === 'THUMB2');
+        expect(fake.issues()).toBe(1);
+        const after = await waitFor('renewed and rested', async () => {
+          const s = await statusOf(h);
+          return s.thumbprint === 'THUMB2' && s.nextRenewalAt && !s.changeControl ? s : undefined;
+        });
+        await env.sleep(Date.parse(after.nextRenewalAt!) - (await fake.now()) + HOUR);
+        await waitFor(
+          'asked again',
+          async () => (await statusOf(h)).changeControl?.approval?.status === 'pending',
+        );
+        expect(fake.notifies.filter((n) => n.changeControl?.topic === 'approval-requested')).toHaveLength(2);
+        expect(fake.issues()).toBe(1);
+      },
+      { changeControl },
+    );
+  });
+});
+
 describe('approval before re-binding', () => {
   const changeControl: ChangeControl = {
     approval: [{ name: 'prod', approvers: ['alice'], reminderHours: 12, timeoutHours: 48 }],

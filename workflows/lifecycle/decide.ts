@@ -249,8 +249,10 @@ function rest(f: Facts): Action {
   const shown = upcoming(f);
   const held = f.noticesAfter && f.noticesAfter > f.now ? f.noticesAfter : null;
   const change = heldBy(f);
+  // a renewal that waits for approval before issuance is due already: wake for the approval's times, not it
+  const awaitingIssue = !!f.s.issueApproval && f.s.issueApproval.status !== 'approved';
   const until = earliest(
-    shown?.at,
+    awaitingIssue && shown && shown.at <= f.now ? null : shown?.at,
     held ?? nextNoticeAt(noticeFacts(f)),
     f.mode === 'issue' && !s.paused ? windowCheckAt(s) : null,
     change?.until,
