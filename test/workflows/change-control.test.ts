@@ -4,13 +4,17 @@
  * saying so); approval (approve, deny, timeout with reminders); a staged rollout whose canary fails (rolled back,
  * escalated, later stages untouched) and one that goes through stage by stage.
  */
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Activities, NotifyInput } from '../../activities/index';
 import type { BindingOutcome } from '../../activities/types';
 import type { ChangeControl } from '../../workflows/lifecycle/change-control';
 import { approveUpdate, denyUpdate, renewNowUpdate, statusQuery } from '../../workflows/messages';
 import { waitFor } from '../support/proc';
+import { repoRoot } from '../support/tools';
 import { DAY, HOUR, fakeActivities, refusal, runsOf, startTestEnv, update, withLifecycle } from './harness';
 
 let env: TestWorkflowEnvironment;
@@ -69,6 +73,22 @@ function withTargets(
   const topics = () =>
     fake.notifies.filter((n: NotifyInput) => n.kind === 'change-control').map((n) => n.changeControl!.topic);
   return { fake, acts, syncs, topics };
+}
+
+/**
+ * With CERTFLOW_RECORD_HISTORIES=<release>, writes every run of this lifecycle as replay fixtures
+ * (test/fixtures/histories/<release>-lifecycle-<name>-<n>.json), so later changes are replay-checked against it.
+ */
+async function recordHistories(h: Parameters<Parameters<typeof withLifecycle>[3]>[0], name: string) {
+  const release = process.env.CERTFLOW_RECORD_HISTORIES;
+  if (!release) return;
+  const dir = path.join(repoRoot, 'test/fixtures/histories');
+  let n = 0;
+  for (const runId of await runsOf(env, h)) {
+    n += 1;
+    const history = await env.client.workflow.getHandle(h.workflowId, runId).fetchHistory();
+    writeFileSync(path.join(dir, `${release}-lifecycle-${name}-${n}.json`), historyToJSON(history));
+  }
 }
 
 const statusOf = (h: Parameters<Parameters<typeof withLifecycle>[3]>[0]) => h.query(statusQuery);
@@ -162,6 +182,65 @@ describe('change windows', () => {
         );
         expect(override?.changeControl?.text).toMatch(/overriding change windows and freezes/);
         expect(syncs).toEqual(['THUMB2']);
+      },
+      { changeControl },
+    );
+  });
+});
+
+describe('a version the vault made (observe mode)', () => {
+  it('is held for the window like a renewal, then bound and announced', async () => {
+    const fake = fakeActivities(env, {
+      policy: { issuerName: 'DigiCert', lifetimePercentage: 80, lifetimeAction: 'AutoRenew' },
+    });
+    const syncs: Array<{ at: number; thumbprint: string }> = [];
+    const acts: Activities = {
+      ...fake.acts,
+      bindingTargets: async () => ['app'],
+      async syncBindings(input) {
+        syncs.push({ at: await fake.now(), thumbprint: input.thumbprint });
+        return [
+          {
+            target: 'app',
+            binding: 'site',
+            before: input.previousThumbprint ?? null,
+            after: input.thumbprint,
+            status: 'bound',
+            detail: 'verified live',
+          },
+        ];
+      },
+    };
+    const changeControl: ChangeControl = {
+      windows: [{ name: 'nightly', cron: '30 2 * * *', timeZone: 'Europe/Berlin', durationMinutes: 60 }],
+    };
+    await withLifecycle(
+      env,
+      acts,
+      'observe-window',
+      async (h) => {
+        await waitFor('first look', async () => (await statusOf(h)).thumbprint === 'THUMB1');
+        await fake.vaultRenews();
+        await h.signal('observeNow', {});
+        const held = await waitFor('held', async () => {
+          const st = await statusOf(h);
+          return st.changeControl?.waitingUntil ? st : undefined;
+        });
+        expect(held.changeControl!.rebind).toMatchObject({
+          thumbprint: 'THUMB2',
+          previousThumbprint: 'THUMB1',
+        });
+        expect(syncs).toEqual([]);
+        const opens = Date.parse(held.changeControl!.waitingUntil!);
+        await env.sleep(opens - (await fake.now()) + 60_000);
+        await waitFor('bound and announced', async () =>
+          fake.notifies.some((n) => n.kind === 'renewed' && n.outcome?.trigger === 'VaultRenewed'),
+        );
+        expect(syncs.map((c) => c.thumbprint)).toEqual(['THUMB2']);
+        expect(syncs[0]!.at).toBeGreaterThanOrEqual(opens);
+        const st = await statusOf(h);
+        expect(st.previousThumbprint).toBe('THUMB1');
+        expect(st.changeControl ?? null).toBeNull();
       },
       { changeControl },
     );
@@ -382,6 +461,7 @@ describe('staged rollout', () => {
         expect(mail.bindings?.length).toBe(2);
         await env.sleep(2 * DAY);
         expect(syncs).toHaveLength(2); // nothing retried by itself, web-1 and web-2 never touched
+        await recordHistories(h, 'change-control-canary');
       },
       { changeControl },
     );
