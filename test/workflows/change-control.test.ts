@@ -247,6 +247,40 @@ describe('a version the vault made (observe mode)', () => {
   });
 });
 
+describe('a second renewal while the first is held', () => {
+  it('keeps the deadline and rollback target of the certificate consumers still serve', async () => {
+    const fake = fakeActivities(env, { lifetimeMs: 30 * DAY });
+    const acts: Activities = { ...fake.acts, bindingTargets: async () => ['nginx'] };
+    const changeControl: ChangeControl = {
+      windows: [{ name: 'leap-days', cron: '0 0 29 2 *', timeZone: 'UTC', durationMinutes: 60 }],
+    };
+    await withLifecycle(
+      env,
+      acts,
+      'held-twice',
+      async (h) => {
+        const first = await waitFor('first look', async () => {
+          const st = await statusOf(h);
+          return st.thumbprint === 'THUMB1' ? st : undefined;
+        });
+        await update(h, renewNowUpdate, [{ reason: 'one' }]);
+        await waitFor('held', async () => (await statusOf(h)).changeControl?.rebind?.thumbprint === 'THUMB2');
+        await update(h, renewNowUpdate, [{ reason: 'two', force: true }]);
+        const st = await waitFor('held again', async () => {
+          const s = await statusOf(h);
+          return s.changeControl?.rebind?.thumbprint === 'THUMB3' && s.changeControl.waitingUntil
+            ? s
+            : undefined;
+        });
+        expect(st.changeControl!.rebind!.previousThumbprint).toBe('THUMB1');
+        expect(Date.parse(st.changeControl!.waitingUntil!)).toBe(Date.parse(first.notAfter!) - 72 * HOUR);
+        expect(fake.calls).not.toContain('syncBindings');
+      },
+      { changeControl },
+    );
+  });
+});
+
 describe('windows ignored when told to', () => {
   it('a renew with ignoreWindows (an emergency wave) re-binds at once, outside the window', async () => {
     const { acts, syncs, topics } = withTargets(['nginx']);

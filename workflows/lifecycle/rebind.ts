@@ -31,12 +31,21 @@ export function hold(
   before: { version: string | null; thumbprint: string | null; notAfter: string | null } | null,
 ): void {
   const { s, inbox } = ctx;
+  // a newer version replacing one still held: consumers are still on the one before that (its expiry sets the
+  // deadline, it is what a failed stage goes back to)
+  const on = s.rebind
+    ? {
+        version: s.rebind.previousVersion,
+        thumbprint: s.rebind.previousThumbprint,
+        notAfter: s.rebind.oldNotAfter,
+      }
+    : before;
   s.rebind = {
     version: target.version,
     thumbprint: target.thumbprint,
-    previousVersion: before?.version ?? null,
-    previousThumbprint: before?.thumbprint ?? null,
-    oldNotAfter: before?.notAfter ?? null,
+    previousVersion: on?.version ?? null,
+    previousThumbprint: on?.thumbprint ?? null,
+    oldNotAfter: on?.notAfter ?? null,
     why,
     since: new Date().toISOString(),
     stages: null,
