@@ -29,6 +29,8 @@ import {
 } from '../../workflows/lifecycle/windows';
 import { changeControlSchema } from '../../worker/change-control-config';
 import { globMatch } from '../../activities/globs';
+import { toNotificationEvent, type NotifyInput } from '../../activities/notify/events';
+import { renderEmail } from '../../activities/notify/templates';
 
 const iso = (d: Date | null | undefined) => d?.toISOString();
 const at = (s: string) => new Date(s);
@@ -433,5 +435,48 @@ describe('the workflow-side glob', () => {
     const ids = ['kv-prod/api', 'kv-prod/a/b', 'kv-dev/api-1', 'web-1', 'a.b+c/(x)', 'kv/x', 'ab+c/(x)'];
     for (const p of patterns)
       for (const id of ids) expect(ccGlob(p, id), `${p} ~ ${id}`).toBe(globMatch(p, id));
+  });
+});
+
+describe('change-control mail', () => {
+  const input = (topic: NonNullable<NotifyInput['changeControl']>['topic'], text: string): NotifyInput => ({
+    kind: 'change-control',
+    eventId: 'certificate:kv/site:change:v2:x',
+    certificateId: 'kv/site',
+    changeControl: {
+      topic,
+      text,
+      thumbprint: 'T2',
+      previousThumbprint: 'T1',
+      notAfter: '2027-01-10T00:00:00Z',
+    },
+  });
+  const render = (i: NotifyInput) =>
+    renderEmail(
+      toNotificationEvent(i, ['ops@example.test'], [], { thumbprint: 'T2', notAfter: null }, new Date()),
+    );
+
+  it('says "waiting for window at T", and what to do for approval, denial, deadline and a failed rollout', () => {
+    const waiting = render(
+      input(
+        'waiting-for-window',
+        'renewed to T2; re-binding is waiting for window at 2026-12-03T03:00:00.000Z',
+      ),
+    );
+    expect(waiting.subject).toBe('[certflow] kv/site: renewed; re-binding waits for its change window');
+    expect(waiting.text).toContain('waiting for window at 2026-12-03T03:00:00.000Z');
+    expect(waiting.text).toMatch(/Consumers are on: +T1/);
+    expect(render(input('approval-requested', 'approval needed')).text).toContain('certflow approve kv/site');
+    expect(render(input('approval-timeout', 'nobody')).subject).toMatch(
+      /ESCALATION: approval not given in time/,
+    );
+    expect(render(input('deadline-override', 'the deadline passed')).text).toMatch(
+      /overrides change windows/,
+    );
+    expect(render(input('rollout-failed', 'stopped at stage 1')).subject).toMatch(
+      /ACTION NEEDED: rollout stage failed/,
+    );
+    expect(render(input('approval-denied', 'denied by alice')).text).toContain('certflow sync kv/site');
+    expect(render(input('waiting-for-window', '<b>x</b>')).html).toContain('&lt;b&gt;x&lt;/b&gt;');
   });
 });

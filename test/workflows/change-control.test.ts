@@ -118,7 +118,7 @@ describe('change windows', () => {
         expect(syncs).toEqual([]);
         expect(topics()).toEqual(['waiting-for-window']);
         const mail = fake.notifies.find((n) => n.kind === 'change-control')!;
-        expect(mail.changeControl!.text).toMatch(/re-binding waits for window at .*T03:00:00\.000Z/);
+        expect(mail.changeControl!.text).toMatch(/re-binding is waiting for window at .*T03:00:00\.000Z/);
         const opens = Date.parse(held.changeControl!.waitingUntil!);
         await env.sleep(opens - (await fake.now()) + 5 * 60_000);
         await waitFor(

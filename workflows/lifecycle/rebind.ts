@@ -59,7 +59,7 @@ export function hold(
 
 const TOPIC_TEXT: Record<RebindTopic, (r: RebindState) => string> = {
   'waiting-for-window': (r) =>
-    `renewed to ${r.thumbprint}; re-binding waits for window at ${r.told.waiting ?? 'unknown'}`,
+    `renewed to ${r.thumbprint}; re-binding is waiting for window at ${r.told.waiting ?? 'unknown'}`,
   'deadline-override': (r) =>
     `the deadline before expiry of ${r.previousThumbprint ?? 'the certificate in use'} (${r.oldNotAfter ?? 'unknown'}) passed: re-binding to ${r.thumbprint} now, overriding change windows and freezes`,
   'rollout-failed': (r) =>
