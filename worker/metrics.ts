@@ -80,7 +80,7 @@ export function createMetrics(): CertflowMetrics {
   const drift = family(
     'certflow_binding_drift_total',
     'counter',
-    'Bindings the drift watch found serving another certificate than the vault\'s current one.',
+    "Bindings the drift watch found serving another certificate than the vault's current one.",
   );
   const probeState = family(
     'certflow_binding_probe_state',
@@ -116,7 +116,8 @@ export function createMetrics(): CertflowMetrics {
         for (const o of outcomes) add(syncs, { target: o.target, status: o.status });
       },
       probed(certificateId, answers) {
-        for (const [k, s] of probeState.series) if (s.labels.certificate === certificateId) probeState.series.delete(k);
+        for (const [k, s] of probeState.series)
+          if (s.labels.certificate === certificateId) probeState.series.delete(k);
         for (const a of answers) {
           if (a.state === 'drift') add(drift, { certificate: certificateId, target: a.target });
           const labels = { certificate: certificateId, target: a.target, binding: a.binding, state: a.state };

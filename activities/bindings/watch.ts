@@ -10,7 +10,10 @@ import { mapLimit } from './concurrency';
 import { bindingLabel, fileLeafThumbprint, type FileReloadTarget } from './file-reload';
 
 /** A file target's answer: the file on disk, and the live endpoint when one is configured. */
-export async function watchFileTarget(t: FileReloadTarget, expectedThumbprint: string): Promise<BindingProbe> {
+export async function watchFileTarget(
+  t: FileReloadTarget,
+  expectedThumbprint: string,
+): Promise<BindingProbe> {
   const expected = normalizeThumbprint(expectedThumbprint);
   const base = { target: t.name, binding: bindingLabel(t) };
   const file = t.combinedPath ?? t.certPath;
@@ -67,7 +70,13 @@ export async function watchTargets(
       return out;
     } catch (err) {
       return [
-        { target: t.name, binding: t.kind, state: 'unreachable', served: null, detail: (err as Error).message },
+        {
+          target: t.name,
+          binding: t.kind,
+          state: 'unreachable',
+          served: null,
+          detail: (err as Error).message,
+        },
       ];
     }
   });

@@ -6,6 +6,7 @@ import type { BindingOutcome } from '../../activities/types';
 import type { FailureInfo } from '../failures';
 import type { Phase, PolicyOverride } from '../messages';
 import type { Carried as CarriedV2 } from '../legacy/lifecycle-v2-view';
+import type { DriftWatchConfig } from './drift';
 import type { CertificateMode } from './mode';
 import type { LifecycleState } from './state';
 
@@ -27,6 +28,8 @@ export interface LifecycleInput {
   policy?: PolicyOverride;
   /** Forces the mode (config `mode`); default: from the vault's policy (`certificateMode`). */
   mode?: CertificateMode;
+  /** Drift watch: how often the bindings are probed (default daily, jitter 60 min; `everyMinutes: 0` is off). */
+  driftWatch?: DriftWatchConfig;
   /** State from the previous run (this release's, or release 2's). */
   carried?: LifecycleState | CarriedV2;
 }
@@ -50,6 +53,8 @@ export interface Inbox {
   observeError: { failure: FailureInfo; failures: number; at: string } | null;
   /** A notice could not be sent (mail down): notices wait until then, instead of being retried in a loop. */
   noticesAfter: Date | null;
+  /** The lifecycle woke (timer or message) since its bindings were last probed (drift watch). */
+  woke: boolean;
 }
 
 export function newInbox(): Inbox {
@@ -65,6 +70,7 @@ export function newInbox(): Inbox {
     lastSync: [],
     observeError: null,
     noticesAfter: null,
+    woke: false,
   };
 }
 

@@ -5,7 +5,8 @@
  *
  * Order: retire; a vault that cannot be read (back off, keep escalating); consumers to re-bind (a person asked, a
  * new version appeared, or bindings failed before); a renewal (issue mode: the trigger chain under the loop guard;
- * observe mode: a person asked the vault to renew); a notice due; the CA's renewal window; otherwise wait until the
+ * observe mode: a person asked the vault to renew); a notice due; the CA's renewal window; the drift watch's probe
+ * of the bindings (drift.ts; drift it found is re-bound by the sync rule `BindingDrift`); otherwise wait until the
  * earliest of all the times above, with a reason people can read.
  */
 import type { FailureInfo } from '../failures';
@@ -20,6 +21,7 @@ import {
   type RenewalPlan,
 } from '../policy';
 import { currentWindow, windowCheckAt, windowDue } from './ari';
+import { bindingDrift, type DriftWatchConfig, nextProbeAt, probeDue } from './drift';
 import type { CertificateMode } from './mode';
 import { dueNotice, earliest, nextNoticeAt, type Notice, type NoticeFacts } from './notices';
 import type { LifecycleState } from './state';
@@ -43,10 +45,15 @@ export interface Facts {
   retired: string | null;
   /** A notice failed to go out: notices wait until then (mail down), instead of being retried in a loop. */
   noticesAfter?: Date | null;
+  /** Drift watch: its schedule, and whether the lifecycle woke since the last probe (null: no watch in this run). */
+  drift?: { config: Required<DriftWatchConfig>; woke: boolean } | null;
 }
 
-/** Why consumers are re-bound: a person asked, a version Certflow did not make appeared, or bindings failed before. */
-export type SyncWhy = 'SyncNow' | 'NewVersion' | 'PendingSync';
+/**
+ * Why consumers are re-bound: a person asked, a version Certflow did not make appeared, bindings failed before,
+ * or the drift watch found a binding serving another certificate than the vault's current one.
+ */
+export type SyncWhy = 'SyncNow' | 'NewVersion' | 'PendingSync' | 'BindingDrift';
 
 /** What the status shows as coming next. */
 export interface Next {
@@ -61,6 +68,7 @@ export type Action =
   | { kind: 'sync'; why: SyncWhy; version: string; thumbprint: string }
   | { kind: 'notify'; notice: Notice }
   | { kind: 'askWindow'; thumbprint: string }
+  | { kind: 'probe'; thumbprint: string; why: 'schedule' | 'wake' }
   | { kind: 'wait'; until: Date | null; next: Next | null; phase: Phase; detail: string };
 
 /** The decision. */
@@ -92,6 +100,8 @@ export function decide(f: Facts): Action {
   const thumbprint = f.s.observed?.thumbprint;
   if (f.mode === 'issue' && !f.s.paused && thumbprint && windowDue(f.s, f.now))
     return { kind: 'askWindow', thumbprint };
+  const probe = probeNow(f);
+  if (probe) return probe;
   return rest(f);
 }
 
@@ -134,7 +144,37 @@ function syncDue(f: Facts): Action | undefined {
     return { kind: 'sync', why: 'NewVersion', version: o.version, thumbprint: o.thumbprint };
   if (ps && Date.parse(ps.nextAt) <= f.now.getTime())
     return { kind: 'sync', why: 'PendingSync', version: ps.version, thumbprint: ps.thumbprint };
+  // the drift watch found a binding on another certificate (bindings still failing are PendingSync's)
+  if (!ps && f.drift && o?.version && o.thumbprint && f.s.known?.version === o.version)
+    if (bindingDrift(f.s.drift, o.thumbprint))
+      return { kind: 'sync', why: 'BindingDrift', version: o.version, thumbprint: o.thumbprint };
   return undefined;
+}
+
+/**
+ * The drift watch's probe, when due (schedule or wake): only with a current version the consumers are meant to be
+ * on, nothing else pending for the bindings (a re-sync or an attempt verifies them anyway), and not while paused.
+ */
+function probeNow(f: Facts): Action | undefined {
+  const { s } = f;
+  const o = s.observed;
+  if (!f.drift || !s.drift || s.paused || s.pendingSync || s.inFlight) return undefined;
+  if (!o?.version || !o.thumbprint || s.known?.version !== o.version) return undefined;
+  const why = probeDue({
+    d: s.drift,
+    config: f.drift.config,
+    key: f.certificateId,
+    now: f.now,
+    woke: f.drift.woke,
+  });
+  return why ? { kind: 'probe', thumbprint: o.thumbprint, why } : undefined;
+}
+
+/** The next scheduled probe, when the watch runs in this lifecycle. */
+function probeAt(f: Facts): Date | null {
+  const { s } = f;
+  if (!f.drift || !s.drift || s.paused || !s.observed?.thumbprint) return null;
+  return nextProbeAt(s.drift, f.drift.config, f.certificateId);
 }
 
 /** The renewal to start now, if any: the trigger chain, then the loop guard (a forced manual request passes it). */
@@ -185,6 +225,7 @@ function rest(f: Facts): Action {
     shown?.at,
     held ?? nextNoticeAt(noticeFacts(f)),
     f.mode === 'issue' && !s.paused ? windowCheckAt(s) : null,
+    probeAt(f),
   );
   const late = vaultLateAt(f);
   const failing =

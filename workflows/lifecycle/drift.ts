@@ -111,7 +111,10 @@ export function drifted(d: DriftState | undefined, thumbprint: string | null | u
 }
 
 /** The rule's message, or undefined: one of decide.ts's sync rules (`BindingDrift`). */
-export function bindingDrift(d: DriftState | undefined, thumbprint: string | null | undefined): string | undefined {
+export function bindingDrift(
+  d: DriftState | undefined,
+  thumbprint: string | null | undefined,
+): string | undefined {
   const found = drifted(d, thumbprint);
   if (!found.length) return undefined;
   const list = found.map((b) => `${b.target} (${b.binding}) serves ${b.served ?? 'nothing'}`).join('; ');
@@ -131,11 +134,17 @@ export function resynced(d: DriftState, outcomes: BindingOutcome[], now: Date): 
   const found = d.bindings.filter((b) => b.state === 'drift');
   const failed = outcomes.some((o) => o.status === 'failed' || o.status === 'rolled-back');
   const fixed = (b: BindingProbe): BindingProbe => {
-    const o = outcomes.find((x) => x.target === b.target && (x.binding === b.binding || outcomes.length === 1));
+    const o = outcomes.find(
+      (x) => x.target === b.target && (x.binding === b.binding || outcomes.length === 1),
+    );
     if (b.state !== 'drift') return b;
     if (o && (o.status === 'bound' || o.status === 'unchanged'))
       return { ...b, state: 'serving', served: o.after, detail: `re-synced (BindingDrift): ${o.detail}` };
-    return { ...b, state: 'resync-failed', detail: `re-sync failed (BindingDrift): ${o?.detail ?? b.detail}` };
+    return {
+      ...b,
+      state: 'resync-failed',
+      detail: `re-sync failed (BindingDrift): ${o?.detail ?? b.detail}`,
+    };
   };
   return {
     ...d,
@@ -156,10 +165,12 @@ export function driftNotes(d: DriftState | undefined): string[] {
   if (!d) return [];
   const out: string[] = [];
   for (const b of d.bindings) {
-    if (b.state === 'unprobeable') out.push(`binding ${b.target} (${b.binding}) cannot be probed: ${b.detail}`);
+    if (b.state === 'unprobeable')
+      out.push(`binding ${b.target} (${b.binding}) cannot be probed: ${b.detail}`);
     if (b.state === 'unreachable')
       out.push(`binding ${b.target} (${b.binding}) did not answer the probe at ${d.checkedAt}: ${b.detail}`);
-    if (b.state === 'invalid') out.push(`binding ${b.target} (${b.binding}) serves the certificate badly: ${b.detail}`);
+    if (b.state === 'invalid')
+      out.push(`binding ${b.target} (${b.binding}) serves the certificate badly: ${b.detail}`);
     if (b.state === 'resync-failed') out.push(`binding ${b.target} (${b.binding}) drifted and ${b.detail}`);
   }
   if (d.lastDrift)
@@ -192,4 +203,3 @@ export interface DriftView {
   bindings: BindingProbe[];
   lastDrift: DriftState['lastDrift'];
 }
-

@@ -8,6 +8,7 @@ import type { BindingOutcome, CertificateState, IssueRequest, PendingIssue } fro
 import type { FailureInfo } from '../failures';
 import type { Carried as CarriedV2 } from '../legacy/lifecycle-v2-view';
 import type { PolicyOverride, RenewalOutcome, RenewRequest } from '../messages';
+import type { DriftState } from './drift';
 
 export const STATE_VERSION = 3;
 /** Attempts kept for `history`, newest first. */
@@ -105,6 +106,11 @@ export interface LifecycleState {
   inFlight: InFlightAttempt | null;
   /** Observe mode: the vault was asked to renew (`certflow renew`), and the new version is awaited. */
   vaultRenewal: { requestedAt: string; status: string } | null;
+  /**
+   * Drift watch (drift.ts). Absent in runs whose history began before the watch existed (no `drift-watch`
+   * marker): they replay as they ran, and the next run starts watching.
+   */
+  drift?: DriftState;
 }
 
 export function initialState(): LifecycleState {

@@ -7,6 +7,7 @@ import type { FailureInfo } from '../failures';
 import { type CertificateStatus, type EffectivePolicy, type Phase, SA } from '../messages';
 import { ruleText } from '../policy';
 import type { Next } from './decide';
+import type { DriftView } from './drift';
 import type { CertificateMode } from './mode';
 import type { LifecycleState } from './state';
 
@@ -18,6 +19,8 @@ export interface View {
   policy: EffectivePolicy;
   mode: CertificateMode;
   notes: string[];
+  drift?: DriftView | null;
+  safetyBuffer?: CertificateStatus['safetyBuffer'];
 }
 
 export function statusOf(
@@ -51,6 +54,8 @@ export function statusOf(
     mode: v.mode,
     notes: v.notes,
     vaultRenewal: s.vaultRenewal,
+    ...(v.drift !== undefined ? { drift: v.drift } : {}),
+    ...(v.safetyBuffer !== undefined ? { safetyBuffer: v.safetyBuffer } : {}),
   };
 }
 
@@ -75,6 +80,10 @@ export function detailsMarkdown(st: CertificateStatus, detail: string, s: Readon
     st.escalationsSent.length ? `- escalations sent: ${st.escalationsSent.join(', ')} days left` : '',
     st.notifyError ? `- mail not sent: ${st.notifyError.type}: ${st.notifyError.message}` : '',
     st.paused ? `- paused since ${st.paused.since}: ${st.paused.reason}` : '',
+    st.safetyBuffer ? `- safety buffer: ${st.safetyBuffer.text}` : '',
+    st.drift
+      ? `- bindings probed: ${st.drift.checkedAt ?? 'not yet'}; next probe ${st.drift.nextAt ?? 'off'}`
+      : '',
     ...(st.notes ?? []).map((n) => `- note: ${n}`),
   ]
     .filter(Boolean)
