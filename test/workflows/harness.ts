@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import type { Activities, NotifyInput } from '../../activities/index';
 import type {
   BindingOutcome,
+  BindingProbe,
   CertificatePolicySnapshot,
   CertificateState,
   Issued,
@@ -39,6 +40,8 @@ export interface FakeHooks {
   issue?: (n: number) => Promise<Issued | PendingIssue | void>;
   poll?: (n: number) => Promise<Issued | PendingIssue | void>;
   syncBindings?: (input: { version: string; thumbprint: string }) => Promise<BindingOutcome[]>;
+  /** Drift watch: what the bindings serve; default none configured. Throw to fail the probe. */
+  probeBindings?: (input: { thumbprint: string }) => Promise<BindingProbe[]>;
   notify?: (input: NotifyInput) => Promise<void>;
   /** The CA's renewal window (ARI); default none. */
   renewalWindow?: () => Promise<RenewalWindow | null>;
@@ -144,6 +147,10 @@ export function fakeActivities(env: TestWorkflowEnvironment, opts: FakeOptions =
     async syncBindings(input) {
       calls.push('syncBindings');
       return (await hooks.syncBindings?.(input)) ?? [];
+    },
+    async probeBindings(input) {
+      calls.push('probeBindings');
+      return (await hooks.probeBindings?.(input)) ?? [];
     },
     async cancelRenewal() {
       calls.push('cancelRenewal');
