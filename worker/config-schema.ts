@@ -344,6 +344,13 @@ const issuer = z.discriminatedUnion('kind', [
         ])
         .optional(),
       preferredChallenge: oneOf(['dns-01', 'http-01'] as const).optional(),
+      /** ACME profile (draft-ietf-acme-profiles): Let's Encrypt `classic`, `tlsserver` (45 days), `shortlived` (160 h). */
+      profile: z
+        .string({ error: expect('a profile name the CA advertises, like classic, tlsserver or shortlived') })
+        .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, {
+          error: expect('a profile name the CA advertises, like classic, tlsserver or shortlived'),
+        })
+        .optional(),
       caBundleFile: text('a path to extra CA certificates (PEM) for the directory').optional(),
       trustAnchorFiles,
     })
