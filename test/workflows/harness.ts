@@ -236,7 +236,17 @@ export async function withLifecycle(
         const handle = await env.client.workflow.start(certificateLifecycle, {
           taskQueue,
           workflowId: workflowIdFor(`kv/${name}`),
-          args: [{ certificateId: 'kv/site', issuer: 'test', searchAttributes: false, ...input }],
+          // no drift watch unless a test asks for it (drift-watch.test.ts): a probe a simulated day would slow
+          // the year-long tests and change the event counts they assert
+          args: [
+            {
+              certificateId: 'kv/site',
+              issuer: 'test',
+              searchAttributes: false,
+              driftWatch: { everyMinutes: 0 },
+              ...input,
+            },
+          ],
         });
         // a query the test server does not answer is cut off by its deadline (DEADLINE_EXCEEDED, not retried)
         // instead of lingering after waitFor gave up on it

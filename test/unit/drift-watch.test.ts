@@ -1,0 +1,230 @@
+/** Drift watch's pure parts (workflows/lifecycle/drift.ts): the probe schedule with jitter, the BindingDrift rule. */
+import { describe, expect, it } from 'vitest';
+import type { BindingProbe } from '../../activities/types';
+import { decide, type Facts } from '../../workflows/lifecycle/decide';
+import {
+  bindingDrift,
+  driftConfig,
+  driftNotes,
+  initialDrift,
+  nextProbeAt,
+  probeDue,
+  probed,
+  resynced,
+  validateDriftWatch,
+  type DriftState,
+} from '../../workflows/lifecycle/drift';
+import { initialState, type LifecycleState } from '../../workflows/lifecycle/state';
+import { effectivePolicy } from '../../workflows/policy';
+
+const MIN = 60_000;
+const HOUR = 60 * MIN;
+const DAY = 24 * HOUR;
+const T0 = new Date('2026-06-01T00:00:00Z');
+const at = (ms: number) => new Date(T0.getTime() + ms);
+const probe = (state: BindingProbe['state'], served: string | null, target = 'web'): BindingProbe => ({
+  target,
+  binding: `/etc/ssl/${target}.pem`,
+  state,
+  served,
+  detail: 'probed',
+});
+
+describe('probe schedule', () => {
+  const config = driftConfig({ everyMinutes: 24 * 60, jitterMinutes: 60 });
+
+  it('daily, each interval moved by a stable jitter within ±1 hour, different per certificate', () => {
+    let d = initialDrift(T0);
+    const gaps: number[] = [];
+    for (let i = 0; i < 30; i++) {
+      const next = nextProbeAt(d, config, 'kv/a')!;
+      gaps.push(next.getTime() - Date.parse(d.checkedAt!));
+      expect(nextProbeAt(d, config, 'kv/a')).toEqual(next); // deterministic: replays agree
+      d = probed(d, 'T1', [], next);
+    }
+    for (const g of gaps) {
+      expect(g).toBeGreaterThanOrEqual(23 * HOUR);
+      expect(g).toBeLessThanOrEqual(25 * HOUR);
+    }
+    expect(new Set(gaps).size).toBeGreaterThan(20); // jittered, not one fixed offset
+    // a fleet spreads out: 100 certificates' first probes are not at one moment
+    const firsts = Array.from({ length: 100 }, (_, i) =>
+      nextProbeAt(initialDrift(T0), config, `kv/c${i}`)!.getTime(),
+    );
+    expect(Math.max(...firsts) - Math.min(...firsts)).toBeGreaterThan(90 * MIN);
+  });
+
+  it('jitter never exceeds half the interval; 0 turns the watch off', () => {
+    expect(driftConfig({ everyMinutes: 60, jitterMinutes: 600 }).jitterMinutes).toBe(30);
+    const off = driftConfig({ everyMinutes: 0 });
+    expect(nextProbeAt(initialDrift(T0), off, 'kv/a')).toBeNull();
+    expect(
+      probeDue({ d: initialDrift(T0), config: off, key: 'kv/a', now: at(400 * DAY), woke: true }),
+    ).toBeUndefined();
+  });
+
+  it('due on schedule, and on a wake once the last probe is older than onWakeMinutes', () => {
+    const d = initialDrift(T0);
+    const f = { d, config, key: 'kv/a' };
+    expect(probeDue({ ...f, now: at(30 * MIN), woke: true })).toBeUndefined(); // probed (started) 30 min ago
+    expect(probeDue({ ...f, now: at(2 * HOUR), woke: false })).toBeUndefined();
+    expect(probeDue({ ...f, now: at(2 * HOUR), woke: true })).toBe('wake');
+    expect(probeDue({ ...f, now: at(25 * HOUR), woke: false })).toBe('schedule');
+  });
+
+  it('validates the configuration, naming the field', () => {
+    expect(validateDriftWatch({ everyMinutes: 1440, jitterMinutes: 60, onWakeMinutes: 30 })).toBeUndefined();
+    expect(validateDriftWatch({ everyMinutes: -1 })).toMatch(
+      /^driftWatch\.everyMinutes: expected a whole number/,
+    );
+    expect(validateDriftWatch({ everyMinutes: 1.5 })).toMatch(/^driftWatch\.everyMinutes/);
+    expect(validateDriftWatch({ onWakeMinutes: 0 })).toMatch(/^driftWatch\.onWakeMinutes/);
+    expect(validateDriftWatch({ every: 5 })).toMatch(/^driftWatch\.every: unknown field/);
+    expect(validateDriftWatch('daily')).toBe('driftWatch: expected an object');
+  });
+});
+
+describe('BindingDrift', () => {
+  const d = probed(initialDrift(T0), 'T1', [probe('serving', 'T1'), probe('drift', 'OLD', 'api')], at(DAY));
+
+  it('fires only for drift against the current thumbprint', () => {
+    expect(bindingDrift(d, 'T1')).toBe(
+      'BindingDrift: 1 binding not on T1: api (/etc/ssl/api.pem) serves OLD',
+    );
+    expect(bindingDrift(d, 't1')).toBeDefined(); // thumbprints compare case-insensitively
+    expect(bindingDrift(d, 'T2')).toBeUndefined(); // the probe was about an older version
+    expect(
+      bindingDrift(probed(d, 'T1', [probe('unreachable', null), probe('unprobeable', null)], at(DAY)), 'T1'),
+    ).toBeUndefined();
+    expect(bindingDrift(undefined, 'T1')).toBeUndefined();
+  });
+
+  it('after the re-sync: re-synced bindings serve, a failed one says so; notes never call them healthy', () => {
+    const ok = resynced(
+      d,
+      [
+        {
+          target: 'api',
+          binding: '/etc/ssl/api.pem',
+          before: 'OLD',
+          after: 'T1',
+          status: 'bound',
+          detail: 'wrote T1',
+        },
+      ],
+      at(DAY),
+    );
+    expect(ok.bindings.map((b) => b.state)).toEqual(['serving', 'serving']);
+    expect(ok.lastDrift).toEqual({
+      at: at(DAY).toISOString(),
+      bindings: ['api (/etc/ssl/api.pem)'],
+      resynced: true,
+    });
+    expect(bindingDrift(ok, 'T1')).toBeUndefined(); // no loop
+    const bad = resynced(
+      d,
+      [
+        {
+          target: 'api',
+          binding: '/etc/ssl/api.pem',
+          before: 'OLD',
+          after: null,
+          status: 'failed',
+          detail: 'nginx -t failed',
+        },
+      ],
+      at(DAY),
+    );
+    expect(bad.bindings[1]).toMatchObject({ state: 'resync-failed' });
+    expect(driftNotes(bad).join('\n')).toMatch(
+      /api \(\/etc\/ssl\/api.pem\) drifted and re-sync failed \(BindingDrift\): nginx -t failed/,
+    );
+    const unseen = probed(
+      d,
+      'T1',
+      [probe('unprobeable', null, 'gw'), probe('unreachable', null, 'lb')],
+      at(2 * DAY),
+    );
+    const notes = driftNotes(unseen).join('\n');
+    expect(notes).toMatch(/binding gw .* cannot be probed/);
+    expect(notes).toMatch(/binding lb .* did not answer the probe/);
+  });
+});
+
+describe('decide: the probe and the BindingDrift rule in the chain', () => {
+  const observed = {
+    id: 'kv/a',
+    vault: 'kv',
+    name: 'a',
+    version: 'v1',
+    thumbprint: 'T1',
+    notBefore: T0.toISOString(),
+    notAfter: at(90 * DAY).toISOString(),
+    subject: 'CN=a',
+    dnsNames: ['a.test'],
+    tags: {},
+    policy: null,
+    key: null,
+    pendingOperation: false,
+  } as unknown as LifecycleState['observed'];
+  const state = (drift: DriftState | undefined, over: Partial<LifecycleState> = {}): LifecycleState => ({
+    ...initialState(),
+    observed,
+    observedAt: T0.toISOString(),
+    known: { version: 'v1', thumbprint: 'T1', notAfter: at(90 * DAY).toISOString() },
+    drift,
+    // the CA has no renewal window (ARI): nothing to ask
+    ari: { thumbprint: 'T1', offered: false, window: null, checkAt: at(400 * DAY).toISOString() },
+    ...over,
+  });
+  const facts = (s: LifecycleState, now: Date, woke = false, watch = true): Facts => ({
+    workflowId: 'certificate:kv/a',
+    certificateId: 'kv/a',
+    now,
+    mode: 'issue',
+    s,
+    observeError: null,
+    policy: effectivePolicy(null),
+    syncRequested: false,
+    retired: null,
+    drift: watch ? { config: driftConfig(undefined), woke } : null,
+  });
+
+  it('waits until the next probe, then probes', () => {
+    const s = state(initialDrift(T0));
+    const waiting = decide(facts(s, at(HOUR)));
+    expect(waiting.kind).toBe('wait');
+    const until = (waiting as { until: Date }).until.getTime();
+    expect(until).toBeGreaterThanOrEqual(at(23 * HOUR).getTime());
+    expect(until).toBeLessThanOrEqual(at(25 * HOUR).getTime());
+    expect(decide(facts(s, at(25 * HOUR)))).toEqual({ kind: 'probe', thumbprint: 'T1', why: 'schedule' });
+    expect(decide(facts(s, at(2 * HOUR), true))).toEqual({ kind: 'probe', thumbprint: 'T1', why: 'wake' });
+  });
+
+  it('drift found re-syncs with reason BindingDrift; not while paused, not for bindings already pending', () => {
+    const d = probed(initialDrift(T0), 'T1', [probe('drift', 'OLD')], at(DAY));
+    expect(decide(facts(state(d), at(DAY)))).toEqual({
+      kind: 'sync',
+      why: 'BindingDrift',
+      version: 'v1',
+      thumbprint: 'T1',
+    });
+    expect(
+      decide(facts(state(d, { paused: { reason: 'freeze', since: T0.toISOString() } }), at(DAY))).kind,
+    ).toBe('wait');
+    const pending = { version: 'v1', thumbprint: 'T1', failures: 1, nextAt: at(2 * DAY).toISOString() };
+    expect(decide(facts(state(d, { pendingSync: pending }), at(DAY))).kind).toBe('wait');
+    // a newer version in the vault is bound as a new version, not as drift
+    const v2 = { ...observed!, version: 'v2', thumbprint: 'T2' };
+    expect(decide(facts(state(d, { observed: v2 }), at(DAY)))).toMatchObject({
+      kind: 'sync',
+      why: 'NewVersion',
+    });
+  });
+
+  it('a run without the watch (an older history replaying) never probes nor re-syncs for drift', () => {
+    const d = probed(initialDrift(T0), 'T1', [probe('drift', 'OLD')], at(DAY));
+    expect(decide(facts(state(d), at(30 * DAY), true, false)).kind).toBe('wait');
+    expect(decide(facts(state(undefined), at(30 * DAY), true)).kind).toBe('wait');
+  });
+});
