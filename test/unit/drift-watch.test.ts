@@ -228,3 +228,46 @@ describe('decide: the probe and the BindingDrift rule in the chain', () => {
     expect(decide(facts(state(undefined), at(30 * DAY), true)).kind).toBe('wait');
   });
 });
+
+describe('certflow status shows the watch and the buffer', () => {
+  it('one line each, answers per binding', async () => {
+    const { statusText } = await import('../../client/render');
+    const { safetyBuffer, bufferText } = await import('../../workflows/buffer');
+    const b = safetyBuffer(32 * HOUR);
+    const text = statusText(
+      {
+        certificateId: 'kv/a',
+        issuer: 'le',
+        phase: 'Waiting',
+        paused: null,
+        thumbprint: 'T1',
+        previousThumbprint: null,
+        version: 'v1',
+        notBefore: null,
+        notAfter: null,
+        nextRenewalAt: null,
+        nextRenewalReason: null,
+        attempts: 0,
+        lastAttempt: null,
+        lastError: null,
+        cycle: 0,
+        bindings: [],
+        policy: { source: 'default', lifetimePercentage: 80, jitterMinutes: 0 },
+        escalationsSent: [],
+        notifyError: null,
+        safetyBuffer: { ...b, text: bufferText(b) },
+        drift: {
+          checkedAt: at(HOUR).toISOString(),
+          nextAt: at(25 * HOUR).toISOString(),
+          bindings: [probe('serving', 'T1'), probe('unprobeable', null, 'gw')],
+          lastDrift: null,
+        },
+      },
+      at(2 * HOUR),
+    );
+    expect(text).toMatch(
+      /^ {2}buffer: {6}\d hours left after a CA outage of 24 hours \(32 hours left at renewal/m,
+    );
+    expect(text).toMatch(/^ {2}probed: {6}.*; next .* \(web: serving, gw: unprobeable\)$/m);
+  });
+});
