@@ -51,6 +51,8 @@ export interface StartLifecycleOptions {
   jitterMinutes?: number;
   /** Forces the mode (config `mode`); default: what the vault's policy implies. */
   mode?: LifecycleInput['mode'];
+  /** Drift watch schedule (config `driftWatch`); default daily. */
+  driftWatch?: LifecycleInput['driftWatch'];
 }
 
 /**
@@ -60,7 +62,7 @@ export interface StartLifecycleOptions {
  */
 export async function startLifecycle(
   client: Client,
-  { certificateId: id, issuer, taskQueue, policy, jitterMinutes, mode }: StartLifecycleOptions,
+  { certificateId: id, issuer, taskQueue, policy, jitterMinutes, mode, driftWatch }: StartLifecycleOptions,
 ): Promise<{ workflowId: string; started: boolean }> {
   const workflowId = workflowIdFor(id);
   try {
@@ -75,6 +77,7 @@ export async function startLifecycle(
           ...(policy ? { policy } : {}),
           ...(jitterMinutes !== undefined ? { jitterMinutes } : {}),
           ...(mode ? { mode } : {}),
+          ...(driftWatch ? { driftWatch } : {}),
         },
       ],
       staticSummary: `Certificate ${id} (issuer ${issuer})`,

@@ -7,6 +7,7 @@ import { isIP, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { dnsGlobProblem } from '../activities/globs';
 import { azureCredentialConfigSchema } from '../activities/vault/azure-credential';
+import { MAX_DRIFT_EVERY_MINUTES } from '../workflows/lifecycle/drift';
 import { CERTIFICATE_MODES } from '../workflows/lifecycle/mode';
 import { MAX_JITTER_MINUTES, MIN_LIFETIME_PERCENTAGE } from '../workflows/policy';
 import { hostOfAddress, isLoopbackHost } from '../activities/loopback';
@@ -596,6 +597,14 @@ const policy = z
     error: 'expected lifetimePercentage or daysBeforeExpiry, not both',
   });
 
+/** Drift watch (workflows/lifecycle/drift.ts): how often each lifecycle probes its bindings; default daily. */
+const driftWatch = z.strictObject({
+  /** 0 turns the watch off. */
+  everyMinutes: int('everyMinutes', 0, MAX_DRIFT_EVERY_MINUTES).optional(),
+  jitterMinutes: int('jitterMinutes', 0, MAX_DRIFT_EVERY_MINUTES / 2).optional(),
+  onWakeMinutes: int('onWakeMinutes', 1, MAX_DRIFT_EVERY_MINUTES).optional(),
+});
+
 /** Creates the certificate in its vault (issuer Unknown: the vault makes the key and CSR) when it is not there. */
 const create = z.strictObject({
   subject: text('a subject such as "CN=www.contoso.com"').optional(),
@@ -624,6 +633,8 @@ const certificate = z.strictObject({
    */
   mode: oneOf(CERTIFICATE_MODES).optional(),
   policy: policy.optional(),
+  /** Overrides defaults.driftWatch for this certificate. */
+  driftWatch: driftWatch.optional(),
   create: create.optional(),
 });
 
@@ -715,7 +726,11 @@ export const configSchema = z.strictObject({
   hosts: z.array(sshHostSchema, { error: expect('a list of SSH hosts') }).default([]),
   certificates: z.array(certificate, { error: expect('a list of certificates') }).default([]),
   defaults: z
-    .strictObject({ issuer: name('a configured issuer name').optional(), policy: policy.optional() })
+    .strictObject({
+      issuer: name('a configured issuer name').optional(),
+      policy: policy.optional(),
+      driftWatch: driftWatch.optional(),
+    })
     .prefault({}),
   notify,
   http,

@@ -38,6 +38,9 @@ export async function enrollConfigured(
         ...(policy ? { policy } : {}),
         ...(jitterMinutes !== undefined ? { jitterMinutes } : {}),
         ...(c.mode ? { mode: c.mode } : {}),
+        ...(c.driftWatch || config.defaults.driftWatch
+          ? { driftWatch: { ...config.defaults.driftWatch, ...c.driftWatch } }
+          : {}),
       });
       results.push({ certificateId: c.id, status: started ? 'started' : 'already-running', created });
     } catch (err) {

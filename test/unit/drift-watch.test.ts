@@ -271,3 +271,54 @@ describe('certflow status shows the watch and the buffer', () => {
     expect(text).toMatch(/^ {2}probed: {6}.*; next .* \(web: serving, gw: unprobeable\)$/m);
   });
 });
+
+describe('configuration', () => {
+  it('defaults.driftWatch and a certificate’s own; bad values name the field; an ACME profile name is checked', async () => {
+    const { parseConfig } = await import('../../worker/config');
+    expect(
+      parseConfig({ defaults: { driftWatch: { everyMinutes: 720, jitterMinutes: 30 } } }, {}).defaults,
+    ).toEqual({
+      driftWatch: { everyMinutes: 720, jitterMinutes: 30 },
+    });
+    expect(() => parseConfig({ defaults: { driftWatch: { everyMinutes: -5 } } }, {})).toThrow(
+      /defaults\.driftWatch\.everyMinutes: expected everyMinutes of at least 0/,
+    );
+    expect(() => parseConfig({ defaults: { driftWatch: { every: 5 } } }, {})).toThrow(/defaults\.driftWatch/);
+    const acme = (profile: unknown) => ({
+      issuers: [
+        {
+          kind: 'acme',
+          name: 'le',
+          directoryUrl: 'https://127.0.0.1:14000/dir',
+          contactEmail: 'ops@example.test',
+          accountKeySecretName: 'acme-key',
+          dns: { kind: 'challtestsrv', managementUrl: 'http://127.0.0.1:8055' },
+          profile,
+        },
+      ],
+    });
+    expect(() => parseConfig(acme('short lived'), {})).toThrow(
+      /issuers\[0\]\.profile: expected a profile name the CA advertises, like classic, tlsserver or shortlived/,
+    );
+  });
+});
+
+describe('metrics', () => {
+  it('counts drift, keeps the last answer per binding, and the safety buffer gauge', async () => {
+    const { createMetrics } = await import('../../worker/metrics');
+    const m = createMetrics();
+    m.sink.probed!('kv/a', [probe('drift', 'OLD'), probe('unprobeable', null, 'gw')]);
+    m.sink.probed!('kv/a', [probe('serving', 'T1'), probe('unprobeable', null, 'gw')]);
+    m.sink.safetyBuffer!('kv/a', 6 * 3600);
+    const text = m.render();
+    expect(text).toContain('certflow_binding_drift_total{certificate="kv/a",target="web"} 1');
+    expect(text).toContain(
+      'certflow_binding_probe_state{certificate="kv/a",target="web",binding="/etc/ssl/web.pem",state="serving"} 1',
+    );
+    expect(text).not.toContain('state="drift"'); // the last answer only
+    expect(text).toContain('state="unprobeable"');
+    expect(text).toContain('certflow_safety_buffer_seconds{certificate="kv/a"} 21600');
+    m.sink.safetyBuffer!('kv/a', null);
+    expect(m.render()).not.toContain('certflow_safety_buffer_seconds{');
+  });
+});
