@@ -166,6 +166,31 @@ describe('drift watch', () => {
     );
   });
 
+  it('the history cost of the watch: a probe a day adds a bounded number of events', async () => {
+    const fake = fakeActivities(env);
+    await withLifecycle(
+      env,
+      fake.acts,
+      'drift-cost',
+      async (h) => {
+        await firstObservation(h);
+        const before = (await h.fetchHistory()).events!.length;
+        await env.sleep(10 * DAY + HOUR);
+        const probes = await waitFor('ten daily probes', async () => {
+          const n = fake.calls.filter((c) => c === 'probeBindings').length;
+          return n >= 10 ? n : undefined;
+        });
+        const events = (await h.fetchHistory()).events!.length - before;
+        console.log(
+          `[drift-watch] ${probes} probes added ${events} history events (${(events / probes).toFixed(1)} each)`,
+        );
+        expect(probes).toBeLessThanOrEqual(11); // daily, not more
+        expect(events / probes).toBeLessThanOrEqual(20);
+      },
+      { driftWatch: { everyMinutes: 24 * 60, jitterMinutes: 60 } },
+    );
+  });
+
   it('shows the safety buffer; a short-lived certificate renewed late has a small one, noted', async () => {
     const fake = fakeActivities(env, { lifetimeMs: 160 * HOUR });
     await withLifecycle(
