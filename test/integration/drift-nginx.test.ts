@@ -7,7 +7,9 @@
  */
 import type { Client } from '@temporalio/client';
 import { execFile } from 'node:child_process';
-import { renameSync, writeFileSync } from 'node:fs';
+import { mkdirSync, renameSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { probeTls } from '../../activities/verify/probe';
@@ -16,6 +18,7 @@ import { renewNowUpdate, statusQuery, workflowIdFor } from '../../workflows/mess
 import { waitFor } from '../support/proc';
 import type { LocalStack } from '../support/stack';
 import { startStackWithWorker, type StackWithWorker } from '../support/stack-worker';
+import { repoRoot } from '../support/tools';
 
 const run = promisify(execFile);
 const address = inject('temporalAddress');
@@ -118,6 +121,24 @@ describe('drift watch against a real nginx', () => {
       { timeoutMs: 60_000 },
     );
     expect(down.notes!.join('\n')).toMatch(/binding nginx .* did not answer the probe at .*ECONNREFUSED/);
-    await client.workflow.getHandle(workflowIdFor(id)).terminate('test done');
+    const latest = client.workflow.getHandle(workflowIdFor(id));
+    await latest.terminate('test done');
+
+    const release = process.env.CERTFLOW_RECORD_HISTORIES;
+    if (release) {
+      // a fixture for the replay test: the run that probed, found drift, re-bound it and saw nginx go away
+      const dir = path.join(repoRoot, 'test/fixtures/histories');
+      mkdirSync(dir, { recursive: true });
+      writeFileSync(
+        path.join(dir, `${release}-lifecycle-drift-resync.json`),
+        historyToJSON(await latest.fetchHistory()),
+      );
+      // and its first run: marked `drift-watch`, renewed on request, continued as new
+      const first = client.workflow.getHandle(workflowIdFor(id), handle.firstExecutionRunId);
+      writeFileSync(
+        path.join(dir, `${release}-lifecycle-drift-first.json`),
+        historyToJSON(await first.fetchHistory()),
+      );
+    }
   }, 180_000);
 });
