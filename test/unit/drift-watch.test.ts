@@ -322,3 +322,15 @@ describe('metrics', () => {
     expect(m.render()).not.toContain('certflow_safety_buffer_seconds{');
   });
 });
+
+describe('fleet discovery carries the drift-watch schedule', () => {
+  it('defaults.driftWatch reaches the lifecycles discovery starts', async () => {
+    const { discoveryPlan } = await import('../../worker/discovery-config');
+    const d = { schedule: { every: '1h' }, graceRuns: 2 } as unknown as Parameters<typeof discoveryPlan>[0];
+    const known = { vaults: new Set(['kv']), defaultIssuer: 'le' };
+    expect(discoveryPlan(d, { ...known, driftWatch: { everyMinutes: 360 } }).input.driftWatch).toEqual({
+      everyMinutes: 360,
+    });
+    expect(discoveryPlan(d, known).input).not.toHaveProperty('driftWatch');
+  });
+});
