@@ -12,6 +12,7 @@ import { retireSignal, workflowIdFor } from '../workflows/messages';
 import { mapLimit } from './bindings/concurrency';
 import { parseCertificateId } from './ids';
 import type { Vault } from './types';
+import type { DriftWatchConfig } from '../workflows/lifecycle/drift';
 
 export interface FleetActivityDeps {
   vaults: ReadonlyMap<string, Vault>;
@@ -127,6 +128,7 @@ export function createFleetActivities(deps: FleetActivityDeps) {
       ids: string[];
       issuer: string;
       jitterMinutes?: number;
+      driftWatch?: DriftWatchConfig;
     }): Promise<StartOutcome> {
       const out: StartOutcome = { started: [], alreadyRunning: [], failed: [] };
       const results = await eachId(input.ids, async (id) => {
@@ -136,6 +138,7 @@ export function createFleetActivities(deps: FleetActivityDeps) {
           taskQueue: deps.taskQueue,
           ...(input.jitterMinutes !== undefined ? { jitterMinutes: input.jitterMinutes } : {}),
           ...(deps.changeControl ? { changeControl: deps.changeControl } : {}),
+          ...(input.driftWatch ? { driftWatch: input.driftWatch } : {}),
         });
         return { id, started };
       });

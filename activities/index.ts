@@ -11,6 +11,7 @@ import type {
   EnrollmentCheck,
   BindingContext,
   BindingOutcome,
+  BindingProbe,
   BindingTarget,
   CertificateState,
   Issued,
@@ -32,6 +33,7 @@ import { parseRecipients, type NotificationEvent } from './notify/templates';
 import { toNotificationEvent, type NotifyInput } from './notify/events';
 import { withHeartbeat } from './heartbeat';
 import { globMatch } from './globs';
+import { watchFileTarget, watchTargets } from './bindings/watch';
 
 export type { NotifyInput, NotifyKind } from './notify/events';
 
@@ -81,6 +83,10 @@ export interface ActivityMetrics {
   renewed(certificateId: string): void;
   failed(certificateId: string, type: string): void;
   bindings(certificateId: string, outcomes: BindingOutcome[]): void;
+  /** Drift watch: every binding's answer to a probe. */
+  probed?(certificateId: string, answers: BindingProbe[]): void;
+  /** The certificate's safety buffer (workflows/buffer.ts), in seconds, as the lifecycle computed it. */
+  safetyBuffer?(certificateId: string, seconds: number | null): void;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -410,6 +416,30 @@ export function createActivities(deps: ActivityDeps) {
       const outcomes = perTarget.flat();
       deps.metrics?.bindings(input.certificateId, outcomes);
       return outcomes;
+    },
+
+    /**
+     * Drift watch: what every binding of the certificate serves now, against `thumbprint` (the vault's current
+     * version), changing nothing. Network failures are answers (`unreachable`), not errors; a target kind that
+     * cannot be watched answers `unprobeable`. The lifecycle's safety buffer rides along for the metrics gauge.
+     */
+    async probeBindings(input: {
+      certificateId: string;
+      thumbprint: string;
+      safetyBufferSeconds?: number | null;
+    }): Promise<BindingProbe[]> {
+      const { vault, name } = vaultFor(input.certificateId);
+      const state = await vault.describe(name);
+      const files = deps.fileBindings?.(input.certificateId, state.tags) ?? [];
+      const others = deps.bindings?.(input.certificateId, state.tags) ?? [];
+      const answers = await withHeartbeat(async () => [
+        ...(await watchTargets(others, input.thumbprint, deps.bindingConcurrency ?? 8)),
+        ...(await mapLimit(files, deps.bindingConcurrency ?? 8, (f) => watchFileTarget(f, input.thumbprint))),
+      ]);
+      deps.metrics?.probed?.(input.certificateId, answers);
+      if (input.safetyBufferSeconds !== undefined)
+        deps.metrics?.safetyBuffer?.(input.certificateId, input.safetyBufferSeconds);
+      return answers;
     },
 
     /** Every App Service Certificate order with its Key Vault secret and its state as data (empty when none configured). */

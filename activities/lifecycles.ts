@@ -53,6 +53,8 @@ export interface StartLifecycleOptions {
   mode?: LifecycleInput['mode'];
   /** Change windows, freezes, approval and staged rollout (config `changeControl`). */
   changeControl?: LifecycleInput['changeControl'];
+  /** Drift watch schedule (config `driftWatch`); default daily. */
+  driftWatch?: LifecycleInput['driftWatch'];
 }
 
 /**
@@ -62,7 +64,16 @@ export interface StartLifecycleOptions {
  */
 export async function startLifecycle(
   client: Client,
-  { certificateId: id, issuer, taskQueue, policy, jitterMinutes, mode, changeControl }: StartLifecycleOptions,
+  {
+    certificateId: id,
+    issuer,
+    taskQueue,
+    policy,
+    jitterMinutes,
+    mode,
+    changeControl,
+    driftWatch,
+  }: StartLifecycleOptions,
 ): Promise<{ workflowId: string; started: boolean }> {
   const workflowId = workflowIdFor(id);
   try {
@@ -78,6 +89,7 @@ export async function startLifecycle(
           ...(jitterMinutes !== undefined ? { jitterMinutes } : {}),
           ...(mode ? { mode } : {}),
           ...(changeControl ? { changeControl } : {}),
+          ...(driftWatch ? { driftWatch } : {}),
         },
       ],
       staticSummary: `Certificate ${id} (issuer ${issuer})`,

@@ -222,6 +222,27 @@ export interface BindingTarget {
   readonly kind: string;
   readonly name: string;
   sync(ctx: BindingContext): Promise<BindingOutcome[]>;
+  /**
+   * Drift watch: what each binding of this target serves now, without changing anything (a live probe, and what
+   * the target can read of its own state). Absent: the target cannot be watched between syncs.
+   */
+  watch?(expectedThumbprint: string): Promise<BindingProbe[]>;
+}
+
+/**
+ * One binding's answer to the drift watch. `serving`: the expected certificate, verified live; `drift`: another
+ * certificate (re-synced, reason BindingDrift); `invalid`: the expected one, but the probe fails otherwise (chain
+ * not trusted, name not covered: a re-sync would not fix it); `unreachable`: the endpoint did not answer;
+ * `unprobeable`: nothing to probe (no endpoint configured, or a target kind that cannot be watched);
+ * `resync-failed`: drift found and the re-sync failed (set by the lifecycle).
+ */
+export interface BindingProbe {
+  target: string;
+  binding: string;
+  state: 'serving' | 'drift' | 'invalid' | 'unreachable' | 'unprobeable' | 'resync-failed';
+  /** SHA-1 of what is served (or on disk, for a file target without an endpoint), uppercase hex. */
+  served: string | null;
+  detail: string;
 }
 
 export interface BindingOutcome {

@@ -14,11 +14,16 @@
  * - An App Service Certificate order with auto-renew off (`OrderAutoRenewOff`), or whose renewal failed or cannot
  *   reach its Key Vault (`OrderRenewalFailed`); one waiting for domain verification, or with no Key Vault linked, is a
  *   warning. "Not renewable yet" (outside the renewal window) is normal and not reported.
+ * - A policy that leaves too small a safety buffer for its lifetime (`SmallSafetyBuffer`, workflows/buffer.ts): the
+ *   time left at renewal, less what the retry schedule needs to get a certificate through a one-day CA outage, is
+ *   under 12 hours (a warning) or gone (fails): short lifetimes (Let's Encrypt `shortlived`, 160 hours) need an
+ *   earlier renewal than 80 %.
  * Findings are `fail` (exit code 1) or `warn`. Pure.
  */
 import type { CertificatePolicySnapshot } from '../activities/types';
 import { certificateMode, vaultRenewsItself, type CertificateMode } from '../workflows/lifecycle/mode';
-import { DAY_MS, DEFAULT_LIFETIME_PERCENTAGE } from '../workflows/policy';
+import { bufferText, safePercentage, safetyBuffer } from '../workflows/buffer';
+import { DAY_MS, DEFAULT_LIFETIME_PERCENTAGE, MIN_LIFETIME_PERCENTAGE } from '../workflows/policy';
 
 export type AuditRuleId =
   | 'NoAutomaticRenewal'
@@ -30,7 +35,8 @@ export type AuditRuleId =
   | 'ModeMismatch'
   | 'OrderAutoRenewOff'
   | 'OrderRenewalFailed'
-  | 'OrderDomainVerificationPending';
+  | 'OrderDomainVerificationPending'
+  | 'SmallSafetyBuffer';
 
 export type Severity = 'fail' | 'warn';
 
@@ -150,6 +156,20 @@ export function auditCertificate(s: AuditSubject): Finding[] {
           `a certificate living ${days(lifetime)} needs at least ${days(needed)} ` +
           `(fix: certflow policy ${id} --percent 80, or --days ${Math.ceil(needed / DAY_MS)} or more)`,
       );
+    } else if (lifetime > 0 && s.lifecycle !== 'none' && s.lifecycleMode !== 'observe') {
+      // Certflow's retry schedule is what rides out a CA outage: only where Certflow issues
+      const b = safetyBuffer(margin);
+      if (b.state !== 'ok') {
+        const pct = safePercentage(lifetime, MIN_LIFETIME_PERCENTAGE);
+        add(
+          'SmallSafetyBuffer',
+          `the policy (${ruleOf(s.policy)}) leaves too small a safety buffer for a certificate living ${days(lifetime)}: ${bufferText(b)} ` +
+            (pct !== null
+              ? `(fix: certflow policy ${id} --percent ${pct} or lower)`
+              : '(fix: a longer-lived certificate: no renewal time leaves 12 hours after a one-day CA outage)'),
+          b.state === 'none' ? 'fail' : 'warn',
+        );
+      }
     }
   }
   return findings;
@@ -177,6 +197,14 @@ export function auditOrder(o: OrderAuditSubject): Finding[] {
   const unlinked = condition('KeyVaultNotLinked');
   if (unlinked) add('OrderRenewalFailed', unlinked.message, 'warn');
   return findings;
+}
+
+function ruleOf(p: NonNullable<AuditSubject['policy']>): string {
+  const rule =
+    p.daysBeforeExpiry !== undefined
+      ? `${p.daysBeforeExpiry} days before expiry`
+      : `at ${p.lifetimePercentage ?? DEFAULT_LIFETIME_PERCENTAGE}% of lifetime`;
+  return `${rule}${p.source ? `, ${p.source}` : ''}`;
 }
 
 function days(ms: number): string {

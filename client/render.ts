@@ -53,6 +53,15 @@ export function statusText(s: CertificateStatus, now: Date): string {
     `  expires:     ${when(s.notAfter, now)}`,
     `  next:        ${when(s.nextRenewalAt, now)}: ${dash(s.nextRenewalReason)}`,
     `  policy:      ${s.policy ? policyText(s.policy) : '-'}`,
+    ...(s.safetyBuffer ? [`  buffer:      ${printable(s.safetyBuffer.text)}`] : []),
+    ...(s.drift
+      ? [
+          `  probed:      ${s.drift.checkedAt ? when(s.drift.checkedAt, now) : 'not yet'}; next ${s.drift.nextAt ? when(s.drift.nextAt, now) : 'never (drift watch off)'}` +
+            (s.drift.bindings.length
+              ? ` (${s.drift.bindings.map((b) => `${printable(b.target)}: ${b.state}`).join(', ')})`
+              : ''),
+        ]
+      : []),
     `  attempts:    ${s.attempts} (cycle ${s.cycle}); last: ${last ? lastResultText(last, now) : '-'}`,
     ...(s.lastError ? [`  last error:  ${errorText(s.lastError)}`] : []),
     ...(s.notifyError ? [`  mail error:  ${errorText(s.notifyError)}`] : []),

@@ -85,5 +85,19 @@ if [ ${#missing[@]} -gt 0 ]; then
     die "missing Debian packages: ${missing[*]}. Install them as root: apt-get install ${missing[*]}"
   fi
 fi
+
+# --- pebble with ACME profiles (draft-ietf-acme-profiles), built from the Go module proxy ---------------------
+# Debian's pebble 2.4.0 predates profiles; the profile test (test/integration/acme-profiles.test.ts) needs 2.7+.
+# Keep PEBBLE_PROFILES_VERSION in step with test/support/tools.ts.
+PEBBLE_PROFILES_VERSION="v2.10.3"
+pebble_dir="$TOOLS/pebble-$PEBBLE_PROFILES_VERSION"
+if [ ! -x "$pebble_dir/pebble" ]; then
+  command -v go >/dev/null || die "go not found: it builds pebble $PEBBLE_PROFILES_VERSION (ACME profiles) from the Go module proxy (install Go 1.24+)"
+  say "building pebble $PEBBLE_PROFILES_VERSION into $pebble_dir (ACME profiles; about a minute)"
+  mkdir -p "$pebble_dir"
+  GOBIN="$(cd "$pebble_dir" && pwd)" GOFLAGS=-mod=mod nice -n 10 go install -trimpath -ldflags="-s -w" \
+    "github.com/letsencrypt/pebble/v2/cmd/pebble@$PEBBLE_PROFILES_VERSION" \
+    || die "go install github.com/letsencrypt/pebble/v2/cmd/pebble@$PEBBLE_PROFILES_VERSION failed (needs the Go module proxy)"
+fi
 # Debian starts nginx's system service on install where it can; the tests run their own instances.
-say "tools ready: temporal $("$venv/bin/temporal" --version | awk '{print $3}'), pebble, nginx $(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///'), $(/usr/sbin/sshd -V 2>&1 | head -1 | sed 's/,.*//')"
+say "tools ready: temporal $("$venv/bin/temporal" --version | awk '{print $3}'), pebble, pebble $PEBBLE_PROFILES_VERSION, nginx $(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///'), $(/usr/sbin/sshd -V 2>&1 | head -1 | sed 's/,.*//')"

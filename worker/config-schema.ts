@@ -7,6 +7,7 @@ import { isIP, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { dnsGlobProblem } from '../activities/globs';
 import { azureCredentialConfigSchema } from '../activities/vault/azure-credential';
+import { MAX_DRIFT_EVERY_MINUTES } from '../workflows/lifecycle/drift';
 import { CERTIFICATE_MODES } from '../workflows/lifecycle/mode';
 import { MAX_JITTER_MINUTES, MIN_LIFETIME_PERCENTAGE } from '../workflows/policy';
 import { hostOfAddress, isLoopbackHost } from '../activities/loopback';
@@ -345,6 +346,13 @@ const issuer = z.discriminatedUnion('kind', [
         ])
         .optional(),
       preferredChallenge: oneOf(['dns-01', 'http-01'] as const).optional(),
+      /** ACME profile (draft-ietf-acme-profiles): Let's Encrypt `classic`, `tlsserver` (45 days), `shortlived` (160 h). */
+      profile: z
+        .string({ error: expect('a profile name the CA advertises, like classic, tlsserver or shortlived') })
+        .regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, {
+          error: expect('a profile name the CA advertises, like classic, tlsserver or shortlived'),
+        })
+        .optional(),
       caBundleFile: text('a path to extra CA certificates (PEM) for the directory').optional(),
       trustAnchorFiles,
     })
@@ -590,6 +598,14 @@ const policy = z
     error: 'expected lifetimePercentage or daysBeforeExpiry, not both',
   });
 
+/** Drift watch (workflows/lifecycle/drift.ts): how often each lifecycle probes its bindings; default daily. */
+const driftWatch = z.strictObject({
+  /** 0 turns the watch off. */
+  everyMinutes: int('everyMinutes', 0, MAX_DRIFT_EVERY_MINUTES).optional(),
+  jitterMinutes: int('jitterMinutes', 0, MAX_DRIFT_EVERY_MINUTES / 2).optional(),
+  onWakeMinutes: int('onWakeMinutes', 1, MAX_DRIFT_EVERY_MINUTES).optional(),
+});
+
 /** Creates the certificate in its vault (issuer Unknown: the vault makes the key and CSR) when it is not there. */
 const create = z.strictObject({
   subject: text('a subject such as "CN=www.contoso.com"').optional(),
@@ -618,6 +634,8 @@ const certificate = z.strictObject({
    */
   mode: oneOf(CERTIFICATE_MODES).optional(),
   policy: policy.optional(),
+  /** Overrides defaults.driftWatch for this certificate. */
+  driftWatch: driftWatch.optional(),
   create: create.optional(),
 });
 
@@ -709,7 +727,11 @@ export const configSchema = z.strictObject({
   hosts: z.array(sshHostSchema, { error: expect('a list of SSH hosts') }).default([]),
   certificates: z.array(certificate, { error: expect('a list of certificates') }).default([]),
   defaults: z
-    .strictObject({ issuer: name('a configured issuer name').optional(), policy: policy.optional() })
+    .strictObject({
+      issuer: name('a configured issuer name').optional(),
+      policy: policy.optional(),
+      driftWatch: driftWatch.optional(),
+    })
     .prefault({}),
   notify,
   http,

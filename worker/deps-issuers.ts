@@ -111,6 +111,7 @@ async function buildAcme(i: AcmeConfig, path: string, ctx: IssuerContext): Promi
       ...(dns ? { dns, ...acmeChallengeOptions(i) } : {}),
       ...(http01 ? { http01 } : {}),
       ...(i.preferredChallenge ? { preferredChallenge: i.preferredChallenge } : {}),
+      ...(i.profile ? { profile: i.profile } : {}),
       ...(eab ? { externalAccountBinding: eab } : {}),
       ...(caBundlePem ? { caBundlePem } : {}),
       ...(ctx.logger ? { logger: ctx.logger.child({ issuer: i.name }) } : {}),

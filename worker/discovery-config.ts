@@ -131,7 +131,10 @@ export function discoveryTag(d: DiscoveryConfig): { name: string; value: string 
 /** What ensureDiscoverySchedule needs, with the defaults filled in (run discoveryIssues first). */
 export function discoveryPlan(
   d: DiscoveryConfig,
-  known: Pick<DiscoveryContext, 'vaults' | 'defaultIssuer'> & { jitterMinutes?: number },
+  known: Pick<DiscoveryContext, 'vaults' | 'defaultIssuer'> & {
+    jitterMinutes?: number;
+    driftWatch?: FleetInput['driftWatch'];
+  },
 ): { timing: DiscoveryTiming; input: FleetInput } {
   const issuer = d.issuer ?? known.defaultIssuer;
   if (!issuer)
@@ -147,6 +150,7 @@ export function discoveryPlan(
       ...(d.pattern !== undefined ? { pattern: d.pattern } : {}),
       ...(discoveryTag(d) ? { tag: discoveryTag(d) } : {}),
       ...(known.jitterMinutes !== undefined ? { jitterMinutes: known.jitterMinutes } : {}),
+      ...(known.driftWatch ? { driftWatch: known.driftWatch } : {}),
     },
   };
 }

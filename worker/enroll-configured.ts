@@ -39,6 +39,9 @@ export async function enrollConfigured(
         ...(jitterMinutes !== undefined ? { jitterMinutes } : {}),
         ...(c.mode ? { mode: c.mode } : {}),
         ...(config.changeControl ? { changeControl: config.changeControl } : {}),
+        ...(c.driftWatch || config.defaults.driftWatch
+          ? { driftWatch: { ...config.defaults.driftWatch, ...c.driftWatch } }
+          : {}),
       });
       results.push({ certificateId: c.id, status: started ? 'started' : 'already-running', created });
     } catch (err) {

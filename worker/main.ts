@@ -309,6 +309,7 @@ async function scheduleDiscovery(
       vaults: new Set(config.vaults.map((v) => v.name)),
       defaultIssuer: config.defaults.issuer,
       jitterMinutes: config.defaults.policy?.jitterMinutes,
+      driftWatch: config.defaults.driftWatch,
     });
     const result = await ensureDiscoverySchedule(client, {
       scheduleId,

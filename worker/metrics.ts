@@ -1,9 +1,9 @@
 /**
- * Certflow's own Prometheus metrics (text exposition format 0.0.4, written by hand: four families do not need
+ * Certflow's own Prometheus metrics (text exposition format 0.0.4, written by hand: seven families do not need
  * a client library), and the /metrics body that appends the Temporal SDK's metrics, which the SDK serves on a
  * loopback port of its own (Runtime telemetryOptions.metrics.prometheus).
  */
-import type { BindingOutcome, CertificateState } from '../activities/types';
+import type { BindingOutcome, BindingProbe, CertificateState } from '../activities/types';
 
 /** What activities report; shaped like ActivityDeps.metrics. */
 export interface MetricsSink {
@@ -13,6 +13,10 @@ export interface MetricsSink {
   /** `type` is the failure's stable type (e.g. KeyMismatch, AcmeRateLimited). */
   failed(certificateId: string, type: string): void;
   bindings(certificateId: string, outcomes: BindingOutcome[]): void;
+  /** Drift watch: every binding's answer to a probe (drift counted, the last answer per binding as a gauge). */
+  probed?(certificateId: string, answers: BindingProbe[]): void;
+  /** The certificate's safety buffer in seconds (null: not known, the series is dropped). */
+  safetyBuffer?(certificateId: string, seconds: number | null): void;
 }
 
 export interface CertflowMetrics {
@@ -73,7 +77,22 @@ export function createMetrics(): CertflowMetrics {
     'Failed renewal attempts by failure type.',
   );
   const syncs = family('certflow_binding_syncs_total', 'counter', 'Binding syncs by target and outcome.');
-  const families = [expiry, renewals, failures, syncs];
+  const drift = family(
+    'certflow_binding_drift_total',
+    'counter',
+    "Bindings the drift watch found serving another certificate than the vault's current one.",
+  );
+  const probeState = family(
+    'certflow_binding_probe_state',
+    'gauge',
+    'The last drift-watch answer per binding: 1 for the state it is in (serving, drift, invalid, unreachable, unprobeable).',
+  );
+  const buffer = family(
+    'certflow_safety_buffer_seconds',
+    'gauge',
+    'Time left before expiry when a renewal that starts into a reference CA outage gets through (workflows/buffer.ts); negative: it would not.',
+  );
+  const families = [expiry, renewals, failures, syncs, drift, probeState, buffer];
 
   return {
     sink: {
@@ -95,6 +114,20 @@ export function createMetrics(): CertflowMetrics {
       },
       bindings(_certificateId, outcomes) {
         for (const o of outcomes) add(syncs, { target: o.target, status: o.status });
+      },
+      probed(certificateId, answers) {
+        for (const [k, s] of probeState.series)
+          if (s.labels.certificate === certificateId) probeState.series.delete(k);
+        for (const a of answers) {
+          if (a.state === 'drift') add(drift, { certificate: certificateId, target: a.target });
+          const labels = { certificate: certificateId, target: a.target, binding: a.binding, state: a.state };
+          probeState.series.set(keyOf(labels), { labels, value: 1 });
+        }
+      },
+      safetyBuffer(certificateId, seconds) {
+        const labels = { certificate: certificateId };
+        if (seconds === null) buffer.series.delete(keyOf(labels));
+        else buffer.series.set(keyOf(labels), { labels, value: seconds });
       },
     },
     render: () => families.map(renderFamily).join(''),

@@ -9,6 +9,7 @@
  *    so no store, memo or search attribute is needed, and a run that fails leaves the counts as they were;
  * 3. only when the vault, asked for that one certificate, answers "not found" (retireLifecycles).
  */
+import type { DriftWatchConfig } from './lifecycle/drift';
 import { log, proxyActivities, setCurrentDetails, workflowInfo } from '@temporalio/workflow';
 import type { FleetActivities, TagFilter, VaultListing } from '../activities/fleet';
 import { describeFailure } from './failures';
@@ -25,6 +26,8 @@ export interface FleetInput {
   graceRuns?: number;
   /** The fleet's jitter default for the lifecycles this run starts (defaults.policy.jitterMinutes). */
   jitterMinutes?: number;
+  /** The drift-watch schedule of the lifecycles this run starts (defaults.driftWatch); default daily. */
+  driftWatch?: DriftWatchConfig;
 }
 
 export interface VaultReport {
@@ -129,7 +132,12 @@ async function discoverVault(
   if (toStart.length) {
     const s = await attempt('start lifecycles', () =>
       startLifecycles.executeWithOptions({ summary: `start ${toStart.length} lifecycle(s) in ${vault}` }, [
-        { ids: toStart, issuer: input.issuer, jitterMinutes: input.jitterMinutes },
+        {
+          ids: toStart,
+          issuer: input.issuer,
+          jitterMinutes: input.jitterMinutes,
+          ...(input.driftWatch ? { driftWatch: input.driftWatch } : {}),
+        },
       ]),
     );
     if (s) {

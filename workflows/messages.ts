@@ -2,6 +2,8 @@
  * The vocabulary shared by workflows, the client (CLI, HTTP) and tests: signals, updates, queries,
  * search-attribute keys and the shapes they carry. Imported by workflow code: keep it free of I/O.
  */
+import type { SafetyBuffer } from './buffer';
+import type { DriftView } from './lifecycle/drift';
 import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { BindingOutcome } from '../activities/types';
@@ -126,6 +128,13 @@ export interface CertificateStatus {
   notes?: string[];
   /** Observe mode: the vault was asked to renew and its new version is awaited. */
   vaultRenewal?: { requestedAt: string; status: string } | null;
+  /** Drift watch: the last probe of the bindings, the next one, and the last drift re-synced (null: not watched). */
+  drift?: DriftView | null;
+  /**
+   * Issue mode: time left at renewal against the worst case the retry schedule needs through a reference CA
+   * outage (workflows/buffer.ts), with a line for people. Null without a current version or in observe mode.
+   */
+  safetyBuffer?: (SafetyBuffer & { text: string }) | null;
   /**
    * Change control: a re-binding held back (waiting for a window, approval or the next rollout stage, or stopped),
    * and an approval before issuance. Absent when nothing is held.

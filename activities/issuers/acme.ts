@@ -36,6 +36,12 @@ export interface AcmeIssuerOptions extends AccountKeySource, ChallengeOptions {
   requestTimeoutMs?: number;
   /** Validation plus finalization, before giving up with a retryable AcmeTimeout. Default 60 s. */
   orderTimeoutMs?: number;
+  /**
+   * The certificate profile to order (draft-ietf-acme-profiles; Let's Encrypt: `classic`, `tlsserver` 45 days,
+   * `shortlived` 160 hours). Checked against the directory's `meta.profiles` before each order: a CA that does not
+   * offer it refuses with AcmeProfileUnavailable (not retried) instead of issuing its default.
+   */
+  profile?: string;
   logger?: { warn(message: string, attrs?: Record<string, unknown>): void };
 }
 
@@ -104,8 +110,23 @@ export function createAcmeIssuer(opts: AcmeIssuerOptions): AcmeIssuer {
     normaliseCsr(req.csrPem); // a malformed CSR is refused before an order exists
     ctx.step = 'register the ACME account';
     const client = await registeredClient();
-    ctx.step = `create an order for ${names.join(', ')}`;
-    return client.createOrder({ identifiers: names.map((value) => ({ type: 'dns', value })) });
+    const profile = opts.profile;
+    if (profile) {
+      ctx.step = `check that the CA offers profile "${profile}"`;
+      const offered = await offeredProfiles(client);
+      if (!(profile in offered))
+        throw ApplicationFailure.create({
+          message: `issuer ${opts.name}: the CA at ${directoryUrl} does not offer profile "${profile}" (${Object.keys(offered).length ? `its directory offers: ${Object.keys(offered).join(', ')}` : 'its directory advertises no profiles (meta.profiles)'})`,
+          type: 'AcmeProfileUnavailable',
+          nonRetryable: true,
+        });
+    }
+    ctx.step = `create an order for ${names.join(', ')}${profile ? ` (profile ${profile})` : ''}`;
+    // acme-client 5.4 sends the newOrder payload as given: `profile` reaches the CA unchanged
+    return client.createOrder({
+      identifiers: names.map((value) => ({ type: 'dns', value })),
+      ...(profile ? { profile } : {}),
+    } as Parameters<acme.Client['createOrder']>[0]);
   }
 
   /**
@@ -280,4 +301,22 @@ function normaliseCsr(csr: string): string {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((r) => setTimeout(r, ms));
+}
+
+/**
+ * The profiles the CA's directory advertises (`meta.profiles`: name to description), read through acme-client's
+ * own directory cache. acme-client 5.4 has no public accessor for the directory, so this reads its `http` member
+ * (present since 5.0); a version without it fails loudly here rather than ordering the CA's default profile.
+ */
+export async function offeredProfiles(client: acme.Client): Promise<Record<string, string>> {
+  const http = (client as unknown as { http?: { getMetaField?(f: string): Promise<unknown> } }).http;
+  if (typeof http?.getMetaField !== 'function')
+    throw ApplicationFailure.create({
+      message:
+        'acme-client has no directory accessor (client.http.getMetaField): cannot check the CA profiles',
+      type: 'AcmeProfileUnavailable',
+      nonRetryable: true,
+    });
+  const profiles = await http.getMetaField('profiles');
+  return profiles && typeof profiles === 'object' ? (profiles as Record<string, string>) : {};
 }

@@ -1,7 +1,11 @@
 /**
  * `certflow report`: the fleet by expiry, like certlc's workbook: Expired (red), Expiring soon (yellow), Valid
- * (green); plus Not issued for certificates without a version. Table, JSON or CSV.
+ * (green); plus Not issued for certificates without a version. Table, JSON or CSV. Enrolled certificates also show
+ * their safety buffer (workflows/buffer.ts), from their lifecycle's status.
  */
+import { statusesOf } from '../../activities/lifecycles';
+import { spanText } from '../../workflows/buffer';
+import { workflowIdFor, type CertificateStatus } from '../../workflows/messages';
 import { EXIT, expectPositionals, parseDuration, usageError } from '../args';
 import { CONFIG_OPTION, type Command, JSON_OPTION } from '../context';
 import { csv, daysLeft, humanDuration, shortTime, table } from '../format';
@@ -25,6 +29,8 @@ export interface ReportRow {
   enrolled: boolean;
   phase: string | null;
   enabled: boolean;
+  /** Issue mode: time left after a reference CA outage at renewal (ms) and its state; null: not known. */
+  safetyBuffer: { ms: number; state: string; text: string } | null;
 }
 
 export const report: Command = {
@@ -46,8 +52,10 @@ export const report: Command = {
     const { vault } = fleetFilter(ctx.options.string('vault'), undefined);
     const inv = await inventory(ctx, vault);
     const now = ctx.now();
+    const enrolled = inv.items.filter((i) => i.lifecycle).map((i) => workflowIdFor(i.certificateId));
+    const statuses = enrolled.length ? await statusesOf(await ctx.client(), enrolled) : new Map();
     const rows = inv.items
-      .map((i) => reportRow(i, now, withinMs))
+      .map((i) => reportRow(i, now, withinMs, statuses.get(workflowIdFor(i.certificateId))))
       .sort(
         (a, b) => ORDER.indexOf(a.state) - ORDER.indexOf(b.state) || (a.daysLeft ?? 0) - (b.daysLeft ?? 0),
       );
@@ -65,15 +73,35 @@ export const report: Command = {
     } else if (ctx.options.flag('csv')) {
       ctx.print(
         csv(
-          ['certificate', 'state', 'notAfter', 'daysLeft', 'enrolled', 'phase', 'enabled'],
-          rows.map((r) => [r.certificateId, r.state, r.notAfter, r.daysLeft, r.enrolled, r.phase, r.enabled]),
+          [
+            'certificate',
+            'state',
+            'notAfter',
+            'daysLeft',
+            'enrolled',
+            'phase',
+            'enabled',
+            'safetyBufferHours',
+            'safetyBufferState',
+          ],
+          rows.map((r) => [
+            r.certificateId,
+            r.state,
+            r.notAfter,
+            r.daysLeft,
+            r.enrolled,
+            r.phase,
+            r.enabled,
+            r.safetyBuffer ? Math.round(r.safetyBuffer.ms / 3_600_000) : null,
+            r.safetyBuffer?.state ?? null,
+          ]),
         ).trimEnd(),
       );
     } else {
       ctx.print(
         rows.length
           ? table(
-              ['CERTIFICATE', 'STATE', 'EXPIRES', 'DAYS LEFT', 'LIFECYCLE'],
+              ['CERTIFICATE', 'STATE', 'EXPIRES', 'DAYS LEFT', 'LIFECYCLE', 'BUFFER'],
               rows.map((r) => [
                 r.certificateId,
                 LABEL[r.state],
@@ -81,6 +109,7 @@ export const report: Command = {
                 r.daysLeft === null ? '-' : String(r.daysLeft),
                 // the lifecycle's phase, or NO when the certificate has none (not enrolled)
                 r.enrolled ? (r.phase ?? 'running') : 'NO',
+                bufferCell(r.safetyBuffer),
               ]),
             )
           : 'no certificates',
@@ -94,7 +123,20 @@ export const report: Command = {
   },
 };
 
-export function reportRow(i: InventoryItem, now: Date, withinMs: number): ReportRow {
+/** The buffer for the table: "17.5 days", "6 hours (small)", "none", or "-" when not known. */
+export function bufferCell(b: ReportRow['safetyBuffer']): string {
+  if (!b) return '-';
+  if (b.state === 'none') return 'none';
+  return `${spanText(b.ms)}${b.state === 'small' ? ' (small)' : ''}`;
+}
+
+export function reportRow(
+  i: InventoryItem,
+  now: Date,
+  withinMs: number,
+  status?: CertificateStatus | Error,
+): ReportRow {
+  const b = status && !(status instanceof Error) ? status.safetyBuffer : null;
   const t = i.notAfter ? Date.parse(i.notAfter) : NaN;
   const state: ExpiryState = Number.isNaN(t)
     ? 'not-issued'
@@ -111,5 +153,6 @@ export function reportRow(i: InventoryItem, now: Date, withinMs: number): Report
     enrolled: i.lifecycle !== null,
     phase: i.lifecycle?.phase ?? null,
     enabled: i.enabled,
+    safetyBuffer: b ? { ms: b.bufferMs, state: b.state, text: b.text } : null,
   };
 }

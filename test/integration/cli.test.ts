@@ -489,10 +489,21 @@ describe('certflow CLI', () => {
     expect(r.counts).toMatchObject({ expired: 1, expiring: 1, 'not-issued': 1 });
     expect(r.certificates.find((c) => c.certificateId === `${V}/site`)?.enrolled).toBe(true);
     expect(r.certificates.find((c) => c.certificateId === `${V}/old`)?.enrolled).toBe(false);
+    // the safety buffer, from the lifecycle's status (enrolled certificates only)
+    const buffer = (n: string) =>
+      (r.certificates.find((c) => c.certificateId === `${V}/${n}`) as { safetyBuffer?: unknown })
+        ?.safetyBuffer;
+    expect(buffer('site')).toMatchObject({
+      state: 'ok',
+      text: expect.stringMatching(/left after a CA outage of 24 hours/),
+    });
+    expect(buffer('old')).toBeNull();
 
     const csv = await cli('report', '--vault', V, '--csv');
     const lines = csv.stdout.trim().split('\r\n');
-    expect(lines[0]).toBe('certificate,state,notAfter,daysLeft,enrolled,phase,enabled');
+    expect(lines[0]).toBe(
+      'certificate,state,notAfter,daysLeft,enrolled,phase,enabled,safetyBufferHours,safetyBufferState',
+    );
     expect(lines).toHaveLength(r.certificates.length + 1);
     expect(lines[1]).toMatch(new RegExp(`^${V}/old,expired,`));
 

@@ -16,6 +16,13 @@ const run = promisify(execFile);
 export interface PebbleOptions {
   /** Lifetime of issued certificates, for short-lived lifecycles. Pebble's default is 5 years. */
   certificateValidityPeriodSeconds?: number;
+  /**
+   * Certificate profiles (draft-ietf-acme-profiles), name to description and validity in seconds. Needs a pebble
+   * that has them (2.7+: tools.pebbleProfiles(), built by scripts/install-tools.sh); Debian's 2.4.0 ignores them.
+   */
+  profiles?: Record<string, { description: string; validityPeriod: number }>;
+  /** The pebble binary; default Debian's (tools.pebble()). */
+  binary?: string;
   /** Percentage of good nonces pebble rejects as bad (PEBBLE_WFE_NONCEREJECT). Default 0. */
   nonceRejectPercent?: number;
   /** Require External Account Binding; kid -> base64url HMAC key (pebble's `externalAccountMACKeys`). */
@@ -93,6 +100,7 @@ export async function startPebble(opts: PebbleOptions = {}): Promise<Pebble> {
             ...(opts.certificateValidityPeriodSeconds
               ? { certificateValidityPeriod: opts.certificateValidityPeriodSeconds }
               : {}),
+            ...(opts.profiles ? { profiles: opts.profiles } : {}),
           },
         },
         null,
@@ -102,7 +110,7 @@ export async function startPebble(opts: PebbleOptions = {}): Promise<Pebble> {
     started.push(
       await startProcess({
         name: 'pebble',
-        command: tools.pebble(),
+        command: opts.binary ?? tools.pebble(),
         args: ['-config', configFile, '-dnsserver', `127.0.0.1:${dnsPort}`],
         env: {
           PEBBLE_VA_NOSLEEP: '1',

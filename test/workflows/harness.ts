@@ -13,6 +13,7 @@ import { createRequire } from 'node:module';
 import type { Activities, NotifyInput } from '../../activities/index';
 import type {
   BindingOutcome,
+  BindingProbe,
   CertificatePolicySnapshot,
   CertificateState,
   Issued,
@@ -39,6 +40,8 @@ export interface FakeHooks {
   issue?: (n: number) => Promise<Issued | PendingIssue | void>;
   poll?: (n: number) => Promise<Issued | PendingIssue | void>;
   syncBindings?: (input: { version: string; thumbprint: string }) => Promise<BindingOutcome[]>;
+  /** Drift watch: what the bindings serve; default none configured. Throw to fail the probe. */
+  probeBindings?: (input: { thumbprint: string }) => Promise<BindingProbe[]>;
   notify?: (input: NotifyInput) => Promise<void>;
   /** The CA's renewal window (ARI); default none. */
   renewalWindow?: () => Promise<RenewalWindow | null>;
@@ -145,6 +148,10 @@ export function fakeActivities(env: TestWorkflowEnvironment, opts: FakeOptions =
       calls.push('syncBindings');
       return (await hooks.syncBindings?.(input)) ?? [];
     },
+    async probeBindings(input) {
+      calls.push('probeBindings');
+      return (await hooks.probeBindings?.(input)) ?? [];
+    },
     async cancelRenewal() {
       calls.push('cancelRenewal');
     },
@@ -229,7 +236,17 @@ export async function withLifecycle(
         const handle = await env.client.workflow.start(certificateLifecycle, {
           taskQueue,
           workflowId: workflowIdFor(`kv/${name}`),
-          args: [{ certificateId: 'kv/site', issuer: 'test', searchAttributes: false, ...input }],
+          // no drift watch unless a test asks for it (drift-watch.test.ts): a probe a simulated day would slow
+          // the year-long tests and change the event counts they assert
+          args: [
+            {
+              certificateId: 'kv/site',
+              issuer: 'test',
+              searchAttributes: false,
+              driftWatch: { everyMinutes: 0 },
+              ...input,
+            },
+          ],
         });
         // a query the test server does not answer is cut off by its deadline (DEADLINE_EXCEEDED, not retried)
         // instead of lingering after waitFor gave up on it

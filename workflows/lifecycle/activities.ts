@@ -54,6 +54,14 @@ export const { notify } = proxyActivities<Activities>({
   retry: { initialInterval: '5s', backoffCoefficient: 2, maximumAttempts: 3 },
 });
 
+/** Drift watch: cheap and optional; a probe that cannot run is an answer in status, never a held-up lifecycle. */
+export const { probeBindings } = proxyActivities<Activities>({
+  scheduleToStartTimeout: MAIN_QUEUE_START,
+  startToCloseTimeout: '5 minutes',
+  heartbeatTimeout: HEARTBEAT,
+  retry: { initialInterval: '5s', backoffCoefficient: 2, maximumAttempts: 2 },
+});
+
 /** Optional and cheap: a CA without ARI (or unreachable) must never hold the lifecycle up. */
 export const { renewalWindow } = proxyActivities<Activities>({
   scheduleToStartTimeout: MAIN_QUEUE_START,

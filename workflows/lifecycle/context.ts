@@ -7,6 +7,7 @@ import type { FailureInfo } from '../failures';
 import type { Phase, PolicyOverride } from '../messages';
 import type { Carried as CarriedV2 } from '../legacy/lifecycle-v2-view';
 import type { ChangeControl } from './change-control';
+import type { DriftWatchConfig } from './drift';
 import type { CertificateMode } from './mode';
 import type { LifecycleState } from './state';
 
@@ -33,6 +34,8 @@ export interface LifecycleInput {
    * rules that apply are picked per certificate (id, pattern, tag) and per binding target.
    */
   changeControl?: ChangeControl;
+  /** Drift watch: how often the bindings are probed (default daily, jitter 60 min; `everyMinutes: 0` is off). */
+  driftWatch?: DriftWatchConfig;
   /** State from the previous run (this release's, or release 2's). */
   carried?: LifecycleState | CarriedV2;
 }
@@ -58,6 +61,8 @@ export interface Inbox {
   noticesAfter: Date | null;
   /** The renewal running now was asked for with ignoreWindows (an emergency wave): its re-binding skips windows. */
   ignoreWindows: boolean;
+  /** The lifecycle woke (timer or message) since its bindings were last probed (drift watch). */
+  woke: boolean;
 }
 
 export function newInbox(): Inbox {
@@ -74,6 +79,7 @@ export function newInbox(): Inbox {
     observeError: null,
     noticesAfter: null,
     ignoreWindows: false,
+    woke: false,
   };
 }
 

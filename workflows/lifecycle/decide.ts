@@ -5,7 +5,8 @@
  *
  * Order: retire; a vault that cannot be read (back off, keep escalating); consumers to re-bind (a person asked, a
  * new version appeared, or bindings failed before); a renewal (issue mode: the trigger chain under the loop guard;
- * observe mode: a person asked the vault to renew); a notice due; the CA's renewal window; otherwise wait until the
+ * observe mode: a person asked the vault to renew); a notice due; the CA's renewal window; the drift watch's probe
+ * of the bindings (drift.ts; drift it found is re-bound by the sync rule `BindingDrift`); otherwise wait until the
  * earliest of all the times above, with a reason people can read.
  */
 import type { FailureInfo } from '../failures';
@@ -22,6 +23,7 @@ import {
 import { currentWindow, windowCheckAt, windowDue } from './ari';
 import { approvalStep, type ApprovalStep } from './approval';
 import { appliedTo, type ChangeControl, rebindStep, type RebindStep } from './change-control';
+import { bindingDrift, type DriftWatchConfig, nextProbeAt, probeDue } from './drift';
 import type { CertificateMode } from './mode';
 import { dueNotice, earliest, nextNoticeAt, type Notice, type NoticeFacts } from './notices';
 import type { LifecycleState } from './state';
@@ -47,10 +49,15 @@ export interface Facts {
   noticesAfter?: Date | null;
   /** Change windows, freezes, approval and staged rollout (the lifecycle's input; change-control.ts). */
   changeControl?: ChangeControl;
+  /** Drift watch: its schedule, and whether the lifecycle woke since the last probe (null: no watch in this run). */
+  drift?: { config: Required<DriftWatchConfig>; woke: boolean } | null;
 }
 
-/** Why consumers are re-bound: a person asked, a version Certflow did not make appeared, or bindings failed before. */
-export type SyncWhy = 'SyncNow' | 'NewVersion' | 'PendingSync';
+/**
+ * Why consumers are re-bound: a person asked, a version Certflow did not make appeared, bindings failed before,
+ * or the drift watch found a binding serving another certificate than the vault's current one.
+ */
+export type SyncWhy = 'SyncNow' | 'NewVersion' | 'PendingSync' | 'BindingDrift';
 
 /** What the status shows as coming next. */
 export interface Next {
@@ -70,6 +77,7 @@ export type Action =
   | { kind: 'rebind'; step: Exclude<RebindStep, { kind: 'wait' }> }
   /** Approval before issuance: request it, remind, escalate. */
   | { kind: 'issueApproval'; step: Extract<ApprovalStep, { kind: 'request' | 'remind' | 'escalate' }> }
+  | { kind: 'probe'; thumbprint: string; why: 'schedule' | 'wake' }
   | { kind: 'wait'; until: Date | null; next: Next | null; phase: Phase; detail: string };
 
 /** The decision. */
@@ -103,6 +111,8 @@ export function decide(f: Facts): Action {
   const thumbprint = f.s.observed?.thumbprint;
   if (f.mode === 'issue' && !f.s.paused && thumbprint && windowDue(f.s, f.now))
     return { kind: 'askWindow', thumbprint };
+  const probe = probeNow(f);
+  if (probe) return probe;
   return rest(f);
 }
 
@@ -149,7 +159,49 @@ function syncDue(f: Facts): Action | undefined {
   }
   if (ps && Date.parse(ps.nextAt) <= f.now.getTime())
     return { kind: 'sync', why: 'PendingSync', version: ps.version, thumbprint: ps.thumbprint };
+  // the drift watch found a binding on another certificate (bindings still failing are PendingSync's)
+  if (f.drift && o?.version && o.thumbprint && watching(f))
+    if (bindingDrift(f.s.drift, o.thumbprint))
+      return { kind: 'sync', why: 'BindingDrift', version: o.version, thumbprint: o.thumbprint };
   return undefined;
+}
+
+/**
+ * The drift watch's probe, when due (schedule or wake): only with a current version the consumers are meant to be
+ * on, nothing else pending for the bindings (a re-sync or an attempt verifies them anyway), and not while paused.
+ */
+function probeNow(f: Facts): Action | undefined {
+  const { s } = f;
+  const o = s.observed;
+  if (!f.drift || !s.drift || !watching(f) || !o?.thumbprint) return undefined;
+  const why = probeDue({
+    d: s.drift,
+    config: f.drift.config,
+    key: f.certificateId,
+    now: f.now,
+    woke: f.drift.woke,
+  });
+  return why ? { kind: 'probe', thumbprint: o.thumbprint, why } : undefined;
+}
+
+/** The next scheduled probe, when the watch runs in this lifecycle. */
+function probeAt(f: Facts): Date | null {
+  const { s } = f;
+  if (!f.drift || !s.drift || !watching(f)) return null;
+  return nextProbeAt(s.drift, f.drift.config, f.certificateId);
+}
+
+/**
+ * Whether the drift watch may probe (and re-bind what drifted) now: the consumers should be on the vault's current
+ * version, and nothing else is moving them. Never while change control holds a version back (waiting for a window,
+ * approval or a rollout stage, or denied / stopped): the bindings then serve the older version on purpose, and a
+ * BindingDrift re-sync would go around the window, the approval or the rollback.
+ */
+function watching(f: Facts): boolean {
+  const { s } = f;
+  const o = s.observed;
+  if (s.paused || s.pendingSync || s.inFlight || s.rebind) return false;
+  return !!o?.version && !!o.thumbprint && s.known?.version === o.version;
 }
 
 /** The renewal to start now, if any: the trigger chain, then the loop guard (a forced manual request passes it). */
@@ -256,6 +308,7 @@ function rest(f: Facts): Action {
     held ?? nextNoticeAt(noticeFacts(f)),
     f.mode === 'issue' && !s.paused ? windowCheckAt(s) : null,
     change?.until,
+    probeAt(f),
   );
   const late = vaultLateAt(f);
   const failing =

@@ -8,7 +8,9 @@ import type { CertificateStatus, Phase } from '../messages';
 import { effectivePolicy } from '../policy';
 import type { Ctx } from './context';
 import { changeControlStatus } from './change-control-view';
-import { type Facts, heldBy, upcoming } from './decide';
+import { bufferText, safetyBuffer } from '../buffer';
+import { type Facts, heldBy, planOf, upcoming } from './decide';
+import { driftConfig, driftNotes, driftView } from './drift';
 import { certificateMode } from './mode';
 import { detailsMarkdown, searchAttributesOf, statusOf } from './view';
 
@@ -46,7 +48,17 @@ export function createDisplay(ctx: Omit<Ctx, 'show'>): Display {
     retired: inbox.retired,
     noticesAfter: inbox.noticesAfter,
     ...(input.changeControl ? { changeControl: input.changeControl } : {}),
+    drift: s.drift ? { config: driftConfig(input.driftWatch), woke: inbox.woke } : null,
   });
+
+  /** Issue mode: the safety buffer of the current certificate under the policy in force (buffer.ts). */
+  const buffer = (f: Facts): CertificateStatus['safetyBuffer'] => {
+    const plan = f.mode === 'issue' ? planOf(f) : null;
+    const notAfter = s.observed?.notAfter;
+    if (!plan || !notAfter) return null;
+    const b = safetyBuffer(Math.max(0, Date.parse(notAfter) - plan.at.getTime()));
+    return { ...b, text: bufferText(b) };
+  };
 
   const notes = (): string[] => {
     const f = facts();
@@ -56,6 +68,9 @@ export function createDisplay(ctx: Omit<Ctx, 'show'>): Display {
       out.push(next.reason.replace(/^NearingRenewal \(|\)$/g, ''));
     // what the vault says needs a person (an App Service Certificate order: domain verification, auto-renew off)
     for (const c of s.observed?.conditions ?? []) out.push(`${c.type}: ${c.message}`);
+    const b = buffer(f);
+    if (b && b.state !== 'ok') out.push(`safety buffer ${b.state === 'none' ? 'none' : 'small'}: ${b.text}`);
+    out.push(...driftNotes(s.drift));
     if (f.mode === 'observe' && s.override)
       out.push(
         'a Certflow policy override is set but ignored: the vault renews this certificate on its own policy',
@@ -63,8 +78,9 @@ export function createDisplay(ctx: Omit<Ctx, 'show'>): Display {
     return out;
   };
 
-  const status = (): CertificateStatus =>
-    statusOf(id, input.issuer, s, {
+  const status = (): CertificateStatus => {
+    const f = facts();
+    return statusOf(id, input.issuer, s, {
       phase,
       next: upcoming(facts()),
       detail,
@@ -73,7 +89,10 @@ export function createDisplay(ctx: Omit<Ctx, 'show'>): Display {
       mode: ctx.mode(),
       notes: notes(),
       changeControl: changeControlStatus(s, input.changeControl, id, heldBy(facts())),
+      ...(s.drift ? { drift: driftView(s.drift, driftConfig(input.driftWatch), id) } : {}),
+      safetyBuffer: buffer(f),
     });
+  };
 
   const all = (): SearchAttributePair[] => searchAttributesOf(status());
 

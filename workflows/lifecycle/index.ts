@@ -21,11 +21,12 @@ import type { SearchAttributePair } from '@temporalio/common';
 import { describeFailure } from '../failures';
 import { lifecycleV2, type LifecycleInput as LifecycleInputV2 } from '../legacy/lifecycle-v2';
 import { validatePolicyOverride } from '../policy';
-import { observe, renewalWindow, notify } from './activities';
+import { observe, renewalWindow, notify, probeBindings } from './activities';
 import { windowAnswered } from './ari';
 import { askVault, runAttempt, type AttemptResult } from './attempt';
 import { type Ctx, type LifecycleInput, newInbox } from './context';
 import { decide, noticeFacts } from './decide';
+import { driftConfig, initialDrift, probed, resynced } from './drift';
 import { createDisplay, type Display, modeOf } from './display';
 import { installHandlers } from './handlers';
 import { markSent, type Notice, noticeInput } from './notices';
@@ -36,6 +37,8 @@ import { reconcile } from './sync';
 export type { LifecycleInput } from './context';
 /** The patch marking histories that run this code (release 3); older histories replay on release 2's code. */
 export const LIFECYCLE_V3 = 'lifecycle-v3';
+/** The patch marking runs that watch their bindings for drift (drift.ts); older histories replay without it. */
+export const DRIFT_WATCH = 'drift-watch';
 const NOTICE_RETRY_MS = 10 * 60_000;
 /** An observation carried into a new run younger than this is used as it is. */
 const FRESH_MS = 5 * 60_000;
@@ -47,6 +50,11 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
   if (!fromV3 && !patched(LIFECYCLE_V3)) return lifecycleV2(input as LifecycleInputV2);
   const s = loadState(input.carried);
   if (!input.carried && input.policy && !validatePolicyOverride(input.policy)) s.override = input.policy;
+  // a run continued from a watching run carries its watch (no marker needed); any other run is marked, so runs
+  // whose history began before the watch existed replay without it
+  const watching = (input.carried as { drift?: unknown } | undefined)?.drift !== undefined;
+  if (driftConfig(input.driftWatch).everyMinutes > 0 && (watching || patched(DRIFT_WATCH)))
+    s.drift ??= initialDrift(new Date());
   const base = { id: input.certificateId, input, s, inbox: newInbox() };
   const display = createDisplay({ ...base, mode: modeOf(base) });
   const ctx: Ctx = { ...base, mode: modeOf(base), show: display.show };
@@ -83,9 +91,21 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
         s.manual = null;
         await askVault(ctx, action.trigger);
         break;
-      case 'sync':
-        if ((await reconcile(ctx, action.why, action)) && (await quietAfterCycle(ctx)))
-          return continueFresh(ctx, display);
+      case 'sync': {
+        const cycled = await reconcile(ctx, action.why, action);
+        if (action.why === 'BindingDrift' && s.drift) {
+          s.drift = resynced(s.drift, inbox.lastSync, new Date());
+          log.warn('binding drift re-synced', {
+            certificateId: ctx.id,
+            bindings: s.drift.lastDrift?.bindings,
+            resynced: s.drift.lastDrift?.resynced,
+          });
+        }
+        if (cycled && (await quietAfterCycle(ctx))) return continueFresh(ctx, display);
+        break;
+      }
+      case 'probe':
+        await watchBindings(ctx, display, action.thumbprint, action.why);
         break;
       case 'notify':
         await tell(ctx, display, action.notice);
@@ -150,6 +170,48 @@ async function rest({ s, inbox }: Ctx, until: Date | null): Promise<void> {
   if (!until) await condition(wake);
   else await condition(wake, Math.max(1_000, until.getTime() - Date.now()));
   inbox.stale = true;
+  inbox.woke = true;
+}
+
+/**
+ * Drift watch: asks every binding what it serves (changing nothing). Drift found is re-bound by the next decision
+ * (BindingDrift); a probe that cannot run is recorded as such, so status never shows the bindings as healthy.
+ */
+async function watchBindings(ctx: Ctx, display: Display, thumbprint: string, why: string): Promise<void> {
+  const { s, inbox, id } = ctx;
+  if (!s.drift) return;
+  inbox.woke = false;
+  const buffer = display.status().safetyBuffer;
+  try {
+    const answers = await probeBindings.executeWithOptions(
+      { summary: `probe the bindings of ${id} for drift from ${thumbprint} (${why})` },
+      [
+        {
+          certificateId: id,
+          thumbprint,
+          safetyBufferSeconds: buffer ? Math.round(buffer.bufferMs / 1000) : null,
+        },
+      ],
+    );
+    s.drift = probed(s.drift, thumbprint, answers, new Date());
+  } catch (err) {
+    const e = describeFailure(err);
+    log.warn('binding probe failed', { certificateId: id, error: e.message });
+    s.drift = probed(
+      s.drift,
+      thumbprint,
+      [
+        {
+          target: 'all',
+          binding: 'all',
+          state: 'unreachable',
+          served: null,
+          detail: `the probe could not run: ${e.type}: ${e.message}`,
+        },
+      ],
+      new Date(),
+    );
+  }
 }
 
 /** Sends one notice; a failure holds notices back for a while (mail down) and shows in status. */

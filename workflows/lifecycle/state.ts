@@ -10,6 +10,7 @@ import type { Carried as CarriedV2 } from '../legacy/lifecycle-v2-view';
 import type { PolicyOverride, RenewalOutcome, RenewRequest } from '../messages';
 import type { ApprovalState } from './approval';
 import type { RebindState } from './change-control';
+import type { DriftState } from './drift';
 
 export const STATE_VERSION = 3;
 /** Attempts kept for `history`, newest first. */
@@ -114,6 +115,11 @@ export interface LifecycleState {
   rebind?: RebindState | null;
   /** Approval before issuance (rule `before: issue`): asked once per renewal, cleared when it renews. */
   issueApproval?: ApprovalState | null;
+  /**
+   * Drift watch (drift.ts). Absent in runs whose history began before the watch existed (no `drift-watch`
+   * marker): they replay as they ran, and the next run starts watching.
+   */
+  drift?: DriftState;
 }
 
 export function initialState(): LifecycleState {

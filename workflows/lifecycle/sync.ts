@@ -18,6 +18,7 @@ const WHY: Record<SyncWhy, string> = {
   SyncNow: 'a sync was requested',
   NewVersion: 'a new version appeared in the vault',
   PendingSync: 're-binding consumers still on an older certificate',
+  BindingDrift: 'the drift watch found a binding serving another certificate (BindingDrift)',
 };
 
 /** Brings every consumer to `target` (drift fixed, bindings already on it left alone). True: a cycle completed. */

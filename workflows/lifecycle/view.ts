@@ -13,6 +13,7 @@ import {
 } from '../messages';
 import { ruleText } from '../policy';
 import type { Next } from './decide';
+import type { DriftView } from './drift';
 import type { CertificateMode } from './mode';
 import type { LifecycleState } from './state';
 
@@ -26,6 +27,8 @@ export interface View {
   notes: string[];
   /** Change control's hold, if any (absent in views built before it). */
   changeControl?: ChangeControlStatus | null;
+  drift?: DriftView | null;
+  safetyBuffer?: CertificateStatus['safetyBuffer'];
 }
 
 export function statusOf(
@@ -60,6 +63,8 @@ export function statusOf(
     notes: v.notes,
     vaultRenewal: s.vaultRenewal,
     ...(v.changeControl ? { changeControl: v.changeControl } : {}),
+    ...(v.drift !== undefined ? { drift: v.drift } : {}),
+    ...(v.safetyBuffer !== undefined ? { safetyBuffer: v.safetyBuffer } : {}),
   };
 }
 
@@ -85,6 +90,10 @@ export function detailsMarkdown(st: CertificateStatus, detail: string, s: Readon
     st.notifyError ? `- mail not sent: ${st.notifyError.type}: ${st.notifyError.message}` : '',
     st.paused ? `- paused since ${st.paused.since}: ${st.paused.reason}` : '',
     st.changeControl ? `- change control: ${st.changeControl.text}` : '',
+    st.safetyBuffer ? `- safety buffer: ${st.safetyBuffer.text}` : '',
+    st.drift
+      ? `- bindings probed: ${st.drift.checkedAt ?? 'not yet'}; next probe ${st.drift.nextAt ?? 'off'}`
+      : '',
     ...(st.notes ?? []).map((n) => `- note: ${n}`),
   ]
     .filter(Boolean)

@@ -1,0 +1,84 @@
+/**
+ * Drift watch over binding targets: asks each target what its bindings serve now, without changing anything. A
+ * file target reads its certificate file and probes its live endpoint; a target kind without `watch` (the Azure
+ * consumers, webhooks, remote commands) answers `unprobeable`, so status never shows it as healthy by default.
+ */
+import { heartbeatNow } from '../heartbeat';
+import type { BindingProbe, BindingTarget } from '../types';
+import { normalizeThumbprint, probeTls } from '../verify/probe';
+import { mapLimit } from './concurrency';
+import { bindingLabel, fileLeafThumbprint, type FileReloadTarget } from './file-reload';
+
+/** A file target's answer: the file on disk, and the live endpoint when one is configured. */
+export async function watchFileTarget(
+  t: FileReloadTarget,
+  expectedThumbprint: string,
+): Promise<BindingProbe> {
+  const expected = normalizeThumbprint(expectedThumbprint);
+  const base = { target: t.name, binding: bindingLabel(t) };
+  const file = t.combinedPath ?? t.certPath;
+  let onDisk: string | null = null;
+  let diskProblem = '';
+  try {
+    onDisk = file ? await fileLeafThumbprint(file, t.host) : null;
+    if (!onDisk) diskProblem = `${file ?? 'no certificate file configured'} holds no certificate`;
+  } catch (err) {
+    diskProblem = `${file} could not be read: ${(err as Error).message}`;
+  }
+  const disk =
+    onDisk === null ? diskProblem : onDisk === expected ? `${file} holds it` : `${file} holds ${onDisk}`;
+  if (!t.probe) {
+    // no live endpoint: a file holding another certificate is drift all the same (the next reload serves it)
+    if (onDisk !== null && onDisk !== expected)
+      return { ...base, state: 'drift', served: onDisk, detail: `${disk} (no live endpoint configured)` };
+    return {
+      ...base,
+      state: 'unprobeable',
+      served: onDisk,
+      detail: `no live endpoint configured (probe); ${disk}`,
+    };
+  }
+  const live = await probeTls({ ...t.probe, expectedThumbprint: expected, timeoutMs: 5_000 });
+  if (live.servedThumbprint === null)
+    return { ...base, state: 'unreachable', served: null, detail: `${live.detail}; ${disk}` };
+  if (live.servedThumbprint !== expected || (onDisk !== null && onDisk !== expected))
+    return { ...base, state: 'drift', served: live.servedThumbprint, detail: `${live.detail}; ${disk}` };
+  if (!live.ok) return { ...base, state: 'invalid', served: live.servedThumbprint, detail: live.detail };
+  return { ...base, state: 'serving', served: live.servedThumbprint, detail: `${live.detail}; ${disk}` };
+}
+
+/** Every target's answer; a target that cannot be watched, or whose watch throws, says so. */
+export async function watchTargets(
+  targets: BindingTarget[],
+  expectedThumbprint: string,
+  concurrency = 8,
+): Promise<BindingProbe[]> {
+  const answers = await mapLimit(targets, concurrency, async (t): Promise<BindingProbe[]> => {
+    if (!t.watch)
+      return [
+        {
+          target: t.name,
+          binding: t.kind,
+          state: 'unprobeable',
+          served: null,
+          detail: `a ${t.kind} target is not probed between syncs: it is verified at each renewal and sync only`,
+        },
+      ];
+    try {
+      const out = await t.watch(expectedThumbprint);
+      heartbeatNow(`${t.name}: probed`);
+      return out;
+    } catch (err) {
+      return [
+        {
+          target: t.name,
+          binding: t.kind,
+          state: 'unreachable',
+          served: null,
+          detail: (err as Error).message,
+        },
+      ];
+    }
+  });
+  return answers.flat();
+}
