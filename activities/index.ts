@@ -80,6 +80,7 @@ export interface ActivityMetrics {
   renewed(certificateId: string): void;
   failed(certificateId: string, type: string): void;
   bindings(certificateId: string, outcomes: BindingOutcome[]): void;
+  escalated?(certificateId: string): void;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -427,6 +428,10 @@ export function createActivities(deps: ActivityDeps) {
       if (input.kind === 'renewal-failed' && input.outcome?.error && !countedFailures.has(input.eventId)) {
         countedFailures.add(input.eventId);
         deps.metrics?.failed(input.certificateId, input.outcome.error.type);
+      }
+      if (input.kind === 'escalation' && !countedFailures.has(input.eventId)) {
+        countedFailures.add(input.eventId);
+        deps.metrics?.escalated?.(input.certificateId);
       }
       if (!deps.notifier && !deps.chat) return { sent: false, invalidRecipients: [] };
       // the tag and state the workflow saw: mail must not depend on the vault being up now

@@ -23,6 +23,7 @@ import { connectTemporal, monitorConnection, workerDataConverter, type Connectio
 import { buildDeps } from './deps';
 import { enrollConfigured } from './enroll-configured';
 import { createFleetActivities } from '../activities/fleet';
+import { listLifecycles } from '../activities/lifecycles';
 import { discoveryPlan, discoveryTag } from './discovery-config';
 import { deleteDiscoverySchedule, ensureDiscoverySchedule } from './schedule';
 import { startHttpServer, type Readiness, type RouteHandler } from './http';
@@ -211,6 +212,7 @@ async function main(): Promise<void> {
     const deps = await buildDeps(config, { metrics: metrics.sink, logger });
     cleanups.push(() => deps.close());
     const client = new Client({ connection, namespace: config.temporal.namespace, ...converter });
+    metrics.watchFleet({ list: () => listLifecycles(client) });
     const activities = {
       ...createActivities(deps),
       ...createFleetActivities({
@@ -274,6 +276,12 @@ async function main(): Promise<void> {
       running.push({ label, worker, run });
     }
     phase = 'running';
+    metrics.watchWorkers(() =>
+      labelled.map(({ label, worker }) => ({
+        taskQueue: label,
+        polling: phase === 'running' && worker.getState() === 'RUNNING',
+      })),
+    );
     logger.info('Certflow worker running', {
       taskQueues: labelled.map((l) => l.label),
       rateLimits: Object.fromEntries(config.issuers.map((i) => [i.name, i.rateLimit?.perSecond ?? null])),

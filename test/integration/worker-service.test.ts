@@ -209,7 +209,10 @@ describe('worker service', () => {
     const bad = body.split('\n').filter((l) => l !== '' && !COMMENT.test(l) && !SAMPLE.test(l));
     expect(bad).toEqual([]);
     for (const name of [
-      'certflow_certificate_expiry_timestamp_seconds',
+      'certflow_certificate_expiration_timestamp_seconds',
+      'certflow_certificates',
+      'certflow_worker_polling',
+      'process_cpu_seconds_total',
       'certflow_renewals_total',
       'certflow_renewal_failures_total',
       'certflow_binding_syncs_total',
