@@ -329,6 +329,7 @@ export function createActivities(deps: ActivityDeps) {
         });
       }
       deps.metrics?.renewed(input.certificateId);
+      deps.metrics?.observed(state);
       return { ...state, verifiedThumbprint: verified.thumbprint };
     },
 

@@ -150,6 +150,8 @@ export function createMetrics(opts: MetricsOptions = {}): CertflowMetrics {
     registers,
   });
   const failingBindings = new Set<string>();
+  /** Certificates with an expiry gauge: their vault label and value. */
+  const expiring = new Map<string, { vault: string; value: number }>();
   const escalations = new Counter({
     name: 'certflow_escalations_total',
     help: 'Escalations sent while a certificate was not renewed in time.',
@@ -177,11 +179,23 @@ export function createMetrics(opts: MetricsOptions = {}): CertflowMetrics {
       fleetErrors.inc();
       return;
     }
-    for (const g of [expiration, renewal, phase, certificates]) g.reset();
+    for (const g of [renewal, phase, certificates]) g.reset();
+    // the expiry is also set by the observe activity (fresher than visibility): only lifecycles gone are dropped
+    const running = new Set(rows.map((r) => r.certificateId));
+    for (const [certificate, { vault }] of expiring)
+      if (!running.has(certificate)) {
+        expiration.remove({ certificate, vault });
+        expiring.delete(certificate);
+      }
     const byPhase = new Map<string, number>(Phases.map((p) => [p, 0]));
     for (const r of rows) {
       const labels = { certificate: r.certificateId, vault: r.vault };
-      if (r.expiresAt) expiration.set(labels, seconds(r.expiresAt));
+      // a renewal moves the expiry forward: the later of the observed and the listed value is the current one
+      const listedExpiry = r.expiresAt ? seconds(r.expiresAt) : undefined;
+      if (listedExpiry !== undefined && listedExpiry > (expiring.get(r.certificateId)?.value ?? -Infinity)) {
+        expiration.set(labels, listedExpiry);
+        expiring.set(r.certificateId, { vault: r.vault, value: listedExpiry });
+      }
       if (r.renewAt) renewal.set(labels, seconds(r.renewAt));
       const p = r.phase ?? 'Unknown';
       phase.set({ ...labels, phase: p }, 1);
@@ -194,8 +208,13 @@ export function createMetrics(opts: MetricsOptions = {}): CertflowMetrics {
   const sink: MetricsSink = {
     observed(state) {
       const labels = { certificate: state.id, vault: vaultOf(state.id) };
-      if (state.notAfter) expiration.set(labels, seconds(state.notAfter));
-      else expiration.remove(labels);
+      if (state.notAfter) {
+        expiration.set(labels, seconds(state.notAfter));
+        expiring.set(state.id, { vault: labels.vault, value: seconds(state.notAfter) });
+      } else {
+        expiration.remove(labels);
+        expiring.delete(state.id);
+      }
     },
     renewed(certificateId) {
       const labels = { certificate: certificateId, vault: vaultOf(certificateId) };

@@ -116,6 +116,26 @@ describe('metrics', () => {
     expect(calls).toBe(1);
   });
 
+  it('keeps an observed expiry the listing has not caught up with, and drops it when the lifecycle is gone', async () => {
+    const m = bare();
+    let rows = [
+      {
+        certificateId: 'kv/a',
+        workflowId: 'certificate:kv/a',
+        vault: 'kv',
+        phase: 'Renewing',
+        expiresAt: null,
+      },
+    ];
+    m.watchFleet({ list: async () => rows as never, cacheSeconds: 0 });
+    m.sink.observed(state('kv/a', '2026-06-01T00:00:00.000Z'));
+    expect(await m.render()).toContain(
+      'certflow_certificate_expiration_timestamp_seconds{certificate="kv/a",vault="kv"} 1780272000\n',
+    );
+    rows = [];
+    expect(await m.render()).not.toContain('certflow_certificate_expiration_timestamp_seconds{');
+  });
+
   it('keeps the last fleet and counts the error when visibility cannot be read', async () => {
     const m = bare();
     m.watchFleet({ list: () => Promise.reject(new Error('unavailable')), cacheSeconds: 0 });
