@@ -31,6 +31,7 @@ import { createIssuerWorkers } from './issuer-workers';
 import { createLogger, type CertflowLogger } from './logger';
 import { createMetrics, metricsEndpoint } from './metrics';
 import { installRuntime } from './runtime';
+import { startTracing } from './tracing';
 import { ensureSearchAttributes } from './search-attributes';
 import { createCertflowWorker } from './worker';
 
@@ -104,9 +105,13 @@ async function main(): Promise<void> {
     ...(config.http.sdkMetricsPort ? { sdkMetricsPort: config.http.sdkMetricsPort } : {}),
   });
   logger.info('starting Certflow worker', { config: redactedConfig(config) });
+  // before any Azure SDK client is made, so that its calls are traced
+  const tracing = config.tracing ? startTracing(config.tracing) : undefined;
+  const plugins = tracing ? { plugins: [tracing.plugin] } : {};
 
   const running: Running[] = [];
   const cleanups: Array<() => Promise<void>> = [];
+  if (tracing) cleanups.push(() => tracing.shutdown());
   let monitor: ConnectionMonitor | undefined;
   let phase: 'starting' | 'running' | 'draining' = 'starting';
 
@@ -228,6 +233,8 @@ async function main(): Promise<void> {
     const t0 = Date.now();
     const workflowBundle = await bundleWorkflowCode({
       workflowsPath: require.resolve('../workflows/index.ts'),
+      // tracing adds its workflow interceptors to the bundle
+      ...plugins,
       // webpack's statistics are for developers: debug, not info
       logger: {
         ...logger,
@@ -249,6 +256,7 @@ async function main(): Promise<void> {
       identity,
       maxCachedWorkflows: config.maxCachedWorkflows,
       ...converter,
+      ...plugins,
     });
     const issuerWorkers = await createIssuerWorkers({
       connection,
@@ -259,6 +267,7 @@ async function main(): Promise<void> {
       shutdownGraceTime: grace,
       identity,
       ...converter,
+      ...plugins,
     });
     const labelled = [
       { label: config.taskQueue, worker: main },
