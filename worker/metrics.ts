@@ -33,6 +33,8 @@ export interface FleetSource {
   list(): Promise<LifecycleRow[]>;
   /** Seconds a listing is reused between scrapes (default 30). */
   cacheSeconds?: number;
+  /** A listing that takes longer is given up (default 5000 ms). */
+  timeoutMs?: number;
 }
 
 export interface CertflowMetrics {
@@ -112,6 +114,7 @@ export function createMetrics(opts: MetricsOptions = {}): CertflowMetrics {
     name: 'certflow_fleet_listing_errors_total',
     help: 'Failed reads of the running lifecycles from Temporal visibility (the fleet gauges keep their last values).',
     registers,
+    collect: refreshFleet,
   });
   const fleetListed = new Gauge({
     name: 'certflow_fleet_listed_timestamp_seconds',
@@ -173,11 +176,20 @@ export function createMetrics(opts: MetricsOptions = {}): CertflowMetrics {
 
   async function listFleet(source: FleetSource): Promise<void> {
     let rows: LifecycleRow[];
+    let timer: NodeJS.Timeout | undefined;
     try {
-      rows = await source.list();
+      // a slow visibility store must not make the scrape time out: the last values stay, the error is counted
+      rows = await Promise.race([
+        source.list(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error('fleet listing timed out')), source.timeoutMs ?? 5_000);
+        }),
+      ]);
     } catch {
       fleetErrors.inc();
       return;
+    } finally {
+      clearTimeout(timer);
     }
     for (const g of [renewal, phase, certificates]) g.reset();
     // the expiry is also set by the observe activity (fresher than visibility): only lifecycles gone are dropped

@@ -136,11 +136,13 @@ describe('metrics', () => {
     expect(await m.render()).not.toContain('certflow_certificate_expiration_timestamp_seconds{');
   });
 
-  it('keeps the last fleet and counts the error when visibility cannot be read', async () => {
+  it('keeps the last fleet and counts the error when visibility cannot be read or hangs', async () => {
     const m = bare();
     m.watchFleet({ list: () => Promise.reject(new Error('unavailable')), cacheSeconds: 0 });
     const text = await m.render();
     expect(text).toContain('certflow_fleet_listing_errors_total 1\n');
+    m.watchFleet({ list: () => new Promise(() => {}), cacheSeconds: 0, timeoutMs: 50 });
+    expect(await m.render()).toContain('certflow_fleet_listing_errors_total 2\n');
   });
 
   it('says whether each Worker polls', async () => {
