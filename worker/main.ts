@@ -31,7 +31,6 @@ import { createIssuerWorkers } from './issuer-workers';
 import { createLogger, type CertflowLogger } from './logger';
 import { createMetrics, metricsEndpoint } from './metrics';
 import { installRuntime } from './runtime';
-import { startTracing } from './tracing';
 import { ensureSearchAttributes } from './search-attributes';
 import { createCertflowWorker } from './worker';
 
@@ -106,7 +105,8 @@ async function main(): Promise<void> {
   });
   logger.info('starting Certflow worker', { config: redactedConfig(config) });
   // before any Azure SDK client is made, so that its calls are traced
-  const tracing = config.tracing ? startTracing(config.tracing) : undefined;
+  // loaded only when configured: OpenTelemetry's packages cost start-up time otherwise
+  const tracing = config.tracing ? (await import('./tracing')).startTracing(config.tracing) : undefined;
   const plugins = tracing ? { plugins: [tracing.plugin] } : {};
 
   const running: Running[] = [];
