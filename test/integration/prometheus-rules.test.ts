@@ -29,6 +29,13 @@ describe('Prometheus alerting rules (promtool)', () => {
     expect(stdout).toContain('SUCCESS: 5 rules found');
   });
 
+  it('ship an example Prometheus configuration that loads them (promtool check config)', async () => {
+    const { stdout } = await run(tools.promtool(), ['check', 'config', 'prometheus.example.yml'], {
+      cwd: dir,
+    });
+    expect(stdout).toContain('SUCCESS: 5 rules found');
+  });
+
   it('pass their unit tests (promtool test rules)', async () => {
     const { stdout } = await run(tools.promtool(), ['test', 'rules', 'certflow-alerts.test.yml'], {
       cwd: dir,
