@@ -104,8 +104,7 @@ async function main(): Promise<void> {
     ...(config.http.sdkMetricsPort ? { sdkMetricsPort: config.http.sdkMetricsPort } : {}),
   });
   logger.info('starting Certflow worker', { config: redactedConfig(config) });
-  // before any Azure SDK client is made, so that its calls are traced
-  // loaded only when configured: OpenTelemetry's packages cost start-up time otherwise
+  // before any Azure SDK client is made (its calls are traced); imported only when configured (start-up time)
   const tracing = config.tracing ? (await import('./tracing')).startTracing(config.tracing) : undefined;
   const plugins = tracing ? { plugins: [tracing.plugin] } : {};
 
