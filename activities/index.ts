@@ -87,6 +87,7 @@ export interface ActivityMetrics {
   probed?(certificateId: string, answers: BindingProbe[]): void;
   /** The certificate's safety buffer (workflows/buffer.ts), in seconds, as the lifecycle computed it. */
   safetyBuffer?(certificateId: string, seconds: number | null): void;
+  escalated?(certificateId: string): void;
 }
 
 export function createActivities(deps: ActivityDeps) {
@@ -335,6 +336,7 @@ export function createActivities(deps: ActivityDeps) {
         });
       }
       deps.metrics?.renewed(input.certificateId);
+      deps.metrics?.observed(state);
       return { ...state, verifiedThumbprint: verified.thumbprint };
     },
 
@@ -473,6 +475,10 @@ export function createActivities(deps: ActivityDeps) {
       if (input.kind === 'renewal-failed' && input.outcome?.error && !countedFailures.has(input.eventId)) {
         countedFailures.add(input.eventId);
         deps.metrics?.failed(input.certificateId, input.outcome.error.type);
+      }
+      if (input.kind === 'escalation' && !countedFailures.has(input.eventId)) {
+        countedFailures.add(input.eventId);
+        deps.metrics?.escalated?.(input.certificateId);
       }
       if (!deps.notifier && !deps.chat) return { sent: false, invalidRecipients: [] };
       // the tag and state the workflow saw: mail must not depend on the vault being up now

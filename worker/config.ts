@@ -312,7 +312,7 @@ export function resolveSecret(
 /** The configuration as it may be logged: references stay (they are not secrets), anything else sensitive goes. */
 export function redactedConfig(config: CertflowConfig): unknown {
   const walk = (v: unknown, key: string): unknown => {
-    if (typeof v === 'string') return key === 'url' ? redactUrl(v) : v;
+    if (typeof v === 'string') return key === 'url' || key === 'endpoint' ? redactUrl(v) : v;
     if (Array.isArray(v)) return v.map((x) => walk(x, key));
     if (!isObject(v)) return v;
     // a command's environment (issuers[].env) may carry plain-text values: show only the names

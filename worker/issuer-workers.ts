@@ -6,7 +6,7 @@
  * (every lifecycle is started with it as `issuerTaskQueue`).
  */
 import type { DataConverter } from '@temporalio/common';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Activities } from '../activities/index';
 import { issuerTaskQueueFor } from '../workflows/messages';
 import type { IssuerConfig } from './config';
@@ -21,6 +21,8 @@ export interface IssuerWorkersOptions {
   identity?: string;
   /** Payload encryption, the same as the main Worker's. */
   dataConverter?: DataConverter;
+  /** Tracing (worker/tracing.ts), the same as the main Worker's. */
+  plugins?: WorkerOptions['plugins'];
 }
 
 export async function createIssuerWorkers(opts: IssuerWorkersOptions): Promise<Worker[]> {
@@ -35,6 +37,7 @@ export async function createIssuerWorkers(opts: IssuerWorkersOptions): Promise<W
         ...(issuer.rateLimit ? { maxTaskQueueActivitiesPerSecond: issuer.rateLimit.perSecond } : {}),
         ...(opts.identity ? { identity: `${opts.identity}/issuer-${issuer.name}` } : {}),
         ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
+        ...(opts.plugins ? { plugins: opts.plugins } : {}),
       }),
     ),
   );

@@ -23,6 +23,19 @@ export interface LoggerOptions {
   format?: 'json' | 'pretty' | 'auto';
   out?: { write(line: string): unknown; isTTY?: boolean };
   now?: () => Date;
+  /** Where NO_COLOR and FORCE_COLOR are read (default process.env). */
+  env?: NodeJS.ProcessEnv;
+}
+
+/**
+ * Whether pretty lines are coloured, as Node decides for its own output: FORCE_COLOR, when set, decides ("0" or
+ * "false" off, anything else on); else NO_COLOR, when set and not empty, turns colour off; else a terminal has it.
+ */
+export function useColor(env: NodeJS.ProcessEnv, isTTY: boolean): boolean {
+  const force = env.FORCE_COLOR;
+  if (force !== undefined) return force !== '0' && force.toLowerCase() !== 'false';
+  if (env.NO_COLOR) return false;
+  return isTTY;
 }
 
 /** Temporal passes the event time as nanoseconds under this symbol (DefaultLogger's LogTimestamp). */
@@ -151,7 +164,7 @@ export function createLogger(opts: LoggerOptions = {}): CertflowLogger {
   const out = opts.out ?? process.stdout;
   const threshold = LEVELS.indexOf(opts.level ?? 'info');
   const asPretty = opts.format === 'pretty' || (opts.format !== 'json' && !!out.isTTY);
-  const color = asPretty && !!out.isTTY;
+  const color = asPretty && useColor(opts.env ?? process.env, !!out.isTTY);
   const now = opts.now ?? (() => new Date());
 
   const make = (base: Record<string, unknown>): CertflowLogger => {

@@ -23,6 +23,7 @@ import { connectTemporal, monitorConnection, workerDataConverter, type Connectio
 import { buildDeps } from './deps';
 import { enrollConfigured } from './enroll-configured';
 import { createFleetActivities } from '../activities/fleet';
+import { listLifecycles } from '../activities/lifecycles';
 import { discoveryPlan, discoveryTag } from './discovery-config';
 import { deleteDiscoverySchedule, ensureDiscoverySchedule } from './schedule';
 import { startHttpServer, type Readiness, type RouteHandler } from './http';
@@ -103,9 +104,13 @@ async function main(): Promise<void> {
     ...(config.http.sdkMetricsPort ? { sdkMetricsPort: config.http.sdkMetricsPort } : {}),
   });
   logger.info('starting Certflow worker', { config: redactedConfig(config) });
+  // before any Azure SDK client is made (its calls are traced); imported only when configured (start-up time)
+  const tracing = config.tracing ? (await import('./tracing')).startTracing(config.tracing) : undefined;
+  const plugins = tracing ? { plugins: [tracing.plugin] } : {};
 
   const running: Running[] = [];
   const cleanups: Array<() => Promise<void>> = [];
+  if (tracing) cleanups.push(() => tracing.shutdown());
   let monitor: ConnectionMonitor | undefined;
   let phase: 'starting' | 'running' | 'draining' = 'starting';
 
@@ -211,6 +216,7 @@ async function main(): Promise<void> {
     const deps = await buildDeps(config, { metrics: metrics.sink, logger });
     cleanups.push(() => deps.close());
     const client = new Client({ connection, namespace: config.temporal.namespace, ...converter });
+    metrics.watchFleet({ list: () => listLifecycles(client) });
     const activities = {
       ...createActivities(deps),
       ...createFleetActivities({
@@ -227,6 +233,8 @@ async function main(): Promise<void> {
     const t0 = Date.now();
     const workflowBundle = await bundleWorkflowCode({
       workflowsPath: require.resolve('../workflows/index.ts'),
+      // tracing adds its workflow interceptors to the bundle
+      ...plugins,
       // webpack's statistics are for developers: debug, not info
       logger: {
         ...logger,
@@ -248,6 +256,7 @@ async function main(): Promise<void> {
       identity,
       maxCachedWorkflows: config.maxCachedWorkflows,
       ...converter,
+      ...plugins,
     });
     const issuerWorkers = await createIssuerWorkers({
       connection,
@@ -258,6 +267,7 @@ async function main(): Promise<void> {
       shutdownGraceTime: grace,
       identity,
       ...converter,
+      ...plugins,
     });
     const labelled = [
       { label: config.taskQueue, worker: main },
@@ -275,6 +285,12 @@ async function main(): Promise<void> {
       running.push({ label, worker, run });
     }
     phase = 'running';
+    metrics.watchWorkers(() =>
+      labelled.map(({ label, worker }) => ({
+        taskQueue: label,
+        polling: phase === 'running' && worker.getState() === 'RUNNING',
+      })),
+    );
     logger.info('Certflow worker running', {
       taskQueues: labelled.map((l) => l.label),
       rateLimits: Object.fromEntries(config.issuers.map((i) => [i.name, i.rateLimit?.perSecond ?? null])),

@@ -22,6 +22,8 @@ export interface CertflowWorkerOptions {
   maxCachedWorkflows?: number;
   /** Payload encryption (client/payload-codec.ts); the clients must use the same. */
   dataConverter?: WorkerOptions['dataConverter'];
+  /** Tracing (worker/tracing.ts); with a prebuilt workflowBundle, bundle it with the same plugins. */
+  plugins?: WorkerOptions['plugins'];
 }
 
 export async function createCertflowWorker(opts: CertflowWorkerOptions): Promise<Worker> {
@@ -39,5 +41,6 @@ export async function createCertflowWorker(opts: CertflowWorkerOptions): Promise
     // up to this many heartbeats of one activity are coalesced: keep it short, so progress reaches the server soon
     maxHeartbeatThrottleInterval: '5 seconds',
     ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
+    ...(opts.plugins ? { plugins: opts.plugins } : {}),
   });
 }

@@ -204,20 +204,6 @@ describe('certflow CLI', () => {
     expect(stderr).toContain('enroll --vault needs vault access: pass --config <file>');
   });
 
-  it('prints the Web UI link, from --ui, $CERTFLOW_UI_URL or the default', async () => {
-    const r = await cli('ui', `${V}/site`, '--namespace', 'prod ns');
-    expect(r.code).toBe(0);
-    expect(r.stdout.trim()).toBe(
-      `http://127.0.0.1:8233/namespaces/prod%20ns/workflows/certificate%3A${V}%2Fsite`,
-    );
-    const j = json<{ url: string }>(
-      await cli('ui', `${V}/site`, '--ui', 'https://temporal.example/', '--json'),
-    );
-    expect(j.url).toBe(
-      `https://temporal.example/namespaces/${namespace}/workflows/certificate%3A${V}%2Fsite`,
-    );
-  });
-
   it('exit 3 for a certificate without a lifecycle, and when Temporal cannot be reached', async () => {
     const missing = await cli('status', `${V}/nothing`);
     expect(missing.code).toBe(3);
@@ -309,6 +295,32 @@ describe('certflow CLI', () => {
     expect(JSON.parse(Buffer.from(input ?? []).toString())).toMatchObject({
       issuerTaskQueue: issuerTaskQueueFor(taskQueue, 'test-ca'),
     });
+  });
+
+  it('ui: the link of a running lifecycle, from --ui, $CERTFLOW_UI_URL or the default', async () => {
+    const r = await cli('ui', `${V}/site`);
+    expect(r.code).toBe(0);
+    expect(r.stdout.trim()).toBe(
+      `http://127.0.0.1:8233/namespaces/${namespace}/workflows/certificate%3A${V}%2Fsite`,
+    );
+    const j = json<{ url: string }>(
+      await cli('ui', `${V}/site`, '--ui', 'https://temporal.example/', '--json'),
+    );
+    expect(j.url).toBe(
+      `https://temporal.example/namespaces/${namespace}/workflows/certificate%3A${V}%2Fsite`,
+    );
+  });
+
+  it('ui: the fleet link without an id, exit 3 for a certificate without a lifecycle', async () => {
+    const fleet = await cli('ui');
+    expect(fleet.code).toBe(0);
+    const url = new URL(fleet.stdout.trim());
+    expect(url.pathname).toBe(`/namespaces/${namespace}/workflows`);
+    expect(url.searchParams.get('query')).toContain("ExecutionStatus = 'Running'");
+    const missing = await cli('ui', `${V}/nothing`);
+    expect(missing.code).toBe(3);
+    expect(missing.stderr).toContain(`no lifecycle is running for ${V}/nothing`);
+    expect(missing.stdout).toBe('');
   });
 
   it('status shows the query readably and as JSON', async () => {

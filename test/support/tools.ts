@@ -31,6 +31,8 @@ export const tools = {
   challtestsrv: () => tool('CERTFLOW_CHALLTESTSRV_BIN', ['/usr/bin/pebble-challtestsrv']),
   nginx: () => tool('CERTFLOW_NGINX_BIN', ['/usr/sbin/nginx']),
   openssl: () => tool('CERTFLOW_OPENSSL_BIN', ['/usr/bin/openssl']),
+  prometheus: () => tool('CERTFLOW_PROMETHEUS_BIN', ['/usr/bin/prometheus']),
+  promtool: () => tool('CERTFLOW_PROMTOOL_BIN', ['/usr/bin/promtool']),
 };
 
 /** A scratch directory for one test file's servers (logs, configs, certificates). */

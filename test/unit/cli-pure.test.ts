@@ -9,7 +9,8 @@ import { createContext } from '../../client/context';
 import { csv, humanDuration, printable, printableLines, table } from '../../client/format';
 import { outcomeText, statusText } from '../../client/render';
 import type { CertificateStatus, RenewalOutcome } from '../../workflows/messages';
-import { uiLink } from '../../client/commands/ui';
+import { fleetLink, uiLink } from '../../client/commands/ui';
+import { runCli } from '../../client/cli';
 
 const DAY = 86_400_000;
 
@@ -44,6 +45,36 @@ describe('argument parsers', () => {
     expect(uiLink('http://ui:8080/', 'default', 'kv/a-b')).toBe(
       'http://ui:8080/namespaces/default/workflows/certificate%3Akv%2Fa-b',
     );
+    expect(uiLink('http://ui:8080', 'prod ns', 'kv/a')).toBe(
+      'http://ui:8080/namespaces/prod%20ns/workflows/certificate%3Akv%2Fa',
+    );
+  });
+
+  it('prints no colour codes, FORCE_COLOR or not (plain text; NO_COLOR holds trivially)', async () => {
+    for (const env of [{ FORCE_COLOR: '3' }, { NO_COLOR: '1' }, {}]) {
+      let out = '';
+      let err = '';
+      const io = {
+        out: { write: (s: string) => (out += s) },
+        err: { write: (s: string) => (err += s) },
+        env,
+      };
+      expect(await runCli(['help'], io)).toBe(0);
+      expect(await runCli(['ui', '--ui', 'http://ui:8080'], io)).toBe(0);
+      expect(await runCli(['status'], io)).toBe(2);
+      expect(out).toContain('usage: certflow');
+      expect(err).toContain('status');
+      expect(`${out}${err}`).not.toContain('\x1b');
+    }
+  });
+
+  it('builds the fleet link: running lifecycles as a visibility query', () => {
+    const link = new URL(fleetLink('https://temporal.example/ui/', 'prod'));
+    expect(link.pathname).toBe('/ui/namespaces/prod/workflows');
+    expect(link.searchParams.get('query')).toBe(
+      "WorkflowType = 'certificateLifecycle' AND ExecutionStatus = 'Running'",
+    );
+    expect(() => fleetLink('ftp://x', 'prod')).toThrow('--ui: expected an http(s) URL');
   });
 });
 

@@ -1,11 +1,18 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
-import { certificateIdFromWorkflowId, createLogger, redact, type LoggerOptions } from '../../worker/logger';
+import {
+  certificateIdFromWorkflowId,
+  createLogger,
+  redact,
+  useColor,
+  type LoggerOptions,
+} from '../../worker/logger';
 
 function capture(opts: Omit<LoggerOptions, 'out'> & { tty?: boolean } = {}) {
   const lines: string[] = [];
   const logger = createLogger({
     now: () => new Date('2026-03-01T10:00:00.000Z'),
+    env: {},
     ...opts,
     out: { write: (l: string) => lines.push(l), isTTY: opts.tty ?? false },
   });
@@ -218,5 +225,38 @@ describe('createLogger', () => {
     const forced = capture({ format: 'json', tty: true });
     forced.logger.info('x');
     expect(() => JSON.parse(forced.lines[0]!)).not.toThrow();
+  });
+});
+
+describe('colour: NO_COLOR and FORCE_COLOR', () => {
+  const ESC = '\x1b[';
+  const line = (env: NodeJS.ProcessEnv, tty: boolean, format: LoggerOptions['format'] = 'pretty') => {
+    const { logger, lines } = capture({ env, tty, format });
+    logger.warn('hello');
+    return lines[0]!;
+  };
+
+  it('colours pretty lines on a terminal, and not on a pipe', () => {
+    expect(line({}, true)).toContain(ESC);
+    expect(line({}, false)).not.toContain(ESC);
+  });
+
+  it('NO_COLOR (set, not empty) turns colour off on a terminal', () => {
+    expect(line({ NO_COLOR: '1' }, true)).not.toContain(ESC);
+    expect(line({ NO_COLOR: '' }, true)).toContain(ESC);
+  });
+
+  it('FORCE_COLOR turns colour on on a pipe, or off ("0", "false"), and wins over NO_COLOR', () => {
+    expect(line({ FORCE_COLOR: '1' }, false)).toContain(ESC);
+    expect(line({ FORCE_COLOR: '' }, false)).toContain(ESC);
+    expect(line({ FORCE_COLOR: '0' }, true)).not.toContain(ESC);
+    expect(line({ FORCE_COLOR: 'false' }, true)).not.toContain(ESC);
+    expect(line({ FORCE_COLOR: '1', NO_COLOR: '1' }, false)).toContain(ESC);
+    expect(useColor({ NO_COLOR: 'yes' }, true)).toBe(false);
+  });
+
+  it('never colours JSON lines, whatever FORCE_COLOR says', () => {
+    expect(line({ FORCE_COLOR: '3' }, false, 'json')).not.toContain(ESC);
+    expect(line({ FORCE_COLOR: '3' }, true, 'json')).not.toContain(ESC);
   });
 });
