@@ -237,7 +237,9 @@ async function certflowSide(ctx: {
     before.set(id, (await pki.vault.describe(id.split('/')[1]!)).thumbprint),
   );
   const shared0 = await sharedCpu(pebble, nginx);
-  const own0 = await treeCpuSecondsOf(process.pid);
+  // this process and its children but the servers it started (counted on their own)
+  const servers = [server.process.pid, pebble.pids.pebble, pebble.pids.challtestsrv, nginx.pid];
+  const own0 = await treeCpuSecondsOf(process.pid, servers);
   const server0 = await treeCpuSecondsOf(server.process.pid);
   const started = performance.now();
   const sentAt = new Map<string, number>();
@@ -260,7 +262,7 @@ async function certflowSide(ctx: {
   );
   const doneAt = new Map(clock.doneAt);
   const wallMs = doneAt.size ? Math.max(...doneAt.values()) - started : NaN;
-  const workerS = (await treeCpuSecondsOf(process.pid)) - own0;
+  const workerS = (await treeCpuSecondsOf(process.pid, servers)) - own0;
   const serverS = (await treeCpuSecondsOf(server.process.pid)) - server0;
   const shared = minus(await sharedCpu(pebble, nginx), shared0);
   const notRenewed = Object.fromEntries(clock.notRenewed);

@@ -115,9 +115,10 @@ export async function rssOf(pid: number): Promise<number> {
 
 /**
  * CPU seconds of a process and everything under it: its own time, its children it has reaped (cutime + cstime),
- * and its live descendants (e.g. nginx's master and workers, old workers that exited at a reload).
+ * and its live descendants (e.g. nginx's master and workers, old workers that exited at a reload), except the
+ * subtrees of `exclude` (servers a benchmark started as its children, counted on their own).
  */
-export async function treeCpuSecondsOf(pid: number): Promise<number> {
+export async function treeCpuSecondsOf(pid: number, exclude: readonly number[] = []): Promise<number> {
   const all = new Map<number, { ppid: number; own: number; reaped: number }>();
   for (const p of await pids()) {
     try {
@@ -134,7 +135,7 @@ export async function treeCpuSecondsOf(pid: number): Promise<number> {
   }
   let total = 0;
   const queue = [pid];
-  const seen = new Set<number>();
+  const seen = new Set<number>(exclude);
   while (queue.length) {
     const p = queue.pop() as number;
     if (seen.has(p)) continue;
