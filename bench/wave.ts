@@ -27,7 +27,7 @@
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { generateKeyPairSync } from 'node:crypto';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createActivities, type Activities } from '../activities/index';
@@ -71,7 +71,14 @@ const args = parseArgs(process.argv.slice(2), {
    */
   temporal: 'dev',
   topology: 'single',
+  /**
+   * certbot's reload: `deploy` (each lineage's deploy hook validates and reloads nginx) or `post` (the deploy hook
+   * swaps the files, one --post-hook validates and reloads once at the end).
+   */
+  'certbot-reload': 'deploy',
 });
+if (!['deploy', 'post'].includes(args['certbot-reload']))
+  throw new Error(`--certbot-reload: expected deploy or post, got '${args['certbot-reload']}'`);
 if (!['dev', 'cluster'].includes(args.temporal))
   throw new Error(`--temporal: expected dev or cluster, got '${args.temporal}'`);
 const N = args.n;
@@ -397,6 +404,8 @@ async function certbotSide(ctx: {
   pki: BenchPki;
   nginx: NginxSites;
   lineages: Array<{ dnsName: string; keyPem: string; chainPem: string[] }>;
+  /** Called every minute while certbot runs: lineages deployed so far. */
+  onProgress?: (deployed: number, elapsedMs: number) => Promise<unknown>;
 }) {
   const { pebble, rootPem, nginx } = ctx;
   const siteByDns = new Map(nginx.sites.map((s) => [s.serverName, s]));
@@ -406,6 +415,7 @@ async function certbotSide(ctx: {
     caBundlePem: pebble.caBundlePem,
     challtestsrvUrl: pebble.challtestsrvUrl,
     nginx: { command: nginx.command, testArgs: nginx.testArgs, reloadArgs: nginx.reloadArgs },
+    reload: args['certbot-reload'] as 'deploy' | 'post',
     siteFiles: (dns) => {
       const s = siteByDns.get(dns);
       if (!s) throw new Error(`no site for ${dns}`);
@@ -419,6 +429,17 @@ async function certbotSide(ctx: {
 
   const shared0 = await sharedCpu(pebble, nginx);
   const started = performance.now();
+  const deployLog = path.join(setup.dir, 'deployed.log');
+  const progress = setInterval(() => {
+    void readFile(deployLog, 'utf8')
+      .catch(() => '')
+      .then((text) => {
+        const deployed = text.split('\n').filter(Boolean).length;
+        say(`  certbot: ${deployed}/${N} deployed`);
+        return ctx.onProgress?.(deployed, performance.now() - started);
+      })
+      .catch(() => undefined);
+  }, 60_000);
   const run = await Promise.race([
     certbotRenewAll(setup),
     new Promise<never>((_, reject) =>
@@ -427,7 +448,7 @@ async function certbotSide(ctx: {
         args['certbot-timeout-min'] * 60_000,
       ).unref(),
     ),
-  ]);
+  ]).finally(() => clearInterval(progress));
   say(
     `certbot: renew exited ${run.exitCode} after ${human(run.wallMs)}; ${run.deployedAt.size} deploy hooks ran`,
   );
@@ -464,6 +485,10 @@ async function certbotSide(ctx: {
   );
   return {
     certbot: `${(await import('node:child_process')).execFileSync('/usr/bin/certbot', ['--version']).toString().trim()} (Debian)`,
+    reload:
+      args['certbot-reload'] === 'deploy'
+        ? 'each lineage: --deploy-hook swaps the files, runs nginx -t and reloads'
+        : 'each lineage: --deploy-hook swaps the files; once at the end: --post-hook runs nginx -t and reloads',
     exitCode: run.exitCode,
     stderrTail: run.exitCode === 0 ? undefined : run.stderrTail,
     renewed,
@@ -534,29 +559,20 @@ async function run() {
     const certflow = args['skip-certflow']
       ? null
       : await certflowSide({ dir, pebble, rootPem, pki, nginx, cleanups });
-    const certbot = args['skip-certbot']
-      ? null
-      : await certbotSide({
-          dir,
-          pebble,
-          rootPem,
-          pki,
-          nginx,
-          lineages: Array.from({ length: N }, (_, i) => ({
-            dnsName: dnsOf(cbName(i)),
-            keyPem: material.get(cbName(i))!.keyPem,
-            chainPem: material.get(cbName(i))!.chainPem,
-          })),
-        });
-    const ratio = certflow && certbot ? round(certbot.wallMs / certflow.wallMs, 1) : null;
-    const after = { load: loadAverage(), busy: await busyProcesses() };
-    const result = {
+    const resultsName = `wave-${N}${args.temporal === 'cluster' ? '-cluster' : ''}${args.label ? `-${args.label}` : ''}.json`;
+    const resultOf = (
+      certbot:
+        | Awaited<ReturnType<typeof certbotSide>>
+        | null
+        | { status: 'running'; deployedSoFar: number; elapsedMs: number },
+      after: { load: number[]; busy: Awaited<ReturnType<typeof busyProcesses>> } | null,
+    ) => ({
       benchmark: 'wave',
       at: new Date().toISOString(),
       n: N,
       machine,
-      loadAverage: { before: before.load, after: after.load },
-      otherProcesses: { before: before.busy, after: after.busy },
+      loadAverage: { before: before.load, after: after?.load ?? null },
+      otherProcesses: { before: before.busy, after: after?.busy ?? null },
       ca: {
         what: 'pebble 2.4 (Debian), one instance for both sides; certificates valid 5 years (its default)',
         env: {
@@ -575,14 +591,35 @@ async function run() {
         note: 'one nginx, N sites per side, each with its own certificate and key files',
       },
       certflow,
+      /** `running`: written after Certflow's side and each minute while certbot runs (a long run's first half is kept). */
       certbot,
       /** certbot's wall time over Certflow's, for the same N renewals: the throughput ratio. Goal: 20 or more. */
-      ratio,
-    };
-    const file = await writeResults(
-      `wave-${N}${args.temporal === 'cluster' ? '-cluster' : ''}${args.label ? `-${args.label}` : ''}.json`,
-      result,
-    );
+      ratio: certflow && certbot && 'wallMs' in certbot ? round(certbot.wallMs / certflow.wallMs, 1) : null,
+    });
+    const running = (deployedSoFar: number, elapsedMs: number) =>
+      writeResults(
+        resultsName,
+        resultOf({ status: 'running', deployedSoFar, elapsedMs: round(elapsedMs) }, null),
+      );
+    if (certflow && !args['skip-certbot']) await running(0, 0);
+    const certbot = args['skip-certbot']
+      ? null
+      : await certbotSide({
+          dir,
+          pebble,
+          rootPem,
+          pki,
+          nginx,
+          lineages: Array.from({ length: N }, (_, i) => ({
+            dnsName: dnsOf(cbName(i)),
+            keyPem: material.get(cbName(i))!.keyPem,
+            chainPem: material.get(cbName(i))!.chainPem,
+          })),
+          ...(certflow ? { onProgress: running } : {}),
+        });
+    const result = resultOf(certbot, { load: loadAverage(), busy: await busyProcesses() });
+    const ratio = result.ratio;
+    const file = await writeResults(resultsName, result);
     if (certflow)
       say(
         `Certflow: ${human(certflow.wallMs)} for ${N} (${certflow.secondsPerCertificate} s a certificate); CPU per renewal: ` +

@@ -3,7 +3,8 @@
  * `certbot renew --force-renewal`, DNS-01 through pebble-challtestsrv (a manual auth hook that sets the TXT record
  * over challtestsrv's HTTP API, a cleanup hook that clears it), and a deploy hook per renewed lineage that swaps
  * the site's key and certificate files (copy, then rename) and runs `nginx -t` and `nginx -s reload`: the same work
- * Certflow's file target does for one site.
+ * Certflow's file target does for one site. With `reload: 'post'` the deploy hook swaps the files only and one
+ * `--post-hook` validates and reloads once at the end.
  *
  * The lineages: one real `certbot certonly` (which also registers the ACME account) gives the renewal
  * configuration certbot itself writes; it is copied for each of the N names with that name's certificate, chain and
@@ -27,6 +28,12 @@ export interface CertbotSetup {
   nginx: { command: string; testArgs: string[]; reloadArgs: string[] };
   /** The site's files for a lineage name (= its DNS name). */
   siteFiles: (dnsName: string) => { certPath: string; keyPath: string };
+  /**
+   * `deploy`: each lineage's deploy hook swaps its files, runs `nginx -t` and reloads (the per-certificate hook).
+   * `post`: the deploy hook swaps the files only; one `--post-hook` runs `nginx -t` and reloads once after all
+   * lineages (certbot's own way for many certificates on one server: a reload re-reads every site).
+   */
+  reload: 'deploy' | 'post';
 }
 
 export interface Lineage {
@@ -65,13 +72,16 @@ function baseArgs(dir: string): string[] {
 }
 
 /** Writes the hooks; the deploy hook logs `<epoch-ms> <name>` so each lineage's finish time is known. */
-async function writeHooks(s: CertbotSetup): Promise<{ auth: string; cleanup: string; deploy: string }> {
+async function writeHooks(
+  s: CertbotSetup,
+): Promise<{ auth: string; cleanup: string; deploy: string; post: string }> {
   const p = certbotPaths(s.dir);
   await mkdir(p.hooks, { recursive: true });
   const api = s.challtestsrvUrl.replace(/\/+$/, '');
   const auth = path.join(p.hooks, 'auth.sh');
   const cleanup = path.join(p.hooks, 'cleanup.sh');
   const deploy = path.join(p.hooks, 'deploy.sh');
+  const post = path.join(p.hooks, 'post.sh');
   await writeFile(
     auth,
     [
@@ -112,14 +122,25 @@ async function writeHooks(s: CertbotSetup): Promise<{ auth: string; cleanup: str
       'chmod 644 "$cert.certbot-new"',
       'mv -f "$key.certbot-new" "$key"',
       'mv -f "$cert.certbot-new" "$cert"',
-      `${nginx(s.nginx.testArgs)}`,
-      `${nginx(s.nginx.reloadArgs)}`,
+      ...(s.reload === 'deploy' ? [`${nginx(s.nginx.testArgs)}`, `${nginx(s.nginx.reloadArgs)}`] : []),
       `echo "$(date +%s%3N) $name" >> ${sh(p.deployLog)}`,
       '',
     ].join('\n'),
     { mode: 0o755 },
   );
-  return { auth, cleanup, deploy };
+  await writeFile(
+    post,
+    [
+      '#!/bin/sh',
+      '# certbot --post-hook: once after every lineage was renewed and deployed: validate, reload',
+      'set -e',
+      `${nginx(s.nginx.testArgs)}`,
+      `${nginx(s.nginx.reloadArgs)}`,
+      '',
+    ].join('\n'),
+    { mode: 0o755 },
+  );
+  return { auth, cleanup, deploy, post };
 }
 
 function runCertbot(
@@ -233,6 +254,7 @@ export async function prepareCertbotLineages(
 export async function certbotRenewAll(s: CertbotSetup): Promise<CertbotRun> {
   const p = certbotPaths(s.dir);
   const hooks = path.join(p.hooks, 'deploy.sh');
+  const post = s.reload === 'post' ? ['--post-hook', path.join(p.hooks, 'post.sh')] : [];
   await rm(p.deployLog, { force: true });
   const epochToPerf = Date.now() - performance.now();
   const started = performance.now();
@@ -242,6 +264,7 @@ export async function certbotRenewAll(s: CertbotSetup): Promise<CertbotRun> {
     '--no-random-sleep-on-renew',
     '--deploy-hook',
     hooks,
+    ...post,
   ]);
   const wallMs = performance.now() - started;
   const deployedAt = new Map<string, number>();

@@ -83,6 +83,9 @@ export async function startNginxSites(opts: {
       'events { worker_connections 1024; }',
       'http {',
       '  access_log off;',
+      // thousands of server names (the wave benchmark's 2,000 sites) need a larger hash than the default 512
+      '  server_names_hash_max_size 8192;',
+      '  server_names_hash_bucket_size 128;',
       ...temps,
       ...servers,
       '}',
