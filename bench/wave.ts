@@ -314,6 +314,7 @@ async function certflowSide(ctx: {
     sentAt.set(id, performance.now());
   });
   const signalsMs = performance.now() - started;
+  const monoStart = process.hrtime.bigint() / 1000n;
   say(`Certflow: ${N} renewNow signals sent in ${human(signalsMs)}`);
   let reported = 0;
   const finished = await pollUntil(
@@ -325,6 +326,9 @@ async function certflowSide(ctx: {
     { timeoutMs: args['wave-timeout-min'] * 60_000, intervalMs: 100 },
   );
   const doneAt = new Map(clock.doneAt);
+  // the window in the monotonic clock of a --cpu-prof profile (microseconds), to read where the wave's CPU went
+  if (process.env.CERTFLOW_BENCH_PROFILE_WINDOW)
+    say(`profile window (µs, monotonic): ${monoStart} ${process.hrtime.bigint() / 1000n}`);
   const wallMs = doneAt.size ? Math.max(...doneAt.values()) - started : NaN;
   const workerS = (await treeCpuSecondsOf(process.pid, servers)) - own0;
   const server1 = await server.cpu();
