@@ -166,7 +166,8 @@ async function startTemporal(dir: string): Promise<BenchTemporal> {
       stop(): Promise<void>;
     }>;
   };
-  const c = await startTemporalCluster({ dir: path.join(dir, 'cluster'), topology: args.topology });
+  // its own scratch dir under .tools/run (PostgreSQL runs as the postgres user, who cannot enter a 0700 temp dir)
+  const c = await startTemporalCluster({ topology: args.topology });
   const serverPids = () => Object.values(c.pids());
   const sum = async (ps: number[]) =>
     (await Promise.all(ps.map((p) => treeCpuSecondsOf(p)))).reduce((a, b) => a + b, 0);
