@@ -514,26 +514,41 @@ export async function bindFilesBatch(
   material: KeyMaterial,
   expectedThumbprint: string,
 ): Promise<BindingOutcome[]> {
-  const expected = normalizeThumbprint(expectedThumbprint);
-  const one = (t: FileReloadTarget) => bindFiles(t, material, expected);
-  if (targets.length < 2 || checkMaterial(material, expected)) return inSeries(targets, one);
+  return bindSitesBatch(targets.map((target) => ({ target, material, expectedThumbprint })));
+}
 
-  const results = new Array<BindingOutcome | undefined>(targets.length);
+/** One site of a batch with the certificate it is to serve (a batch may hold sites of several certificates). */
+export interface BatchItem {
+  target: FileReloadTarget;
+  material: KeyMaterial;
+  expectedThumbprint: string;
+}
+
+/**
+ * `bindFilesBatch` for sites of one server that may each get a different certificate (the renewals of several
+ * certificates served by one nginx, gathered by `syncFileTargets`): the same steps, one validation and one reload.
+ */
+export async function bindSitesBatch(items: BatchItem[]): Promise<BindingOutcome[]> {
+  const norm = items.map((it) => ({ ...it, expected: normalizeThumbprint(it.expectedThumbprint) }));
+  const one = (i: number) => bindFiles(norm[i]!.target, norm[i]!.material, norm[i]!.expected);
+  const all = norm.map((_, i) => i);
+  if (norm.length < 2) return inSeries(all, one);
+
+  const results = new Array<BindingOutcome | undefined>(norm.length);
   const serial: number[] = [];
   const batch: Prepared[] = [];
-  await mapLimit(
-    targets.map((t, i) => ({ t, i })),
-    PROBE_CONCURRENCY,
-    async ({ t, i }) => {
-      const p = await prepare(t, material, expected).catch((err: Error) => err);
-      if (p instanceof Error) results[i] = failedOutcome(t, p.message, failureType(p));
-      else if (p === 'serial') serial.push(i);
-      else if ('status' in p) results[i] = p;
-      else batch.push({ ...p, index: i });
-    },
-  );
+  await mapLimit(all, PROBE_CONCURRENCY, async (i) => {
+    const { target: t, material, expected } = norm[i]!;
+    // material that does not match its thumbprint: bindFiles refuses it and writes nothing
+    if (checkMaterial(material, expected)) return void serial.push(i);
+    const p = await prepare(t, material, expected).catch((err: Error) => err);
+    if (p instanceof Error) results[i] = failedOutcome(t, p.message, failureType(p));
+    else if (p === 'serial') serial.push(i);
+    else if ('status' in p) results[i] = p;
+    else batch.push({ ...p, index: i, expected });
+  });
   batch.sort((a, b) => a.index - b.index);
-  heartbeatNow(`${targets.length} sites inspected`);
+  heartbeatNow(`${norm.length} sites inspected`);
 
   const written: Prepared[] = [];
   // sites are independent files: written several at a time (round trips overlap on an SSH host), unless two
@@ -579,7 +594,7 @@ export async function bindFilesBatch(
     } else {
       const together = written.length > 1 ? `; one reload for ${written.length} sites` : '';
       const probed = await mapLimit(written, PROBE_CONCURRENCY, async (p) => {
-        const probe = p.target.probe ? await probeUntil(p.target.probe, expected) : undefined;
+        const probe = p.target.probe ? await probeUntil(p.target.probe, p.expected) : undefined;
         heartbeatNow(`${bindingLabel(p.target)}: probed`);
         return probe;
       });
@@ -589,14 +604,14 @@ export async function bindFilesBatch(
         if (!probe)
           results[p.index] = p.outcome({
             before: p.before,
-            after: expected,
+            after: p.expected,
             status: 'bound',
-            detail: `wrote ${expected}, validated and reloaded (no probe configured)${together}`,
+            detail: `wrote ${p.expected}, validated and reloaded (no probe configured)${together}`,
           });
         else if (probe.ok)
           results[p.index] = p.outcome({
             before: p.before,
-            after: expected,
+            after: p.expected,
             status: 'bound',
             detail: `${probe.detail} after reload${together}`,
             probe,
@@ -619,12 +634,9 @@ export async function bindFilesBatch(
   }
 
   serial.sort((a, b) => a - b);
-  const serialOutcomes = await inSeries(
-    serial.map((i) => targets[i]!),
-    one,
-  );
+  const serialOutcomes = await inSeries(serial, one);
   serial.forEach((i, k) => (results[i] = serialOutcomes[k]));
-  return results.map((r, i) => r ?? failedOutcome(targets[i]!, 'no outcome (internal error)'));
+  return results.map((r, i) => r ?? failedOutcome(norm[i]!.target, 'no outcome (internal error)'));
 }
 
 const PROBE_CONCURRENCY = 16;
@@ -632,6 +644,8 @@ const PROBE_CONCURRENCY = 16;
 interface Prepared {
   target: FileReloadTarget;
   index: number;
+  /** The thumbprint this site is to serve. */
+  expected: string;
   certFile: string;
   planned: PlannedFile[];
   snapshot: Snapshot[];
@@ -696,7 +710,7 @@ async function prepare(
   target: FileReloadTarget,
   material: KeyMaterial,
   expected: string,
-): Promise<BindingOutcome | 'serial' | Omit<Prepared, 'index'>> {
+): Promise<BindingOutcome | 'serial' | Omit<Prepared, 'index' | 'expected'>> {
   const { paths, outcome, onDisk, before, planned, snapshot, torn, unchanged } = await inspect(
     target,
     material,
@@ -795,34 +809,82 @@ export function batchFileTargets(targets: BindingTarget[]): BindingTarget[] {
 async function syncFileTargets(files: FileReloadTarget[], ctx: BindingContext): Promise<BindingOutcome[]> {
   try {
     const material = await ctx.material();
-    return await oneAtATimePerServer(files[0]!, () =>
-      files.length === 1
-        ? bindFiles(files[0]!, material, ctx.thumbprint).then((o) => [o])
-        : bindFilesBatch(files, material, ctx.thumbprint),
-    );
+    return await togetherPerServer(files[0]!, files, material, ctx.thumbprint);
   } catch (err) {
     return files.map((t) => failedOutcome(t, (err as Error).message, failureType(err)));
   }
 }
 
 /**
- * Targets served by the same server (same validate and reload commands) bind one at a time: the server's
- * validation reads every site's files, so a concurrent swap of another site (key written, certificate not yet)
- * would fail it and roll back a good binding. Different servers still bind in parallel.
+ * Targets served by the same server (same validate and reload commands) are bound one batch at a time: the
+ * server's validation reads every site's files, so a concurrent swap of another site (key written, certificate not
+ * yet) would fail it and roll back a good binding. Different servers still bind in parallel.
+ *
+ * Group commit: the syncs of one server that arrive while a batch of it runs (the renewals of other certificates
+ * in a wave, each its own activity) wait, then go together as the next batch: one validation and one reload for
+ * all of them, each site with its own certificate, instead of one each (a wave of 1,000 certificates on one nginx
+ * would otherwise be 1,000 reloads one after the other, each re-reading every site). A sync that arrives when the
+ * server is idle starts at once, alone. The batch runs inside the activity of one of the syncs it serves; the others
+ * wait for their outcomes (their activities heartbeat meanwhile). What a batch does when something fails is
+ * `bindSitesBatch`'s: the sites go one at a time and only the site at fault is rolled back.
  */
+interface PendingSync {
+  items: BatchItem[];
+  taken: boolean;
+  done: Promise<BindingOutcome[]>;
+  settle(outcomes: BindingOutcome[] | Error): void;
+}
+
 const serverQueues = new Map<string, Promise<unknown>>();
+const waitingSyncs = new Map<string, PendingSync[]>();
 
 const serverKey = (t: FileReloadTarget) =>
   JSON.stringify([hostOf(t).id, t.validate?.command, t.validate?.args, t.reload?.command, t.reload?.args]);
 
-async function oneAtATimePerServer<T>(target: FileReloadTarget, fn: () => Promise<T>): Promise<T> {
-  const key = serverKey(target);
+async function togetherPerServer(
+  first: FileReloadTarget,
+  files: FileReloadTarget[],
+  material: KeyMaterial,
+  expectedThumbprint: string,
+): Promise<BindingOutcome[]> {
+  const key = serverKey(first);
+  let settle!: PendingSync['settle'];
+  const done = new Promise<BindingOutcome[]>((resolve, reject) => {
+    settle = (o) => (o instanceof Error ? reject(o) : resolve(o));
+  });
+  const mine: PendingSync = {
+    items: files.map((target) => ({ target, material, expectedThumbprint })),
+    taken: false,
+    done,
+    settle,
+  };
+  waitingSyncs.set(key, [...(waitingSyncs.get(key) ?? []), mine]);
+  const turn = async () => {
+    if (mine.taken) return; // an earlier turn took this sync into its batch
+    const group = waitingSyncs.get(key) ?? [];
+    waitingSyncs.delete(key);
+    for (const g of group) g.taken = true;
+    const items = group.flatMap((g) => g.items);
+    try {
+      const outcomes =
+        items.length === 1
+          ? [await bindFiles(items[0]!.target, items[0]!.material, items[0]!.expectedThumbprint)]
+          : await bindSitesBatch(items);
+      let at = 0;
+      for (const g of group) {
+        g.settle(outcomes.slice(at, at + g.items.length));
+        at += g.items.length;
+      }
+    } catch (err) {
+      for (const g of group) g.settle(err as Error);
+    }
+  };
   const before = serverQueues.get(key) ?? Promise.resolve();
-  const run = before.catch(() => undefined).then(fn);
-  const tail = run.catch(() => undefined);
+  const tail = before.catch(() => undefined).then(turn);
   serverQueues.set(key, tail);
   try {
-    return await run;
+    await tail;
+    return await done;
   } finally {
     if (serverQueues.get(key) === tail) serverQueues.delete(key);
   }

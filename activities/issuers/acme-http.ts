@@ -32,6 +32,28 @@ export interface AcmeCallContext {
   step: string;
   /** Problem document of the latest response; cleared by every successful response. */
   lastProblem?: AcmeProblem;
+  /** Fresh nonces from the CA's answers (Replay-Nonce), shared by the issuer's calls: see `reuseNonces`. */
+  nonces?: string[];
+}
+
+/** How many unused nonces an issuer keeps (the freshest; older ones are dropped). */
+const MAX_NONCES = 64;
+
+/**
+ * RFC 8555 §7.2: every answer carries a fresh nonce in Replay-Nonce for the next request. acme-client instead asks
+ * newNonce (a HEAD request) before every signed request, doubling the round trips of an order. This makes the
+ * client take a nonce from the CA's earlier answers when there is one (freshest first) and ask newNonce only when
+ * there is none. A nonce the CA no longer accepts is answered with badNonce and a fresh nonce, which acme-client
+ * retries with by itself. Nonces are collected only from answers acme-client does not use itself (not newNonce's
+ * HEAD, not a badNonce answer).
+ */
+export function reuseNonces(client: acme.Client, nonces: string[]): void {
+  const http = (client as unknown as { http?: { getNonce?: () => Promise<string> } }).http;
+  if (!http?.getNonce) {
+    throw new Error('acme-client internals changed: its HttpClient.getNonce was not found (acme-http.ts)');
+  }
+  const fetchNonce = http.getNonce.bind(http);
+  http.getNonce = async () => nonces.pop() ?? fetchNonce();
 }
 
 /** A request that never got an HTTP answer: refused, reset, timed out, TLS rejected, DNS failed. */
@@ -67,6 +89,19 @@ function install(): void {
       config.timeout = ctx.timeoutMs;
     }
     return config;
+  });
+  ax.interceptors.response.use((res) => {
+    const nonces = storage.getStore()?.nonces;
+    const nonce: unknown = res.headers?.['replay-nonce'];
+    const usedByAcmeClient =
+      res.config?.method?.toLowerCase() === 'head' ||
+      (res.status === 400 &&
+        (res.data as { type?: unknown } | null)?.type === 'urn:ietf:params:acme:error:badNonce');
+    if (nonces && typeof nonce === 'string' && nonce && !usedByAcmeClient) {
+      nonces.push(nonce);
+      if (nonces.length > MAX_NONCES) nonces.splice(0, nonces.length - MAX_NONCES);
+    }
+    return res;
   });
   // acme-client registers exactly one response interceptor, with only a rejection handler
   const theirs = (ax.interceptors.response.handlers ?? []).find((h) => h && !h.fulfilled && h.rejected);

@@ -22,7 +22,7 @@ import {
 import { ariCertId, parseRenewalInfo } from './acme-ari';
 import { createChallengeSolver, type ChallengeOptions, type Presented } from './acme-challenges';
 import { authorizationFailure, classifyAcmeError, orderFailure } from './acme-errors';
-import { runWithAcmeContext, type AcmeCallContext } from './acme-http';
+import { reuseNonces, runWithAcmeContext, type AcmeCallContext } from './acme-http';
 
 export interface AcmeIssuerOptions extends AccountKeySource, ChallengeOptions {
   name: string;
@@ -68,24 +68,30 @@ export function createAcmeIssuer(opts: AcmeIssuerOptions): AcmeIssuer {
   });
   const requestTimeoutMs = opts.requestTimeoutMs ?? 10_000;
   const orderTimeoutMs = opts.orderTimeoutMs ?? 60_000;
+  /** Nonces from the CA's answers, used for the next signed requests instead of asking newNonce each time. */
+  const nonces: string[] = [];
   const context = (): AcmeCallContext => ({
     directoryUrl,
     agent,
     timeoutMs: requestTimeoutMs,
     step: 'start',
+    nonces,
   });
   let account: Promise<acme.Client> | undefined;
   let renewalInfoBase: Promise<string | null> | undefined;
 
   function registeredClient(): Promise<acme.Client> {
     if (account) return account;
-    account = (async () =>
-      registerAccount({
+    account = (async () => {
+      const client = await registerAccount({
         directoryUrl,
         accountKeyPem: await loadAccountKey(opts),
         contactEmail: opts.contactEmail,
         externalAccountBinding: eab,
-      }))();
+      });
+      reuseNonces(client, nonces);
+      return client;
+    })();
     account.catch(() => (account = undefined)); // a failed registration is retried next time
     return account;
   }

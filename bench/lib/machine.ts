@@ -112,3 +112,38 @@ export async function rssOf(pid: number): Promise<number> {
   const s = await readProc(pid);
   return s ? s.rssPages * 4096 : 0;
 }
+
+/**
+ * CPU seconds of a process and everything under it: its own time, its children it has reaped (cutime + cstime),
+ * and its live descendants (e.g. nginx's master and workers, old workers that exited at a reload), except the
+ * subtrees of `exclude` (servers a benchmark started as its children, counted on their own).
+ */
+export async function treeCpuSecondsOf(pid: number, exclude: readonly number[] = []): Promise<number> {
+  const all = new Map<number, { ppid: number; own: number; reaped: number }>();
+  for (const p of await pids()) {
+    try {
+      const stat = await readFile(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      all.set(p, {
+        ppid: Number(f[1]),
+        own: (Number(f[11]) + Number(f[12])) / TICKS_PER_SECOND,
+        reaped: (Number(f[13]) + Number(f[14])) / TICKS_PER_SECOND,
+      });
+    } catch {
+      // gone meanwhile
+    }
+  }
+  let total = 0;
+  const queue = [pid];
+  const seen = new Set<number>(exclude);
+  while (queue.length) {
+    const p = queue.pop() as number;
+    if (seen.has(p)) continue;
+    seen.add(p);
+    const s = all.get(p);
+    if (!s) continue;
+    total += s.own + s.reaped;
+    for (const [child, c] of all) if (c.ppid === p) queue.push(child);
+  }
+  return total;
+}

@@ -114,6 +114,26 @@ describe('ACME issuer against pebble (real DNS-01)', () => {
     expect(two.median).toBeLessThan(2_000);
   });
 
+  it("takes nonces from pebble's earlier answers: newNonce is asked only when none is left", async () => {
+    const issuer = createAcmeIssuer({ ...base, dns });
+    await issueAndVerify('EC', issuer, 1); // warm: account and directory
+    const asked: string[] = [];
+    const signed: string[] = [];
+    const spy = acme.axios.interceptors.request.use((config) => {
+      if (config.method?.toLowerCase() === 'head') asked.push(config.url ?? '');
+      else if (config.method?.toLowerCase() === 'post') signed.push(config.url ?? '');
+      return config;
+    });
+    try {
+      for (let i = 0; i < 3; i++) await issueAndVerify('EC', issuer, 2);
+    } finally {
+      acme.axios.interceptors.request.eject(spy);
+    }
+    // each order is a dozen signed requests; acme-client alone asks newNonce before every one of them
+    expect(signed.length).toBeGreaterThan(30);
+    expect(asked.length).toBeLessThanOrEqual(1);
+  });
+
   it('a second issuer with the same account key (a worker restart) finds the existing account and issues', async () => {
     const key = accountKey();
     const first = await issueAndVerify('EC', createAcmeIssuer({ ...base, accountKeyPem: key, dns }), 1);

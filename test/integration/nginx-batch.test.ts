@@ -31,12 +31,13 @@ interface Pair {
 }
 
 let nginx: NginxSites;
+let ca: ReturnType<typeof createTestCa>;
 let caPem: string;
 let pairs: Pair[];
 let current: Pair;
 
 beforeAll(async () => {
-  const ca = createTestCa();
+  ca = createTestCa();
   caPem = ca.caCertPem;
   pairs = Array.from({ length: 4 }, () => {
     const { certPem, keyPem } = ca.issueServerCert([`*.${DOMAIN}`], { keyType: 'rsa' });
@@ -253,5 +254,45 @@ describe('grouping', () => {
       ['webhook', 'hook'],
       ['files', 'site-003'],
     ]);
+  });
+
+  it('syncs of different certificates on one nginx that arrive together share one validation and one reload', async () => {
+    // a renewal wave: each certificate its own activity and its own site; they arrive while the server is busy
+    const own = Array.from({ length: SITES }, () => {
+      const { certPem, keyPem } = ca.issueServerCert([`*.${DOMAIN}`], { keyType: 'ec' });
+      return { certPem, keyPem, thumbprint: thumbprintOf(new X509Certificate(certPem)) };
+    });
+    const before = await reloads();
+
+    const outs = await Promise.all(
+      own.map((pair, i) =>
+        createFileReloadTarget(target(i)).sync({
+          certificateId: `kv/site-${i + 1}`,
+          version: pair.thumbprint,
+          thumbprint: pair.thumbprint,
+          previousThumbprint: current.thumbprint,
+          secretId: `https://kv.example/secrets/site-${i + 1}/1`,
+          notAfter: null,
+          material: () => Promise.resolve({ keyPem: pair.keyPem, chainPem: [pair.certPem] }),
+        }),
+      ),
+    );
+
+    for (const [i, out] of outs.entries()) {
+      expect(out.map((o) => [o.target, o.status])).toEqual([[nginx.sites[i]!.name, 'bound']]);
+      expect(out[0]!.after).toBe(own[i]!.thumbprint);
+      expect(out[0]!.probe?.servedThumbprint).toBe(own[i]!.thumbprint);
+    }
+    // one sync may start alone before the others arrive; the rest go together (one at a time: SITES reloads)
+    expect(await reloads()).toBeLessThanOrEqual(before + 2);
+    expect(
+      outs.flat().filter((o) => /one reload for \d+ sites/.test(o.detail)).length,
+    ).toBeGreaterThanOrEqual(SITES - 1);
+    for (let i = 0; i < SITES; i++) {
+      expect(await served(i)).toBe(own[i]!.thumbprint);
+      const site = nginx.sites[i]!;
+      expect(await fileLeafThumbprint(site.certPath)).toBe(own[i]!.thumbprint);
+      expect(keyId(await readFile(site.keyPath, 'utf8'))).toBe(keyId(own[i]!.keyPem));
+    }
   });
 });

@@ -42,6 +42,8 @@ export interface Pebble {
   challtestsrvUrl: string;
   /** The DNS server pebble validates DNS-01 against (challtestsrv), on 127.0.0.1 (UDP and TCP). */
   dnsPort: number;
+  /** Process ids of pebble and challtestsrv (benchmarks read their CPU use). */
+  pids: { pebble: number; challtestsrv: number };
   stop(): Promise<void>;
 }
 
@@ -134,6 +136,7 @@ export async function startPebble(opts: PebbleOptions = {}): Promise<Pebble> {
     rootsPem: () => get(`https://127.0.0.1:${pebbleMgmtPort}/roots/0`),
     challtestsrvUrl: `http://127.0.0.1:${mgmtPort}`,
     dnsPort,
+    pids: { challtestsrv: started[0]!.pid, pebble: started[1]!.pid },
     stop,
   };
 }
