@@ -13,6 +13,7 @@ import { Connection } from '@temporalio/client';
 import { msToTs } from '@temporalio/common/lib/time';
 import { execFile } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { ensureSearchAttributes } from '../../worker/search-attributes';
@@ -219,6 +220,29 @@ async function stopPostgres(proc: Started): Promise<void> {
   await proc.stop();
 }
 
+/**
+ * A free loopback port below 32768. Temporal's SQL schema keeps each host's membership port in a `smallint`
+ * (cluster_membership.rpc_port): a port from the kernel's ephemeral range (32768-60999) makes every service die
+ * at start with "value ... is out of range for type smallint". Random in 20000-32767, checked free by binding it.
+ */
+export async function clusterPort(taken: Set<number> = new Set()): Promise<number> {
+  for (let i = 0; i < 200; i++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_768);
+    if (taken.has(port)) continue;
+    const free = await new Promise<boolean>((resolve) => {
+      const srv = net.createServer();
+      srv.unref();
+      srv.once('error', () => resolve(false));
+      srv.listen(port, '127.0.0.1', () => srv.close(() => resolve(true)));
+    });
+    if (free) {
+      taken.add(port);
+      return port;
+    }
+  }
+  throw new Error('no free loopback port found in 20000-32767');
+}
+
 interface Ports {
   frontend: number;
   frontendHttp: number;
@@ -229,11 +253,13 @@ interface Ports {
   matchingMembership: number;
   worker: number;
   workerMembership: number;
-  metrics: number;
+  /** Prometheus metrics: one port per server process (`all` or each service). */
+  metrics: Record<string, number>;
 }
 
 function serverConfig(o: {
   ports: Ports;
+  unit: string;
   pgPort: number;
   shards: number;
   dynamicConfig: string;
@@ -275,7 +301,7 @@ global:
     prometheus:
       framework: "tally"
       timerType: "histogram"
-      listenAddress: "127.0.0.1:${p.metrics}"
+      listenAddress: "127.0.0.1:${p.metrics[o.unit]}"
 services:
   frontend:
 ${svc(p.frontend, p.frontendMembership, p.frontendHttp)}
@@ -350,36 +376,42 @@ export async function startTemporalCluster(opts: ClusterOptions = {}): Promise<T
     if (schemasNeeded) await applySchemas(pg.port);
 
     // --- the server's config (fixed ports, so a killed service comes back where it was)
+    const taken = new Set<number>();
+    const port = () => clusterPort(taken);
     const ports: Ports = {
-      frontend: opts.port ?? (await freePort()),
-      frontendHttp: await freePort(),
-      frontendMembership: await freePort(),
-      history: await freePort(),
-      historyMembership: await freePort(),
-      matching: await freePort(),
-      matchingMembership: await freePort(),
-      worker: await freePort(),
-      workerMembership: await freePort(),
-      metrics: await freePort(),
+      frontend: opts.port ?? (await port()),
+      frontendHttp: await port(),
+      frontendMembership: await port(),
+      history: await port(),
+      historyMembership: await port(),
+      matching: await port(),
+      matchingMembership: await port(),
+      worker: await port(),
+      workerMembership: await port(),
+      metrics: {},
     };
+    const units: string[] = topology === 'single' ? ['all'] : [...CLUSTER_SERVICES];
     const dynamicConfig = path.join(dir, 'dynamicconfig.yaml');
     writeFileSync(dynamicConfig, DYNAMIC_CONFIG);
-    const configFile = path.join(dir, 'temporal.yaml');
-    writeFileSync(
-      configFile,
-      serverConfig({
-        ports,
-        pgPort: pg.port,
-        shards: opts.historyShards ?? 4,
-        dynamicConfig,
-        logLevel: opts.logLevel ?? 'warn',
-      }),
-    );
+    const configFile = (unit: string) => path.join(dir, `temporal-${unit}.yaml`);
+    for (const unit of units) {
+      ports.metrics[unit] = await port();
+      writeFileSync(
+        configFile(unit),
+        serverConfig({
+          ports,
+          unit,
+          pgPort: pg.port,
+          shards: opts.historyShards ?? 4,
+          dynamicConfig,
+          logLevel: opts.logLevel ?? 'warn',
+        }),
+      );
+    }
     const address = `127.0.0.1:${ports.frontend}`;
 
     // --- the server processes
     const procs = new Map<string, Started>();
-    const units: string[] = topology === 'single' ? ['all'] : [...CLUSTER_SERVICES];
     const servicePort: Record<string, number> = {
       all: ports.frontend,
       frontend: ports.frontend,
@@ -388,7 +420,7 @@ export async function startTemporalCluster(opts: ClusterOptions = {}): Promise<T
       worker: ports.worker,
     };
     const startUnit = async (unit: string): Promise<void> => {
-      const args = ['--config-file', configFile, '--allow-no-auth', 'start'];
+      const args = ['--config-file', configFile(unit), '--allow-no-auth', 'start'];
       for (const s of unit === 'all' ? CLUSTER_SERVICES : [unit]) args.push('--service', s);
       const proc = await startProcess({
         name: `temporal-${unit}`,
@@ -410,6 +442,8 @@ export async function startTemporalCluster(opts: ClusterOptions = {}): Promise<T
       waitFor(
         what,
         async () => {
+          const dead = [...procs.values()].find((p) => p.exited());
+          if (dead) throw new Error(`${dead.name} exited; see ${dead.logFile}`);
           const c = await Connection.connect({ address, connectTimeout: 2_000 });
           try {
             await c.workflowService.getSystemInfo({});
