@@ -49,12 +49,16 @@ const { values: args } = parseArgs({
     spread: { type: 'string', default: '240' },
     'no-server-kills': { type: 'boolean', default: false },
     'ca-fail-rate': { type: 'string', default: '0.3' },
-    keep: { type: 'boolean', default: false },
+    'chaos-seconds': { type: 'string', default: '280' },
   },
 });
 const N = Number(args.count);
 const SPREAD_S = Number(args.spread);
 const CA_FAIL_RATE = Number(args['ca-fail-rate']);
+/** Length of the fault timeline; at the default 280 s the CA is down 2 minutes and SMTP 1 minute (scaled with it). */
+const CHAOS_S = Number(args['chaos-seconds']);
+if (!(CHAOS_S >= 30)) throw new Error('--chaos-seconds must be at least 30');
+const atMsOf = (fraction: number) => Math.round(CHAOS_S * fraction * 1000); // ms into the chaos phase
 if (!Number.isInteger(N) || N < 1) throw new Error('--count must be a positive integer');
 if (!(SPREAD_S >= 0)) throw new Error('--spread must be a number of seconds');
 if (!(CA_FAIL_RATE >= 0 && CA_FAIL_RATE < 1)) throw new Error('--ca-fail-rate must be in [0, 1)');
@@ -490,7 +494,7 @@ async function main(): Promise<void> {
       return next ? Math.round((next - from) / 100) / 10 : null;
     };
     const allDone = () => renewals.every((r) => r.answeredAt || r.errors.length >= 10);
-    const chaosEnd = phase2At + Math.max(SPREAD_S, 280) * 1000;
+    const chaosEnd = phase2At + Math.max(SPREAD_S, CHAOS_S) * 1000;
     const events: Array<{ atS: number; what: string }> = [];
     const event = (what: string) => {
       events.push({ atS: rel(now()), what });
@@ -500,7 +504,7 @@ async function main(): Promise<void> {
     // the worker: SIGKILL at random moments, started again 1-3 s later
     const workerChaos = (async () => {
       while (now() < chaosEnd) {
-        await sleep(rand(20_000, 50_000));
+        await sleep(rand(atMsOf(20 / 280), atMsOf(50 / 280)));
         if (now() >= chaosEnd) break;
         const at = now();
         event(`SIGKILL worker (pid ${worker!.pid})`);
@@ -527,11 +531,11 @@ async function main(): Promise<void> {
 
     const serverChaos = (async () => {
       if (!doServerKills || !cluster) return;
-      for (const [atS, what] of [
-        [40, 'history'],
-        [100, 'all'],
+      for (const [atMs, what] of [
+        [atMsOf(40 / 280), 'history'],
+        [atMsOf(100 / 280), 'all'],
       ] as const) {
-        await sleep(Math.max(0, phase2At + atS * 1000 - now()));
+        await sleep(Math.max(0, phase2At + atMs - now()));
         const at = now();
         event(`SIGKILL Temporal ${what === 'all' ? 'server (every service)' : `${what} service`}`);
         await cluster.kill(what);
@@ -562,19 +566,19 @@ async function main(): Promise<void> {
     })();
 
     const faultChaos = (async () => {
-      await sleep(Math.max(0, phase2At + 150_000 - now()));
-      event('CA down (connections refused) for 2 minutes');
+      await sleep(Math.max(0, phase2At + atMsOf(150 / 280) - now()));
+      event(`CA down (connections refused) for ${(atMsOf(120 / 280) / 1000).toFixed(0)} s`);
       ca.setDown(true);
-      await sleep(50_000);
-      event('SMTP down for 1 minute');
+      await sleep(atMsOf(50 / 280));
+      event(`SMTP down for ${(atMsOf(60 / 280) / 1000).toFixed(0)} s`);
       const down = smtp!;
       mails.push(...down.messages);
       smtp = null;
       await down.stop();
-      await sleep(60_000);
+      await sleep(atMsOf(60 / 280));
       smtp = await startSmtpSink({ port: smtpPort });
       event('SMTP up again');
-      await sleep(Math.max(0, phase2At + 270_000 - now()));
+      await sleep(Math.max(0, phase2At + atMsOf(270 / 280) - now()));
       ca.setDown(false);
       event('CA up again (still failing 30 % of connections)');
     })();
@@ -704,6 +708,7 @@ async function main(): Promise<void> {
           'worker/main.ts as its own process (local vault, ACME to pebble, nginx files bindings, email)',
         certificates: N,
         spreadSeconds: SPREAD_S,
+        chaosSeconds: CHAOS_S,
         caFailRate: CA_FAIL_RATE,
         notCovered: [
           'vault 429 bursts: the local vault never answers 429 (the Key Vault test server is not wired to the worker process here)',
