@@ -610,7 +610,9 @@ async function main(): Promise<void> {
       }).catch((e: Error) => ({ servedThumbprint: `probe failed: ${e.message}` }));
       const st = await lifecycleStatus(client, r.id).catch(() => undefined);
       const hostTxt = dns.txt.slice(txtBefore).filter((t) => t.host.includes(`${name}.${DOMAIN}`));
-      const mailFor = mails.filter((m) => JSON.stringify(m.to ?? '').includes(`owner-${name}@`));
+      const mailFor = mails
+        .slice(mailsBefore)
+        .filter((m) => JSON.stringify(m.to ?? '').includes(`owner-${name}@`));
       perCert.push({
         id: r.id,
         renewed: r.outcome?.status === 'renewed',
@@ -626,7 +628,7 @@ async function main(): Promise<void> {
         statusThumbprintMatchesVault: st?.thumbprint?.toLowerCase() === described.thumbprint?.toLowerCase(),
       });
     }
-    const mailsInPhase2 = mails.length - mailsBefore;
+    const mailsInPhase2 = mails.length - mailsBefore; // `mails`: the first sink's (phase 1 included), then the second's
 
     // key material: every site's key (as nginx got it) and the vault's encryption key, in histories and logs
     const secrets: string[] = [process.env.CERTFLOW_CHAOS_VAULT_KEY];
