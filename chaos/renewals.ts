@@ -6,7 +6,7 @@
  * SMTP server, on a real Temporal cluster (PostgreSQL, one process per service, 4 history shards), while:
  *   - the worker is SIGKILLed at random moments (every 20-50 s) and started again 1-3 s later;
  *   - the history service, then the whole server (every service), is SIGKILLed and restarted 5 s later;
- *   - the CA fails 30 % of connections (reset on accept, through a TCP proxy in front of pebble), and is down
+ *   - the CA fails 30 % of calls (connection reset on accept or on a request, through a TCP proxy in front of pebble), and is down
  *     (connections refused) for 2 minutes;
  *   - the SMTP server is down for a minute;
  *   - a client hammers the nginx sites with TLS handshakes (verified against the CA's root and each site's name).
@@ -77,9 +77,9 @@ const rand = (a: number, b: number) => a + Math.random() * (b - a);
 // ---------------------------------------------------------------------------------------------------------------
 // fault injectors
 
-/** A TCP proxy in front of pebble: resets a share of new connections, or refuses all while `down`. */
+/** A TCP proxy in front of pebble: resets a share of new connections and of calls, or refuses all while `down`. */
 function startCaProxy(target: number) {
-  const state = { failRate: 0, down: false, accepted: 0, reset: 0, refused: 0 };
+  const state = { failRate: 0, down: false, accepted: 0, reset: 0, resetMidway: 0, refused: 0 };
   const sockets = new Set<net.Socket>();
   const server = net.createServer((client) => {
     if (state.down) {
@@ -103,7 +103,19 @@ function startCaProxy(target: number) {
     };
     client.on('error', close).on('close', close);
     upstream.on('error', close).on('close', close);
-    client.pipe(upstream).pipe(client);
+    // a share of the calls fails: each burst the client sends (a TLS record: a request, or a handshake step on a
+    // connection kept alive between calls) resets the connection instead, with probability failRate
+    client.on('data', (chunk: Buffer) => {
+      if (Math.random() < state.failRate) {
+        state.resetMidway++;
+        client.resetAndDestroy();
+        upstream.destroy();
+        return;
+      }
+      upstream.write(chunk);
+    });
+    client.on('end', () => upstream.end());
+    upstream.pipe(client);
   });
   return {
     state,
