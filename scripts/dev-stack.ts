@@ -36,7 +36,15 @@ import {
   type DataLayout,
 } from './embedded/demo';
 import { startMailSink } from './embedded/mail-sink';
-import { findTemporal, parseOptions, USAGE, UsageError, type EmbeddedOptions } from './embedded/options';
+import {
+  findTemporal,
+  parseOptions,
+  temporalAddressOf,
+  USAGE,
+  UsageError,
+  type EmbeddedOptions,
+} from './embedded/options';
+import { ensureSearchAttributes } from '../worker/search-attributes';
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const tsx = pathToFileURL(createRequire(import.meta.url).resolve('tsx')).href;
@@ -59,7 +67,8 @@ const WORKER_OVERRIDES = [
 
 async function checkPortsFree(o: EmbeddedOptions): Promise<void> {
   for (const [name, port] of Object.entries(o.ports))
-    if (await tcpOpen(port))
+    if (o.temporalAddress && (name === 'temporal' || name === 'ui')) continue;
+    else if (await tcpOpen(port))
       throw new UsageError(
         `port ${port} (--${name}-port) is in use: is Certflow already running? Stop it, or pick another port`,
       );
@@ -98,15 +107,16 @@ async function startWorker(o: EmbeddedOptions, d: DataLayout, key: string): Prom
 }
 
 function banner(o: EmbeddedOptions, d: DataLayout, ui: string, mailUrl: string, enrolled: string[]): string {
+  const address = temporalAddressOf(o);
   const env =
-    o.ports.temporal === 7233
+    address === '127.0.0.1:7233'
       ? ''
-      : `  export CERTFLOW_TEMPORAL_ADDRESS=127.0.0.1:${o.ports.temporal} CERTFLOW_UI_URL=${ui}\n`;
+      : `  export CERTFLOW_TEMPORAL_ADDRESS=${address}${ui ? ` CERTFLOW_UI_URL=${ui}` : ''}\n`;
   const [site, api] = DEMO_CERTIFICATES.map((c) => `${VAULT}/${c.name}`);
   return `
 Certflow is ready. State is kept in ${rel(d.dir)}/ (delete it to start over); Ctrl-C stops everything.
 
-  Temporal Web UI  ${ui}/namespaces/default/workflows
+  Temporal ${ui ? `Web UI  ${ui}/namespaces/default/workflows` : `        ${address} (yours: its Web UI, if any, shows the lifecycles)`}
   mail sink        ${mailUrl}   (each mail is also saved as ${rel(d.mailDir)}/*.eml)
   demo site        https://localhost:${o.ports.demo}/   (its CA: ${rel(d.rootFile)}; your browser will warn)
   worker           http://127.0.0.1:${o.ports.worker}/metrics   (logs in ${rel(d.logDir)}/)
@@ -127,6 +137,20 @@ ${env}  npx certflow list
   npx certflow pause ${api} --reason "change freeze"   then   npx certflow resume ${api}
   npx certflow history ${site}
 `;
+}
+
+/** `--temporal-address`: a server or cluster already running; Certflow's search attributes are registered there. */
+async function useExistingTemporal(address: string) {
+  console.log(`using the Temporal at ${address} (namespace default) ...`);
+  const c = await Connection.connect({ address, connectTimeout: 10_000 }).catch((err: Error) => {
+    throw new UsageError(`--temporal-address ${address}: cannot connect (${err.message})`);
+  });
+  try {
+    await ensureSearchAttributes(c, 'default');
+  } finally {
+    await c.close();
+  }
+  return { address, uiUrl: null, process: null, stop: async () => undefined };
 }
 
 async function main(): Promise<void> {
@@ -155,26 +179,29 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void shutdown(0));
 
   try {
-    const temporalBin = findTemporal(process.env, path.join(root, '.tools'));
-    if (!temporalBin)
-      throw new UsageError(
-        "the Temporal CLI was not found: run 'npm run setup', put 'temporal' on PATH, or set CERTFLOW_TEMPORAL_BIN",
-      );
-    process.env.CERTFLOW_TEMPORAL_BIN = temporalBin;
+    if (!o.temporalAddress) {
+      const temporalBin = findTemporal(process.env, path.join(root, '.tools'));
+      if (!temporalBin)
+        throw new UsageError(
+          "the Temporal CLI was not found: run 'npm run setup', put 'temporal' on PATH, or set CERTFLOW_TEMPORAL_BIN",
+        );
+      process.env.CERTFLOW_TEMPORAL_BIN = temporalBin;
+    }
     await checkPortsFree(o);
     const d = layout(o.dataDir);
     prepareDataDir(d);
     const key = vaultKey(d);
 
-    console.log('starting the Temporal dev server and its Web UI ...');
-    const temporal = await startDevServer({
-      dir: d.logDir,
-      ui: true,
-      dbFile: path.join(d.dir, 'temporal.db'),
-      port: o.ports.temporal,
-      uiPort: o.ports.ui,
-    });
-    stops.push({ what: 'Temporal', stop: () => temporal.stop() });
+    const temporal = o.temporalAddress
+      ? await useExistingTemporal(o.temporalAddress)
+      : await startDevServer({
+          dir: d.logDir,
+          ui: true,
+          dbFile: path.join(d.dir, 'temporal.db'),
+          port: o.ports.temporal,
+          uiPort: o.ports.ui,
+        });
+    if (temporal.process) stops.push({ what: 'Temporal', stop: () => temporal.stop() });
 
     const mail = await startMailSink({
       dir: d.mailDir,
@@ -217,7 +244,11 @@ async function main(): Promise<void> {
       );
     }
 
-    const children = { temporal: temporal.process, 'demo-site': site, worker };
+    const children = {
+      ...(temporal.process ? { temporal: temporal.process } : {}),
+      'demo-site': site,
+      worker,
+    };
     // a child that dies takes the demo down with a pointer to its log, rather than leaving it half-working
     const watchdog = setInterval(() => {
       const dead = Object.values(children).find((c) => c.exited());

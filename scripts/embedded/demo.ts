@@ -9,7 +9,7 @@ import path from 'node:path';
 import { SKEW_MS } from '../../activities/issuers/dev-ca';
 import type { CertificatePolicySnapshot } from '../../activities/types';
 import { createLocalVault, loadEncryptionKey, type LocalVault } from '../../activities/vault/local';
-import type { EmbeddedOptions } from './options';
+import { temporalAddressOf, type EmbeddedOptions } from './options';
 
 export const VAULT = 'local';
 export const ISSUER = 'dev-ca';
@@ -121,7 +121,7 @@ export interface SiteProcess {
 
 export function workerConfig(o: EmbeddedOptions, d: DataLayout, site: SiteProcess): unknown {
   return {
-    temporal: { address: `127.0.0.1:${o.ports.temporal}`, namespace: 'default', connectTimeoutSeconds: 30 },
+    temporal: { address: temporalAddressOf(o), namespace: 'default', connectTimeoutSeconds: 30 },
     taskQueue: TASK_QUEUE,
     vaults: [{ kind: 'local', name: VAULT, dir: d.vaultDir, encryptionKey: { env: KEY_VARIABLE } }],
     issuers: [

@@ -18,6 +18,11 @@ export interface EmbeddedOptions {
   };
   /** Lifetime of the demo certificates (the dev CA's validity). */
   validityMinutes: number;
+  /**
+   * An existing Temporal server or cluster (`host:port`, namespace `default`) to use instead of starting the dev
+   * server; null: start the dev server on ports.temporal.
+   */
+  temporalAddress: string | null;
 }
 
 const SETTINGS = {
@@ -31,6 +36,11 @@ const SETTINGS = {
     env: 'CERTFLOW_WORKER_PORT',
     help: 'worker /healthz, /readyz, /metrics',
     fallback: '9464',
+  },
+  'temporal-address': {
+    env: 'CERTFLOW_START_TEMPORAL_ADDRESS',
+    help: 'use this Temporal (host:port) instead of starting the dev server',
+    fallback: '',
   },
   'validity-minutes': {
     env: 'CERTFLOW_DEMO_VALIDITY_MINUTES',
@@ -47,11 +57,27 @@ demo site, all on 127.0.0.1. Ctrl-C stops everything; the next start resumes the
 
 options (each also read from the environment variable shown):
 ${Object.entries(SETTINGS)
-  .map(([flag, s]) => `  --${`${flag} <value>`.padEnd(26)} ${s.help} (${s.env}, default ${s.fallback})`)
+  .map(
+    ([flag, s]) =>
+      `  --${`${flag} <value>`.padEnd(26)} ${s.help} (${s.env}, default ${s.fallback || 'none'})`,
+  )
   .join('\n')}
   --help                       this text`;
 
 export class UsageError extends Error {}
+
+function temporalAddress(v: string): string | null {
+  if (!v) return null;
+  if (!/^[A-Za-z0-9.-]+:\d{1,5}$/.test(v))
+    throw new UsageError(
+      `--temporal-address (${SETTINGS['temporal-address'].env}): expected host:port, got ${JSON.stringify(v)}`,
+    );
+  return v;
+}
+
+/** Where the worker, the client and the banner find Temporal. */
+export const temporalAddressOf = (o: EmbeddedOptions): string =>
+  o.temporalAddress ?? `127.0.0.1:${o.ports.temporal}`;
 
 export function parseOptions(argv: string[], env: NodeJS.ProcessEnv, root: string): EmbeddedOptions | null {
   let values: Partial<Record<Setting | 'help', string | boolean>>;
@@ -90,9 +116,12 @@ export function parseOptions(argv: string[], env: NodeJS.ProcessEnv, root: strin
       worker: port('worker-port'),
     },
     validityMinutes: number('validity-minutes', 2, 1440),
+    temporalAddress: temporalAddress(raw('temporal-address')),
   };
   const taken = new Map<number, string>();
   for (const [name, p] of Object.entries(options.ports)) {
+    // with an existing Temporal, its ports are not ours to take
+    if (options.temporalAddress && (name === 'temporal' || name === 'ui')) continue;
     const other = taken.get(p);
     if (other)
       throw new UsageError(`--${name}-port and --${other}-port: both are ${p}; give each its own port`);

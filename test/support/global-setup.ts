@@ -1,18 +1,21 @@
 /**
- * vitest global setup: one real Temporal dev server for the whole run (tests isolate themselves by task
+ * vitest global setup: one real Temporal server for the whole run (the dev server; or, with CERTFLOW_TEST_CLUSTER,
+ * a real cluster on PostgreSQL; or, with CERTFLOW_TEST_TEMPORAL=host:port, an existing server: temporal-target.ts) (tests isolate themselves by task
  * queue and workflow id), with Certflow's search attributes registered. Stopped by PID at the end, also when
  * tests fail. Per-file servers (vault, pebble, nginx, SMTP) are started by the files that need them.
  */
 import type { TestProject } from 'vitest/node';
 import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { startDevServer } from './temporal';
+import { startTemporalTarget, type TemporalKind } from './temporal-target';
 import { scratchDir, toolsDir } from './tools';
 
 declare module 'vitest' {
   export interface ProvidedContext {
     temporalAddress: string;
     temporalNamespace: string;
+    /** 'dev-server', 'cluster' or 'existing': tests that need the dev server's own features skip elsewhere. */
+    temporalKind: TemporalKind;
   }
 }
 
@@ -37,12 +40,13 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const dir = scratchDir('temporal');
   mkdirSync(dir, { recursive: true });
   const t0 = Date.now();
-  const server = await startDevServer({ dir });
+  const server = await startTemporalTarget({ dir });
   console.log(
-    `[global-setup] Temporal dev server ${server.address} (pid ${server.process.pid}) ready in ${Date.now() - t0} ms`,
+    `[global-setup] Temporal ${server.kind} ${server.address} (pids ${server.pids().join(' ') || 'none: not ours'}) ready in ${Date.now() - t0} ms`,
   );
   project.provide('temporalAddress', server.address);
   project.provide('temporalNamespace', server.namespace);
+  project.provide('temporalKind', server.kind);
   return async () => {
     await server.stop();
   };
