@@ -3,7 +3,7 @@
  * (green); plus Not issued for certificates without a version. Table, JSON or CSV.
  */
 import { EXIT, expectPositionals, parseDuration, usageError } from '../args';
-import { CONFIG_OPTION, type Command, JSON_OPTION } from '../context';
+import { CONFIG_OPTION, type CommandImpl, JSON_OPTION } from '../context';
 import { csv, daysLeft, humanDuration, shortTime, table } from '../format';
 import { inventory, type InventoryItem } from '../inventory';
 import { fleetFilter } from './list';
@@ -27,10 +27,7 @@ export interface ReportRow {
   enabled: boolean;
 }
 
-export const report: Command = {
-  name: 'report',
-  summary: 'the fleet by expiry: expired / expiring soon / valid (table, --json or --csv)',
-  args: [],
+export const report: CommandImpl = {
   options: {
     within: { type: 'string', value: 'DURATION', description: '"expiring soon" horizon (default 30d)' },
     vault: { type: 'string', value: 'VAULT', description: 'only this vault' },

@@ -1,15 +1,12 @@
 /** `certflow ui <id>`: the Temporal Web UI link of a certificate's lifecycle (no connection needed). */
 import { workflowIdFor } from '../../workflows/messages';
 import { EXIT, usageError } from '../args';
-import { type Command, JSON_OPTION } from '../context';
-import { ID_ARG, singleId } from './common';
+import { type CommandImpl, JSON_OPTION } from '../context';
+import { singleId } from './common';
 
 export const DEFAULT_UI_URL = 'http://127.0.0.1:8233';
 
-export const ui: Command = {
-  name: 'ui',
-  summary: "print the Web UI link of a certificate's lifecycle",
-  args: ID_ARG,
+export const ui: CommandImpl = {
   options: {
     ui: {
       type: 'string',
