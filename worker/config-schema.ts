@@ -699,6 +699,8 @@ const log = z
   .prefault({});
 
 export const configSchema = z.strictObject({
+  /** The JSON Schema editors check the file against (schema/config.schema.json); ignored by the worker. */
+  $schema: z.string({ error: expect('a JSON Schema URL or path') }).optional(),
   temporal,
   taskQueue: text('a task queue name').default('certflow'),
   vaults: z.array(vault, { error: expect('a list of vaults') }).default([]),
