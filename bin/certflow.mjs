@@ -4,8 +4,12 @@
 // so a developer never runs stale code; an installed package or image ships dist/ alone and always runs it.
 /* global process */
 import { existsSync, readdirSync, statSync } from 'node:fs';
+import module from 'node:module';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
+
+// Node 22.1+: compiled code cached on disk (in the temporary directory), so later runs compile less; absent on 20
+module.enableCompileCache?.();
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const built = path.join(root, 'dist/client/bin.js');
