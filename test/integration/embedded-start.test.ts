@@ -5,7 +5,7 @@
  * certificate), stop every child on Ctrl-C (SIGINT), and resume on a second start: the same three lifecycles,
  * nothing enrolled twice, the vault's versions kept, renewals going on.
  */
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { readdirSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -35,9 +35,6 @@ const ports = {
   worker: await freePort(),
 };
 const flags = Object.entries(ports).flatMap(([k, p]) => [`--${k}-port`, String(p)]);
-
-// as `npm start` (scripts/start.sh) does: build first, so the stack's worker runs from dist/ with the prebuilt bundle
-execFileSync(process.execPath, ['--import', 'tsx', 'scripts/build.ts'], { cwd: repoRoot, stdio: 'ignore' });
 
 async function launch(): Promise<Launch> {
   const env = { ...process.env };
@@ -141,7 +138,7 @@ describe('npm start (embedded default)', () => {
     const first = await launch();
     expect(first.output()).toContain('created in the local vault: demo-site, demo-api, demo-intranet');
     expect(first.output().match(/enrolled now/g)).toHaveLength(3);
-    // the worker of the build, with the workflows bundled at build time (not at start)
+    // the worker of the build (the suite's global setup builds, as `npm start` does), its workflows bundled then
     const workerLog = readFileSync(path.join(dir, 'logs', 'worker.log'), 'utf8');
     expect(workerLog).toContain('workflow bundle loaded');
     expect(workerLog).not.toContain('workflows bundled at start');
