@@ -3,51 +3,119 @@
  * everything it touches (Temporal client, vaults, output, clock) is injected, so tests run the real commands.
  * Exit codes: 0 ok, 1 the operation failed, 2 bad usage, 3 not found or Temporal unreachable.
  */
-import {
-  type Client,
-  QueryNotRegisteredError,
-  WorkflowNotFoundError,
-  WorkflowUpdateFailedError,
-} from '@temporalio/client';
+import type { Client } from '@temporalio/client';
 import { CliError, EXIT, type OptionSpecs, parseCommandArgs, usageError } from './args';
-import { type CliDeps, type Command, createContext, GLOBAL_OPTIONS } from './context';
-import { clientSettingsFromEnv, connectClient } from './connect';
+import { type CliDeps, type Command, type CommandSpec, createContext, GLOBAL_OPTIONS } from './context';
 import { createRequire } from 'node:module';
 import { printableLines } from './format';
-import { approve, deny } from './commands/approve';
-import { audit } from './commands/audit';
-import { enroll } from './commands/enroll';
-import { history } from './commands/history';
-import { list } from './commands/list';
-import { pause, resume } from './commands/pause';
-import { policy } from './commands/policy';
-import { renew } from './commands/renew';
-import { report } from './commands/report';
-import { status } from './commands/status';
-import { sync } from './commands/sync';
-import { ui } from './commands/ui';
-import { unenroll } from './commands/unenroll';
-import { upgrade } from './commands/upgrade';
 
 export type { CliDeps } from './context';
 
-export const COMMANDS: Command[] = [
-  enroll,
-  unenroll,
-  list,
-  status,
-  renew,
-  sync,
-  pause,
-  resume,
-  approve,
-  deny,
-  policy,
-  history,
-  report,
-  audit,
-  ui,
-  upgrade,
+const ID = ['<vault>/<name>'];
+
+/**
+ * Every command, as `certflow --help` lists it. Each command's module (and with it the Temporal client, the
+ * renderers, the workflow messages) is imported only when that command runs or its own help is asked for, so
+ * `certflow --help` loads none of them and `certflow status` loads what status needs.
+ */
+export const COMMANDS: CommandSpec[] = [
+  {
+    name: 'enroll',
+    summary: 'start the lifecycle of a certificate, or of every certificate in a vault',
+    args: ['[<vault>/<name>]'],
+    load: () => import('./commands/enroll').then((m) => m.enroll),
+  },
+  {
+    name: 'unenroll',
+    summary: "end a certificate's lifecycle (the certificate and its consumers stay as they are)",
+    args: ID,
+    load: () => import('./commands/unenroll').then((m) => m.unenroll),
+  },
+  {
+    name: 'list',
+    summary: 'the enrolled certificates: phase, expiry, next renewal, last result',
+    args: [],
+    load: () => import('./commands/list').then((m) => m.list),
+  },
+  {
+    name: 'status',
+    summary: 'phase, thumbprints, expiry, next renewal, policy, last attempt, bindings',
+    args: ID,
+    load: () => import('./commands/status').then((m) => m.status),
+  },
+  {
+    name: 'renew',
+    summary: 'renew now and wait for the outcome (--no-wait: just ask)',
+    args: ID,
+    load: () => import('./commands/renew').then((m) => m.renew),
+  },
+  {
+    name: 'sync',
+    summary: 're-bind every consumer to the current certificate (no renewal); prints each binding',
+    args: ID,
+    load: () => import('./commands/sync').then((m) => m.sync),
+  },
+  {
+    name: 'pause',
+    summary: 'stop automatic renewal (manual renew and sync are refused while paused)',
+    args: ID,
+    load: () => import('./commands/pause').then((m) => m.pause),
+  },
+  {
+    name: 'resume',
+    summary: 'resume automatic renewal',
+    args: ID,
+    load: () => import('./commands/pause').then((m) => m.resume),
+  },
+  {
+    name: 'approve',
+    summary: 'approve the change waiting for approval (re-binding, or issuance per rule)',
+    args: ID,
+    load: () => import('./commands/approve').then((m) => m.approve),
+  },
+  {
+    name: 'deny',
+    summary: 'deny the change waiting for approval; a new version stays in the vault, unbound',
+    args: ID,
+    load: () => import('./commands/approve').then((m) => m.deny),
+  },
+  {
+    name: 'policy',
+    summary: "override the certificate's renewal policy (or --clear to use the vault's again)",
+    args: ID,
+    load: () => import('./commands/policy').then((m) => m.policy),
+  },
+  {
+    name: 'history',
+    summary: 'the last renewal attempts: outcome, thumbprints, bindings (newest first)',
+    args: ID,
+    load: () => import('./commands/history').then((m) => m.history),
+  },
+  {
+    name: 'report',
+    summary: 'the fleet by expiry: expired / expiring soon / valid (table, --json or --csv)',
+    args: [],
+    load: () => import('./commands/report').then((m) => m.report),
+  },
+  {
+    name: 'audit',
+    summary:
+      'KeyVault-006: certificates and App Service Certificate orders that do not renew automatically (--json, --csv)',
+    args: [],
+    load: () => import('./commands/audit').then((m) => m.audit),
+  },
+  {
+    name: 'ui',
+    summary: "print the Web UI link of the fleet, or of a certificate's lifecycle",
+    args: ['[<vault>/<name>]'],
+    load: () => import('./commands/ui').then((m) => m.ui),
+  },
+  {
+    name: 'upgrade',
+    summary: 'move every running lifecycle onto the workers’ current code (after deploying a new release)',
+    args: [],
+    load: () => import('./commands/upgrade').then((m) => m.upgrade),
+  },
 ];
 const ID_PREFIX = 'certificate:';
 
@@ -85,18 +153,19 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
       (name ? deps.out : deps.err).write(`${generalHelp()}\n`);
       return name ? EXIT.ok : EXIT.usage;
     }
-    const cmd = COMMANDS.find((c) => c.name === topic);
-    if (!cmd)
+    const spec = COMMANDS.find((c) => c.name === topic);
+    if (!spec)
       return fail(say, usageError(`help: unknown command ${JSON.stringify(topic)} (${commandNames()})`));
-    deps.out.write(`${commandHelp(cmd)}\n`);
+    deps.out.write(`${commandHelp(await loadCommand(spec))}\n`);
     return EXIT.ok;
   }
-  const cmd = COMMANDS.find((c) => c.name === name);
-  if (!cmd)
+  const spec = COMMANDS.find((c) => c.name === name);
+  if (!spec)
     return fail(
       say,
       usageError(`unknown command ${JSON.stringify(name)} (expected one of: ${commandNames()})`),
     );
+  const cmd = await loadCommand(spec);
 
   let parsed;
   try {
@@ -109,6 +178,7 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
     deps.out.write(`${commandHelp(cmd)}\n`);
     return EXIT.ok;
   }
+  const { clientSettingsFromEnv, connectClient } = await import('./connect');
   const settings = clientSettingsFromEnv(deps.env);
   if (options.string('address')) settings.address = options.string('address')!;
   if (options.string('namespace')) settings.namespace = options.string('namespace')!;
@@ -127,24 +197,41 @@ export async function runCli(argv: string[], deps: CliDeps): Promise<number> {
   try {
     return await cmd.run(createContext(name, options, deps, settings, connectOnce), positionals);
   } catch (err) {
-    return fail(say, err, name);
+    return fail(say, err, name, await import('@temporalio/client'));
   } finally {
     await opened?.connection.close();
   }
 }
 
+/** A command's spec with its module's options and code. */
+async function loadCommand(spec: CommandSpec): Promise<Command> {
+  const { load: _load, ...listed } = spec;
+  return { ...listed, ...(await spec.load()) };
+}
+
+/** The Temporal client's error classes, once a command has loaded the client (none before: usage errors only). */
+type TemporalErrors = Pick<
+  typeof import('@temporalio/client'),
+  'QueryNotRegisteredError' | 'WorkflowNotFoundError' | 'WorkflowUpdateFailedError'
+>;
+
 /** Prints the error (for people, or as JSON under --json) and returns its exit code. */
-function fail(say: (text: string, exitCode?: number) => void, err: unknown, command?: string): number {
-  const [message, code] = describeError(err, command);
+function fail(
+  say: (text: string, exitCode?: number) => void,
+  err: unknown,
+  command?: string,
+  temporal?: TemporalErrors,
+): number {
+  const [message, code] = describeError(err, command, temporal);
   say(message, code);
   if (err instanceof CliError && err.exitCode === EXIT.usage && command) say(`see: certflow help ${command}`);
   return code;
 }
 
 /** What went wrong, in words, and the exit code it means. */
-function describeError(err: unknown, command?: string): [string, number] {
+function describeError(err: unknown, command?: string, temporal?: TemporalErrors): [string, number] {
   if (err instanceof CliError) return [err.message, err.exitCode];
-  if (err instanceof WorkflowNotFoundError) {
+  if (temporal && err instanceof temporal.WorkflowNotFoundError) {
     const id = err.workflowId?.startsWith(ID_PREFIX)
       ? err.workflowId.slice(ID_PREFIX.length)
       : err.workflowId;
@@ -153,9 +240,9 @@ function describeError(err: unknown, command?: string): [string, number] {
       EXIT.notFound,
     ];
   }
-  if (err instanceof WorkflowUpdateFailedError)
+  if (temporal && err instanceof temporal.WorkflowUpdateFailedError)
     return [`${command} refused: ${err.cause?.message ?? err.message}`, EXIT.failed];
-  if (err instanceof QueryNotRegisteredError)
+  if (temporal && err instanceof temporal.QueryNotRegisteredError)
     return [
       `${command}: the lifecycle does not answer this yet (a worker with older code?): ${err.message}`,
       EXIT.failed,

@@ -53,16 +53,25 @@ export interface CommandContext {
   certificateOrders(): Promise<CertificateOrders | null>;
 }
 
-export interface Command {
+/** A command as the CLI lists it (client/cli.ts): what `certflow --help` shows, and where its code is. */
+export interface CommandSpec {
   name: string;
   summary: string;
   /** Positional arguments, e.g. ['<vault>/<name>']; optional ones in brackets. */
   args: string[];
+  /** The command's module, imported only when the command runs or its own help is asked for. */
+  load(): Promise<CommandImpl>;
+}
+
+/** A command's options and code (client/commands/*). */
+export interface CommandImpl {
   options: OptionSpecs;
   /** Extra help text after the options (examples, exit codes). */
   notes?: string;
   run(ctx: CommandContext, positionals: string[]): Promise<number>;
 }
+
+export type Command = Omit<CommandSpec, 'load'> & CommandImpl;
 
 export const GLOBAL_OPTIONS: OptionSpecs = {
   address: {

@@ -12,7 +12,7 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { createRequire } from 'node:module';
-import { writeFileSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { createDevCaIssuer } from '../activities/issuers/dev-ca';
@@ -87,15 +87,23 @@ async function startDemoSite(o: EmbeddedOptions, d: DataLayout): Promise<Started
   });
 }
 
+/** The worker from the build (dist/, made by scripts/start.sh) as in production; from the sources without one. */
+function workerEntry(): string[] {
+  const built = path.join(root, 'dist/worker/main.js');
+  return existsSync(built)
+    ? ['--enable-source-maps', built]
+    : ['--import', tsx, path.join(root, 'worker/main.ts')];
+}
+
 async function startWorker(o: EmbeddedOptions, d: DataLayout, key: string): Promise<Started> {
   return startProcess({
     name: 'worker',
     command: process.execPath,
-    args: ['--import', tsx, path.join(root, 'worker/main.ts'), '--config', d.configFile],
+    args: [...workerEntry(), '--config', d.configFile],
     cwd: root,
     env: { [KEY_VARIABLE]: key, ...Object.fromEntries(WORKER_OVERRIDES.map((v) => [v, ''])) },
     logDir: d.logDir,
-    // bundling the workflows takes a while on a first (cold) start
+    // a cold first start from the sources bundles the workflows (seconds); the build's worker loads them prebuilt
     readyTimeoutMs: 180_000,
     ready: async () => {
       const res = await fetch(`http://127.0.0.1:${o.ports.worker}/readyz`, {

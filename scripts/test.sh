@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/install-tools.sh
+echo "[test] build (dist/ and the workflow bundle; tests that run bin/certflow.mjs or dist/ use it)"
+node --import tsx scripts/build.ts
 echo "[test] typecheck"
 npx tsc --noEmit -p tsconfig.json
 echo "[test] lint + format check"

@@ -731,6 +731,8 @@ const tracing = z.strictObject({
 });
 
 export const configSchema = z.strictObject({
+  /** The JSON Schema editors check the file against (schema/config.schema.json); ignored by the worker. */
+  $schema: z.string({ error: expect('a JSON Schema URL or path') }).optional(),
   temporal,
   taskQueue: text('a task queue name').default('certflow'),
   vaults: z.array(vault, { error: expect('a list of vaults') }).default([]),

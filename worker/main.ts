@@ -1,18 +1,19 @@
 /**
- * The Certflow worker service: `npx tsx worker/main.ts --config certflow.json`.
+ * The Certflow worker service: `node dist/worker/main.js --config certflow.json` (built by `npm run build`;
+ * `node --import tsx worker/main.ts` runs it from the sources).
  *
  * Start: load and validate the configuration (exit 2 listing every problem), install the Temporal runtime (our
  * logger, SDK metrics on loopback), serve /healthz, /readyz and /metrics, connect (with retries; exit 1 with
- * address, namespace and cause), register missing search attributes, build the activities' dependencies, bundle
- * the workflows once, and run the main Worker plus one rate-limited Worker per issuer. With `http.eventGrid`
- * configured, a second listener (its own port, no /metrics) takes Key Vault's Event Grid deliveries on /eventgrid.
+ * address, namespace and cause), register missing search attributes, build the activities' dependencies, load
+ * the prebuilt workflow bundle (checked against its sources), and run the main Worker plus one rate-limited
+ * Worker per issuer. With `http.eventGrid` configured, a second listener (its own port, no /metrics) takes Key
+ * Vault's Event Grid deliveries on /eventgrid.
  * SIGTERM / SIGINT: /readyz turns 503 at once, every Worker shuts down (running activities get
  * `shutdownGraceSeconds` to finish), then the process exits 0.
  */
-import { createRequire } from 'node:module';
 import { hostname } from 'node:os';
 import { Client } from '@temporalio/client';
-import { bundleWorkflowCode, type NativeConnection, type Worker } from '@temporalio/worker';
+import type { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index';
 import { createEventGridHandler, type EventGridHandler } from '../client/event-grid';
 import { createEntraTokenVerifier } from '../client/event-grid-entra';
@@ -33,8 +34,7 @@ import { createMetrics, metricsEndpoint } from './metrics';
 import { installRuntime } from './runtime';
 import { ensureSearchAttributes } from './search-attributes';
 import { createCertflowWorker } from './worker';
-
-const require = createRequire(import.meta.url);
+import { bundleWorkflows, loadWorkflowBundle, packageRoot, runningFromSources } from './workflow-bundle';
 
 const USAGE = `usage: certflow-worker [--config <file.json>] [--check]
 
@@ -231,18 +231,28 @@ async function main(): Promise<void> {
     };
 
     const t0 = Date.now();
-    const workflowBundle = await bundleWorkflowCode({
-      workflowsPath: require.resolve('../workflows/index.ts'),
-      // tracing adds its workflow interceptors to the bundle
-      ...plugins,
-      // webpack's statistics are for developers: debug, not info
-      logger: {
-        ...logger,
-        info: logger.debug,
-        log: (l, m, meta) => logger.log(l === 'INFO' ? 'DEBUG' : l, m, meta),
-      },
+    // prebuilt at build time and checked against its sources (worker/workflow-bundle.ts); from the TypeScript
+    // sources, bundled now when there is no fitting prebuilt bundle; from dist/, a stale bundle is refused.
+    // Tracing adds its workflow interceptors to the bundle: from the sources it is bundled now with them; the
+    // prebuilt bundle has none (activities and the client are still traced, workflow spans are not)
+    const loaded =
+      tracing && runningFromSources()
+        ? {
+            code: (await bundleWorkflows(packageRoot(), logger, plugins.plugins)).code,
+            origin: 'bundled-at-start' as const,
+            reason: 'tracing adds its workflow interceptors',
+          }
+        : await loadWorkflowBundle({ logger });
+    if (tracing && loaded.origin === 'prebuilt')
+      logger.warn(
+        'tracing: the prebuilt workflow bundle carries no workflow interceptors; workflow spans are off',
+      );
+    const workflowBundle = { code: loaded.code };
+    logger.info(loaded.origin === 'prebuilt' ? 'workflow bundle loaded' : 'workflows bundled at start', {
+      ms: Date.now() - t0,
+      bytes: loaded.code.length,
+      ...(loaded.reason ? { reason: loaded.reason } : {}),
     });
-    logger.info('workflows bundled', { ms: Date.now() - t0, bytes: workflowBundle.code.length });
 
     const grace = `${config.shutdownGraceSeconds} seconds`;
     const identity = `certflow@${hostname()}:${process.pid}`;

@@ -7,8 +7,8 @@
  */
 import { approveUpdate, type ApprovalDecision, denyUpdate } from '../../workflows/messages';
 import { EXIT, usageError } from '../args';
-import { type Command, type CommandContext, JSON_OPTION } from '../context';
-import { ID_ARG, runningHandle, singleId } from './common';
+import { type CommandContext, type CommandImpl, JSON_OPTION } from '../context';
+import { runningHandle, singleId } from './common';
 
 const AS_OPTION = {
   as: {
@@ -29,10 +29,7 @@ function decision(ctx: CommandContext, reasonRequired: boolean): ApprovalDecisio
   return { by, ...(reason ? { reason } : {}) };
 }
 
-export const approve: Command = {
-  name: 'approve',
-  summary: 'approve the change waiting for approval (re-binding, or issuance per rule)',
-  args: ID_ARG,
+export const approve: CommandImpl = {
   options: {
     ...AS_OPTION,
     reason: { type: 'string', value: 'TEXT', description: 'a note kept with the approval' },
@@ -50,10 +47,7 @@ export const approve: Command = {
   },
 };
 
-export const deny: Command = {
-  name: 'deny',
-  summary: 'deny the change waiting for approval; a new version stays in the vault, unbound',
-  args: ID_ARG,
+export const deny: CommandImpl = {
   options: {
     ...AS_OPTION,
     reason: { type: 'string', value: 'TEXT', description: 'why (required; shown in status and emails)' },

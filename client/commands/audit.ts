@@ -13,17 +13,13 @@ import {
   type Finding,
   type OrderAuditSubject,
 } from '../audit-rule';
-import { CONFIG_OPTION, type Command, type CommandContext, JSON_OPTION } from '../context';
+import { CONFIG_OPTION, type CommandImpl, type CommandContext, JSON_OPTION } from '../context';
 import { statusesOf } from '../../activities/lifecycles';
 import { csv, table } from '../format';
 import { inventory, type InventoryItem } from '../inventory';
 import { fleetFilter } from './list';
 
-export const audit: Command = {
-  name: 'audit',
-  summary:
-    'KeyVault-006: certificates and App Service Certificate orders that do not renew automatically (--json, --csv)',
-  args: [],
+export const audit: CommandImpl = {
   options: {
     vault: { type: 'string', value: 'VAULT', description: 'only this vault' },
     csv: { type: 'boolean', description: 'CSV output (RFC 4180)' },

@@ -26,5 +26,3 @@ export async function runningHandle(ctx: CommandContext, id: string): Promise<Li
     );
   return handle;
 }
-
-export const ID_ARG = ['<vault>/<name>'];

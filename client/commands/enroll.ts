@@ -7,7 +7,7 @@ import type { enrollmentCheck } from '../../workflows/checks';
 import { workflowIdFor } from '../../workflows/messages';
 import { globToRegExp } from '../../activities/globs';
 import { certificateIdArg, CliError, EXIT, parseTag, usageError } from '../args';
-import { CONFIG_OPTION, type Command, type CommandContext, JSON_OPTION, NotFoundError } from '../context';
+import { CONFIG_OPTION, type CommandImpl, type CommandContext, JSON_OPTION, NotFoundError } from '../context';
 import { table } from '../format';
 import { vaultNamed } from '../inventory';
 
@@ -19,10 +19,7 @@ export interface EnrollResult {
   detail?: string;
 }
 
-export const enroll: Command = {
-  name: 'enroll',
-  summary: 'start the lifecycle of a certificate, or of every certificate in a vault',
-  args: ['[<vault>/<name>]'],
+export const enroll: CommandImpl = {
   options: {
     issuer: {
       type: 'string',

@@ -1,15 +1,12 @@
 /** `certflow history <id>`: the last renewal attempts with thumbprints and bindings, newest first. */
 import { historyQuery } from '../../workflows/messages';
 import { EXIT } from '../args';
-import { type Command, JSON_OPTION } from '../context';
+import { type CommandImpl, JSON_OPTION } from '../context';
 import { dash, shortTime } from '../format';
 import { bindingLine } from '../render';
-import { ID_ARG, lifecycleHandle, singleId } from './common';
+import { lifecycleHandle, singleId } from './common';
 
-export const history: Command = {
-  name: 'history',
-  summary: 'the last renewal attempts: outcome, thumbprints, bindings (newest first)',
-  args: ID_ARG,
+export const history: CommandImpl = {
   options: { ...JSON_OPTION },
   async run(ctx, positionals) {
     const id = singleId(ctx, positionals);

@@ -1,17 +1,14 @@
 /** `certflow list`: the running lifecycles, from Temporal visibility over Certflow's search attributes. */
 import { type Phase, Phases } from '../../workflows/messages';
 import { EXIT, expectPositionals, parseDuration, usageError } from '../args';
-import { type Command, JSON_OPTION } from '../context';
+import { type CommandImpl, JSON_OPTION } from '../context';
 import { type FleetFilter, listLifecycles, statusesOf } from '../../activities/lifecycles';
 import { dash, table, when } from '../format';
 import { lastResultText } from '../render';
 
 const VAULT_NAME = /^[0-9A-Za-z][0-9A-Za-z-]{0,62}$/;
 
-export const list: Command = {
-  name: 'list',
-  summary: 'the enrolled certificates: phase, expiry, next renewal, last result',
-  args: [],
+export const list: CommandImpl = {
   options: {
     vault: { type: 'string', value: 'VAULT', description: 'only this vault' },
     phase: { type: 'string', value: 'PHASE', description: `only this phase (${Phases.join(', ')})` },

@@ -1,13 +1,10 @@
 /** `certflow pause <id> --reason` and `certflow resume <id>`: stop and restart automatic renewal. */
 import { pauseSignal, resumeSignal, statusQuery } from '../../workflows/messages';
 import { EXIT, usageError } from '../args';
-import { type Command, JSON_OPTION } from '../context';
-import { ID_ARG, runningHandle, singleId } from './common';
+import { type CommandImpl, JSON_OPTION } from '../context';
+import { runningHandle, singleId } from './common';
 
-export const pause: Command = {
-  name: 'pause',
-  summary: 'stop automatic renewal (manual renew and sync are refused while paused)',
-  args: ID_ARG,
+export const pause: CommandImpl = {
   options: {
     reason: {
       type: 'string',
@@ -30,10 +27,7 @@ export const pause: Command = {
   },
 };
 
-export const resume: Command = {
-  name: 'resume',
-  summary: 'resume automatic renewal',
-  args: ID_ARG,
+export const resume: CommandImpl = {
   options: { ...JSON_OPTION },
   async run(ctx, positionals) {
     const id = singleId(ctx, positionals);

@@ -3,9 +3,9 @@ import { type PolicyOverride, setPolicyUpdate } from '../../workflows/messages';
 import { MAX_JITTER_MINUTES, MIN_LIFETIME_PERCENTAGE, validatePolicyOverride } from '../../workflows/policy';
 import { policyText } from '../../workflows/lifecycle/view';
 import { EXIT, parseWholeNumber, usageError } from '../args';
-import { type Command, JSON_OPTION } from '../context';
+import { type CommandImpl, JSON_OPTION } from '../context';
 import { when } from '../format';
-import { ID_ARG, lifecycleHandle, singleId } from './common';
+import { lifecycleHandle, singleId } from './common';
 
 /** Override fields and the flags that set them, so the workflow's messages can name the flag. */
 const FLAGS: Record<keyof PolicyOverride, string> = {
@@ -15,10 +15,7 @@ const FLAGS: Record<keyof PolicyOverride, string> = {
   clear: '--clear',
 };
 
-export const policy: Command = {
-  name: 'policy',
-  summary: "override the certificate's renewal policy (or --clear to use the vault's again)",
-  args: ID_ARG,
+export const policy: CommandImpl = {
   options: {
     percent: {
       type: 'string',

@@ -9,14 +9,11 @@ import { randomUUID } from 'node:crypto';
 import { renewLifecycle } from '../../activities/lifecycles';
 import { type RenewRequest, renewNowUpdate, statusQuery } from '../../workflows/messages';
 import { EXIT, usageError } from '../args';
-import { type Command, type CommandContext, JSON_OPTION } from '../context';
+import { type CommandImpl, type CommandContext, JSON_OPTION } from '../context';
 import { outcomeText } from '../render';
-import { ID_ARG, runningHandle, singleId } from './common';
+import { runningHandle, singleId } from './common';
 
-export const renew: Command = {
-  name: 'renew',
-  summary: 'renew now and wait for the outcome (--no-wait: just ask)',
-  args: ID_ARG,
+export const renew: CommandImpl = {
   options: {
     reason: { type: 'string', value: 'TEXT', description: 'why (shown in history, status and emails)' },
     'no-wait': { type: 'boolean', description: 'return once the lifecycle accepted the request' },

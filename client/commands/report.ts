@@ -7,7 +7,7 @@ import { statusesOf } from '../../activities/lifecycles';
 import { spanText } from '../../workflows/buffer';
 import { workflowIdFor, type CertificateStatus } from '../../workflows/messages';
 import { EXIT, expectPositionals, parseDuration, usageError } from '../args';
-import { CONFIG_OPTION, type Command, JSON_OPTION } from '../context';
+import { CONFIG_OPTION, type CommandImpl, JSON_OPTION } from '../context';
 import { csv, daysLeft, humanDuration, shortTime, table } from '../format';
 import { inventory, type InventoryItem } from '../inventory';
 import { fleetFilter } from './list';
@@ -33,10 +33,7 @@ export interface ReportRow {
   safetyBuffer: { ms: number; state: string; text: string } | null;
 }
 
-export const report: Command = {
-  name: 'report',
-  summary: 'the fleet by expiry: expired / expiring soon / valid (table, --json or --csv)',
-  args: [],
+export const report: CommandImpl = {
   options: {
     within: { type: 'string', value: 'DURATION', description: '"expiring soon" horizon (default 30d)' },
     vault: { type: 'string', value: 'VAULT', description: 'only this vault' },

@@ -1,14 +1,11 @@
 /** `certflow status <id>`: the lifecycle's status query, readable. */
 import { statusQuery } from '../../workflows/messages';
 import { EXIT } from '../args';
-import { type Command, JSON_OPTION } from '../context';
+import { type CommandImpl, JSON_OPTION } from '../context';
 import { statusText } from '../render';
-import { ID_ARG, lifecycleHandle, singleId } from './common';
+import { lifecycleHandle, singleId } from './common';
 
-export const status: Command = {
-  name: 'status',
-  summary: 'phase, thumbprints, expiry, next renewal, policy, last attempt, bindings',
-  args: ID_ARG,
+export const status: CommandImpl = {
   options: { ...JSON_OPTION },
   async run(ctx, positionals) {
     const id = singleId(ctx, positionals);

@@ -2,14 +2,11 @@
 import { randomUUID } from 'node:crypto';
 import { syncLifecycle } from '../../activities/lifecycles';
 import { EXIT } from '../args';
-import { type Command, JSON_OPTION } from '../context';
+import { type CommandImpl, JSON_OPTION } from '../context';
 import { bindingLine } from '../render';
-import { ID_ARG, singleId } from './common';
+import { singleId } from './common';
 
-export const sync: Command = {
-  name: 'sync',
-  summary: 're-bind every consumer to the current certificate (no renewal); prints each binding',
-  args: ID_ARG,
+export const sync: CommandImpl = {
   options: { ...JSON_OPTION },
   notes: 'exit code 1 when a binding failed or was rolled back.',
   async run(ctx, positionals) {

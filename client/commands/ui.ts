@@ -7,15 +7,12 @@
 import { lifecycleQuery } from '../../activities/lifecycles';
 import { workflowIdFor } from '../../workflows/messages';
 import { EXIT, usageError } from '../args';
-import { type Command, JSON_OPTION } from '../context';
+import { type CommandImpl, JSON_OPTION } from '../context';
 import { lifecycleHandle, singleId } from './common';
 
 export const DEFAULT_UI_URL = 'http://127.0.0.1:8233';
 
-export const ui: Command = {
-  name: 'ui',
-  summary: "print the Web UI link of the fleet, or of a certificate's lifecycle",
-  args: ['[<vault>/<name>]'],
+export const ui: CommandImpl = {
   options: {
     ui: {
       type: 'string',

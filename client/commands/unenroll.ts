@@ -6,13 +6,10 @@
 import { WorkflowNotFoundError } from '@temporalio/client';
 import { retireSignal } from '../../workflows/messages';
 import { EXIT, usageError } from '../args';
-import { type Command, JSON_OPTION } from '../context';
-import { ID_ARG, runningHandle, singleId } from './common';
+import { type CommandImpl, JSON_OPTION } from '../context';
+import { runningHandle, singleId } from './common';
 
-export const unenroll: Command = {
-  name: 'unenroll',
-  summary: "end a certificate's lifecycle (the certificate and its consumers stay as they are)",
-  args: ID_ARG,
+export const unenroll: CommandImpl = {
   options: {
     reason: { type: 'string', value: 'TEXT', description: 'why (required; kept in the lifecycle’s result)' },
     ...JSON_OPTION,

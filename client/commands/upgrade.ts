@@ -8,12 +8,9 @@ import { listLifecycles, lifecycleHandle } from '../../activities/lifecycles';
 import { mapLimit } from '../../activities/bindings/concurrency';
 import { upgradeSignal } from '../../workflows/messages';
 import { EXIT, expectPositionals } from '../args';
-import { type Command, JSON_OPTION } from '../context';
+import { type CommandImpl, JSON_OPTION } from '../context';
 
-export const upgrade: Command = {
-  name: 'upgrade',
-  summary: 'move every running lifecycle onto the workers’ current code (after deploying a new release)',
-  args: [],
+export const upgrade: CommandImpl = {
   options: {
     vault: { type: 'string', value: 'VAULT', description: 'only the lifecycles of this vault' },
     ...JSON_OPTION,

@@ -138,6 +138,10 @@ describe('npm start (embedded default)', () => {
     const first = await launch();
     expect(first.output()).toContain('created in the local vault: demo-site, demo-api, demo-intranet');
     expect(first.output().match(/enrolled now/g)).toHaveLength(3);
+    // the worker of the build (the suite's global setup builds, as `npm start` does), its workflows bundled then
+    const workerLog = readFileSync(path.join(dir, 'logs', 'worker.log'), 'utf8');
+    expect(workerLog).toContain('workflow bundle loaded');
+    expect(workerLog).not.toContain('workflows bundled at start');
 
     // first issuance, then at least one automatic renewal (2-minute certificates renew after ~30 s)
     await waitFor('an automatic renewal of the demo site', async () => (await siteVersions()) >= 2, {

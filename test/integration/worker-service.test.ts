@@ -1,5 +1,6 @@
 /**
- * The worker service as operators run it: `worker/main.ts` in its own process against the real dev server.
+ * The worker service as operators run it: the build, `dist/worker/main.js` (made by the suite's global setup, with
+ * the prebuilt workflow bundle), in its own process against the real dev server.
  * Health and readiness, /metrics in the Prometheus text format (SDK and Certflow families), JSON logs that
  * come through our logger (SDK lines included) and never carry a secret, the per-issuer worker, SIGTERM
  * draining (503, then exit 0 within the grace time), and a bad configuration refused with exit code 2.
@@ -35,7 +36,7 @@ function startWorker(config: unknown, name: string, extraArgs: string[] = []): C
   writeFileSync(file, JSON.stringify(config, null, 2));
   const proc = spawn(
     process.execPath,
-    ['--import', 'tsx', 'worker/main.ts', '--config', file, ...extraArgs],
+    ['--enable-source-maps', 'dist/worker/main.js', '--config', file, ...extraArgs],
     {
       cwd: repoRoot,
       env: { ...process.env, CERTFLOW_TEST_CLIENT_SECRET: SECRET, CERTFLOW_TEST_EG_KEY: EVENT_GRID_KEY },

@@ -30,13 +30,19 @@ interface Service {
   restart?: string;
   command?: string[];
   stop_grace_period?: string;
+  read_only?: boolean;
+  tmpfs?: string[];
 }
 
 const read = (file: string) => readFileSync(path.join(repoRoot, file), 'utf8');
 const composeText = read('docker-compose.yml');
 const compose = yaml.load(composeText) as { services: Record<string, Service>; volumes?: Json };
 const services = compose.services;
-const pkg = JSON.parse(read('package.json')) as { version: string; dependencies: Record<string, string> };
+const pkg = JSON.parse(read('package.json')) as {
+  version: string;
+  dependencies: Record<string, string>;
+  devDependencies: Record<string, string>;
+};
 
 const BASE = [
   'postgresql',
@@ -148,6 +154,13 @@ describe('docker-compose.yml', () => {
     }
   });
 
+  it('runs the worker on a read-only root filesystem, with /tmp in memory and its state on a volume', () => {
+    const certflow = services.certflow!;
+    expect(certflow.read_only).toBe(true);
+    expect(certflow.tmpfs?.map((t) => t.split(':')[0])).toEqual(['/tmp']);
+    expect(certflow.volumes).toContain('certflow-data:/var/lib/certflow');
+  });
+
   it('mounts files that exist', () => {
     for (const [name, s] of Object.entries(services)) {
       for (const v of s.volumes ?? []) {
@@ -247,7 +260,7 @@ describe('Dockerfile', () => {
     .split('\n')
     .filter((l) => /^[A-Z]+\s/.test(l));
 
-  it('builds FROM a base image pinned by version', () => {
+  it('builds FROM one base image pinned by version and digest', () => {
     const args = Object.fromEntries(
       instructions.filter((l) => l.startsWith('ARG ')).map((l) => l.slice(4).split('=') as [string, string]),
     );
@@ -255,19 +268,36 @@ describe('Dockerfile', () => {
     expect(froms.length).toBeGreaterThanOrEqual(2); // multi-stage
     for (const from of froms) {
       const image = from.split(/\s+/)[1]!.replace(/^\$\{(\w+)\}$/, (_m, a: string) => args[a] ?? '');
-      expect(image, from).toMatch(/^node:\d+\.\d+\.\d+-bookworm-slim(@sha256:[0-9a-f]{64})?$/);
+      expect(image, from).toMatch(/^node:\d+\.\d+\.\d+-bookworm-slim@sha256:[0-9a-f]{64}$/);
     }
   });
 
-  it('runs as a non-root user, with a health check, the http port, and tsx from production dependencies', () => {
+  it('runs the build as a non-root user, with a health check and the http port; no tsx, no sources', () => {
     const user = instructions.filter((l) => l.startsWith('USER ')).pop();
     expect(user).toBeDefined();
     expect(user!.split(/\s+/)[1]).not.toMatch(/^(root|0)(:|$)/);
     expect(instructions.some((l) => /^HEALTHCHECK .*CMD .*healthz/.test(l))).toBe(true);
     expect(instructions).toContain('EXPOSE 9464');
-    expect(instructions).toContain('ENTRYPOINT ["node", "--import", "tsx", "worker/main.ts"]');
+    expect(instructions).toContain('ENTRYPOINT ["node", "--enable-source-maps", "dist/worker/main.js"]');
     expect(instructions).toContain('CMD ["--config", "/etc/certflow/config.json"]');
-    expect(pkg.dependencies).toHaveProperty('tsx');
+    // the runtime stage (after the last FROM) copies dist/ from the build stage and no TypeScript
+    const lastFrom = instructions.map((l) => l.startsWith('FROM ')).lastIndexOf(true);
+    const runtime = instructions.slice(lastFrom);
+    expect(runtime).toContain('COPY --from=build /src/dist ./dist');
+    for (const dir of ['workflows', 'activities', 'worker', 'client'])
+      expect(
+        runtime.some((l) => l.startsWith(`COPY ${dir} `)),
+        dir,
+      ).toBe(false);
+    // tsx (and esbuild) build and test; the demo stack's SMTP packages are the dev stack's
+    for (const dev of ['tsx', 'esbuild', 'smtp-server', 'mailparser']) {
+      expect(pkg.dependencies, dev).not.toHaveProperty(dev);
+      expect(pkg.devDependencies, dev).toHaveProperty(dev);
+    }
+    // the production install keeps this platform's Temporal core bridge only
+    expect(dockerfile).toMatch(
+      /npm ci --omit=dev[^\n]*\n[^\n]*\n\s*&& node prune-node-modules\.mjs node_modules/,
+    );
   });
 
   it('copies sources that exist and that .dockerignore lets through', () => {

@@ -1,0 +1,98 @@
+/**
+ * `npm run build`: dist/ for the worker and the CLI, and the workflow bundle the worker loads.
+ *
+ * - dist/worker/main.js and dist/client/bin.js (+ dist/chunks/): esbuild, ESM for Node 20, our code bundled,
+ *   every npm package left external (node_modules is installed beside dist/), with code splitting so each CLI
+ *   command is a chunk loaded only when it runs. esbuild rather than tsc: the sources import without file
+ *   extensions (moduleResolution "Bundler"), which Node's ESM loader needs spelled out; a bundler resolves them,
+ *   and builds all of it in well under a second (tsc still type-checks: `npm run typecheck`).
+ * - dist/workflow-bundle.js: bundleWorkflowCode (webpack, the SDK's own bundler) with a header recording the
+ *   SDK version, the code's hash and every source file it was built from (worker/workflow-bundle.ts checks it
+ *   at worker start). Skipped when the existing bundle still matches its sources and the SDK (--force: always).
+ */
+import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { build, type Plugin } from 'esbuild';
+import {
+  BUNDLE_FILE,
+  bundleWorkflows,
+  installedWorkflowSdk,
+  packageRoot,
+  readBundleText,
+  staleness,
+  writeBundleText,
+} from '../worker/workflow-bundle';
+
+const root = packageRoot();
+const force = process.argv.includes('--force');
+const outdir = path.join(root, 'dist');
+const bundleFile = path.join(root, BUNDLE_FILE);
+const say = (m: string) => process.stdout.write(`[build] ${m}\n`);
+
+/** The prebuilt workflow bundle, kept across builds when it still fits (bundling takes seconds, esbuild not). */
+function freshBundle(): string | null {
+  if (force || !existsSync(bundleFile)) return null;
+  try {
+    const text = readFileSync(bundleFile, 'utf8');
+    return staleness(readBundleText(text).manifest, root) ? null : text;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Packages stay external, but a deep import without an extension (`@temporalio/common/lib/search-attributes`)
+ * resolves under a bundler or tsx and not under Node's ESM loader: spell out the file Node's require finds.
+ */
+const deepImports: Plugin = {
+  name: 'deep-import-extensions',
+  setup(b) {
+    const require = createRequire(path.join(root, 'package.json'));
+    b.onResolve({ filter: /^[^./][^:]*\/./ }, (args) => {
+      const segments = args.path.split('/').length;
+      if (segments < (args.path.startsWith('@') ? 3 : 2) || path.extname(args.path)) return undefined;
+      const file = require.resolve(args.path);
+      return { path: args.path + path.extname(file), external: true };
+    });
+  },
+};
+
+const t0 = Date.now();
+const kept = freshBundle();
+rmSync(outdir, { recursive: true, force: true });
+mkdirSync(outdir, { recursive: true });
+
+await build({
+  absWorkingDir: root,
+  entryPoints: ['worker/main.ts', 'client/bin.ts'],
+  outdir: 'dist',
+  outbase: '.',
+  entryNames: '[dir]/[name]',
+  // every chunk sits two levels below the package root, like the entry points (dist/chunks/x.js)
+  chunkNames: 'chunks/[name]-[hash]',
+  bundle: true,
+  splitting: true,
+  format: 'esm',
+  platform: 'node',
+  target: 'node20',
+  packages: 'external',
+  sourcemap: 'linked',
+  // keep names: logs and errors name classes and functions (e.g. ConfigError) as in the sources
+  keepNames: true,
+  logLevel: 'warning',
+  plugins: [deepImports],
+});
+say(`dist/worker/main.js, dist/client/bin.js (esbuild, ${Date.now() - t0} ms)`);
+
+if (kept) {
+  writeFileSync(bundleFile, kept);
+  say(`${BUNDLE_FILE} unchanged: it matches the workflow sources`);
+} else {
+  const t1 = Date.now();
+  const { code, sources } = await bundleWorkflows(root);
+  writeFileSync(bundleFile, writeBundleText(code, sources, installedWorkflowSdk(root)));
+  say(
+    `${BUNDLE_FILE} (bundleWorkflowCode, ${Object.keys(sources).length} sources, ${Math.round(code.length / 1024)} KiB, ${Date.now() - t1} ms)`,
+  );
+}
