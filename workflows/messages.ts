@@ -34,6 +34,12 @@ export const workflowIdFor = (certificateId: string): string => `certificate:${c
 export const issuerTaskQueueFor = (taskQueue: string, issuer: string): string =>
   `${taskQueue}-issuer-${issuer}`;
 
+/**
+ * The task queue of a vault's rate-limited workers: the step that makes a key and CSR in the vault
+ * (prepareRenewal) runs there, so the vault's key-create quota holds across all workers.
+ */
+export const vaultTaskQueueFor = (taskQueue: string, vault: string): string => `${taskQueue}-vault-${vault}`;
+
 export interface RenewRequest {
   reason?: string;
   requestedBy?: string;
@@ -48,6 +54,8 @@ export interface RenewRequest {
    * `requestedBy`. Never set by Event Grid.
    */
   force?: boolean;
+  /** Re-bind at once instead of waiting for the certificate's change window (an emergency re-issue told so). */
+  ignoreWindows?: boolean;
 }
 
 export interface RenewalOutcome {
