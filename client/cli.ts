@@ -20,6 +20,7 @@ import { history } from './commands/history';
 import { list } from './commands/list';
 import { pause, resume } from './commands/pause';
 import { policy } from './commands/policy';
+import { reissue } from './commands/reissue';
 import { renew } from './commands/renew';
 import { report } from './commands/report';
 import { status } from './commands/status';
@@ -42,6 +43,7 @@ export const COMMANDS: Command[] = [
   policy,
   history,
   report,
+  reissue,
   audit,
   ui,
   upgrade,

@@ -33,6 +33,11 @@ export interface WaveInput {
   /** Overall starts per second across all vaults (default: only the vaults' own rates bound it). */
   ratePerSecond?: number;
   requestedBy?: string;
+  /**
+   * Certificates re-issued by an attempt that started at or after this time are skipped (default: the wave's
+   * start). A re-run of a wave passes its first run's start, so nothing it re-issued is re-issued again.
+   */
+  since?: string;
   /** Keep the UI's search attributes current (default true; false only on servers without them). */
   searchAttributes?: boolean;
   /** State from the previous run (continue-as-new). */

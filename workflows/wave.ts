@@ -81,6 +81,9 @@ export async function reissueWave(input: WaveInput): Promise<WaveReport> {
         input.concurrency <= MAX_CONCURRENCY
       ) &&
       `concurrency: expected a whole number 1-${MAX_CONCURRENCY}`) ||
+    (input.since !== undefined &&
+      Number.isNaN(Date.parse(input.since)) &&
+      'since: expected an ISO 8601 time') ||
     (input.ratePerSecond !== undefined &&
       !(input.ratePerSecond > 0) &&
       'rate: expected a number of certificates per second > 0');
@@ -176,8 +179,8 @@ export async function reissueWave(input: WaveInput): Promise<WaveReport> {
     e.status = 'running';
     try {
       const seen = await inspectForWave.executeWithOptions(
-        { summary: `is ${e.id} already re-issued since ${c.startedAt}?` },
-        [{ certificateId: e.id, since: c.startedAt, revokeOld: !!input.revokeOld }],
+        { summary: `is ${e.id} already re-issued since ${input.since ?? c.startedAt}?` },
+        [{ certificateId: e.id, since: input.since ?? c.startedAt, revokeOld: !!input.revokeOld }],
       );
       e.oldThumbprint = seen.thumbprint;
       if (seen.skip) {
