@@ -139,6 +139,24 @@ export function paced(
 }
 
 /**
+ * Gives a start's slot back to its vault: a certificate skipped (already re-issued) made no key, so the next one
+ * of its vault may start at once (never earlier than now).
+ */
+export function refunded(
+  pacer: Pacer,
+  vault: string,
+  rates: Readonly<Record<string, number | null>>,
+  now: number,
+): Pacer {
+  const rate = rates[vault];
+  if (!rate || pacer.vaultNextAt[vault] === undefined) return pacer;
+  return {
+    ...pacer,
+    vaultNextAt: { ...pacer.vaultNextAt, [vault]: Math.max(now, pacer.vaultNextAt[vault]! - 1000 / rate) },
+  };
+}
+
+/**
  * Re-running a wave is safe: a certificate whose current version came from a renewal that started at or after the
  * wave began (this wave's earlier run, another wave, a person) is not re-issued again. The attempt's start counts,
  * not its end: its key and CSR were made after the wave began.

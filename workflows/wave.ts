@@ -34,6 +34,7 @@ import {
   progressBar,
   progressLine,
   progressOf,
+  refunded,
   selectionProblem,
 } from './wave-plan';
 import {
@@ -185,6 +186,7 @@ export async function reissueWave(input: WaveInput): Promise<WaveReport> {
       e.oldThumbprint = seen.thumbprint;
       if (seen.skip) {
         Object.assign(e, { status: 'skipped', note: seen.skip, newThumbprint: seen.thumbprint });
+        pacer = refunded(pacer, e.vault, c.vaultRates, Date.now()); // no key made: its slot goes to the next
         return;
       }
       const r = await renewForWave.executeWithOptions(

@@ -6,6 +6,7 @@ import {
   paced,
   progressBar,
   progressOf,
+  refunded,
   reissuedSince,
   revocationReasonOf,
   selectCandidates,
@@ -161,6 +162,16 @@ describe('pacing', () => {
     for (const times of perVaultWindow.values())
       for (let i = 0; i < times.length; i++)
         expect(times.filter((t) => t >= times[i]! && t < times[i]! + 10_000).length).toBeLessThanOrEqual(19);
+  });
+});
+
+describe('a skipped certificate gives its slot back', () => {
+  it("moves its vault's next start one interval earlier, never before now", () => {
+    const rates = { 'kv-a': 2 };
+    const p = paced(paced(newPacer(), 'kv-a', rates, 0), 'kv-a', rates, 0); // next at 1000
+    expect(refunded(p, 'kv-a', rates, 0).vaultNextAt['kv-a']).toBe(500);
+    expect(refunded(p, 'kv-a', rates, 900).vaultNextAt['kv-a']).toBe(900);
+    expect(refunded(p, 'kv-b', rates, 0)).toBe(p);
   });
 });
 
