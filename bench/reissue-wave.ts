@@ -50,6 +50,8 @@ const args = parseArgs(process.argv.slice(2), {
   concurrency: 100,
   'wave-timeout-min': 30,
   label: '',
+  /** Said in the results file (e.g. "functional trial, niced, not under the heavy lock"). */
+  note: '',
 });
 const N = args.n;
 const V = args.vaults;
@@ -212,6 +214,7 @@ async function run(): Promise<void> {
       at: new Date().toISOString(),
       n: N,
       vaults: V,
+      ...(args.note ? { note: args.note } : {}),
       machine: machineFacts(),
       loadAverage: load,
       setup: {
