@@ -263,17 +263,23 @@ describe('progress', () => {
 
 describe('quotas as task-queue rates', () => {
   it('keeps a full burst plus a window of steady rate within the quota', () => {
-    expect(quotaRatePerSecond(KEY_VAULT_KEY_CREATES)).toBe(1.8);
-    expect(quotaRatePerSecond(KEY_VAULT_HSM_KEY_CREATES)).toBe(0.9);
-    expect(quotaRatePerSecond({ limit: 300, windowSeconds: 10_800 })).toBeCloseTo(299 / 10_800, 5);
+    expect(quotaRatePerSecond(KEY_VAULT_KEY_CREATES)).toBe(1.6);
+    expect(quotaRatePerSecond(KEY_VAULT_HSM_KEY_CREATES)).toBe(0.6);
+    expect(quotaRatePerSecond({ limit: 300, windowSeconds: 10_800 })).toBeCloseTo(296 / 10_800, 5);
+    // one partition: one bucket of ceil(r)
+    expect(quotaRatePerSecond(KEY_VAULT_KEY_CREATES, 1)).toBe(1.8);
+    expect(quotaRatePerSecond(KEY_VAULT_HSM_KEY_CREATES, 1)).toBe(0.9);
+    expect(() => quotaRatePerSecond({ limit: 4, windowSeconds: 10 })).toThrow(/one partition/);
     for (const q of [
       KEY_VAULT_KEY_CREATES,
       KEY_VAULT_HSM_KEY_CREATES,
-      { limit: 7, windowSeconds: 3 },
+      { limit: 9, windowSeconds: 3 },
       { limit: 300, windowSeconds: 10_800 },
     ]) {
-      const r = quotaRatePerSecond(q);
-      expect(Math.ceil(r) + r * q.windowSeconds).toBeLessThanOrEqual(q.limit);
+      for (const p of [1, 4]) {
+        const r = quotaRatePerSecond(q, p);
+        expect(p * Math.max(1, Math.ceil(r / p)) + r * q.windowSeconds).toBeLessThanOrEqual(q.limit);
+      }
     }
     expect(() => quotaRatePerSecond({ limit: 1, windowSeconds: 10 })).toThrow(/limit/);
   });
@@ -285,7 +291,7 @@ describe('quotas as task-queue rates', () => {
       limit: 5,
       windowSeconds: 10,
     });
-    expect(tighterRate(5, { limit: 300, windowSeconds: 10_800 })).toBeCloseTo(0.0277, 3);
+    expect(tighterRate(5, { limit: 300, windowSeconds: 10_800 })).toBeCloseTo(0.0274, 3);
     expect(tighterRate(0.01, { limit: 300, windowSeconds: 10_800 })).toBe(0.01);
     expect(tighterRate(undefined, undefined)).toBeUndefined();
   });
