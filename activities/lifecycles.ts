@@ -18,6 +18,7 @@ import {
   type CertificateStatus,
   issuerTaskQueueFor,
   type Phase,
+  vaultTaskQueueFor,
   type PolicyOverride,
   type RenewalOutcome,
   type RenewRequest,
@@ -44,7 +45,7 @@ export function lifecycleHandle(client: Client, certificateId: string): Lifecycl
 export interface StartLifecycleOptions {
   certificateId: string;
   issuer: string;
-  /** The workers' task queue; the issuer's calls go to its rate-limited queue next to it. */
+  /** The workers' task queue; the issuer's and the vault's calls go to their rate-limited queues next to it. */
   taskQueue: string;
   /** A Certflow-level renewal policy to start with, and the fleet's jitter default. */
   policy?: PolicyOverride;
@@ -59,7 +60,7 @@ export interface StartLifecycleOptions {
 
 /**
  * Starts the lifecycle of one certificate (workflow id `certificate:<id>`), its issuer's calls routed to the
- * issuer's own task queue. Idempotent: when a lifecycle of that certificate already runs (another enrol, fleet
+ * issuer's own task queue and its key and CSR creation to its vault's (worker/vault-workers.ts). Idempotent: when a lifecycle of that certificate already runs (another enrol, fleet
  * discovery), nothing changes and `started` is false.
  */
 export async function startLifecycle(
@@ -85,6 +86,7 @@ export async function startLifecycle(
           certificateId: id,
           issuer,
           issuerTaskQueue: issuerTaskQueueFor(taskQueue, issuer),
+          vaultTaskQueue: vaultTaskQueueFor(taskQueue, id.split('/')[0]!),
           ...(policy ? { policy } : {}),
           ...(jitterMinutes !== undefined ? { jitterMinutes } : {}),
           ...(mode ? { mode } : {}),

@@ -184,6 +184,11 @@ export interface Issuer {
   poll(ref: string, req: IssueRequest): Promise<Issued | PendingIssue>;
   /** The CA's renewal window for the current leaf (PEM), when the CA offers one (ARI); null otherwise. */
   renewalWindow?(leafPem: string): Promise<RenewalWindow | null>;
+  /**
+   * Revokes a certificate this CA issued (an emergency re-issue's `--revoke-old`), with an RFC 5280 reason code
+   * (1 keyCompromise, 4 superseded). `already` when the CA says it was revoked before. CAs that cannot leave it out.
+   */
+  revoke?(certPem: string, reason: { code: number; name: string }): Promise<{ already: boolean }>;
 }
 
 export interface Probe {

@@ -80,6 +80,12 @@ export const COMMANDS: CommandSpec[] = [
     load: () => import('./commands/approve').then((m) => m.deny),
   },
   {
+    name: 'reissue',
+    summary: 'emergency re-issue wave: new keys for a selection, at a bounded rate, with a report',
+    args: ['[status|pause|resume|cancel|report <wave>]'],
+    load: () => import('./commands/reissue').then((m) => m.reissue),
+  },
+  {
     name: 'policy',
     summary: "override the certificate's renewal policy (or --clear to use the vault's again)",
     args: ID,

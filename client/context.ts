@@ -7,7 +7,7 @@ import type { Vault } from '../activities/types';
 import type { CertificateOrders } from '../activities/bindings/app-service-certificate-orders';
 import { CliError, EXIT, type Options, type OptionSpecs, usageError } from './args';
 import type { ClientSettings } from './connect';
-import { printableLines } from './format';
+import { printable, printableLines } from './format';
 
 export interface Output {
   write(text: string): unknown;
@@ -45,6 +45,10 @@ export interface CommandContext {
   note(text: string): void;
   /** The machine-readable answer on stdout. */
   printJson(data: unknown): void;
+  /** stderr is a terminal: a live line (`live`) may be redrawn in place. */
+  readonly tty: boolean;
+  /** Redraws one status line on stderr in place (terminals only; `tty`). */
+  live(text: string): void;
   client(): Promise<Client>;
   /** The configured vaults; a usage error naming --config when there are none. */
   vaults(why: string): Promise<ReadonlyMap<string, Vault>>;
@@ -122,6 +126,9 @@ export function createContext(
     print: (text) => void deps.out.write(`${printableLines(text)}\n`),
     note: (text) => void deps.err.write(`${printableLines(text)}\n`),
     printJson: (data) => void deps.out.write(`${JSON.stringify(data, null, 2)}\n`),
+    tty: (deps.err as { isTTY?: boolean }).isTTY === true,
+    // carriage return and erase-line: the only control characters written, around printable text
+    live: (text) => void deps.err.write(`\r\x1b[2K${printable(text)}`),
     client: connectOnce,
     hasVaultAccess: () => Boolean(deps.vaults || options.string('config')),
     async certificateOrders() {

@@ -230,9 +230,23 @@ const armAccess = {
 const ARM_VAULT_ID =
   /^\/subscriptions\/[^/]+\/resourceGroups\/[^/]+\/providers\/Microsoft\.KeyVault\/vaults\/[^/]+$/i;
 
+/** At most `limit` operations in any `windowSeconds` (worker/quotas.ts turns it into a task-queue rate). */
+const quota = (what: string) =>
+  z.strictObject(
+    { limit: int(`${what}.limit`, 2, 1_000_000), windowSeconds: positive(`${what}.windowSeconds`) },
+    { error: expect(`${what} like { "limit": 20, "windowSeconds": 10 }`) },
+  );
+
 const vault = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('azure'),
+    /**
+     * Key creates (each renewal's new key and CSR) allowed per window; default Key Vault's 20 per 10 s, or 10 per
+     * 10 s with `hsm`. Enforced across all workers on the vault's own task queue.
+     */
+    keyCreateQuota: quota('keyCreateQuota').optional(),
+    /** The vault's certificates use HSM keys (RSA-HSM, EC-HSM): Key Vault's lower key-create quota. */
+    hsm: bool('hsm').optional(),
     name: name('a vault name'),
     url: url('https://<name>.vault.azure.net'),
     ...armAccess,
@@ -248,6 +262,8 @@ const vault = z.discriminatedUnion('kind', [
   z.strictObject({
     kind: z.literal('local'),
     name: name('a vault name'),
+    /** Key creates allowed per window; none by default (the local vault has no quota). */
+    keyCreateQuota: quota('keyCreateQuota').optional(),
     dir: text('a directory for the local vault'),
     encryptionKey: secretRefSchema,
   }),
@@ -319,6 +335,11 @@ const issuer = z.discriminatedUnion('kind', [
       kind: z.literal('acme'),
       name: name('an issuer name'),
       rateLimit,
+      /**
+       * The CA's new-order limit per account (Let's Encrypt: 300 per 3 h, `{ "limit": 300, "windowSeconds": 10800 }`):
+       * the issuer's queue (issue and poll) is held within it; none by default.
+       */
+      orderLimit: quota('orderLimit').optional(),
       allowedNames,
       directoryUrl: url('https://acme-v02.api.letsencrypt.org/directory'),
       contactEmail: email,

@@ -1,7 +1,8 @@
 /**
  * One activity-only Worker per issuer, on its own task queue, running just the issuer's activities (issue,
  * pollIssuance) with Temporal's server-side task-queue rate limit: however many workers run, the server never
- * dispatches more than `rateLimit.perSecond` issuance calls a second to one CA.
+ * dispatches more than `rateLimit.perSecond` issuance calls a second to one CA, nor (an ACME `orderLimit`) more than
+ * the account's new-order limit (issueRatePerSecond).
  * The workflows route those activities here by scheduling them on `issuerTaskQueueFor(taskQueue, issuer)`
  * (every lifecycle is started with it as `issuerTaskQueue`).
  */
@@ -10,6 +11,7 @@ import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker
 import type { Activities } from '../activities/index';
 import { issuerTaskQueueFor } from '../workflows/messages';
 import type { IssuerConfig } from './config';
+import { tighterRate } from './quotas';
 
 export interface IssuerWorkersOptions {
   connection: NativeConnection;
@@ -34,7 +36,7 @@ export async function createIssuerWorkers(opts: IssuerWorkersOptions): Promise<W
         taskQueue: issuerTaskQueueFor(opts.taskQueue, issuer.name),
         activities: { issue: opts.activities.issue, pollIssuance: opts.activities.pollIssuance },
         shutdownGraceTime: opts.shutdownGraceTime,
-        ...(issuer.rateLimit ? { maxTaskQueueActivitiesPerSecond: issuer.rateLimit.perSecond } : {}),
+        ...rateOption(issueRatePerSecond(issuer)),
         ...(opts.identity ? { identity: `${opts.identity}/issuer-${issuer.name}` } : {}),
         ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
         ...(opts.plugins ? { plugins: opts.plugins } : {}),
@@ -42,3 +44,14 @@ export async function createIssuerWorkers(opts: IssuerWorkersOptions): Promise<W
     ),
   );
 }
+
+/**
+ * The issuer queue's rate: `rateLimit.perSecond` and an ACME account's `orderLimit` (worker/quotas.ts), the
+ * tighter. The queue carries issue and poll both, so the order limit is held with room to spare.
+ */
+export function issueRatePerSecond(issuer: IssuerConfig): number | undefined {
+  return tighterRate(issuer.rateLimit?.perSecond, issuer.kind === 'acme' ? issuer.orderLimit : undefined);
+}
+
+const rateOption = (perSecond: number | undefined) =>
+  perSecond === undefined ? {} : { maxTaskQueueActivitiesPerSecond: perSecond };

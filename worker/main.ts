@@ -17,7 +17,7 @@ import type { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index';
 import { createEventGridHandler, type EventGridHandler } from '../client/event-grid';
 import { createEntraTokenVerifier } from '../client/event-grid-entra';
-import { issuerTaskQueueFor } from '../workflows/messages';
+import { issuerTaskQueueFor, vaultTaskQueueFor } from '../workflows/messages';
 import { ConfigError, loadConfig, redactedConfig, resolveSecret, type CertflowConfig } from './config';
 import { checkSecrets } from './config-secrets';
 import { connectTemporal, monitorConnection, workerDataConverter, type ConnectionMonitor } from './connect';
@@ -25,10 +25,13 @@ import { buildDeps } from './deps';
 import { enrollConfigured } from './enroll-configured';
 import { createFleetActivities } from '../activities/fleet';
 import { listLifecycles } from '../activities/lifecycles';
+import { createWaveActivities } from '../activities/wave';
 import { discoveryPlan, discoveryTag } from './discovery-config';
 import { deleteDiscoverySchedule, ensureDiscoverySchedule } from './schedule';
 import { startHttpServer, type Readiness, type RouteHandler } from './http';
-import { createIssuerWorkers } from './issuer-workers';
+import { createIssuerWorkers, issueRatePerSecond } from './issuer-workers';
+import { keyCreateQuotaOf } from './quotas';
+import { createVaultWorkers, vaultRates, type VaultQueue } from './vault-workers';
 import { createLogger, type CertflowLogger } from './logger';
 import { createMetrics, metricsEndpoint } from './metrics';
 import { installRuntime } from './runtime';
@@ -217,7 +220,20 @@ async function main(): Promise<void> {
     cleanups.push(() => deps.close());
     const client = new Client({ connection, namespace: config.temporal.namespace, ...converter });
     metrics.watchFleet({ list: () => listLifecycles(client) });
+    // every vault gets a queue for its key creates (lifecycles are routed there), rate-limited by its quota
+    const configured = new Map(config.vaults.map((v) => [v.name, v]));
+    const vaultQueues: VaultQueue[] = [...deps.vaults.keys()].map((name) => {
+      const v = configured.get(name);
+      const quota = v ? keyCreateQuotaOf(v) : undefined;
+      return { vault: name, ...(quota ? { keyCreateQuota: quota } : {}) };
+    });
     const activities = {
+      ...createWaveActivities({
+        client,
+        vaults: deps.vaults,
+        issuers: deps.issuers,
+        vaultRates: vaultRates(vaultQueues),
+      }),
       ...createActivities(deps),
       ...createFleetActivities({
         vaults: deps.vaults,
@@ -279,10 +295,24 @@ async function main(): Promise<void> {
       ...converter,
       ...plugins,
     });
+    const vaultWorkers = await createVaultWorkers({
+      connection,
+      namespace: config.temporal.namespace,
+      taskQueue: config.taskQueue,
+      vaults: vaultQueues,
+      activities,
+      shutdownGraceTime: grace,
+      identity,
+      ...converter,
+    });
     const labelled = [
       { label: config.taskQueue, worker: main },
       ...issuerWorkers.map((worker, i) => ({
         label: issuerTaskQueueFor(config.taskQueue, config.issuers[i]!.name),
+        worker,
+      })),
+      ...vaultWorkers.map((worker, i) => ({
+        label: vaultTaskQueueFor(config.taskQueue, vaultQueues[i]!.vault),
         worker,
       })),
     ];
@@ -303,7 +333,8 @@ async function main(): Promise<void> {
     );
     logger.info('Certflow worker running', {
       taskQueues: labelled.map((l) => l.label),
-      rateLimits: Object.fromEntries(config.issuers.map((i) => [i.name, i.rateLimit?.perSecond ?? null])),
+      rateLimits: Object.fromEntries(config.issuers.map((i) => [i.name, issueRatePerSecond(i) ?? null])),
+      keyCreateRates: vaultRates(vaultQueues),
     });
     await enrollConfigured(config, { client, vaults: deps.vaults, logger });
     await scheduleDiscovery(config, client, logger);

@@ -2,6 +2,7 @@
 import type { ConnectionLike } from '@temporalio/client';
 import { encodeSearchAttributeIndexedValueType } from '@temporalio/common/lib/search-attributes';
 import { SA } from '../workflows/messages';
+import { WAVE_SA } from '../workflows/wave-messages';
 
 /** Any connection with the operator service: a client Connection or the worker's NativeConnection. */
 export async function ensureSearchAttributes(
@@ -13,7 +14,7 @@ export async function ensureSearchAttributes(
     ...Object.keys(existing.customAttributes ?? {}),
     ...Object.keys(existing.systemAttributes ?? {}),
   ]);
-  const missing = Object.values(SA).filter((k) => !have.has(k.name));
+  const missing = [...Object.values(SA), ...Object.values(WAVE_SA)].filter((k) => !have.has(k.name));
   if (missing.length === 0) return [];
   await connection.operatorService.addSearchAttributes({
     namespace,

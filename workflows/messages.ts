@@ -36,6 +36,12 @@ export const workflowIdFor = (certificateId: string): string => `certificate:${c
 export const issuerTaskQueueFor = (taskQueue: string, issuer: string): string =>
   `${taskQueue}-issuer-${issuer}`;
 
+/**
+ * The task queue of a vault's rate-limited workers: the step that makes a key and CSR in the vault
+ * (prepareRenewal) runs there, so the vault's key-create quota holds across all workers.
+ */
+export const vaultTaskQueueFor = (taskQueue: string, vault: string): string => `${taskQueue}-vault-${vault}`;
+
 export interface RenewRequest {
   reason?: string;
   requestedBy?: string;

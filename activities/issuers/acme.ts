@@ -270,6 +270,20 @@ export function createAcmeIssuer(opts: AcmeIssuerOptions): AcmeIssuer {
     poll: (ref: string, req: IssueRequest): Promise<Issued | PendingIssue> =>
       call((ctx) => complete(ref, req, ctx)),
     renewalWindow: (leafPem: string) => call((ctx) => renewalWindow(leafPem, ctx)),
+    /** RFC 8555 §7.6 with the account key; a certificate the CA revoked before is `already`. */
+    revoke: (certPem: string, reason: { code: number; name: string }) =>
+      call(async (ctx) => {
+        ctx.step = 'register the ACME account';
+        const client = await registeredClient();
+        ctx.step = `revoke a certificate (${reason.name})`;
+        try {
+          await client.revokeCertificate(certPem, { reason: reason.code });
+          return { already: false };
+        } catch (err) {
+          if (ctx.lastProblem?.type?.endsWith(':alreadyRevoked')) return { already: true };
+          throw err;
+        }
+      }),
     accountUrl: () =>
       call(async (ctx) => {
         ctx.step = 'register the ACME account';

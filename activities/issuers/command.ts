@@ -4,7 +4,7 @@
  *
  * Input
  *   stdin                      the CSR, PEM (also on a poll)
- *   CERTFLOW_ACTION            `submit` or `poll`
+ *   CERTFLOW_ACTION            `submit` or `poll` (or `revoke`, below)
  *   CERTFLOW_CERTIFICATE_ID    `<vault>/<name>`
  *   CERTFLOW_DNS_NAMES         the names to certify, comma-separated
  *   CERTFLOW_REQUEST_KEY       stable for one renewal attempt across retries (a retry after a crash has the same
@@ -18,6 +18,10 @@
  *       stays when absent) and optionally `retry-after <seconds>` (default 60); the workflow waits, then polls
  *   69  CA unavailable (EX_UNAVAILABLE): retried later, after `retry-after <seconds>` when printed
  *   any other code: the CA refused; not retried. The end of stderr is shown (private key blocks removed).
+ * Revoke (an emergency re-issue's `--revoke-old`): CERTFLOW_ACTION=revoke, the certificate (PEM) on stdin,
+ * CERTFLOW_REVOKE_REASON (`keyCompromise`, `superseded`) and CERTFLOW_REVOKE_REASON_CODE (RFC 5280: 1, 4); the
+ * configured args with `--revoke` appended. Exit 0 revoked (a line `already` on stdout: revoked before), 64
+ * (EX_USAGE) the program cannot revoke (reported as unsupported), 69 unavailable (retried), anything else refused.
  * A run longer than timeoutMs is killed with its process group and retried; output over maxOutputBytes is
  * refused. A program that cannot be started (not found, not executable) is a configuration error.
  */
@@ -46,6 +50,8 @@ export interface CommandIssuerOptions {
 export const EXIT_ISSUED = 0;
 export const EXIT_UNAVAILABLE = 69;
 export const EXIT_PENDING = 75;
+/** The program has no revoke verb (EX_USAGE). */
+export const EXIT_NO_REVOKE = 64;
 const DEFAULT_RETRY_AFTER_SECONDS = 60;
 const MAX_RETRY_AFTER_SECONDS = 86_400;
 /** The ref is kept in workflow history: an id, not a document. */
@@ -152,10 +158,43 @@ export function createCommandIssuer(opts: CommandIssuerOptions): Issuer {
     return ApplicationFailure.create({ message: `${who}: ${message}`, type, nonRetryable });
   }
 
+  async function revoke(
+    certPem: string,
+    reason: { code: number; name: string },
+  ): Promise<{ already: boolean }> {
+    const r = await runProgram({
+      command: opts.command,
+      args: [...args, '--revoke'],
+      env: {
+        ...opts.env,
+        CERTFLOW_ACTION: 'revoke',
+        CERTFLOW_REVOKE_REASON: reason.name,
+        CERTFLOW_REVOKE_REASON_CODE: String(reason.code),
+      },
+      cwd: opts.cwd,
+      stdin: certPem,
+      timeoutMs,
+      maxOutputBytes,
+    });
+    if (r.kind === 'spawn-failed') throw spawnFailure(r.error);
+    if (r.kind !== 'exited') return interpret(r, undefined) as never; // timeout, killed, too large: thrown there
+    if (r.code === EXIT_ISSUED) return { already: /^\s*already\s*$/m.test(r.stdout) };
+    if (r.code === EXIT_NO_REVOKE)
+      throw failure('RevokeUnsupported', `${program} cannot revoke (exit ${EXIT_NO_REVOKE})`, true);
+    if (r.code === EXIT_UNAVAILABLE)
+      throw failure(
+        'CommandIssuerUnavailable',
+        `${program} says the CA is unavailable (exit ${EXIT_UNAVAILABLE})${tail(r.stderr)}`,
+        false,
+      );
+    throw failure('RevokeRefused', `${program} exited ${r.code} on revoke${tail(r.stderr)}`, true);
+  }
+
   return {
     name: opts.name,
     submit: (req) => run(req, null),
     poll: (ref, req) => run(req, { ref }),
+    revoke,
   };
 }
 

@@ -12,6 +12,7 @@ import {
   type CertificateStatus,
   type RenewalOutcome,
   issuerTaskQueueFor,
+  vaultTaskQueueFor,
   SA,
   statusQuery,
   workflowIdFor,
@@ -68,6 +69,7 @@ let client: Client;
 let worker: { stop(): Promise<void> };
 let issuerConnection: NativeConnection | undefined;
 let issuerWorker: { worker: Worker; running: Promise<void> } | undefined;
+let vaultWorker: { worker: Worker; running: Promise<void> } | undefined;
 
 beforeAll(async () => {
   worker = await startFakeWorker({ address, namespace, taskQueue, activities: fake.activities });
@@ -81,6 +83,15 @@ beforeAll(async () => {
     shutdownGraceTime: '2 seconds',
   });
   issuerWorker = { worker: w, running: w.run() };
+  // and the key and CSR to the vault's queue, as the worker service's vault workers do
+  const vw = await Worker.create({
+    connection: issuerConnection,
+    namespace,
+    taskQueue: vaultTaskQueueFor(taskQueue, V),
+    activities: { prepareRenewal: fake.activities.prepareRenewal },
+    shutdownGraceTime: '2 seconds',
+  });
+  vaultWorker = { worker: vw, running: vw.run() };
   client = new Client({ connection: await Connection.connect({ address }), namespace });
 });
 
@@ -89,9 +100,10 @@ afterAll(async () => {
     await terminateVaultLifecycles(client, V);
     await client.connection.close();
   }
-  if (issuerWorker) {
-    issuerWorker.worker.shutdown();
-    await issuerWorker.running;
+  for (const w of [issuerWorker, vaultWorker]) {
+    if (!w) continue;
+    w.worker.shutdown();
+    await w.running;
   }
   await issuerConnection?.close();
   await worker?.stop();

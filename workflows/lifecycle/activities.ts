@@ -4,6 +4,7 @@
  * for a worker that is not there) and the long ones heartbeat, so a killed worker's step is retried on another
  * within the 30-second heartbeat timeout.
  */
+import type { Priority } from '@temporalio/common';
 import { proxyActivities } from '@temporalio/workflow';
 import type { Activities } from '../../activities/index';
 
@@ -11,7 +12,7 @@ import type { Activities } from '../../activities/index';
 const MAIN_QUEUE_START = '30 minutes';
 /**
  * The issuer's queue is rate-limited (Temporal's task-queue rate limit per CA): in a large wave a step may wait
- * hours for its turn. A missing issuer is caught at once by prepareRenewal on the main queue; an issuer whose
+ * hours for its turn. A missing issuer is caught at once by prepareRenewal (main or vault queue); an issuer whose
  * workers are all gone fails the attempt (NoWorkerPolling) after this long (LifecycleInput.issuerQueueWait).
  */
 export const ISSUER_QUEUE_WAIT = '6 hours';
@@ -25,10 +26,35 @@ const vault = proxyActivities<Activities>({
 
 export const { observe, prepareRenewal, verifyAndMerge, cancelRenewal, renewInVault } = vault;
 
+/**
+ * The key and CSR are made on the vault's task queue when the lifecycle has one: rate-limited by Temporal to the
+ * vault's key-create quota, so a wave may wait its turn there (as long as on the issuer's queue).
+ */
+export const vaultSteps = (taskQueue: string | undefined, priority?: Priority) =>
+  taskQueue
+    ? proxyActivities<Activities>({
+        taskQueue,
+        scheduleToStartTimeout: ISSUER_QUEUE_WAIT,
+        startToCloseTimeout: '2 minutes',
+        retry: {
+          initialInterval: '2s',
+          backoffCoefficient: 2,
+          maximumInterval: '1 minute',
+          maximumAttempts: 6,
+        },
+        ...(priority ? { priority } : {}),
+      })
+    : vault;
+
 /** Issue and poll run on the issuer's task queue (set per call); they heartbeat while the CA works. */
-export const issuerSteps = (taskQueue: string | undefined, queueWait: string = ISSUER_QUEUE_WAIT) =>
+export const issuerSteps = (
+  taskQueue: string | undefined,
+  queueWait: string = ISSUER_QUEUE_WAIT,
+  priority?: Priority,
+) =>
   proxyActivities<Activities>({
     ...(taskQueue ? { taskQueue } : {}),
+    ...(priority ? { priority } : {}),
     scheduleToStartTimeout: queueWait,
     startToCloseTimeout: '10 minutes',
     heartbeatTimeout: HEARTBEAT,

@@ -16,11 +16,12 @@ import {
   cancelRenewal,
   issuerSteps,
   notify,
-  prepareRenewal,
   renewInVault,
   syncBindings,
+  vaultSteps,
   verifyAndMerge,
 } from './activities';
+import { priorityOf } from '../priority';
 import type { Ctx } from './context';
 import { gated, hold } from './rebind';
 import { type InFlightAttempt, knownOf, recordAttempt } from './state';
@@ -46,7 +47,9 @@ export async function runAttempt(
   if (!resume) s.attempts += 1;
   const attempt = resume?.attempt ?? s.attempts;
   const startedAt = resume?.startedAt ?? new Date().toISOString();
-  const issuer = issuerSteps(input.issuerTaskQueue, input.issuerQueueWait);
+  // manual and emergency attempts go ahead of routine ones on the rate-limited vault and issuer queues
+  const priority = priorityOf(trigger.reason);
+  const issuer = issuerSteps(input.issuerTaskQueue, input.issuerQueueWait, priority);
   let before: CertificateState | null = resume?.before ?? s.observed;
   let merged: CertificateState | null = null;
   let bindings: BindingOutcome[] = [];
@@ -80,7 +83,7 @@ export async function runAttempt(
     };
     if (!request || !issued) {
       ctx.show('Renewing', `${trigger.reason}: ${trigger.message}`);
-      const prep = await prepareRenewal.executeWithOptions(
+      const prep = await vaultSteps(input.vaultTaskQueue, priority).prepareRenewal.executeWithOptions(
         { summary: `${trigger.reason}: read ${id} and make a key and CSR in its vault` },
         [{ certificateId: id, issuer: input.issuer, takeOver: input.mode === 'issue' }],
       );

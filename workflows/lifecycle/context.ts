@@ -21,6 +21,11 @@ export interface LifecycleInput {
   searchAttributes?: boolean;
   /** Task queue of the issuer's rate-limited workers (issue and poll run there); default: this workflow's. */
   issuerTaskQueue?: string;
+  /**
+   * Task queue of the vault's rate-limited workers (the key and CSR are made there, within the vault's key-create
+   * quota); default: this workflow's (lifecycles started before vault queues existed).
+   */
+  vaultTaskQueue?: string;
   /** How long an order may wait for the issuer's workers before the attempt fails (default 6 hours). */
   issuerQueueWait?: string;
   /** Fleet-wide jitter default in minutes, when the certificate has no override. */

@@ -54,6 +54,9 @@ export function createCertificateService(o: CertificateServiceOptions) {
   const { store, ops } = o;
   const nowSec = () => Math.floor(o.now() / 1000);
   const creates: number[] = [];
+  let quota = o.createQuota;
+  /** What the quota saw: creates accepted and refused (429), and the most accepted in any one window. */
+  const stats = { accepted: 0, throttled: 0, maxInWindow: 0 };
 
   const find = (name: string): CertificateRecord => {
     const cert = store.certificates.get(name.toLowerCase());
@@ -176,13 +179,13 @@ export function createCertificateService(o: CertificateServiceOptions) {
     return { value, nextLink };
   }
 
+  /** Counts every key create in a sliding window (the quota's, else 10 s); beyond the quota: 429 + Retry-After. */
   function takeCreateQuota(): void {
-    const quota = o.createQuota;
-    if (!quota) return;
     const now = o.now();
-    const windowMs = quota.windowSeconds * 1000;
+    const windowMs = (quota?.windowSeconds ?? 10) * 1000;
     while (creates.length && (creates[0] ?? 0) <= now - windowMs) creates.shift();
-    if (creates.length >= quota.limit) {
+    if (quota && creates.length >= quota.limit) {
+      stats.throttled += 1;
       const retryAfter = Math.max(1, Math.ceil(((creates[0] ?? now) + windowMs - now) / 1000));
       throw new KvError(
         429,
@@ -193,9 +196,22 @@ export function createCertificateService(o: CertificateServiceOptions) {
       );
     }
     creates.push(now);
+    stats.accepted += 1;
+    stats.maxInWindow = Math.max(stats.maxInWindow, creates.length);
   }
 
   return {
+    /** Sets or removes the create quota (e.g. after seeding); the counts start over. */
+    setCreateQuota(q: { limit: number; windowSeconds: number } | undefined): void {
+      quota = q;
+      creates.length = 0;
+      Object.assign(stats, { accepted: 0, throttled: 0, maxInWindow: 0 });
+    },
+    createStats: () => ({
+      ...stats,
+      limit: quota?.limit ?? null,
+      windowSeconds: quota?.windowSeconds ?? 10,
+    }),
     async create(
       name: string,
       body: { policy?: WirePolicy; attributes?: WireAttributes; tags?: Record<string, string> },

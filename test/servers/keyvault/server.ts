@@ -15,7 +15,8 @@
  * (lifetime percentage or days before expiry) by the server's clock (`now`, checked on every request and every
  * `tickMs`), or at once with `autoRenewNow(name)`. Every new version (merge, issuance, auto-renew) can be POSTed
  * as an Event Grid `CertificateNewVersionCreated` to `eventGrid.url`. `createQuota` answers 429 Throttled with
- * Retry-After beyond N creates per window (Key Vault: 20 per 10 s), off by default.
+ * Retry-After beyond N creates per window (Key Vault: 20 per 10 s), off by default; settable later
+ * (`setCreateQuota`), with counts of creates accepted and refused (`createStats`).
  *
  * Known differences from the real service, and why they are kept:
  * - Not in the recordings, so chosen and switchable: what "latest" is while a renewal of an existing certificate
@@ -139,6 +140,19 @@ export interface KeyVaultServer {
   autoRenewAt(name: string): number | undefined;
   /** The CA that signs for the integrated issuers (PEM). */
   issuingCaPem(): Promise<string>;
+  /** Sets or removes the create quota (`createQuota`) now, e.g. after seeding; its counts start over. */
+  setCreateQuota(quota: { limit: number; windowSeconds: number } | undefined): void;
+  /**
+   * Key creates accepted and refused with 429 since the quota was last set, and the most accepted in any one
+   * sliding window (the quota's, else 10 s): a client that keeps within the quota gets no 429s.
+   */
+  createStats(): {
+    accepted: number;
+    throttled: number;
+    maxInWindow: number;
+    limit: number | null;
+    windowSeconds: number;
+  };
 }
 
 interface Route {
@@ -368,6 +382,8 @@ export async function startKeyVaultServer(opts: KeyVaultServerOptions): Promise<
       return cert ? ops.autoRenewAt(cert) : undefined;
     },
     issuingCaPem: () => ops.issuingCaPem(),
+    setCreateQuota: (q) => certs.setCreateQuota(q),
+    createStats: () => certs.createStats(),
     injectFault(f) {
       faults.push({ ...f, left: f.count ?? 1, toSkip: f.skip ?? 0 });
     },

@@ -1,0 +1,398 @@
+/**
+ * `certflow reissue`: an emergency re-issue wave (workflows/wave.ts) over a selection, followed live until it
+ * ends with its report; and `certflow reissue status|pause|resume|cancel|report <name>` for a wave that runs.
+ * The wave runs in Temporal: Ctrl-C stops following, never the wave.
+ */
+import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import { DEFAULT_TASK_QUEUE, listLifecycles } from '../../activities/lifecycles';
+import {
+  MAX_CONCURRENCY,
+  progressBar,
+  progressLine,
+  selectCandidates,
+  selectionProblem,
+} from '../../workflows/wave-plan';
+import {
+  WAVE_REASONS,
+  WAVE_WORKFLOW_TYPE,
+  type WaveInput,
+  type WaveProgress,
+  type WaveReason,
+  type WaveReport,
+  type WaveSelection,
+  waveCancelSignal,
+  wavePauseSignal,
+  waveProgressQuery,
+  waveReportQuery,
+  waveResumeSignal,
+  waveWorkflowId,
+} from '../../workflows/wave-messages';
+import { EXIT, parseDuration, parseTag, parseWholeNumber, usageError } from '../args';
+import { type CommandContext, type CommandImpl, JSON_OPTION, NotFoundError } from '../context';
+import { csv, dash, table } from '../format';
+
+const VERBS = ['status', 'pause', 'resume', 'cancel', 'report'] as const;
+type Verb = (typeof VERBS)[number];
+const WAVE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
+
+export const reissue: CommandImpl = {
+  options: {
+    reason: {
+      type: 'string',
+      value: 'REASON',
+      description: `why: ${WAVE_REASONS.join(' | ')} (required to start; pause: the pause's reason)`,
+    },
+    note: { type: 'string', value: 'TEXT', description: 'free text for history, mail and the report' },
+    all: { type: 'boolean', description: 'every enrolled certificate (no filter)' },
+    issuer: {
+      type: 'string',
+      value: 'NAME',
+      description: "only certificates of this issuer (e.g. the distrusted CA's)",
+    },
+    vault: { type: 'string', value: 'NAME', description: 'only certificates of this vault' },
+    tag: {
+      type: 'string',
+      value: 'KEY=VALUE',
+      description: 'only certificates with this vault tag (needs --config)',
+    },
+    'expiring-within': {
+      type: 'string',
+      value: 'DURATION',
+      description: 'only those expiring within, e.g. 30d',
+    },
+    'new-key': {
+      type: 'boolean',
+      description: 'a new key for every certificate (always: a wave never reuses a key)',
+    },
+    'revoke-old': {
+      type: 'boolean',
+      description:
+        'revoke each old certificate at its CA once replaced (ACME; command issuers with a revoke verb)',
+    },
+    'ignore-windows': { type: 'boolean', description: 're-bind at once, outside change windows' },
+    concurrency: {
+      type: 'string',
+      value: 'N',
+      description: `certificates under way at once (default 20, 1-${MAX_CONCURRENCY})`,
+    },
+    rate: {
+      type: 'string',
+      value: 'N',
+      description: "starts per second across all vaults (default: each vault's key-create rate bounds it)",
+    },
+    name: {
+      type: 'string',
+      value: 'NAME',
+      description:
+        "the wave's name (default reissue-<reason>-<time>); re-running a name skips what it re-issued",
+    },
+    since: {
+      type: 'string',
+      value: 'TIME',
+      description:
+        'skip certificates re-issued since this time (ISO 8601; default: the first run of this name, else now)',
+    },
+    'task-queue': {
+      type: 'string',
+      value: 'QUEUE',
+      description: `the workers' task queue (default ${DEFAULT_TASK_QUEUE})`,
+    },
+    'dry-run': { type: 'boolean', description: 'list what the selection takes, start nothing' },
+    'no-wait': {
+      type: 'boolean',
+      description: 'start (or ask) and return; follow with: certflow reissue status <wave>',
+    },
+    csv: { type: 'boolean', description: 'report: CSV' },
+    config: {
+      type: 'string',
+      value: 'FILE',
+      description: "the worker's configuration (vault access for --tag with --dry-run)",
+    },
+    ...JSON_OPTION,
+  },
+  notes: `Progress: a live bar on a terminal, plain lines otherwise (and with --json, whose report goes to stdout).
+The report lists every certificate: re-issued (old and new thumbprints, key new, revoked), skipped (re-issued
+since the wave began), failed (why), cancelled. Exit code 1 when any failed.
+examples:
+  certflow reissue --reason ca-distrust --issuer old-ca --revoke-old
+  certflow reissue --reason key-compromise --vault kv-prod --tag team=payments --ignore-windows
+  certflow reissue pause reissue-ca-distrust-20261202T1400 --reason "CA outage"`,
+  async run(ctx, positionals) {
+    const verb = positionals[0] as Verb | undefined;
+    if (verb !== undefined) {
+      if (!VERBS.includes(verb))
+        throw usageError(
+          `reissue: expected no argument (start a wave) or one of ${VERBS.join(', ')} <wave>, got ${JSON.stringify(verb)}`,
+        );
+      if (positionals.length !== 2) throw usageError(`reissue ${verb}: expected the wave's name`);
+      return steer(ctx, verb, waveName(positionals[1]));
+    }
+    return start(ctx);
+  },
+};
+
+function waveName(text: string | undefined): string {
+  const name = (text ?? '').replace(/^wave:/, '');
+  if (!WAVE_NAME.test(name))
+    throw usageError(`wave: expected a name of letters, digits and ._- (got ${JSON.stringify(text)})`);
+  return name;
+}
+
+/** The selection from the flags, checked by the same rule the workflow applies. */
+function selectionOf(ctx: CommandContext): WaveSelection {
+  const o = ctx.options;
+  const tag = o.string('tag');
+  const within = o.string('expiring-within');
+  const sel: WaveSelection = {
+    ...(o.flag('all') ? { all: true } : {}),
+    ...(o.string('issuer') !== undefined ? { issuer: o.string('issuer')! } : {}),
+    ...(o.string('vault') !== undefined ? { vault: o.string('vault')! } : {}),
+    ...(tag !== undefined ? { tag: (([name, value]) => ({ name, value }))(parseTag(tag, '--tag')) } : {}),
+    ...(within !== undefined
+      ? { expiringWithinSeconds: parseDuration(within, '--expiring-within') / 1000 }
+      : {}),
+  };
+  const problem = selectionProblem(sel);
+  if (problem)
+    throw usageError(
+      problem.replace(/^(\w+):/, (_m, f: string) => `--${f === 'expiringWithin' ? 'expiring-within' : f}:`),
+    );
+  return sel;
+}
+
+async function start(ctx: CommandContext): Promise<number> {
+  const o = ctx.options;
+  const reason = o.string('reason') as WaveReason | undefined;
+  if (!reason || !WAVE_REASONS.includes(reason))
+    throw usageError(
+      `--reason: required, one of ${WAVE_REASONS.join(', ')} (got ${JSON.stringify(reason ?? null)})`,
+    );
+  const selection = selectionOf(ctx);
+  const note = o.string('note');
+  if (note !== undefined && note.length > 300) throw usageError('--note: expected at most 300 characters');
+  const concurrency = o.has('concurrency')
+    ? parseWholeNumber(o.string('concurrency'), '--concurrency', 1, MAX_CONCURRENCY)
+    : undefined;
+  const rateText = o.string('rate');
+  const rate = rateText === undefined ? undefined : Number(rateText);
+  if (rate !== undefined && !(Number.isFinite(rate) && rate > 0 && rate <= 1000))
+    throw usageError(
+      `--rate: expected certificates per second, a number > 0 and at most 1000 (got ${JSON.stringify(rateText)})`,
+    );
+  const sinceText = o.string('since');
+  if (sinceText !== undefined && Number.isNaN(Date.parse(sinceText)))
+    throw usageError(
+      `--since: expected an ISO 8601 time like 2026-12-02T09:00:00Z (got ${JSON.stringify(sinceText)})`,
+    );
+  const stamp = ctx.now().toISOString().replace(/[-:]/g, '').slice(0, 13);
+  const name = o.string('name') !== undefined ? waveName(o.string('name')) : `reissue-${reason}-${stamp}`;
+  const client = await ctx.client();
+
+  if (o.flag('dry-run')) {
+    const now = ctx.now();
+    const rows = await listLifecycles(client, selection.vault ? { vault: selection.vault } : {});
+    let tagged: Set<string> | undefined;
+    if (selection.tag) {
+      const vaults = await ctx.vaults('--tag with --dry-run');
+      tagged = new Set();
+      for (const [vn, v] of vaults)
+        for await (const c of v.list())
+          if (c.tags[selection.tag.name] === selection.tag.value) tagged.add(`${vn}/${c.name}`);
+    }
+    const entries = selectCandidates(rows, selection, now, tagged);
+    if (ctx.json)
+      ctx.printJson({
+        wave: name,
+        dryRun: true,
+        selected: entries.map((e) => ({ id: e.id, issuer: e.issuer, expiresAt: e.expiresAt })),
+      });
+    else {
+      ctx.print(
+        table(
+          ['CERTIFICATE', 'ISSUER', 'EXPIRES'],
+          entries.map((e) => [e.id, dash(e.issuer), dash(e.expiresAt)]),
+        ),
+      );
+      ctx.print(
+        `${entries.length} certificate(s) would be re-issued by wave ${name} (nothing started: --dry-run)`,
+      );
+    }
+    return EXIT.ok;
+  }
+
+  // a re-run of a name skips what its first run re-issued: since = that run's start, unless told
+  const handle = client.workflow.getHandle(waveWorkflowId(name));
+  let since = sinceText ? new Date(sinceText).toISOString() : undefined;
+  if (!since) {
+    try {
+      since = (await handle.query(waveProgressQuery)).startedAt;
+    } catch (err) {
+      if (!(err instanceof WorkflowNotFoundError)) {
+        const d = await handle.describe().catch(() => null);
+        if (d) since = d.startTime.toISOString();
+      }
+    }
+  }
+  const input: WaveInput = {
+    reason,
+    selection,
+    ...(note ? { note } : {}),
+    revokeOld: o.flag('revoke-old'),
+    ignoreWindows: o.flag('ignore-windows'),
+    ...(concurrency !== undefined ? { concurrency } : {}),
+    ...(rate !== undefined ? { ratePerSecond: rate } : {}),
+    ...(since ? { since } : {}),
+    requestedBy: ctx.env.USER ? `${ctx.env.USER} (cli)` : 'cli',
+  };
+  let attached = false;
+  try {
+    await client.workflow.start(WAVE_WORKFLOW_TYPE, {
+      taskQueue: o.string('task-queue') ?? DEFAULT_TASK_QUEUE,
+      workflowId: waveWorkflowId(name),
+      args: [input],
+      staticSummary: `Emergency re-issue ${name} (${reason})`,
+      staticDetails: `Re-issues with new keys: ${JSON.stringify(selection)}${input.revokeOld ? ', revoking the old certificates' : ''}.`,
+    });
+  } catch (err) {
+    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+    attached = true;
+  }
+  if (!ctx.json || ctx.tty)
+    ctx.note(
+      attached
+        ? `wave ${name} is already running: following it (Ctrl-C stops following; the wave goes on)`
+        : `wave ${name} started${since ? `, skipping certificates re-issued since ${since}` : ''} (Ctrl-C stops following; the wave goes on)`,
+    );
+  if (o.flag('no-wait')) {
+    if (ctx.json) ctx.printJson({ wave: name, workflowId: waveWorkflowId(name), started: !attached });
+    return EXIT.ok;
+  }
+  return follow(ctx, name);
+}
+
+async function steer(ctx: CommandContext, verb: Verb, name: string): Promise<number> {
+  const client = await ctx.client();
+  const handle = client.workflow.getHandle(waveWorkflowId(name));
+  const d = await handle.describe().catch((err: unknown) => {
+    if (err instanceof WorkflowNotFoundError)
+      throw new NotFoundError(`no wave named ${name} (workflow ${waveWorkflowId(name)})`);
+    throw err;
+  });
+  const running = d.status.name === 'RUNNING';
+  if (verb === 'report' || (verb === 'status' && !running)) {
+    const report: WaveReport = running
+      ? await handle.query(waveReportQuery)
+      : ((await handle.result()) as WaveReport);
+    printReport(ctx, report);
+    return report.failed > 0 ? EXIT.failed : EXIT.ok;
+  }
+  if (verb === 'status') {
+    if (ctx.options.flag('no-wait')) {
+      const p = await handle.query(waveProgressQuery);
+      if (ctx.json) ctx.printJson(p);
+      else ctx.print(`${name} ${progressBar(p)} ${progressLine(p)}`);
+      return EXIT.ok;
+    }
+    return follow(ctx, name);
+  }
+  if (!running) throw new NotFoundError(`wave ${name} is not running (${d.status.name.toLowerCase()})`);
+  const by = ctx.env.USER ?? 'cli';
+  if (verb === 'pause') {
+    const reason = ctx.options.string('reason')?.trim();
+    if (!reason) throw usageError('--reason: required for pause (say why)');
+    await handle.signal(wavePauseSignal, { reason: reason.slice(0, 500), by });
+  } else if (verb === 'resume') await handle.signal(waveResumeSignal);
+  else await handle.signal(waveCancelSignal, { by });
+  const p = await handle.query(waveProgressQuery);
+  if (ctx.json) ctx.printJson({ wave: name, asked: verb, progress: p });
+  else ctx.print(`${name}: ${verb} sent; ${progressLine(p)}`);
+  return EXIT.ok;
+}
+
+/** Shows progress until the wave ends, then its report. A live bar on a terminal; plain lines otherwise. */
+async function follow(ctx: CommandContext, name: string): Promise<number> {
+  const client = await ctx.client();
+  const handle = client.workflow.getHandle(waveWorkflowId(name));
+  const result = handle.result() as Promise<WaveReport>;
+  let done = false;
+  void result.then(
+    () => (done = true),
+    () => (done = true),
+  );
+  let lastLine = '';
+  let lastPrinted = 0;
+  const live = ctx.tty && !ctx.json;
+  while (!done) {
+    let p: WaveProgress | null = null;
+    try {
+      p = await handle.query(waveProgressQuery);
+    } catch {
+      // between runs (continue-as-new) or the worker busy: try again next tick
+    }
+    if (p) {
+      const line = `${name} ${progressBar(p)} ${progressLine(p)}`;
+      if (live) ctx.live(line);
+      else if (line !== lastLine && Date.now() - lastPrinted >= Math.max(ctx.pollIntervalMs, 5_000)) {
+        ctx.note(line);
+        lastPrinted = Date.now();
+      }
+      lastLine = line;
+    }
+    await Promise.race([
+      result.catch(() => undefined),
+      new Promise((r) => setTimeout(r, ctx.pollIntervalMs)),
+    ]);
+  }
+  if (live) ctx.live('');
+  const report = await result;
+  if (!ctx.json) ctx.note(`${name} ${progressBar(report)} ${progressLine(report)}`);
+  printReport(ctx, report);
+  return report.failed > 0 ? EXIT.failed : EXIT.ok;
+}
+
+const short = (t: string | null | undefined) => (t ? t.slice(0, 12) : '-');
+
+export function printReport(ctx: CommandContext, r: WaveReport): void {
+  if (ctx.json) return ctx.printJson(r);
+  const header = ['CERTIFICATE', 'RESULT', 'OLD', 'NEW', 'NEW KEY', 'REVOKED', 'NOT AFTER', 'DETAIL'];
+  const rows = r.entries.map((e) => [
+    e.id,
+    e.status,
+    short(e.oldThumbprint),
+    short(e.newThumbprint),
+    e.newKey === undefined ? '-' : e.newKey ? 'yes' : 'NO',
+    e.revoked ?? '-',
+    dash(e.notAfter),
+    e.error ? `${e.error.type}: ${e.error.message}` : (e.note ?? ''),
+  ]);
+  if (ctx.options.flag('csv'))
+    return ctx.print(
+      csv(
+        [
+          'certificate',
+          'result',
+          'oldThumbprint',
+          'newThumbprint',
+          'newKey',
+          'revoked',
+          'notAfter',
+          'detail',
+        ],
+        r.entries.map((e) => [
+          e.id,
+          e.status,
+          e.oldThumbprint ?? null,
+          e.newThumbprint ?? null,
+          e.newKey ?? null,
+          e.revoked ?? null,
+          e.notAfter ?? null,
+          e.error ? `${e.error.type}: ${e.error.message}` : (e.note ?? null),
+        ]),
+      ),
+    );
+  ctx.print(table(header, rows));
+  ctx.print(
+    `wave ${r.waveId.replace(/^wave:/, '')} (${r.reason}) ${r.state.toLowerCase()}: ${r.reissued} re-issued, ${r.skipped} skipped, ${r.failed} failed, ${r.cancelled} cancelled of ${r.total}` +
+      (r.finishedAt ? `; ${r.startedAt} → ${r.finishedAt}` : ''),
+  );
+}

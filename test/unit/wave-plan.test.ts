@@ -1,0 +1,306 @@
+import { describe, expect, it } from 'vitest';
+import {
+  formatDuration,
+  newPacer,
+  nextStart,
+  paced,
+  progressBar,
+  progressOf,
+  refunded,
+  reissuedSince,
+  revocationReasonOf,
+  selectCandidates,
+  selectionProblem,
+  type CandidateRow,
+} from '../../workflows/wave-plan';
+import type { WaveEntry } from '../../workflows/wave-messages';
+import {
+  KEY_VAULT_HSM_KEY_CREATES,
+  KEY_VAULT_KEY_CREATES,
+  keyCreateQuotaOf,
+  quotaRatePerSecond,
+  tighterRate,
+} from '../../worker/quotas';
+import { priorityOf } from '../../workflows/priority';
+
+const NOW = new Date('2026-12-02T12:00:00Z');
+const day = 86_400_000;
+const row = (id: string, issuer: string | null, daysLeft: number | null): CandidateRow => ({
+  certificateId: id,
+  vault: id.split('/')[0]!,
+  issuer,
+  expiresAt: daysLeft === null ? null : new Date(NOW.getTime() + daysLeft * day).toISOString(),
+});
+const ROWS = [
+  row('kv-a/web', 'old-ca', 40),
+  row('kv-a/api', 'old-ca', 5),
+  row('kv-b/mail', 'lets-encrypt', 2),
+  row('kv-b/vpn', 'old-ca', null),
+  row('kv-c/intranet', 'old-ca', 80),
+];
+
+describe('selection', () => {
+  it('needs --all or a filter, and not both', () => {
+    expect(selectionProblem({})).toMatch(/--all or at least one/);
+    expect(selectionProblem(undefined)).toMatch(/selection/);
+    expect(selectionProblem({ all: true, vault: 'kv-a' })).toMatch(/--all selects every/);
+    expect(selectionProblem({ all: true })).toBeUndefined();
+    expect(selectionProblem({ issuer: 'old ca' })).toMatch(/^issuer:/);
+    expect(selectionProblem({ expiringWithinSeconds: 0 })).toMatch(/^expiringWithin:/);
+    expect(selectionProblem({ tag: { name: '', value: 'x' } })).toMatch(/^tag:/);
+  });
+
+  it('filters by issuer, vault, tag and expiry, soonest expiry first', () => {
+    expect(selectCandidates(ROWS, { all: true }, NOW).map((e) => e.id)).toEqual([
+      'kv-b/mail',
+      'kv-a/api',
+      'kv-a/web',
+      'kv-c/intranet',
+      'kv-b/vpn', // no expiry known: last
+    ]);
+    expect(selectCandidates(ROWS, { issuer: 'old-ca' }, NOW).map((e) => e.id)).toEqual([
+      'kv-a/api',
+      'kv-a/web',
+      'kv-c/intranet',
+      'kv-b/vpn',
+    ]);
+    expect(selectCandidates(ROWS, { issuer: 'old-ca', vault: 'kv-a' }, NOW).map((e) => e.id)).toEqual([
+      'kv-a/api',
+      'kv-a/web',
+    ]);
+    expect(selectCandidates(ROWS, { expiringWithinSeconds: 30 * 86_400 }, NOW).map((e) => e.id)).toEqual([
+      'kv-b/mail',
+      'kv-a/api',
+    ]);
+    const tagged = new Set(['kv-a/web', 'kv-b/vpn']);
+    expect(
+      selectCandidates(ROWS, { tag: { name: 'team', value: 'x' } }, NOW, tagged).map((e) => e.id),
+    ).toEqual(['kv-a/web', 'kv-b/vpn']);
+    // a tag filter without the tagged set selects nothing (never everything)
+    expect(selectCandidates(ROWS, { tag: { name: 'team', value: 'x' } }, NOW)).toEqual([]);
+  });
+
+  it('takes each certificate once, pending', () => {
+    const out = selectCandidates([...ROWS, ROWS[0]!], { all: true }, NOW);
+    expect(out).toHaveLength(5);
+    expect(out.every((e) => e.status === 'pending')).toBe(true);
+  });
+});
+
+const pending = (id: string): WaveEntry => ({
+  id,
+  vault: id.split('/')[0]!,
+  issuer: 'x',
+  expiresAt: null,
+  status: 'pending',
+});
+
+describe('pacing', () => {
+  it('starts each vault at its rate, the others meanwhile, and never more than the concurrency', () => {
+    const entries = ['kv-a/1', 'kv-a/2', 'kv-a/3', 'kv-b/1'].map(pending);
+    const rates = { 'kv-a': 2, 'kv-b': 2 };
+    let pacer = newPacer();
+    const starts: Array<[number, string]> = [];
+    let running = 0;
+    for (let now = 0; now <= 2000 && starts.length < 4;) {
+      const n = nextStart(entries, pacer, rates, { now, running, concurrency: 10 });
+      if ('start' in n) {
+        const e = entries[n.start]!;
+        e.status = 'running';
+        running++;
+        pacer = paced(pacer, e.vault, rates, now);
+        starts.push([now, e.id]);
+      } else if ('waitMs' in n) now += n.waitMs;
+      else break;
+    }
+    // kv-a at 2/s: 0, 500, 1000 ms; kv-b starts at once beside it
+    expect(starts).toEqual([
+      [0, 'kv-a/1'],
+      [0, 'kv-b/1'],
+      [500, 'kv-a/2'],
+      [1000, 'kv-a/3'],
+    ]);
+    expect(nextStart(entries, pacer, rates, { now: 5000, running, concurrency: 10 })).toEqual({ idle: true });
+  });
+
+  it('waits for one under way when the concurrency is reached, and for the wave-wide rate', () => {
+    const entries = ['kv-a/1', 'kv-a/2'].map(pending);
+    expect(nextStart(entries, newPacer(), {}, { now: 0, running: 3, concurrency: 3 })).toEqual({
+      idle: true,
+    });
+    const p = paced(newPacer(), 'kv-a', {}, 0, 4);
+    expect(nextStart(entries, p, {}, { now: 100, running: 1, concurrency: 3, ratePerSecond: 4 })).toEqual({
+      waitMs: 150,
+    });
+    expect(nextStart(entries, p, {}, { now: 250, running: 1, concurrency: 3, ratePerSecond: 4 })).toEqual({
+      start: 0,
+    });
+  });
+
+  it('a thousand certificates over five vaults at 1.6/s each (20 per 10 s) take about 1000/8 s', () => {
+    const entries = Array.from({ length: 1000 }, (_, i) => pending(`kv-${i % 5}/c${i}`));
+    const rates = Object.fromEntries(
+      [0, 1, 2, 3, 4].map((v) => [`kv-${v}`, quotaRatePerSecond(KEY_VAULT_KEY_CREATES)]),
+    );
+    let pacer = newPacer();
+    let now = 0;
+    const perVaultWindow = new Map<string, number[]>();
+    let started = 0;
+    while (started < 1000) {
+      const n = nextStart(entries, pacer, rates, { now, running: 0, concurrency: 50 });
+      if ('start' in n) {
+        const e = entries[n.start]!;
+        e.status = 'reissued';
+        pacer = paced(pacer, e.vault, rates, now);
+        started++;
+        const list = perVaultWindow.get(e.vault) ?? [];
+        list.push(now);
+        perVaultWindow.set(e.vault, list);
+      } else if ('waitMs' in n) now += n.waitMs;
+    }
+    expect(now / 1000).toBeGreaterThan(124);
+    expect(now / 1000).toBeLessThan(125);
+    // no vault gets more than 17 starts in any 10 s (its quota is 20; the queue's buckets take the rest)
+    for (const times of perVaultWindow.values())
+      for (let i = 0; i < times.length; i++)
+        expect(times.filter((t) => t >= times[i]! && t < times[i]! + 10_000).length).toBeLessThanOrEqual(19);
+  });
+});
+
+describe('a skipped certificate gives its slot back', () => {
+  it("moves its vault's next start one interval earlier, never before now", () => {
+    const rates = { 'kv-a': 2 };
+    const p = paced(paced(newPacer(), 'kv-a', rates, 0), 'kv-a', rates, 0); // next at 1000
+    expect(refunded(p, 'kv-a', rates, 0).vaultNextAt['kv-a']).toBe(500);
+    expect(refunded(p, 'kv-a', rates, 900).vaultNextAt['kv-a']).toBe(900);
+    expect(refunded(p, 'kv-b', rates, 0)).toBe(p);
+  });
+});
+
+describe('re-running is safe', () => {
+  const since = '2026-12-02T10:00:00Z';
+  const attempt = (startedAt: string, newThumbprint: string, status: 'renewed' | 'failed' = 'renewed') => ({
+    status,
+    startedAt,
+    newThumbprint,
+  });
+  it('skips a certificate whose current version came from an attempt started since the wave began', () => {
+    expect(reissuedSince([attempt('2026-12-02T10:05:00Z', 'ABC')], 'abc', since)).toBe(
+      '2026-12-02T10:05:00Z',
+    );
+  });
+  it('re-issues one renewed before the wave, one whose newer renewal failed, one replaced since', () => {
+    expect(reissuedSince([attempt('2026-12-02T09:59:59Z', 'ABC')], 'ABC', since)).toBeNull();
+    expect(reissuedSince([attempt('2026-12-02T10:05:00Z', 'DEF', 'failed')], 'ABC', since)).toBeNull();
+    // renewed during the wave, but the vault's current version is another one (a person imported one since)
+    expect(reissuedSince([attempt('2026-12-02T10:05:00Z', 'DEF')], 'ABC', since)).toBeNull();
+    expect(reissuedSince([attempt('2026-12-02T10:05:00Z', 'DEF')], null, since)).toBeNull();
+  });
+});
+
+describe('progress', () => {
+  const entries = (statuses: WaveEntry['status'][]): WaveEntry[] =>
+    statuses.map((status, i) => ({ ...pending(`kv-a/c${i}`), status }));
+  it('counts, rate and ETA, pauses left out', () => {
+    const c = {
+      startedAt: '2026-12-02T12:00:00Z',
+      entries: entries([
+        'reissued',
+        'reissued',
+        'skipped',
+        'failed',
+        'running',
+        'pending',
+        'pending',
+        'pending',
+      ]),
+      vaultRates: { 'kv-a': 1.8 },
+      paused: null,
+      pausedMs: 60_000,
+    };
+    // 4 finished in 2 active minutes (3 minutes less 1 paused): 2/min; 4 left → 120 s
+    const p = progressOf('wave:x', 'key-compromise', 'Running', c, Date.parse('2026-12-02T12:03:00Z'));
+    expect(p).toMatchObject({
+      total: 8,
+      reissued: 2,
+      skipped: 1,
+      failed: 1,
+      running: 1,
+      pending: 3,
+      perMinute: 2,
+      etaSeconds: 120,
+    });
+    expect(progressBar(p, 8)).toBe('[###!>...]');
+    const paused = progressOf(
+      'wave:x',
+      'key-compromise',
+      'Paused',
+      { ...c, paused: { reason: 'r', since: '2026-12-02T12:02:00Z' } },
+      Date.parse('2026-12-02T12:03:00Z'),
+    );
+    expect(paused.perMinute).toBe(4); // 4 in 1 active minute
+  });
+  it('no rate yet: no ETA; nothing left: ETA 0', () => {
+    const c = {
+      startedAt: '2026-12-02T12:00:00Z',
+      entries: entries(['pending']),
+      vaultRates: {},
+      paused: null,
+      pausedMs: 0,
+    };
+    expect(
+      progressOf('w', 'ca-distrust', 'Running', c, Date.parse('2026-12-02T12:01:00Z')).etaSeconds,
+    ).toBeNull();
+    const d = { ...c, entries: entries(['reissued']) };
+    expect(progressOf('w', 'ca-distrust', 'Done', d, Date.parse('2026-12-02T12:01:00Z')).etaSeconds).toBe(0);
+    expect(formatDuration(3725)).toBe('1h 02m');
+    expect(formatDuration(185)).toBe('3m 05s');
+    expect(formatDuration(null)).toBe('?');
+  });
+  it('revocation reasons', () => {
+    expect(revocationReasonOf('key-compromise')).toEqual({ code: 1, name: 'keyCompromise' });
+    expect(revocationReasonOf('ca-distrust')).toEqual({ code: 4, name: 'superseded' });
+  });
+});
+
+describe('quotas as task-queue rates', () => {
+  it('keeps a full burst plus a window of steady rate within the quota', () => {
+    expect(quotaRatePerSecond(KEY_VAULT_KEY_CREATES)).toBe(1.6);
+    expect(quotaRatePerSecond(KEY_VAULT_HSM_KEY_CREATES)).toBe(0.6);
+    expect(quotaRatePerSecond({ limit: 300, windowSeconds: 10_800 })).toBeCloseTo(296 / 10_800, 5);
+    // one partition: one bucket of ceil(r)
+    expect(quotaRatePerSecond(KEY_VAULT_KEY_CREATES, 1)).toBe(1.8);
+    expect(quotaRatePerSecond(KEY_VAULT_HSM_KEY_CREATES, 1)).toBe(0.9);
+    expect(() => quotaRatePerSecond({ limit: 4, windowSeconds: 10 })).toThrow(/one partition/);
+    for (const q of [
+      KEY_VAULT_KEY_CREATES,
+      KEY_VAULT_HSM_KEY_CREATES,
+      { limit: 9, windowSeconds: 3 },
+      { limit: 300, windowSeconds: 10_800 },
+    ]) {
+      for (const p of [1, 4]) {
+        const r = quotaRatePerSecond(q, p);
+        expect(p * Math.max(1, Math.ceil(r / p)) + r * q.windowSeconds).toBeLessThanOrEqual(q.limit);
+      }
+    }
+    expect(() => quotaRatePerSecond({ limit: 1, windowSeconds: 10 })).toThrow(/limit/);
+  });
+  it('defaults per vault kind, and the tighter of a rate and a quota', () => {
+    expect(keyCreateQuotaOf({ kind: 'azure' })).toEqual(KEY_VAULT_KEY_CREATES);
+    expect(keyCreateQuotaOf({ kind: 'azure', hsm: true })).toEqual(KEY_VAULT_HSM_KEY_CREATES);
+    expect(keyCreateQuotaOf({ kind: 'local' })).toBeUndefined();
+    expect(keyCreateQuotaOf({ kind: 'azure', keyCreateQuota: { limit: 5, windowSeconds: 10 } })).toEqual({
+      limit: 5,
+      windowSeconds: 10,
+    });
+    expect(tighterRate(5, { limit: 300, windowSeconds: 10_800 })).toBeCloseTo(0.0274, 3);
+    expect(tighterRate(0.01, { limit: 300, windowSeconds: 10_800 })).toBe(0.01);
+    expect(tighterRate(undefined, undefined)).toBeUndefined();
+  });
+  it('manual and emergency attempts go first; routine ones keep the default', () => {
+    expect(priorityOf('Manual')).toEqual({ priorityKey: 1 });
+    expect(priorityOf('Expired')).toEqual({ priorityKey: 2 });
+    expect(priorityOf('NearingRenewal')).toBeUndefined();
+    expect(priorityOf('Retry')).toBeUndefined();
+  });
+});

@@ -1,0 +1,166 @@
+/**
+ * The emergency re-issue wave (workflows/wave.ts) on the dev server (the time-skipping test server refuses the
+ * wave's timer and activity interleaving: "invalid history builder state") with in-memory wave activities, in
+ * short real time: the workflow's decisions are under test (pacing per vault in workflow time, the bound on those
+ * under way, skipped and failed certificates, cancel, a refused input). The real path (lifecycles, Key Vault's
+ * quota, pebble, the CLI, pause and resume) is test/integration/reissue-wave.test.ts.
+ */
+import { ApplicationFailure } from '@temporalio/common';
+import { WorkflowFailedError } from '@temporalio/client';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Worker } from '@temporalio/worker';
+import { createRequire } from 'node:module';
+import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
+import type { WaveActivities } from '../../activities/wave';
+import { reissueWave } from '../../workflows/wave';
+import {
+  type WaveInput,
+  type WaveEntry,
+  waveCancelSignal,
+  waveProgressQuery,
+} from '../../workflows/wave-messages';
+import { waitFor } from '../support/proc';
+
+const require = createRequire(import.meta.url);
+
+const address = inject('temporalAddress');
+const namespace = inject('temporalNamespace');
+let client: Client;
+let connection: NativeConnection;
+beforeAll(async () => {
+  client = new Client({ connection: await Connection.connect({ address }), namespace });
+  connection = await NativeConnection.connect({ address });
+});
+afterAll(async () => {
+  await connection?.close();
+  await client?.connection.close();
+});
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+/** N certificates over two vaults; renewals take `renewMs` of workflow time; some skipped or failing. */
+function fakeWave(n: number, opts: { skip?: Set<string>; fail?: Set<string>; renewMs?: number } = {}) {
+  const started: Array<{ id: string; at: number }> = [];
+  let maxRunning = 0;
+  let running = 0;
+  const entries: WaveEntry[] = Array.from({ length: n }, (_, i) => ({
+    id: `kv-${i % 2}/c${i}`,
+    vault: `kv-${i % 2}`,
+    issuer: 'ca',
+    expiresAt: null,
+    status: 'pending' as const,
+  }));
+  const acts: WaveActivities = {
+    selectWave: async () => ({ entries, vaultRates: { 'kv-0': 5, 'kv-1': 5 } }),
+    inspectForWave: async ({ certificateId }) => ({
+      skip: opts.skip?.has(certificateId) ? 're-issued since' : null,
+      thumbprint: 'OLD',
+      keyId: 'k-old',
+    }),
+    renewForWave: async ({ certificateId }) => {
+      started.push({ id: certificateId, at: Date.now() });
+      running++;
+      maxRunning = Math.max(maxRunning, running);
+      try {
+        await sleep(opts.renewMs ?? 100);
+        if (opts.fail?.has(certificateId))
+          throw ApplicationFailure.create({
+            message: 'CA said no',
+            type: 'AcmeRejected',
+            nonRetryable: true,
+          });
+        return {
+          status: 'reissued',
+          oldThumbprint: 'OLD',
+          newThumbprint: `NEW-${certificateId}`,
+          newKey: true,
+        };
+      } finally {
+        running--;
+      }
+    },
+  };
+  return { acts, started, max: () => maxRunning };
+}
+
+async function withWorker<T>(acts: WaveActivities, fn: (taskQueue: string) => Promise<T>): Promise<T> {
+  const taskQueue = `wave-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+  const worker = await Worker.create({
+    connection,
+    namespace,
+    taskQueue,
+    workflowsPath: require.resolve('../../workflows/index.ts'),
+    activities: acts,
+  });
+  return worker.runUntil(() => fn(taskQueue));
+}
+
+const INPUT: WaveInput = { reason: 'key-compromise', selection: { all: true }, searchAttributes: false };
+
+describe('re-issue wave', () => {
+  it('paces each vault at its rate, bounds those under way, and reports every certificate', async () => {
+    const fake = fakeWave(12, { skip: new Set(['kv-0/c2']), fail: new Set(['kv-1/c5']), renewMs: 300 });
+    const report = await withWorker(fake.acts, (taskQueue) =>
+      client.workflow.execute(reissueWave, {
+        taskQueue,
+        workflowId: `wave-pace-${Date.now()}`,
+        args: [{ ...INPUT, concurrency: 4 }],
+      }),
+    );
+    expect(report).toMatchObject({
+      state: 'Done',
+      total: 12,
+      reissued: 10,
+      skipped: 1,
+      failed: 1,
+      pending: 0,
+    });
+    expect(report.entries.find((e) => e.id === 'kv-1/c5')?.error?.type).toBe('AcmeRejected');
+    expect(report.entries.find((e) => e.id === 'kv-0/c2')).toMatchObject({ status: 'skipped' });
+    expect(fake.max()).toBeLessThanOrEqual(4);
+    // each vault at 5/s: its renewals spread over at least 200 ms each (a skipped one gives its slot back; the
+    // inspection before each renewal moves single starts by a few ms)
+    for (const [v, n] of [
+      ['kv-0', 5], // six, one skipped
+      ['kv-1', 6], // six, one of them failing at the CA
+    ] as const) {
+      const at = fake.started.filter((s) => s.id.startsWith(`${v}/`)).map((s) => s.at);
+      expect(at.length).toBe(n);
+      expect(at.at(-1)! - at[0]!).toBeGreaterThanOrEqual((n - 1) * 200 - 100);
+    }
+  });
+
+  it('cancel starts nothing more: those under way finish, the rest are reported cancelled', async () => {
+    const fake = fakeWave(10, { renewMs: 3_000 });
+    const report = await withWorker(fake.acts, async (taskQueue) => {
+      const handle = await client.workflow.start(reissueWave, {
+        taskQueue,
+        workflowId: `wave-cancel-${Date.now()}`,
+        args: [{ ...INPUT, concurrency: 2 }],
+      });
+      await waitFor('two under way', async () => (await handle.query(waveProgressQuery)).running === 2, {
+        timeoutMs: 30_000,
+      });
+      await handle.signal(waveCancelSignal, { by: 'test' });
+      return handle.result();
+    });
+    expect(report).toMatchObject({ state: 'Cancelled', total: 10, reissued: 2, cancelled: 8, pending: 0 });
+  });
+
+  it('refuses a wave without a selection, naming the field', async () => {
+    const fake = fakeWave(1);
+    const err = await withWorker(fake.acts, (taskQueue) =>
+      client.workflow
+        .execute(reissueWave, {
+          taskQueue,
+          workflowId: `wave-bad-${Date.now()}`,
+          args: [{ ...INPUT, selection: {} }],
+        })
+        .catch((e: unknown) => e),
+    );
+    expect(err).toBeInstanceOf(WorkflowFailedError);
+    expect(((err as WorkflowFailedError).cause as ApplicationFailure).message).toMatch(
+      /^selection: expected --all/,
+    );
+    expect(fake.started).toHaveLength(0);
+  });
+});

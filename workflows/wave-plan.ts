@@ -1,0 +1,258 @@
+/**
+ * The pure parts of an emergency re-issue wave, each a small rule with unit tests (test/unit/wave-plan.test.ts):
+ * which certificates a selection takes, which one starts next and when (pacing by each vault's key-create rate
+ * and a bound on those under way), whether a certificate was already re-issued since the wave began, and the
+ * progress (counts, rate, ETA) the UI and the CLI show. No I/O, no clock: `now` is passed in.
+ */
+import type { RenewalOutcome } from './messages';
+import type {
+  EntryStatus,
+  WaveCarried,
+  WaveEntry,
+  WaveProgress,
+  WaveSelection,
+  WaveState,
+} from './wave-messages';
+
+export const DEFAULT_CONCURRENCY = 20;
+export const MAX_CONCURRENCY = 500;
+const NAME = /^[A-Za-z0-9-]{1,127}$/;
+
+/** What is wrong with a selection, naming the field, or undefined. A wave never selects by accident. */
+export function selectionProblem(sel: WaveSelection | undefined): string | undefined {
+  if (!sel || typeof sel !== 'object')
+    return 'selection: expected --all or at least one of --issuer, --vault, --tag, --expiring-within';
+  const filters = [sel.issuer, sel.vault, sel.tag, sel.expiringWithinSeconds].filter((f) => f !== undefined);
+  if (sel.all && filters.length)
+    return 'selection: --all selects every certificate; leave it out to narrow by --issuer, --vault, --tag or --expiring-within';
+  if (!sel.all && !filters.length)
+    return 'selection: expected --all or at least one of --issuer, --vault, --tag, --expiring-within';
+  if (sel.issuer !== undefined && !NAME.test(sel.issuer))
+    return 'issuer: expected letters, digits and dashes';
+  if (sel.vault !== undefined && !NAME.test(sel.vault)) return 'vault: expected letters, digits and dashes';
+  if (sel.tag !== undefined && !(sel.tag.name && typeof sel.tag.value === 'string'))
+    return 'tag: expected NAME=VALUE';
+  if (
+    sel.expiringWithinSeconds !== undefined &&
+    !(Number.isFinite(sel.expiringWithinSeconds) && sel.expiringWithinSeconds > 0)
+  )
+    return 'expiringWithin: expected a positive duration like 30d';
+  return undefined;
+}
+
+/** A lifecycle as visibility shows it (activities/lifecycles.ts LifecycleRow, the fields a wave needs). */
+export interface CandidateRow {
+  certificateId: string;
+  vault: string;
+  issuer: string | null;
+  expiresAt: string | null;
+}
+
+/**
+ * The certificates a selection takes, soonest expiry first (then by id): those closest to expiring are
+ * re-issued first. `tagged` holds the ids carrying the selection's tag (read from the vaults), when it has one.
+ */
+export function selectCandidates(
+  rows: readonly CandidateRow[],
+  sel: WaveSelection,
+  now: Date,
+  tagged?: ReadonlySet<string>,
+): WaveEntry[] {
+  const before =
+    sel.expiringWithinSeconds !== undefined ? now.getTime() + sel.expiringWithinSeconds * 1000 : undefined;
+  const seen = new Set<string>();
+  return rows
+    .filter((r) => {
+      if (seen.has(r.certificateId)) return false;
+      seen.add(r.certificateId);
+      if (sel.issuer !== undefined && r.issuer !== sel.issuer) return false;
+      if (sel.vault !== undefined && r.vault !== sel.vault) return false;
+      if (sel.tag !== undefined && !tagged?.has(r.certificateId)) return false;
+      if (before !== undefined && !(r.expiresAt && Date.parse(r.expiresAt) <= before)) return false;
+      return true;
+    })
+    .sort(
+      (a, b) =>
+        (a.expiresAt ? Date.parse(a.expiresAt) : Infinity) -
+          (b.expiresAt ? Date.parse(b.expiresAt) : Infinity) ||
+        a.certificateId.localeCompare(b.certificateId),
+    )
+    .map((r) => ({
+      id: r.certificateId,
+      vault: r.vault,
+      issuer: r.issuer,
+      expiresAt: r.expiresAt,
+      status: 'pending' as const,
+    }));
+}
+
+/** When each vault (and the wave as a whole) may start its next certificate, epoch ms. */
+export interface Pacer {
+  vaultNextAt: Record<string, number>;
+  globalNextAt: number;
+}
+
+export const newPacer = (): Pacer => ({ vaultNextAt: {}, globalNextAt: 0 });
+
+export type NextStart = { start: number } | { waitMs: number } | { idle: true };
+
+/**
+ * The next entry to start (its index), or how long to wait for a vault's or the wave's rate, or `idle` (nothing
+ * pending, or the bound on certificates under way is reached: wait for one to finish). The first pending entry
+ * whose vault may start wins, so urgency (the list's order) holds within each vault while every vault keeps busy.
+ */
+export function nextStart(
+  entries: readonly WaveEntry[],
+  pacer: Pacer,
+  rates: Readonly<Record<string, number | null>>,
+  o: { now: number; running: number; concurrency: number; ratePerSecond?: number },
+): NextStart {
+  if (o.running >= o.concurrency) return { idle: true };
+  if (!entries.some((e) => e.status === 'pending')) return { idle: true };
+  if (o.ratePerSecond && pacer.globalNextAt > o.now) return { waitMs: Math.ceil(pacer.globalNextAt - o.now) };
+  let soonest = Infinity;
+  for (let i = 0; i < entries.length; i++) {
+    const e = entries[i]!;
+    if (e.status !== 'pending') continue;
+    const at = pacer.vaultNextAt[e.vault] ?? 0;
+    if (at <= o.now) return { start: i };
+    soonest = Math.min(soonest, at);
+  }
+  return { waitMs: Math.max(1, Math.ceil(soonest - o.now)) };
+}
+
+/** Records a start: the vault's next slot is one interval later (at its rate), and the wave's (at its own). */
+export function paced(
+  pacer: Pacer,
+  vault: string,
+  rates: Readonly<Record<string, number | null>>,
+  now: number,
+  ratePerSecond?: number,
+): Pacer {
+  const rate = rates[vault];
+  const vaultNextAt = { ...pacer.vaultNextAt };
+  if (rate) vaultNextAt[vault] = Math.max(now, vaultNextAt[vault] ?? 0) + 1000 / rate;
+  const globalNextAt = ratePerSecond
+    ? Math.max(now, pacer.globalNextAt) + 1000 / ratePerSecond
+    : pacer.globalNextAt;
+  return { vaultNextAt, globalNextAt };
+}
+
+/**
+ * Gives a start's slot back to its vault: a certificate skipped (already re-issued) made no key, so the next one
+ * of its vault may start at once (never earlier than now).
+ */
+export function refunded(
+  pacer: Pacer,
+  vault: string,
+  rates: Readonly<Record<string, number | null>>,
+  now: number,
+): Pacer {
+  const rate = rates[vault];
+  if (!rate || pacer.vaultNextAt[vault] === undefined) return pacer;
+  return {
+    ...pacer,
+    vaultNextAt: { ...pacer.vaultNextAt, [vault]: Math.max(now, pacer.vaultNextAt[vault]! - 1000 / rate) },
+  };
+}
+
+/**
+ * Re-running a wave is safe: a certificate whose current version came from a renewal that started at or after the
+ * wave began (this wave's earlier run, another wave, a person) is not re-issued again. The attempt's start counts,
+ * not its end: its key and CSR were made after the wave began.
+ */
+export function reissuedSince(
+  attempts: readonly Pick<RenewalOutcome, 'status' | 'startedAt' | 'newThumbprint'>[],
+  currentThumbprint: string | null,
+  since: string,
+): RenewalOutcome['startedAt'] | null {
+  if (!currentThumbprint) return null;
+  const t = Date.parse(since);
+  const hit = attempts.find(
+    (a) =>
+      a.status === 'renewed' &&
+      Date.parse(a.startedAt) >= t &&
+      (a.newThumbprint ?? '').toUpperCase() === currentThumbprint.toUpperCase(),
+  );
+  return hit?.startedAt ?? null;
+}
+
+const count = (entries: readonly WaveEntry[], s: EntryStatus) => entries.filter((e) => e.status === s).length;
+
+/** Counts, rate and ETA of a wave at `now` (pauses left out of the rate). */
+export function progressOf(
+  waveId: string,
+  reason: WaveProgress['reason'],
+  state: WaveState,
+  c: Pick<WaveCarried, 'startedAt' | 'entries' | 'vaultRates' | 'paused' | 'pausedMs'>,
+  now: number,
+): WaveProgress {
+  const e = c.entries;
+  const reissued = count(e, 'reissued');
+  const skipped = count(e, 'skipped');
+  const failed = count(e, 'failed');
+  const running = count(e, 'running');
+  const pending = count(e, 'pending');
+  const finished = reissued + skipped + failed;
+  const pausedNow = c.paused ? Math.max(0, now - Date.parse(c.paused.since)) : 0;
+  const activeMs = Math.max(0, now - Date.parse(c.startedAt) - c.pausedMs - pausedNow);
+  const perMinute = finished > 0 && activeMs > 0 ? (finished * 60_000) / activeMs : null;
+  const left = pending + running;
+  const etaSeconds =
+    left === 0 ? 0 : perMinute && state !== 'Cancelling' ? Math.round((left * 60) / perMinute) : null;
+  return {
+    waveId,
+    reason,
+    state,
+    startedAt: c.startedAt,
+    paused: c.paused,
+    total: e.length,
+    reissued,
+    skipped,
+    failed,
+    running,
+    pending,
+    cancelled: count(e, 'cancelled'),
+    perMinute: perMinute === null ? null : Math.round(perMinute * 10) / 10,
+    etaSeconds,
+    vaultRates: c.vaultRates,
+  };
+}
+
+/** A text progress bar, `width` characters: done (#), failed (!), under way (>), left (.). */
+export function progressBar(
+  p: Pick<WaveProgress, 'total' | 'reissued' | 'skipped' | 'failed' | 'running'>,
+  width = 30,
+): string {
+  if (p.total === 0) return `[${'#'.repeat(width)}]`;
+  const cells = (n: number) => Math.round((n / p.total) * width);
+  const done = cells(p.reissued + p.skipped);
+  const failed = Math.min(width - done, cells(p.failed));
+  const running = Math.min(width - done - failed, cells(p.running));
+  return `[${'#'.repeat(done)}${'!'.repeat(failed)}${'>'.repeat(running)}${'.'.repeat(width - done - failed - running)}]`;
+}
+
+/** "1h 02m", "3m 05s", "12s". */
+export function formatDuration(seconds: number | null): string {
+  if (seconds === null) return '?';
+  const s = Math.max(0, Math.round(seconds));
+  if (s >= 3600) return `${Math.floor(s / 3600)}h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')}m`;
+  if (s >= 60) return `${Math.floor(s / 60)}m ${String(s % 60).padStart(2, '0')}s`;
+  return `${s}s`;
+}
+
+/** One line of progress, for the CLI (plain mode) and the UI's details. */
+export function progressLine(p: WaveProgress): string {
+  return (
+    `${p.state.toLowerCase()}: ${p.reissued} re-issued, ${p.skipped} skipped, ${p.failed} failed, ` +
+    `${p.running} under way, ${p.pending} left of ${p.total}` +
+    (p.cancelled ? `, ${p.cancelled} cancelled` : '') +
+    (p.perMinute !== null ? ` · ${p.perMinute}/min` : '') +
+    (p.state === 'Running' && p.etaSeconds !== null ? ` · ETA ${formatDuration(p.etaSeconds)}` : '')
+  );
+}
+
+/** The revocation reason for a wave's reason (RFC 5280 CRLReason codes that ACME CAs accept). */
+export function revocationReasonOf(reason: WaveProgress['reason']): { code: number; name: string } {
+  return reason === 'key-compromise' ? { code: 1, name: 'keyCompromise' } : { code: 4, name: 'superseded' };
+}
