@@ -331,11 +331,11 @@ describe('configuration', () => {
 describe('metrics', () => {
   it('counts drift, keeps the last answer per binding, and the safety buffer gauge', async () => {
     const { createMetrics } = await import('../../worker/metrics');
-    const m = createMetrics();
+    const m = createMetrics({ defaultMetrics: false });
     m.sink.probed!('kv/a', [probe('drift', 'OLD'), probe('unprobeable', null, 'gw')]);
     m.sink.probed!('kv/a', [probe('serving', 'T1'), probe('unprobeable', null, 'gw')]);
     m.sink.safetyBuffer!('kv/a', 6 * 3600);
-    const text = m.render();
+    const text = await m.render();
     expect(text).toContain('certflow_binding_drift_total{certificate="kv/a",target="web"} 1');
     expect(text).toContain(
       'certflow_binding_probe_state{certificate="kv/a",target="web",binding="/etc/ssl/web.pem",state="serving"} 1',
@@ -344,7 +344,7 @@ describe('metrics', () => {
     expect(text).toContain('state="unprobeable"');
     expect(text).toContain('certflow_safety_buffer_seconds{certificate="kv/a"} 21600');
     m.sink.safetyBuffer!('kv/a', null);
-    expect(m.render()).not.toContain('certflow_safety_buffer_seconds{');
+    expect(await m.render()).not.toContain('certflow_safety_buffer_seconds{');
   });
 });
 
