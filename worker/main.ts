@@ -304,6 +304,7 @@ async function main(): Promise<void> {
       shutdownGraceTime: grace,
       identity,
       ...converter,
+      ...plugins,
     });
     const labelled = [
       { label: config.taskQueue, worker: main },

@@ -6,7 +6,7 @@
  * lifecycles are started with `vaultTaskQueue` = `vaultTaskQueueFor(taskQueue, vault)` (activities/lifecycles.ts).
  */
 import type { DataConverter } from '@temporalio/common';
-import { NativeConnection, Worker } from '@temporalio/worker';
+import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Activities } from '../activities/index';
 import { vaultTaskQueueFor } from '../workflows/messages';
 import { quotaRatePerSecond, type Quota } from './quotas';
@@ -26,6 +26,8 @@ export interface VaultWorkersOptions {
   shutdownGraceTime: string;
   identity?: string;
   dataConverter?: DataConverter;
+  /** Tracing (worker/tracing.ts): the vault's step is traced like every other activity. */
+  plugins?: WorkerOptions['plugins'];
 }
 
 /** The rate of each vault's queue (per second), or null when it is not limited; logged at start. */
@@ -48,6 +50,7 @@ export async function createVaultWorkers(opts: VaultWorkersOptions): Promise<Wor
         ...(rates[v.vault] ? { maxTaskQueueActivitiesPerSecond: rates[v.vault]! } : {}),
         ...(opts.identity ? { identity: `${opts.identity}/vault-${v.vault}` } : {}),
         ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
+        ...(opts.plugins ? { plugins: opts.plugins } : {}),
       }),
     ),
   );

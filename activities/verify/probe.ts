@@ -36,23 +36,6 @@ function identityOf(leaf: X509Certificate): tls.PeerCertificate {
   } as tls.PeerCertificate;
 }
 
-/**
- * One TLS context per set of trust anchors: `tls.connect({ ca })` parses the PEM and builds a certificate store for
- * every connection, a few milliseconds of CPU each; a wave of renewals probes each site twice (before and after its
- * reload). Bounded, oldest dropped first. `undefined`: Node's default roots.
- */
-const contexts = new Map<string | undefined, tls.SecureContext>();
-const MAX_CONTEXTS = 32;
-function contextFor(caPem: string | undefined): tls.SecureContext {
-  let ctx = contexts.get(caPem);
-  if (!ctx) {
-    ctx = tls.createSecureContext(caPem === undefined ? {} : { ca: caPem });
-    if (contexts.size >= MAX_CONTEXTS) contexts.delete(contexts.keys().next().value as string | undefined);
-    contexts.set(caPem, ctx);
-  }
-  return ctx;
-}
-
 export async function probeTls(opts: ProbeOptions): Promise<Probe> {
   const where = `${opts.host}:${opts.port}`;
   const started = performance.now();
@@ -73,7 +56,9 @@ export async function probeTls(opts: ProbeOptions): Promise<Probe> {
       host: opts.host,
       port: opts.port,
       servername: opts.servername,
-      secureContext: contextFor(opts.caPem),
+      // a fresh context per probe, on purpose: a context shared between probes could carry a TLS session, and a
+      // resumed session reports the certificate of the session it resumes, not the one served now
+      ca: opts.caPem,
       rejectUnauthorized: false,
       ALPNProtocols: ['http/1.1'],
     });

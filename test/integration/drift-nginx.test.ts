@@ -108,6 +108,10 @@ describe('drift watch against a real nginx', () => {
     expect(fixed.bindings[0]).toMatchObject({ status: 'bound', before: seeded.thumbprint, after: current });
     expect(fixed.thumbprint).toBe(current); // re-bound, not renewed
     expect(fixed.notes!.join('\n')).toMatch(/BindingDrift at .*served another certificate; re-synced/);
+    // the re-sync verified it live; our own probe may still meet the worker nginx is retiring, for a moment
+    await waitFor('nginx serving the current certificate again', async () =>
+      (await served()) === current ? true : undefined,
+    ).catch(() => undefined);
     expect(await served()).toBe(current);
 
     // the site stops answering: status says the binding did not answer, instead of showing it healthy

@@ -218,22 +218,8 @@ describe('Prometheus scraping a running worker', () => {
     // Grafana's variables as Grafana would fill them in
     const fill = (expr: string) => expr.replaceAll('$__rate_interval', '1m').replaceAll('$job', 'certflow');
     const body = await metricsBody();
-    const results: Record<string, number> = {};
-    for (const p of dashboard.panels.filter((x) => x.type !== 'row')) {
-      expect(p.targets?.length, p.title).toBeGreaterThan(0);
-      for (const t of p.targets!) {
-        const r = await query(fill(t.expr));
-        expect(r.status, `${p.title}: ${t.expr}`).toBe('success');
-        results[p.title] = (results[p.title] ?? 0) + r.result.length;
-        // every metric a panel reads is one the worker exports (a typo would silently show nothing)
-        for (const name of t.expr.match(/\b(certflow|process|nodejs|temporal)_[a-z0-9_]+/g) ?? []) {
-          const family = name.replace(/_(bucket|sum|count)$/, '');
-          expect(body, `${p.title}: ${name}`).toMatch(new RegExp(`^(# TYPE ${family} |${name}\\{)`, 'm'));
-        }
-      }
-    }
     // what this stack feeds: a renewed certificate expiring in 20 days, two bindings (one failing), one worker
-    for (const title of [
+    const fed = [
       'Certificates by phase',
       'Expiring within 30 days',
       'Renewals',
@@ -244,7 +230,33 @@ describe('Prometheus scraping a running worker', () => {
       'Memory',
       'Event loop lag p99',
       'Temporal activity and workflow task latency',
-    ])
-      expect(results[title], title).toBeGreaterThan(0);
+    ];
+    let results: Record<string, number> = {};
+    const runPanels = async () => {
+      results = {};
+      for (const p of dashboard.panels.filter((x) => x.type !== 'row')) {
+        expect(p.targets?.length, p.title).toBeGreaterThan(0);
+        for (const t of p.targets!) {
+          const r = await query(fill(t.expr));
+          expect(r.status, `${p.title}: ${t.expr}`).toBe('success');
+          results[p.title] = (results[p.title] ?? 0) + r.result.length;
+          // every metric a panel reads is one the worker exports (a typo would silently show nothing)
+          for (const name of t.expr.match(/\b(certflow|process|nodejs|temporal)_[a-z0-9_]+/g) ?? []) {
+            const family = name.replace(/_(bucket|sum|count)$/, '');
+            expect(body, `${p.title}: ${name}`).toMatch(new RegExp(`^(# TYPE ${family} |${name}\\{)`, 'm'));
+          }
+        }
+      }
+    };
+    // rate() and increase() need two samples of a series in their window: a counter born a second ago has one
+    await waitFor(
+      "the stack's panels with data",
+      async () => {
+        await runPanels();
+        return fed.every((t) => (results[t] ?? 0) > 0) || undefined;
+      },
+      { timeoutMs: 30_000, intervalMs: 1_000 },
+    ).catch(() => undefined);
+    for (const title of fed) expect(results[title], title).toBeGreaterThan(0);
   });
 });

@@ -3,6 +3,7 @@
  * site with its own certificate and key files, as a web server fronting many sites is set up. Config, pid,
  * logs and temp dirs live in the given directory; `reloadArgs` signal this instance only.
  */
+import { existsSync } from 'node:fs';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { freePort, startProcess, tcpOpen } from './proc';
@@ -99,7 +100,8 @@ export async function startNginxSites(opts: {
     command,
     args: base,
     logDir: dir,
-    ready: () => tcpOpen(port),
+    // the pid file is written once nginx has bound its port (another server on the same port answers tcpOpen too)
+    ready: async () => existsSync(path.join(dir, 'nginx.pid')) && tcpOpen(port),
     readyTimeoutMs: 30_000,
   });
   return {

@@ -3,7 +3,7 @@
  * certificate files) inside its own scratch directory, so several test files can run one each.
  * `reloadArgs` target this instance only: `-p`/`-c` make nginx read our config, whose `pid` is ours.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { freePort, startProcess, tcpOpen } from './proc';
 import { scratchDir, tools } from './tools';
@@ -77,7 +77,9 @@ http {
     command,
     args: base,
     logDir: dir,
-    ready: () => tcpOpen(port),
+    // the pid file is written once nginx has bound its port: another test's server that took the same port
+    // (freePort is free only when asked) answers tcpOpen too, but leaves no pid file of ours
+    ready: async () => existsSync(pidFile) && tcpOpen(port),
     readyTimeoutMs: 15_000,
   });
   return {
