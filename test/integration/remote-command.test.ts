@@ -14,8 +14,8 @@ import { SshPool, type SshHost } from '../../activities/bindings/ssh-connection'
 import { shellQuote } from '../../activities/bindings/ssh-file-host';
 import type { BindingContext, BindingOutcome } from '../../activities/types';
 import { probeTls, thumbprintOf } from '../../activities/verify/probe';
+import { settledThumbprint } from '../support/nginx';
 import { siteName, startNginxSites, type NginxSites } from '../support/nginx-sites';
-import { waitFor } from '../support/proc';
 import { startSshd, type RunningSshd } from '../support/sshd';
 import { createTestCa } from '../support/test-ca';
 import { repoRoot, scratchDir, tools } from '../support/tools';
@@ -134,10 +134,7 @@ const ctxFor = (c: Cert, previous: Cert | null): BindingContext => ({
 const served = async (name: string, settled: string) => {
   const probe = async () =>
     (await probeTls({ host: '127.0.0.1', port: sites.port, servername: hostNameOf(name) })).servedThumbprint;
-  await waitFor(`${name} to serve ${settled}`, async () => (await probe()) === settled, {
-    timeoutMs: 5_000,
-  }).catch(() => undefined);
-  return probe();
+  return settledThumbprint(probe, settled, { timeoutMs: 10_000 });
 };
 
 describe('the remote-command contract over SSH (POSIX stand-in for the IIS script)', () => {

@@ -22,7 +22,7 @@ import { SshPool, type SshHost } from '../../activities/bindings/ssh-connection'
 import { sshFileHost } from '../../activities/bindings/ssh-file-host';
 import type { BindingContext, BindingOutcome } from '../../activities/types';
 import { probeTls, thumbprintOf } from '../../activities/verify/probe';
-import { startNginx, type RunningNginx } from '../support/nginx';
+import { settledThumbprint, startNginx, type RunningNginx } from '../support/nginx';
 import { siteName, startNginxSites, type NginxSites } from '../support/nginx-sites';
 import { waitFor } from '../support/proc';
 import { startSshd, type RunningSshd } from '../support/sshd';
@@ -121,13 +121,9 @@ async function sync(
 
 /** What nginx serves once its reload has settled (old workers may take a new connection while they drain). */
 const served = async (settled?: string) => {
-  const probe = () => probeTls({ host: '127.0.0.1', port: nginx.port, servername: 'localhost' });
-  if (settled)
-    await waitFor(
-      `nginx to serve ${settled}`,
-      async () => (await probe()).servedThumbprint === settled,
-    ).catch(() => undefined);
-  return (await probe()).servedThumbprint;
+  const probe = async () =>
+    (await probeTls({ host: '127.0.0.1', port: nginx.port, servername: 'localhost' })).servedThumbprint;
+  return settled ? settledThumbprint(probe, settled) : probe();
 };
 
 /** Every bind so far left the server on this certificate. */

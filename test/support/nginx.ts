@@ -96,3 +96,25 @@ http {
     stop: () => proc.stop(),
   };
 }
+
+/**
+ * What a server serves once a reload has settled: after `nginx -s reload` the retiring worker may still take a
+ * connection or two while it drains, so one probe showing `expected` is not enough; it must show it `times` in a
+ * row. Returns what the last probe saw (the caller asserts on it).
+ */
+export async function settledThumbprint(
+  probe: () => Promise<string | null | undefined>,
+  expected: string,
+  { times = 5, timeoutMs = 20_000 }: { times?: number; timeoutMs?: number } = {},
+): Promise<string | null | undefined> {
+  let inARow = 0;
+  let last: string | null | undefined;
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    last = await probe();
+    inARow = last === expected ? inARow + 1 : 0;
+    if (inARow >= times) return last;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  return last;
+}
