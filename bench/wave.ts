@@ -26,20 +26,17 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
-import { generateKeyPairSync } from 'node:crypto';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { createActivities, type Activities } from '../activities/index';
 import { mapLimit } from '../activities/bindings/concurrency';
 import type { FileBindingTarget } from '../activities/bindings/file-reload';
-import { createAcmeIssuer } from '../activities/issuers/acme';
-import { createChalltestsrvDns } from '../activities/issuers/dns-challtestsrv';
 import type { BindingOutcome } from '../activities/types';
 import { probeTls, probeUntil } from '../activities/verify/probe';
 import { pemLeafThumbprint } from '../activities/verify/thumbprint';
 import { startNginxSites, type NginxSites } from '../test/support/nginx-sites';
-import { startPebble, type Pebble } from '../test/support/pebble';
+import { pebbleIssuer, startPebble, type Pebble } from '../test/support/pebble';
 import { startDevServer, WAL_PRAGMAS } from '../test/support/temporal';
 import { createCertflowWorker } from '../worker/worker';
 import { certificateLifecycle } from '../workflows/lifecycle';
@@ -194,16 +191,7 @@ async function certflowSide(ctx: {
   cleanups.push(() => server.stop());
   say(`Temporal: ${server.description} at ${server.address}`);
 
-  const issuer = createAcmeIssuer({
-    name: ISSUER,
-    directoryUrl: pebble.directoryUrl,
-    accountKeyPem: generateKeyPairSync('ec', { namedCurve: 'P-256' })
-      .privateKey.export({ type: 'pkcs8', format: 'pem' })
-      .toString(),
-    contactEmail: 'ops@example.test',
-    dns: createChalltestsrvDns({ managementUrl: pebble.challtestsrvUrl }),
-    caBundlePem: pebble.caBundlePem,
-  });
+  const issuer = pebbleIssuer(pebble, ISSUER);
   const siteByName = new Map(nginx.sites.map((s) => [s.name, s]));
   const targetOf = (certificateId: string): FileBindingTarget[] => {
     const site = siteByName.get(certificateId.split('/')[1] ?? '');

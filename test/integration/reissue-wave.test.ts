@@ -6,14 +6,12 @@
  * quota never exceeded and no 429 answered (the vault queue's rate keeps under it); nothing started while paused;
  * the report complete; a re-run of the wave skips all 50.
  */
-import { generateKeyPairSync, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runCli } from '../../client/cli';
 import { createActivities } from '../../activities/index';
-import { createAcmeIssuer } from '../../activities/issuers/acme';
-import { createChalltestsrvDns } from '../../activities/issuers/dns-challtestsrv';
 import { lifecycleStatus, renewLifecycle, startLifecycle } from '../../activities/lifecycles';
 import { mapLimit } from '../../activities/bindings/concurrency';
 import { createAzureKeyVault } from '../../activities/vault/azure-key-vault';
@@ -24,7 +22,7 @@ import { createVaultWorkers, vaultRates } from '../../worker/vault-workers';
 import { issuerTaskQueueFor } from '../../workflows/messages';
 import { type WaveReport, waveProgressQuery, waveWorkflowId } from '../../workflows/wave-messages';
 import { startTestKeyVault, type TestKeyVault } from '../support/keyvault';
-import { startPebble, type Pebble } from '../support/pebble';
+import { pebbleIssuer, startPebble, type Pebble } from '../support/pebble';
 import { waitFor } from '../support/proc';
 
 const address = inject('temporalAddress');
@@ -69,16 +67,7 @@ beforeAll(async () => {
   // seeded before the quota is on (an operator's fleet, made over weeks), then issued once by pebble below
   for (const id of ids) await kv.seed(id.split('/')[1]!, { days: 30 });
 
-  const issuer = createAcmeIssuer({
-    name: ISSUER,
-    directoryUrl: pebble.directoryUrl,
-    accountKeyPem: generateKeyPairSync('ec', { namedCurve: 'P-256' })
-      .privateKey.export({ type: 'pkcs8', format: 'pem' })
-      .toString(),
-    contactEmail: 'ops@example.test',
-    dns: createChalltestsrvDns({ managementUrl: pebble.challtestsrvUrl }),
-    caBundlePem: pebble.caBundlePem,
-  });
+  const issuer = pebbleIssuer(pebble, ISSUER);
   const vaults = new Map([[VAULT, vault]]);
   const issuers = new Map([[ISSUER, issuer]]);
   client = new Client({ connection: await Connection.connect({ address }), namespace });

@@ -4,10 +4,13 @@
  * so test files can run in parallel. Both processes are stopped by PID.
  */
 import { execFile } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import https from 'node:https';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { createAcmeIssuer } from '../../activities/issuers/acme';
+import { createChalltestsrvDns } from '../../activities/issuers/dns-challtestsrv';
 import { freePort, startProcess, tcpOpen, type Started } from './proc';
 import { scratchDir, tools } from './tools';
 
@@ -218,5 +221,19 @@ function httpsGet(url: string, caPem: string): Promise<string> {
         );
       })
       .on('error', reject);
+  });
+}
+
+/** An ACME issuer on this pebble: DNS-01 through its challtestsrv, a fresh account key (pebble forgets accounts). */
+export function pebbleIssuer(pebble: Pebble, name: string): ReturnType<typeof createAcmeIssuer> {
+  return createAcmeIssuer({
+    name,
+    directoryUrl: pebble.directoryUrl,
+    accountKeyPem: generateKeyPairSync('ec', { namedCurve: 'P-256' })
+      .privateKey.export({ type: 'pkcs8', format: 'pem' })
+      .toString(),
+    contactEmail: 'ops@example.test',
+    dns: createChalltestsrvDns({ managementUrl: pebble.challtestsrvUrl }),
+    caBundlePem: pebble.caBundlePem,
   });
 }

@@ -3,17 +3,14 @@
  * the Key Vault-compatible server (driven by the real Azure SDK), pebble + challtestsrv (ACME, real DNS-01),
  * nginx serving the certificate, and an SMTP server. Used by the end-to-end tests (`npm start` uses the local vault and dev CA instead).
  */
-import { generateKeyPairSync } from 'node:crypto';
 import { createActivities, type Activities, type ActivityDeps } from '../../activities/index';
-import { createAcmeIssuer } from '../../activities/issuers/acme';
-import { createChalltestsrvDns } from '../../activities/issuers/dns-challtestsrv';
 import type { FileBindingTarget } from '../../activities/bindings/file-reload';
 import { createEmailNotifier, type EmailNotifier } from '../../activities/notify/email';
 import { createAzureKeyVault } from '../../activities/vault/azure-key-vault';
 import type { Vault } from '../../activities/types';
 import { startTestKeyVault, type TestKeyVault } from './keyvault';
 import { startNginx, type RunningNginx } from './nginx';
-import { startPebble, type Pebble } from './pebble';
+import { pebbleIssuer, startPebble, type Pebble } from './pebble';
 import { startSmtpSink, type SmtpSink } from './smtp';
 
 export interface LocalStackOptions {
@@ -95,17 +92,7 @@ export async function startLocalStack(opts: LocalStackOptions = {}): Promise<Loc
     stops.push(() => smtp.stop());
 
     const issuerName = 'pebble';
-    const issuer = createAcmeIssuer({
-      name: issuerName,
-      directoryUrl: pebble.directoryUrl,
-      // the ACME account key: made fresh for this stack (pebble forgets accounts on restart anyway)
-      accountKeyPem: generateKeyPairSync('ec', { namedCurve: 'P-256' })
-        .privateKey.export({ type: 'pkcs8', format: 'pem' })
-        .toString(),
-      contactEmail: 'ops@example.test',
-      dns: createChalltestsrvDns({ managementUrl: pebble.challtestsrvUrl }),
-      caBundlePem: pebble.caBundlePem,
-    });
+    const issuer = pebbleIssuer(pebble, issuerName);
     const binding: FileBindingTarget = {
       name: 'nginx',
       certPath: nginx.certPath,
