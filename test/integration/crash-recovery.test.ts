@@ -14,8 +14,7 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { lifecycleStatus, renewLifecycle } from '../../activities/lifecycles';
-import { probeTls } from '../../activities/verify/probe';
-import { startNginx, type RunningNginx } from '../support/nginx';
+import { probeSettled, startNginx, type RunningNginx } from '../support/nginx';
 import { startPebble, type Pebble } from '../support/pebble';
 import { freePort, waitFor } from '../support/proc';
 import { createTestCa } from '../support/test-ca';
@@ -235,12 +234,10 @@ describe('a worker killed mid-renewal', () => {
     expect(await versionsInVault()).toBe(1);
     expect(txtValues.size).toBe(1); // one authorization: one order (pebble makes new ones per order)
     expect(st.bindings.map((b) => b.status)).toEqual(['bound']);
-    const served = await probeTls({
-      host: '127.0.0.1',
-      port: nginx.port,
-      servername: HOST,
-      caPem: pebbleRoot,
-    });
+    const served = await probeSettled(
+      { host: '127.0.0.1', port: nginx.port, servername: HOST, caPem: pebbleRoot },
+      st.thumbprint,
+    );
     expect(served.servedThumbprint).toBe(st.thumbprint);
   }, 200_000);
 
@@ -282,12 +279,10 @@ describe('a worker killed mid-renewal', () => {
     expect(await versionsInVault()).toBe(2);
     expect(txtValues.size).toBe(2); // one more order for the one renewal
     expect(st.bindings.map((b) => b.status)).toEqual(['bound']);
-    const served = await probeTls({
-      host: '127.0.0.1',
-      port: nginx.port,
-      servername: HOST,
-      caPem: pebbleRoot,
-    });
+    const served = await probeSettled(
+      { host: '127.0.0.1', port: nginx.port, servername: HOST, caPem: pebbleRoot },
+      st.thumbprint,
+    );
     expect(served.servedThumbprint).toBe(st.thumbprint);
   }, 200_000);
 });

@@ -12,13 +12,13 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { probeTls } from '../../activities/verify/probe';
 import { certificateLifecycle } from '../../workflows/lifecycle';
 import { SA, statusQuery, workflowIdFor, type RenewalOutcome } from '../../workflows/messages';
 import { waitFor } from '../support/proc';
 import type { LocalStack } from '../support/stack';
 import { startStackWithWorker, type StackWithWorker } from '../support/stack-worker';
 import { repoRoot } from '../support/tools';
+import { probeSettled } from '../support/nginx';
 
 const run = promisify(execFile);
 const address = inject('temporalAddress');
@@ -95,14 +95,17 @@ describe('end-to-end renewal through a running worker', () => {
       before: seededThumbprint,
       after: outcome.newThumbprint,
     });
-    const probe = await probeTls({
-      host: '127.0.0.1',
-      port: stack.nginx.port,
-      servername: stack.dnsName,
-      expectedThumbprint: outcome.newThumbprint!,
-      caPem: stack.pebbleRootPem,
-      timeoutMs: 5_000,
-    });
+    const probe = await probeSettled(
+      {
+        host: '127.0.0.1',
+        port: stack.nginx.port,
+        servername: stack.dnsName,
+        expectedThumbprint: outcome.newThumbprint!,
+        caPem: stack.pebbleRootPem,
+        timeoutMs: 5_000,
+      },
+      outcome.newThumbprint,
+    );
     expect(probe.ok, probe.detail).toBe(true);
 
     // the people on the Recipient tag got one email naming both thumbprints

@@ -14,12 +14,11 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { createActivities } from '../../activities/index';
 import { lifecycleStatus, startLifecycle } from '../../activities/lifecycles';
 import type { FileBindingTarget } from '../../activities/bindings/file-reload';
-import { probeTls } from '../../activities/verify/probe';
 import { createEventGridHandler } from '../../client/event-grid';
 import { createCertflowWorker } from '../../worker/worker';
 import { historyQuery } from '../../workflows/messages';
 import { startTestKeyVault, type TestKeyVault } from '../support/keyvault';
-import { startNginx, type RunningNginx } from '../support/nginx';
+import { probeSettled, startNginx, type RunningNginx } from '../support/nginx';
 import { freePort, waitFor } from '../support/proc';
 import { startSmtpSink, type SmtpSink } from '../support/smtp';
 import { createEmailNotifier } from '../../activities/notify/email';
@@ -167,7 +166,10 @@ describe('observe mode (a certificate the vault renews itself)', () => {
     expect(after.previousThumbprint).toBe(before.thumbprint);
     expect(after.bindings.map((b) => b.status)).toEqual(['bound']);
 
-    const served = await probeTls({ host: '127.0.0.1', port: nginx.port, servername: HOST, caPem });
+    const served = await probeSettled(
+      { host: '127.0.0.1', port: nginx.port, servername: HOST, caPem },
+      after.thumbprint,
+    );
     expect(served.servedThumbprint).toBe(after.thumbprint);
     const [last] = await client.workflow.getHandle(`certificate:${id()}`).query(historyQuery);
     expect(last).toMatchObject({

@@ -8,13 +8,13 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
-import { probeTls } from '../../activities/verify/probe';
 import { certificateLifecycle } from '../../workflows/lifecycle';
 import { historyQuery, pauseSignal, SA, statusQuery, workflowIdFor } from '../../workflows/messages';
 import { waitFor } from '../support/proc';
 import type { LocalStack } from '../support/stack';
 import { startStackWithWorker, type StackWithWorker } from '../support/stack-worker';
 import { repoRoot } from '../support/tools';
+import { probeSettled } from '../support/nginx';
 
 const address = inject('temporalAddress');
 const namespace = inject('temporalNamespace');
@@ -72,12 +72,15 @@ describe('short-lived certificates', () => {
 
     const vault = await stack.vault.describe('brief');
     expect(vault.thumbprint).toBe((await handle.query(statusQuery)).thumbprint);
-    const served = await probeTls({
-      host: '127.0.0.1',
-      port: stack.nginx.port,
-      servername: stack.dnsName,
-      caPem: stack.pebbleRootPem,
-    });
+    const served = await probeSettled(
+      {
+        host: '127.0.0.1',
+        port: stack.nginx.port,
+        servername: stack.dnsName,
+        caPem: stack.pebbleRootPem,
+      },
+      vault.thumbprint,
+    );
     expect(served.servedThumbprint, served.detail).toBe(vault.thumbprint);
 
     // the Web UI's view: visibility is eventually consistent, so wait for it to catch up with the vault

@@ -11,9 +11,8 @@ import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, expect, inject, it } from 'vitest';
 import { shellQuote } from '../../activities/bindings/ssh-file-host';
-import { probeTls } from '../../activities/verify/probe';
 import { statusQuery, workflowIdFor } from '../../workflows/messages';
-import { startNginx, type RunningNginx } from '../support/nginx';
+import { probeSettled, startNginx, type RunningNginx } from '../support/nginx';
 import { siteName, startNginxSites, type NginxSites } from '../support/nginx-sites';
 import { freePort, waitFor } from '../support/proc';
 import { startSshd, type RunningSshd } from '../support/sshd';
@@ -164,7 +163,10 @@ it('a renewal binds over SSH (files on a remote nginx, and the IIS contract) and
       binding: 'iis-1:IIS:site-001 https *:443:site-001.iis.test',
     });
     for (const b of st.bindings) expect(b.probe).toMatchObject({ ok: true, servedThumbprint: st.thumbprint });
-    const served = await probeTls({ host: '127.0.0.1', port: sites.port, servername: 'site-001.iis.test' });
+    const served = await probeSettled(
+      { host: '127.0.0.1', port: sites.port, servername: 'site-001.iis.test' },
+      st.thumbprint,
+    );
     expect(served.servedThumbprint).toBe(st.thumbprint);
     // the key and its PKCS#12 wrapping never reach the worker's logs
     expect(output).not.toMatch(/PRIVATE KEY|"pfx"|"password"/);

@@ -5,6 +5,8 @@
  */
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
+import type { Probe } from '../../activities/types';
+import { probeTls, type ProbeOptions } from '../../activities/verify/probe';
 import { freePort, startProcess, tcpOpen } from './proc';
 import { scratchDir, tools } from './tools';
 
@@ -117,4 +119,11 @@ export async function settledThumbprint(
     await new Promise((r) => setTimeout(r, 100));
   }
   return last;
+}
+
+/** A live probe taken once the server shows `expected` several times in a row (see settledThumbprint). */
+export async function probeSettled(opts: ProbeOptions, expected: string | null | undefined): Promise<Probe> {
+  let last: Probe | undefined;
+  await settledThumbprint(async () => (last = await probeTls(opts)).servedThumbprint, expected ?? '');
+  return last!;
 }
