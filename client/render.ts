@@ -65,6 +65,11 @@ export function statusText(s: CertificateStatus, now: Date): string {
     `  attempts:    ${s.attempts} (cycle ${s.cycle}); last: ${last ? lastResultText(last, now) : '-'}`,
     ...(s.lastError ? [`  last error:  ${errorText(s.lastError)}`] : []),
     ...(s.notifyError ? [`  mail error:  ${errorText(s.notifyError)}`] : []),
+    ...(s.unsentMails
+      ? [
+          `  mail unsent: ${s.unsentMails.count} waiting (${s.unsentMails.kinds.join(', ')}); next try ${s.unsentMails.nextAt ?? '-'}`,
+        ]
+      : []),
     ...(s.vaultRenewal
       ? [
           `  vault asked: at ${s.vaultRenewal.requestedAt} to renew (${printable(s.vaultRenewal.status)}); its new version is awaited`,

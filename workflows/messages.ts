@@ -128,6 +128,8 @@ export interface CertificateStatus {
   escalationsSent: number[];
   /** The last notification that could not be sent (SMTP outage...), cleared when one goes out. */
   notifyError: { type: string; message: string } | null;
+  /** Mails that could not be sent yet and will be sent again (the outbox), with when the next try is. */
+  unsentMails?: { count: number; nextAt: string | null; kinds: string[] };
   /** issue: Certflow renews it with its CA; observe: the vault renews it itself (release 3+). */
   mode?: 'issue' | 'observe';
   /** Things people should know that are not errors (a policy that does not fit, an override ignored). */

@@ -202,6 +202,44 @@ describe('guards', () => {
   });
 });
 
+describe('mail that could not be sent', () => {
+  it('an attempt mail lost to an SMTP outage longer than the activity retries goes out once SMTP is back', async () => {
+    let smtpDown = true;
+    const fake = fakeActivities(env, {
+      hooks: {
+        notify: async () => {
+          if (smtpDown)
+            throw ApplicationFailure.create({ message: 'connect ECONNREFUSED', type: 'SmtpUnreachable' });
+        },
+      },
+    });
+    await withLifecycle(env, fake.acts, 'outbox', async (h) => {
+      await firstObservation(h);
+      const out = await update(h, renewNowUpdate, [{ reason: 'rotate', requestId: 'outbox-1' }]);
+      expect(out.status).toBe('renewed');
+      expect(out.notifyError?.type).toBe('SmtpUnreachable');
+      // carried into the next run (the renewal ended the cycle), shown in status
+      const waiting = await waitFor('the unsent mail in status', async () => {
+        const st = await h.query(statusQuery);
+        return st.unsentMails ? st : undefined;
+      });
+      expect(waiting.unsentMails).toMatchObject({ count: 1, kinds: ['renewed'] });
+      expect(fake.notifies).toHaveLength(0);
+      await env.sleep(10 * 60_000); // still down: it stays queued, tried again on a backoff
+      expect((await h.query(statusQuery)).unsentMails?.count).toBe(1);
+      smtpDown = false;
+      await env.sleep(2 * HOUR);
+      await waitFor('the mail sent', async () => (fake.notifies.length ? true : undefined));
+      expect(fake.notifies.map((n) => [n.kind, n.outcome?.newThumbprint])).toEqual([['renewed', 'THUMB2']]);
+      const st = await h.query(statusQuery);
+      expect(st.unsentMails).toBeUndefined();
+      expect(st.notifyError).toBeNull();
+      await env.sleep(DAY);
+      expect(fake.notifies).toHaveLength(1); // sent once
+    });
+  });
+});
+
 describe('a lean history', () => {
   it('one automatic cycle (wait, renew, re-bind, notify, continue as new) takes at most 60 events', async () => {
     const fake = fakeActivities(env, {

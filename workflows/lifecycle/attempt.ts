@@ -9,6 +9,7 @@
  */
 import { allHandlersFinished, ApplicationFailure, condition, log, workflowInfo } from '@temporalio/workflow';
 import type { BindingOutcome, CertificateState, Issued, PendingIssue } from '../../activities/types';
+import type { NotifyInput } from '../../activities/notify/events';
 import { describeFailure } from '../failures';
 import type { RenewalOutcome } from '../messages';
 import { nextAttemptAt, pollDelaySeconds, retryDelayMs } from '../policy';
@@ -24,6 +25,7 @@ import {
 import { priorityOf } from '../priority';
 import type { Ctx } from './context';
 import { gated, hold } from './rebind';
+import { keepUnsent } from './mail';
 import { type InFlightAttempt, knownOf, recordAttempt } from './state';
 import type { Trigger } from './triggers';
 
@@ -210,28 +212,28 @@ async function tellAboutAttempt(
       : needsSync(result.bindings)
         ? 'partially-synced'
         : 'renewed';
+  const input: NotifyInput = {
+    kind,
+    eventId: `${workflowInfo().workflowId}:c${s.cycle}:a${result.attempt}:${result.status}`,
+    outcome: result,
+    certificateId: id,
+    mode: ctx.mode(),
+    recipientTag: before?.tags.Recipient,
+    current: before ? { thumbprint: before.thumbprint, notAfter: before.notAfter } : undefined,
+    nextAttemptAt:
+      result.status === 'failed'
+        ? nextAttemptAt(s.consecutiveFailures + 1, result.finishedAt, before?.notAfter).toISOString()
+        : null,
+  };
   try {
-    const sent = await notify.executeWithOptions({ summary: `email the people of ${id}: ${kind}` }, [
-      {
-        kind,
-        eventId: `${workflowInfo().workflowId}:c${s.cycle}:a${result.attempt}:${result.status}`,
-        outcome: result,
-        certificateId: id,
-        mode: ctx.mode(),
-        recipientTag: before?.tags.Recipient,
-        current: before ? { thumbprint: before.thumbprint, notAfter: before.notAfter } : undefined,
-        nextAttemptAt:
-          result.status === 'failed'
-            ? nextAttemptAt(s.consecutiveFailures + 1, result.finishedAt, before?.notAfter).toISOString()
-            : null,
-      },
-    ]);
+    const sent = await notify.executeWithOptions({ summary: `email the people of ${id}: ${kind}` }, [input]);
     result.notified = sent.sent;
     result.notifyError = null;
   } catch (err) {
-    // a mail outage delays mail; it never fails the certificate's renewal, and shows in status
+    // a mail outage delays mail (sent again from the outbox); it never fails the certificate's renewal
     result.notifyError = describeFailure(err);
     log.warn('notification failed', { certificateId: id, error: result.notifyError.message });
+    keepUnsent(ctx, { ...input, outcome: { ...result } });
   }
 }
 

@@ -26,6 +26,7 @@ import { appliedTo, type ChangeControl, rebindStep, type RebindStep } from './ch
 import { bindingDrift, type DriftWatchConfig, nextProbeAt, probeDue } from './drift';
 import type { CertificateMode } from './mode';
 import { dueNotice, earliest, nextNoticeAt, type Notice, type NoticeFacts } from './notices';
+import { dueMail, nextMailAt, type UnsentMail } from './outbox';
 import type { LifecycleState } from './state';
 import { firstTrigger, observedOf, type Trigger } from './triggers';
 
@@ -71,6 +72,8 @@ export type Action =
   | { kind: 'askVault'; trigger: Trigger }
   | { kind: 'sync'; why: SyncWhy; version: string; thumbprint: string }
   | { kind: 'notify'; notice: Notice }
+  /** A mail that could not be sent before (SMTP down): send it again (outbox.ts). */
+  | { kind: 'resend'; mail: UnsentMail }
   | { kind: 'askWindow'; thumbprint: string }
   /** Change control holds a new version's re-binding back (rebind.ts), or advances a held one by a step. */
   | { kind: 'hold'; version: string; thumbprint: string }
@@ -108,6 +111,8 @@ export function decide(f: Facts): Action {
     if (renewal) return renewal;
   }
   if (notice) return { kind: 'notify', notice };
+  const unsent = held ? undefined : dueMail(f.s.outbox, f.now);
+  if (unsent) return { kind: 'resend', mail: unsent };
   const thumbprint = f.s.observed?.thumbprint;
   if (f.mode === 'issue' && !f.s.paused && thumbprint && windowDue(f.s, f.now))
     return { kind: 'askWindow', thumbprint };
@@ -306,6 +311,7 @@ function rest(f: Facts): Action {
   const until = earliest(
     awaitingIssue && shown && shown.at <= f.now ? null : shown?.at,
     held ?? nextNoticeAt(noticeFacts(f)),
+    held ?? nextMailAt(s.outbox),
     f.mode === 'issue' && !s.paused ? windowCheckAt(s) : null,
     change?.until,
     probeAt(f),

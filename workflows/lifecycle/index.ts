@@ -29,6 +29,7 @@ import { decide, noticeFacts } from './decide';
 import { driftConfig, initialDrift, probed, resynced } from './drift';
 import { createDisplay, type Display, modeOf } from './display';
 import { installHandlers } from './handlers';
+import { resend } from './mail';
 import { markSent, type Notice, noticeInput } from './notices';
 import { knownOf, loadState, STATE_VERSION } from './state';
 import { advance, hold, issueApprovalStep } from './rebind';
@@ -109,6 +110,9 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
         break;
       case 'notify':
         await tell(ctx, display, action.notice);
+        break;
+      case 'resend':
+        await resend(ctx, action.mail);
         break;
       case 'askWindow':
         await askWindow(ctx, action.thumbprint);

@@ -15,6 +15,7 @@ import { needsSync } from './attempt';
 import { type ApprovalState, decided } from './approval';
 import { appliedTo, planStages, type RebindState, type RebindStep, type RebindTopic } from './change-control';
 import type { Ctx } from './context';
+import { keepUnsent } from './mail';
 import { announceNewVersion } from './sync';
 import type { LifecycleState } from './state';
 
@@ -264,8 +265,9 @@ async function tell(ctx: Ctx, topic: RebindTopic | NotifyTopic, text: string, ke
   try {
     await notify.executeWithOptions({ summary: `tell the people of ${id}: ${topic}` }, [input]);
   } catch (err) {
-    // a mail outage never holds a change back; it shows in status
+    // a mail outage never holds a change back; it shows in status, and the mail goes from the outbox later
     s.notifyError = describeFailure(err);
+    keepUnsent(ctx, input);
     log.warn('change-control notice not sent', { certificateId: id, topic, error: s.notifyError.message });
   }
 }

@@ -11,6 +11,7 @@ import type { PolicyOverride, RenewalOutcome, RenewRequest } from '../messages';
 import type { ApprovalState } from './approval';
 import type { RebindState } from './change-control';
 import type { DriftState } from './drift';
+import type { UnsentMail } from './outbox';
 
 export const STATE_VERSION = 3;
 /** Attempts kept for `history`, newest first. */
@@ -120,6 +121,11 @@ export interface LifecycleState {
    * marker): they replay as they ran, and the next run starts watching.
    */
   drift?: DriftState;
+  /**
+   * Mails that could not be sent, waiting for a retry (outbox.ts). Absent in runs whose history began before the
+   * outbox existed (no `mail-outbox` marker) and in state carried from them (read as empty).
+   */
+  outbox?: UnsentMail[];
 }
 
 export function initialState(): LifecycleState {

@@ -5,6 +5,7 @@
  */
 import { log, workflowInfo } from '@temporalio/workflow';
 import type { BindingOutcome } from '../../activities/types';
+import type { NotifyInput } from '../../activities/notify/events';
 import { describeFailure } from '../failures';
 import type { RenewalOutcome } from '../messages';
 import { retryDelayMs } from '../policy';
@@ -12,6 +13,7 @@ import { notify, syncBindings } from './activities';
 import { needsSync } from './attempt';
 import type { Ctx } from './context';
 import type { SyncWhy } from './decide';
+import { keepUnsent } from './mail';
 import { knownOf, recordAttempt } from './state';
 
 const WHY: Record<SyncWhy, string> = {
@@ -109,26 +111,26 @@ export async function announceNewVersion(
     notified: false,
   };
   const kind = needsSync(bindings) ? 'partially-synced' : 'renewed';
+  const input: NotifyInput = {
+    kind,
+    eventId: `${workflowInfo().workflowId}:version:${o?.version}:${kind}`,
+    outcome,
+    certificateId: id,
+    mode: ctx.mode(),
+    recipientTag: o?.tags.Recipient,
+    current: { thumbprint: oldThumbprint, notAfter: null },
+    ...(kind === 'partially-synced' ? { syncTrigger: outcome.trigger, bindings } : {}),
+  };
   try {
     const sent = await notify.executeWithOptions(
       { summary: `email the people of ${id}: ${kind} (new version)` },
-      [
-        {
-          kind,
-          eventId: `${workflowInfo().workflowId}:version:${o?.version}:${kind}`,
-          outcome,
-          certificateId: id,
-          mode: ctx.mode(),
-          recipientTag: o?.tags.Recipient,
-          current: { thumbprint: oldThumbprint, notAfter: null },
-          ...(kind === 'partially-synced' ? { syncTrigger: outcome.trigger, bindings } : {}),
-        },
-      ],
+      [input],
     );
     outcome.notified = sent.sent;
     outcome.notifyError = null;
   } catch (err) {
     outcome.notifyError = describeFailure(err);
+    keepUnsent(ctx, { ...input, outcome: { ...outcome } });
   }
   recordAttempt(s, outcome);
   s.previousThumbprint = oldThumbprint;

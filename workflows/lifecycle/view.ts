@@ -15,6 +15,7 @@ import { ruleText } from '../policy';
 import type { Next } from './decide';
 import type { DriftView } from './drift';
 import type { CertificateMode } from './mode';
+import { nextMailAt } from './outbox';
 import type { LifecycleState } from './state';
 
 export interface View {
@@ -59,6 +60,15 @@ export function statusOf(
     policy: v.policy,
     escalationsSent: s.escalation.sent,
     notifyError: s.notifyError,
+    ...(s.outbox?.length
+      ? {
+          unsentMails: {
+            count: s.outbox.length,
+            nextAt: nextMailAt(s.outbox)?.toISOString() ?? null,
+            kinds: s.outbox.map((m) => m.input.kind),
+          },
+        }
+      : {}),
     mode: v.mode,
     notes: v.notes,
     vaultRenewal: s.vaultRenewal,
@@ -88,6 +98,9 @@ export function detailsMarkdown(st: CertificateStatus, detail: string, s: Readon
       : '',
     st.escalationsSent.length ? `- escalations sent: ${st.escalationsSent.join(', ')} days left` : '',
     st.notifyError ? `- mail not sent: ${st.notifyError.type}: ${st.notifyError.message}` : '',
+    st.unsentMails
+      ? `- ${st.unsentMails.count} mail(s) waiting to be sent again (${st.unsentMails.kinds.join(', ')}), next try ${st.unsentMails.nextAt}`
+      : '',
     st.paused ? `- paused since ${st.paused.since}: ${st.paused.reason}` : '',
     st.changeControl ? `- change control: ${st.changeControl.text}` : '',
     st.safetyBuffer ? `- safety buffer: ${st.safetyBuffer.text}` : '',
