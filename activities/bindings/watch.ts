@@ -1,13 +1,14 @@
 /**
  * Drift watch over binding targets: asks each target what its bindings serve now, without changing anything. A
- * file target reads its certificate file and probes its live endpoint; a target kind without `watch` (the Azure
- * consumers, webhooks, remote commands) answers `unprobeable`, so status never shows it as healthy by default.
+ * file target (`files`, `ssh-files`: the file read on its host) reads its certificate file and probes its live
+ * endpoint; a target kind without `watch` (the Azure consumers, webhooks, remote commands) answers `unprobeable`,
+ * so status never shows it as healthy by default.
  */
 import { heartbeatNow } from '../heartbeat';
 import type { BindingProbe, BindingTarget } from '../types';
 import { normalizeThumbprint, probeTls } from '../verify/probe';
 import { mapLimit } from './concurrency';
-import { bindingLabel, fileLeafThumbprint, type FileReloadTarget } from './file-reload';
+import { bindingLabel, fileLeafThumbprint, fileTargetOf, type FileReloadTarget } from './file-reload';
 
 /** A file target's answer: the file on disk, and the live endpoint when one is configured. */
 export async function watchFileTarget(
@@ -54,6 +55,19 @@ export async function watchTargets(
   concurrency = 8,
 ): Promise<BindingProbe[]> {
   const answers = await mapLimit(targets, concurrency, async (t): Promise<BindingProbe[]> => {
+    // a `files` or `ssh-files` target from the configuration: its file (over SSH for a host) and its endpoint
+    const file = fileTargetOf(t);
+    if (file) {
+      const answer = await watchFileTarget(file, expectedThumbprint).catch((err: Error): BindingProbe => ({
+        target: t.name,
+        binding: bindingLabel(file),
+        state: 'unreachable',
+        served: null,
+        detail: err.message,
+      }));
+      heartbeatNow(`${t.name}: probed`);
+      return [answer];
+    }
     if (!t.watch)
       return [
         {
