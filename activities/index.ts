@@ -22,6 +22,7 @@ import type {
   Vault,
 } from './types';
 import { verifyIssuedChain, type VerifiedCertificate } from './verify/x509';
+import type { LifecycleSettings } from './lifecycles';
 import { batchFileTargets, createFileReloadTarget, type FileBindingTarget } from './bindings/file-reload';
 import { mapLimit } from './bindings/concurrency';
 import {
@@ -75,6 +76,8 @@ export interface ActivityDeps {
   trustAnchorsPem?: (issuer: string) => string[] | undefined;
   /** DNS-name globs an issuer may issue for (its allowedNames), checked again on the issued chain. */
   allowedNames?: (issuer: string) => string[] | undefined;
+  /** What a lifecycle of this certificate carries from the configuration (worker/lifecycle-settings.ts). */
+  lifecycleSettings?: (certificateId: string) => LifecycleSettings;
   now?: () => Date;
 }
 
@@ -215,7 +218,8 @@ export function createActivities(deps: ActivityDeps) {
 
     /**
      * `certflow enroll` asks first: is the vault configured here and does it hold the certificate, is the issuer
-     * configured (not needed for a certificate the vault renews itself)? Problems are answered, never thrown.
+     * configured (not needed for a certificate the vault renews itself)? Problems are answered, never thrown. The
+     * answer carries what the lifecycle is to be started with from this worker's configuration (change control).
      */
     async checkEnrollment(input: { certificateId: string; issuer: string }): Promise<EnrollmentCheck> {
       const problems: string[] = [];
@@ -246,7 +250,8 @@ export function createActivities(deps: ActivityDeps) {
         problems.push(
           `issuer "${input.issuer}" is not configured on the workers (known: ${[...deps.issuers.keys()].join(', ') || 'none'})`,
         );
-      return { ok: problems.length === 0, problems, mode, notIssuedYet };
+      const settings = deps.lifecycleSettings?.(input.certificateId);
+      return { ok: problems.length === 0, problems, mode, notIssuedYet, ...(settings ? { settings } : {}) };
     },
 
     /** Observe mode: asks the vault to renew a certificate it renews itself (policy and issuer unchanged). */

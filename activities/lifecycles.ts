@@ -42,11 +42,11 @@ export function lifecycleHandle(client: Client, certificateId: string): Lifecycl
   return client.workflow.getHandle<typeof certificateLifecycle>(workflowIdFor(certificateId));
 }
 
-export interface StartLifecycleOptions {
-  certificateId: string;
-  issuer: string;
-  /** The workers' task queue; the issuer's and the vault's calls go to their rate-limited queues next to it. */
-  taskQueue: string;
+/**
+ * What a lifecycle carries from the workers' configuration (worker/lifecycle-settings.ts reads it): the same for
+ * the worker's own enrolment, fleet discovery's and `certflow enroll`'s.
+ */
+export interface LifecycleSettings {
   /** A Certflow-level renewal policy to start with, and the fleet's jitter default. */
   policy?: PolicyOverride;
   jitterMinutes?: number;
@@ -56,6 +56,13 @@ export interface StartLifecycleOptions {
   changeControl?: LifecycleInput['changeControl'];
   /** Drift watch schedule (config `driftWatch`); default daily. */
   driftWatch?: LifecycleInput['driftWatch'];
+}
+
+export interface StartLifecycleOptions extends LifecycleSettings {
+  certificateId: string;
+  issuer: string;
+  /** The workers' task queue; the issuer's and the vault's calls go to their rate-limited queues next to it. */
+  taskQueue: string;
 }
 
 /**

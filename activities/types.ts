@@ -3,6 +3,7 @@
  * Everything here is public material or a reference: no private key, secret or token ever appears in these
  * shapes, because activity inputs and outputs are recorded in workflow history.
  */
+import type { LifecycleSettings } from './lifecycles';
 
 /** `<vault>/<name>`, the id used everywhere (workflow id is `certificate:<vault>/<name>`). */
 export type CertificateId = string;
@@ -67,6 +68,11 @@ export interface EnrollmentCheck {
   mode: 'issue' | 'observe' | null;
   /** The certificate has no issued version yet (the lifecycle's first renewal, trigger Missing, issues it). */
   notIssuedYet: boolean;
+  /**
+   * What the lifecycle is to carry from this worker's configuration (change control, policy, mode, drift watch;
+   * worker/lifecycle-settings.ts), so the CLI starts it as the worker would. Absent from workers before 3.1.
+   */
+  settings?: LifecycleSettings;
 }
 
 export interface PendingCsr {

@@ -1,4 +1,5 @@
 import type { Vault } from '../activities/types';
+import type { LifecycleSettings } from '../activities/lifecycles';
 import type { CertificateOrders } from '../activities/bindings/app-service-certificate-orders';
 import { main } from './cli';
 
@@ -25,4 +26,18 @@ async function loadCertificateOrders(file: string): Promise<CertificateOrders | 
   return openCertificateOrders(loadConfig({ file }));
 }
 
-process.exitCode = await main(process.argv.slice(2), { loadVaults, loadCertificateOrders });
+/** What `enroll` starts lifecycles with from the configuration (the same function the worker enrols with). */
+async function loadLifecycleSettings(file: string): Promise<(certificateId: string) => LifecycleSettings> {
+  const [{ loadConfig }, { lifecycleSettingsFor }] = await Promise.all([
+    import('../worker/config'),
+    import('../worker/lifecycle-settings'),
+  ]);
+  const config = loadConfig({ file });
+  return (certificateId) => lifecycleSettingsFor(config, certificateId);
+}
+
+process.exitCode = await main(process.argv.slice(2), {
+  loadVaults,
+  loadCertificateOrders,
+  loadLifecycleSettings,
+});

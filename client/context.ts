@@ -4,6 +4,7 @@
  */
 import type { Client } from '@temporalio/client';
 import type { Vault } from '../activities/types';
+import type { LifecycleSettings } from '../activities/lifecycles';
 import type { CertificateOrders } from '../activities/bindings/app-service-certificate-orders';
 import { CliError, EXIT, type Options, type OptionSpecs, usageError } from './args';
 import type { ClientSettings } from './connect';
@@ -23,6 +24,12 @@ export interface CliDeps {
   /** App Service Certificate orders for `audit`; otherwise built from `--config <file>` (null: none configured). */
   certificateOrders?: CertificateOrders | null;
   loadCertificateOrders?: (configFile: string) => Promise<CertificateOrders | null>;
+  /**
+   * What a lifecycle carries from the workers' configuration (change control, policy, drift watch), for `enroll`
+   * when no worker answers with it; otherwise read from `--config <file>` (worker/lifecycle-settings.ts).
+   */
+  lifecycleSettings?: (certificateId: string) => LifecycleSettings;
+  loadLifecycleSettings?: (configFile: string) => Promise<(certificateId: string) => LifecycleSettings>;
   out: Output;
   err: Output;
   env?: NodeJS.ProcessEnv;
@@ -55,6 +62,8 @@ export interface CommandContext {
   hasVaultAccess(): boolean;
   /** The configured App Service Certificate orders, or null when there are none (or no --config). */
   certificateOrders(): Promise<CertificateOrders | null>;
+  /** What lifecycles carry from the configuration given with --config (null: no --config). */
+  lifecycleSettings(): Promise<((certificateId: string) => LifecycleSettings) | null>;
 }
 
 /** A command as the CLI lists it (client/cli.ts): what `certflow --help` shows, and where its code is. */
@@ -136,6 +145,14 @@ export function createContext(
       const file = options.string('config');
       if (!file || !deps.loadCertificateOrders) return null;
       return deps.loadCertificateOrders(file).catch((err: Error) => {
+        throw usageError(`--config ${file}: ${err.message}`);
+      });
+    },
+    async lifecycleSettings() {
+      if (deps.lifecycleSettings) return deps.lifecycleSettings;
+      const file = options.string('config');
+      if (!file || !deps.loadLifecycleSettings) return null;
+      return deps.loadLifecycleSettings(file).catch((err: Error) => {
         throw usageError(`--config ${file}: ${err.message}`);
       });
     },

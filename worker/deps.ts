@@ -17,6 +17,7 @@ import { buildVaults } from './deps-vaults';
 import { createAppServiceCertificatesVault } from '../activities/vault/app-service-certificates';
 import type { CertflowLogger } from './logger';
 import type { MetricsSink } from './metrics';
+import { lifecycleSettingsFor } from './lifecycle-settings';
 
 export interface BuildDepsOptions {
   metrics?: MetricsSink;
@@ -106,6 +107,8 @@ export async function buildDeps(config: CertflowConfig, opts: BuildDepsOptions =
       : {}),
     trustAnchorsPem: (issuer) => trustAnchors.get(issuer),
     allowedNames: (issuer) => allowedNames.get(issuer),
+    // `certflow enroll` asks a worker first: the lifecycle it starts carries this worker's configuration
+    lifecycleSettings: (certificateId) => lifecycleSettingsFor(config, certificateId),
     ...(opts.metrics ? { metrics: opts.metrics } : {}),
     close,
   };

@@ -1,16 +1,18 @@
 /**
  * The certificates named in the configuration get their lifecycle at worker start: created in their vault first
  * when the entry has a `create` block and the vault does not hold them yet (issuer Unknown: the vault makes the key
- * and CSR, and the lifecycle's first renewal issues it). Idempotent: a running lifecycle is left as it is.
+ * and CSR, and the lifecycle's first renewal issues it). Idempotent: a running lifecycle is left as it is. What each
+ * lifecycle carries (policy, mode, drift watch, change control) comes from lifecycle-settings.ts, as for `certflow
+ * enroll`.
  */
 import type { Client } from '@temporalio/client';
 import type { ApplicationFailure } from '@temporalio/common';
 import { parseCertificateId } from '../activities/ids';
 import type { CertificatePolicySnapshot, Vault } from '../activities/types';
 import { startLifecycle } from '../activities/lifecycles';
-import { configuredPolicy } from '../workflows/policy';
 import type { CertflowConfig } from './config';
 import type { CertflowLogger } from './logger';
+import { lifecycleSettingsFor } from './lifecycle-settings';
 
 export interface EnrolledCertificate {
   certificateId: string;
@@ -30,18 +32,11 @@ export async function enrollConfigured(
       const issuer = c.issuer ?? config.defaults.issuer;
       if (!issuer) throw new Error(`certificates: ${c.id} has no issuer and defaults.issuer is not set`);
       if (c.create) created = await createIfMissing(c.id, c.create, deps.vaults);
-      const { policy, jitterMinutes } = configuredPolicy(config.defaults.policy, c.policy);
       const { started } = await startLifecycle(deps.client, {
         certificateId: c.id,
         issuer,
         taskQueue: config.taskQueue,
-        ...(policy ? { policy } : {}),
-        ...(jitterMinutes !== undefined ? { jitterMinutes } : {}),
-        ...(c.mode ? { mode: c.mode } : {}),
-        ...(config.changeControl ? { changeControl: config.changeControl } : {}),
-        ...(c.driftWatch || config.defaults.driftWatch
-          ? { driftWatch: { ...config.defaults.driftWatch, ...c.driftWatch } }
-          : {}),
+        ...lifecycleSettingsFor(config, c.id),
       });
       results.push({ certificateId: c.id, status: started ? 'started' : 'already-running', created });
     } catch (err) {

@@ -11,6 +11,7 @@ const URGENT: Readonly<Record<string, number>> = { Manual: 1, Missing: 2, Expire
 
 /** The priority of an attempt's queued steps, from its trigger; routine triggers keep the default. */
 export function priorityOf(triggerReason: string): Priority | undefined {
-  const key = URGENT[triggerReason];
+  // own keys only: an inherited name ("toString") is no priority
+  const key = Object.hasOwn(URGENT, triggerReason) ? URGENT[triggerReason] : undefined;
   return key === undefined ? undefined : { priorityKey: key };
 }

@@ -774,6 +774,14 @@ export function createFileReloadTarget(target: FileReloadTarget): BindingTarget 
 }
 
 /**
+ * The file target's settings behind a BindingTarget made by createFileReloadTarget (`files` and `ssh-files` from
+ * the configuration), else undefined: the drift watch reads its file and probes its endpoint (watch.ts).
+ */
+export function fileTargetOf(t: BindingTarget): FileReloadTarget | undefined {
+  return (t as FileBacked)[FILE_TARGET];
+}
+
+/**
  * Merges the file targets of one server (same validate and reload commands) into one BindingTarget that binds
  * them as a batch; every other target is returned as it was, in order.
  */

@@ -19,10 +19,12 @@
  * Then Certflow probes each bound host name live (SNI, new thumbprint, trusted chain). When a probe fails it runs
  * the script again as a rollback (thumbprint and previousThumbprint swapped, no pfx), so the host is either wholly
  * on the new certificate or wholly back. The private key travels only inside the PKCS#12 on stdin, encrypted
- * with a password made for this run; neither is logged, returned or put in the command line.
+ * with a password made for this run; neither is logged, returned or put in the command line. Between syncs the
+ * drift watch probes each of `hostNames` on each host the same way (watch.ts `watchRemoteCommand`).
  */
 import { ApplicationFailure } from '@temporalio/common';
 import { heartbeatNow } from '../heartbeat';
+import { watchRemoteCommand } from './watch';
 import { sanitizedTail } from '../run-program';
 import type { BindingContext, BindingOutcome, BindingTarget, Probe } from '../types';
 import { normalizeThumbprint, probeUntil } from '../verify/probe';
@@ -109,6 +111,8 @@ export function createRemoteCommandTarget(opts: RemoteCommandTargetOptions): Bin
   return {
     kind: 'remote-command',
     name: opts.name,
+    // drift watch: each configured host name on each host, live (watch.ts)
+    watch: (expectedThumbprint: string) => watchRemoteCommand(opts, expectedThumbprint),
     async sync(ctx: BindingContext): Promise<BindingOutcome[]> {
       const perHost = await mapLimit(opts.hosts, opts.maxHosts ?? 4, async (host) => {
         const out = await syncHost(opts, host, ctx).catch((err: Error) => [

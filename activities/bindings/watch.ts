@@ -1,13 +1,16 @@
 /**
  * Drift watch over binding targets: asks each target what its bindings serve now, without changing anything. A
- * file target reads its certificate file and probes its live endpoint; a target kind without `watch` (the Azure
- * consumers, webhooks, remote commands) answers `unprobeable`, so status never shows it as healthy by default.
+ * file target (`files`, `ssh-files`: the file read on its host) reads its certificate file and probes its live
+ * endpoint; a remote-command target probes each configured host name on each host (watchRemoteCommand); a target
+ * kind without `watch` (the Azure consumers, webhooks) answers `unprobeable`, so status never shows it as healthy
+ * by default.
  */
 import { heartbeatNow } from '../heartbeat';
 import type { BindingProbe, BindingTarget } from '../types';
 import { normalizeThumbprint, probeTls } from '../verify/probe';
 import { mapLimit } from './concurrency';
-import { bindingLabel, fileLeafThumbprint, type FileReloadTarget } from './file-reload';
+import { bindingLabel, fileLeafThumbprint, fileTargetOf, type FileReloadTarget } from './file-reload';
+import type { RemoteCommandTargetOptions } from './remote-command';
 
 /** A file target's answer: the file on disk, and the live endpoint when one is configured. */
 export async function watchFileTarget(
@@ -47,6 +50,52 @@ export async function watchFileTarget(
   return { ...base, state: 'serving', served: live.servedThumbprint, detail: `${live.detail}; ${disk}` };
 }
 
+/**
+ * A remote-command target's answer: the script owns the server's state, so only the live endpoints tell, one per
+ * host and configured host name (`hostNames`; the names a script binds otherwise are known only when it runs).
+ * Drift is re-synced by running the script, which moves the bindings of `hostNames` whatever they are on.
+ */
+export async function watchRemoteCommand(
+  opts: Pick<RemoteCommandTargetOptions, 'name' | 'hosts' | 'hostNames' | 'probe'>,
+  expectedThumbprint: string,
+): Promise<BindingProbe[]> {
+  const expected = normalizeThumbprint(expectedThumbprint);
+  const names = (opts.hostNames ?? []).filter((n) => !n.startsWith('*'));
+  const p = opts.probe;
+  if (!p || !names.length)
+    return opts.hosts.map((h) => ({
+      target: opts.name,
+      binding: h.name,
+      state: 'unprobeable' as const,
+      served: null,
+      detail: !p
+        ? 'no live endpoint configured (probe)'
+        : 'no host names configured (hostNames): the names the script binds are known only when it runs',
+    }));
+  const pairs = opts.hosts.flatMap((host) => names.map((name) => ({ host, name })));
+  return mapLimit(pairs, 8, async ({ host, name }): Promise<BindingProbe> => {
+    const base = { target: opts.name, binding: `${host.name}:${name}` };
+    const live = await probeTls({
+      host: p.address ?? host.address,
+      port: p.port,
+      servername: name,
+      ...(p.caPem ? { caPem: p.caPem } : {}),
+      expectedThumbprint: expected,
+      timeoutMs: 5_000,
+    });
+    if (live.servedThumbprint === null)
+      return { ...base, state: 'unreachable', served: null, detail: live.detail };
+    if (live.servedThumbprint !== expected)
+      return { ...base, state: 'drift', served: live.servedThumbprint, detail: live.detail };
+    return {
+      ...base,
+      state: live.ok ? 'serving' : 'invalid',
+      served: live.servedThumbprint,
+      detail: live.detail,
+    };
+  });
+}
+
 /** Every target's answer; a target that cannot be watched, or whose watch throws, says so. */
 export async function watchTargets(
   targets: BindingTarget[],
@@ -54,6 +103,19 @@ export async function watchTargets(
   concurrency = 8,
 ): Promise<BindingProbe[]> {
   const answers = await mapLimit(targets, concurrency, async (t): Promise<BindingProbe[]> => {
+    // a `files` or `ssh-files` target from the configuration: its file (over SSH for a host) and its endpoint
+    const file = fileTargetOf(t);
+    if (file) {
+      const answer = await watchFileTarget(file, expectedThumbprint).catch((err: Error): BindingProbe => ({
+        target: t.name,
+        binding: bindingLabel(file),
+        state: 'unreachable',
+        served: null,
+        detail: err.message,
+      }));
+      heartbeatNow(`${t.name}: probed`);
+      return [answer];
+    }
     if (!t.watch)
       return [
         {

@@ -1,7 +1,12 @@
 /** `certflow enroll`: start the lifecycle of one certificate, or of every certificate of a vault (idempotent). */
 import { ActivityFailure, type Client, TimeoutFailure, WorkflowFailedError } from '@temporalio/client';
 import { randomUUID } from 'node:crypto';
-import { DEFAULT_TASK_QUEUE, runningLifecycle, startLifecycle } from '../../activities/lifecycles';
+import {
+  DEFAULT_TASK_QUEUE,
+  type LifecycleSettings,
+  runningLifecycle,
+  startLifecycle,
+} from '../../activities/lifecycles';
 import type { EnrollmentCheck, Vault } from '../../activities/types';
 import type { enrollmentCheck } from '../../workflows/checks';
 import { workflowIdFor } from '../../workflows/messages';
@@ -16,8 +21,17 @@ export interface EnrollResult {
   workflowId: string;
   status: 'started' | 'already-enrolled' | 'would-start' | 'skipped';
   issuer: string;
+  /**
+   * Where the lifecycle's change control, policy and drift watch came from: the worker's answer, the --config
+   * file, or nowhere (started with none: the note on stderr says so). Only on `started`.
+   */
+  settingsFrom?: SettingsSource;
   detail?: string;
 }
+
+type SettingsSource = 'worker' | 'config' | 'none';
+/** The configuration's settings of a certificate (client/context.ts `lifecycleSettings`), or null without one. */
+type FromConfig = ((certificateId: string) => LifecycleSettings) | null;
 
 export const enroll: CommandImpl = {
   options: {
@@ -52,10 +66,17 @@ export const enroll: CommandImpl = {
       type: 'boolean',
       description: 'enroll without asking a worker whether the vault, certificate and issuer exist',
     },
-    ...CONFIG_OPTION,
+    config: {
+      ...CONFIG_OPTION.config!,
+      description:
+        "the worker's configuration file: vault access for --vault, and the change control, policy and drift watch a lifecycle carries when no worker answers with them (--no-check)",
+    },
     ...JSON_OPTION,
   },
   notes: `Enrolling is idempotent: a certificate that already has a running lifecycle keeps it.
+The lifecycle carries the workers' change control (windows, freezes, approval, staged rollout), renewal policy
+and drift watch, exactly as a certificate named in their configuration: from the worker's answer to the check,
+else from --config.
 examples:
   certflow enroll kv-prod/api-cert --issuer acme
   certflow enroll --vault kv-prod --issuer acme --tag team=web --pattern 'api-*' --config certflow.json`,
@@ -79,13 +100,17 @@ examples:
     const check = !ctx.options.flag('no-check');
     if (!vaultName) {
       const id = certificateIdArg(positionals[0], 'enroll');
-      const r = await enrollOne(client, { id, issuer, taskQueue, check });
+      const fromConfig = await ctx.lifecycleSettings();
+      const r = await enrollOne(client, { id, issuer, taskQueue, check, fromConfig });
+      noteWithoutSettings(ctx, [r]);
       if (ctx.json) ctx.printJson(r);
       else ctx.print(resultLine(r));
       return EXIT.ok;
     }
     const vault = vaultNamed(await ctx.vaults('enroll --vault'), vaultName);
-    const results = await enrollVault(ctx, client, vault, { issuer, taskQueue });
+    const fromConfig = await ctx.lifecycleSettings();
+    const results = await enrollVault(ctx, client, vault, { issuer, taskQueue, fromConfig });
+    noteWithoutSettings(ctx, results);
     if (ctx.json) ctx.printJson(results);
     else printVaultResults(ctx, vaultName, results);
     return EXIT.ok;
@@ -99,7 +124,8 @@ async function enrollOne(
     issuer,
     taskQueue,
     check = false,
-  }: { id: string; issuer: string; taskQueue: string; check?: boolean },
+    fromConfig,
+  }: { id: string; issuer: string; taskQueue: string; check?: boolean; fromConfig: FromConfig },
 ): Promise<EnrollResult> {
   const workflowId = workflowIdFor(id);
   const existing = await runningLifecycle(client, id);
@@ -114,19 +140,38 @@ async function enrollOne(
       detail: other,
     };
   }
-  if (check) await askWorker(client, { id, issuer, taskQueue });
-  const { started } = await startLifecycle(client, { certificateId: id, issuer, taskQueue });
-  return { certificateId: id, workflowId, status: started ? 'started' : 'already-enrolled', issuer };
+  const answer = check ? await askWorker(client, { id, issuer, taskQueue }) : null;
+  // the worker's own configuration first (what it would enrol with), else the --config file: the same function
+  const [settings, settingsFrom]: [LifecycleSettings, SettingsSource] = answer?.settings
+    ? [answer.settings, 'worker']
+    : fromConfig
+      ? [fromConfig(id), 'config']
+      : [{}, 'none'];
+  const { started } = await startLifecycle(client, { certificateId: id, issuer, taskQueue, ...settings });
+  return started
+    ? { certificateId: id, workflowId, status: 'started', issuer, settingsFrom }
+    : { certificateId: id, workflowId, status: 'already-enrolled', issuer };
+}
+
+/** A lifecycle started without the workers' change control must not look like one that has it. */
+function noteWithoutSettings(ctx: CommandContext, results: EnrollResult[]): void {
+  const bare = results.filter((r) => r.settingsFrom === 'none');
+  if (!bare.length) return;
+  ctx.note(
+    `note: ${bare.length === 1 ? bare[0]!.certificateId : `${bare.length} certificates`} started without the workers' change control, policy and drift watch settings ` +
+      `(no worker answered with them: --no-check, or a worker before 3.1); pass --config <the worker's configuration file> to carry them`,
+  );
 }
 
 /**
  * Asks a worker (a short workflow on the workers' task queue) whether the vault, the certificate and the issuer
  * exist in its configuration: a mistyped id or issuer is refused here instead of a lifecycle that fails forever.
+ * The answer also carries what the lifecycle is to be started with from that configuration (change control).
  */
 async function askWorker(
   client: Client,
   { id, issuer, taskQueue }: { id: string; issuer: string; taskQueue: string },
-): Promise<void> {
+): Promise<EnrollmentCheck> {
   let answer: EnrollmentCheck;
   try {
     answer = await client.workflow.execute<typeof enrollmentCheck>('enrollmentCheck', {
@@ -148,13 +193,14 @@ async function askWorker(
     throw err;
   }
   if (!answer.ok) throw new NotFoundError(`cannot enroll ${id}: ${answer.problems.join('; ')}`);
+  return answer;
 }
 
 async function enrollVault(
   ctx: CommandContext,
   client: Client,
   vault: Vault,
-  { issuer, taskQueue }: { issuer: string; taskQueue: string },
+  { issuer, taskQueue, fromConfig }: { issuer: string; taskQueue: string; fromConfig: FromConfig },
 ): Promise<EnrollResult[]> {
   const tags = ctx.options.strings('tag').map((t) => parseTag(t, '--tag'));
   const pattern = ctx.options.string('pattern');
@@ -183,7 +229,7 @@ async function enrollVault(
         issuer,
       });
     } else {
-      results.push(await enrollOne(client, { id, issuer, taskQueue }));
+      results.push(await enrollOne(client, { id, issuer, taskQueue, fromConfig }));
     }
   }
   return results.sort((a, b) => a.certificateId.localeCompare(b.certificateId));

@@ -24,6 +24,9 @@ import {
   terminateVaultLifecycles,
 } from '../support/fake-lifecycle';
 import { freePort, waitFor } from '../support/proc';
+import { defaultPayloadConverter } from '@temporalio/common';
+import { parseConfig } from '../../worker/config';
+import { lifecycleSettingsFor } from '../../worker/lifecycle-settings';
 
 const address = inject('temporalAddress');
 const namespace = inject('temporalNamespace');
@@ -47,7 +50,33 @@ vault.add('late', { lifetimeDays: 365, daysBeforeExpiry: 3 });
 vault.add('old', { lifetimeDays: 10, ageDays: 20 });
 vault.add('soon', { lifetimeDays: 30, ageDays: 25 });
 vault.add('fresh', { issued: false });
+vault.add('windowed', { lifetimeDays: 90, tags: { change: 'nightly' } });
+vault.add('windowed-file', { lifetimeDays: 90, tags: { change: 'nightly' } });
+vault.add('windowed-bare', { lifetimeDays: 90, tags: { change: 'nightly' } });
 const vaults = new Map([[V, vault]]);
+
+/**
+ * The workers' configuration: one change window (once a year) for the certificates tagged change=nightly, read
+ * by worker/lifecycle-settings.ts as for the worker's own enrolment. It reaches `enroll` two ways: the fake
+ * worker's answer to the enrolment check, and (standing in for `--config <file>`) the CLI's own deps.
+ */
+const workerConfig = parseConfig(
+  {
+    changeControl: {
+      windows: [
+        {
+          name: 'new-year',
+          cron: '0 3 1 1 *',
+          timeZone: 'UTC',
+          durationMinutes: 1,
+          certificates: { tag: { name: 'change', value: 'nightly' } },
+        },
+      ],
+    },
+  },
+  {},
+);
+const settingsFor = (id: string) => lifecycleSettingsFor(workerConfig, id);
 
 const bindingsOf = (id: string, thumbprint: string): BindingOutcome[] => [
   {
@@ -63,6 +92,7 @@ const fake = fakeActivities(vaults, {
   issueDelayMs: (id) => (id.endsWith('/slow') ? 2_500 : 0),
   issueFailure: (id) => (id.endsWith('/broken') ? 'AcmeRejectedIdentifier' : undefined),
   bindings: bindingsOf,
+  lifecycleSettings: settingsFor,
 });
 
 let client: Client;
@@ -116,9 +146,18 @@ interface Run {
 }
 
 async function cli(...args: string[]): Promise<Run> {
+  return cliWith({ lifecycleSettings: settingsFor }, ...args);
+}
+
+/** The CLI without the configuration's settings unless given (`cli` has them, as with --config). */
+async function cliWith(
+  deps: Pick<Parameters<typeof runCli>[1], 'lifecycleSettings'>,
+  ...args: string[]
+): Promise<Run> {
   let stdout = '';
   let stderr = '';
   const code = await runCli(args, {
+    ...deps,
     client,
     vaults,
     out: { write: (s: string) => (stdout += s) },
@@ -272,6 +311,44 @@ describe('certflow CLI', () => {
         .describe()
         .catch(() => null),
     ).toBeNull();
+  });
+
+  it("enroll starts the lifecycle with the workers' change control (from the worker's answer, else --config) and its window holds re-binding", async () => {
+    const inputOf = async (name: string) => {
+      const events = (await client.workflow.getHandle(workflowIdFor(`${V}/${name}`)).fetchHistory()).events!;
+      const payload = events[0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!;
+      return defaultPayloadConverter.fromPayload<{ changeControl?: unknown }>(payload);
+    };
+    // asked first: the worker answers what its configuration gives this certificate
+    const r = json<{ status: string; settingsFrom: string }>(
+      await cli('enroll', `${V}/windowed`, '--issuer', 'test-ca', '--json'),
+    );
+    expect(r).toMatchObject({ status: 'started', settingsFrom: 'worker' });
+    expect((await inputOf('windowed')).changeControl).toEqual(workerConfig.changeControl);
+    // --no-check: the configuration file's settings, from the same function
+    const f = json<{ settingsFrom: string }>(
+      await cli('enroll', `${V}/windowed-file`, '--issuer', 'test-ca', '--no-check', '--json'),
+    );
+    expect(f.settingsFrom).toBe('config');
+    expect((await inputOf('windowed-file')).changeControl).toEqual(workerConfig.changeControl);
+    // neither: started without, and stderr says so instead of looking the same
+    const bare = await cliWith({}, 'enroll', `${V}/windowed-bare`, '--issuer', 'test-ca', '--no-check');
+    expect(bare.code).toBe(0);
+    expect(bare.stderr).toContain(`note: ${V}/windowed-bare started without the workers' change control`);
+    expect((await inputOf('windowed-bare')).changeControl).toBeUndefined();
+
+    // and the window applies: the tag selects the certificate in the lifecycle, re-binding waits for it
+    await waitFor('windowed to be observed', async () => {
+      const st = await client.workflow.getHandle(workflowIdFor(`${V}/windowed`)).query(statusQuery);
+      return st.thumbprint && st.phase === 'Waiting' ? st : undefined;
+    });
+    expect((await cli('renew', `${V}/windowed`, '--no-wait', '--force')).code).toBe(0);
+    const held = await waitFor('re-binding held for the window', async () => {
+      const st = await client.workflow.getHandle(workflowIdFor(`${V}/windowed`)).query(statusQuery);
+      return st.changeControl?.waitingUntil ? st : undefined;
+    });
+    expect(held.changeControl!.text).toMatch(/waiting for window at|deadline before expiry/);
+    expect(fake.calls.sync).not.toContain(`${V}/windowed`);
   });
 
   it('resume says when there is nothing to resume; unenroll ends the lifecycle', async () => {

@@ -9,6 +9,7 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { createHash } from 'node:crypto';
 import { createRequire } from 'node:module';
 import type { Activities } from '../../activities/index';
+import type { LifecycleSettings } from '../../activities/lifecycles';
 import type { BindingOutcome, CertificateState, CertificateSummary, Vault } from '../../activities/types';
 import { SA } from '../../workflows/messages';
 
@@ -149,6 +150,8 @@ export interface FakeHooks {
   /** A non-retryable CA refusal of this type for this certificate. */
   issueFailure?: (certificateId: string) => string | undefined;
   bindings?: (certificateId: string, thumbprint: string) => BindingOutcome[];
+  /** What the worker's configuration gives a lifecycle of this certificate (the enrolment check answers it). */
+  lifecycleSettings?: (certificateId: string) => LifecycleSettings;
 }
 
 /** Activities over in-memory vaults; `calls` records what ran, by certificate id. */
@@ -178,7 +181,14 @@ export function fakeActivities(vaults: ReadonlyMap<string, MemoryVault>, hooks: 
         return { ok: false, problems: [`vault "${v}" is not configured`], mode: null, notIssuedYet: false };
       try {
         const st = await vault.describe(n);
-        return { ok: true, problems: [], mode: 'issue', notIssuedYet: st.version === null };
+        const settings = hooks.lifecycleSettings?.(input.certificateId);
+        return {
+          ok: true,
+          problems: [],
+          mode: 'issue',
+          notIssuedYet: st.version === null,
+          ...(settings ? { settings } : {}),
+        };
       } catch {
         return {
           ok: false,
@@ -226,6 +236,9 @@ export function fakeActivities(vaults: ReadonlyMap<string, MemoryVault>, hooks: 
       return hooks.bindings?.(input.certificateId, input.thumbprint) ?? [];
     },
     cancelRenewal: async () => {},
+    bindingTargets: async (input) => [
+      ...new Set((hooks.bindings?.(input.certificateId, '') ?? []).map((b) => b.target)),
+    ],
     notify: async () => ({ sent: true, invalidRecipients: [] }),
     renewalWindow: async () => null,
   };
