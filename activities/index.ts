@@ -25,11 +25,8 @@ import { verifyIssuedChain, type VerifiedCertificate } from './verify/x509';
 import type { LifecycleSettings } from './lifecycles';
 import { batchFileTargets, createFileReloadTarget, type FileBindingTarget } from './bindings/file-reload';
 import { mapLimit } from './bindings/concurrency';
-import {
-  CertificateOrderError,
-  type CertificateOrders,
-  type CertificateOrderState,
-} from './bindings/app-service-certificate-orders';
+import type { CertificateOrders, CertificateOrderState } from './bindings/app-service-certificate-orders';
+import { CertificateOrderError } from './bindings/certificate-order-error';
 import { parseRecipients, type NotificationEvent } from './notify/templates';
 import { toNotificationEvent, type NotifyInput } from './notify/events';
 import { withHeartbeat } from './heartbeat';

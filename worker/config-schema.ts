@@ -6,7 +6,7 @@
 import { isIP, isIPv6 } from 'node:net';
 import { z } from 'zod';
 import { dnsGlobProblem } from '../activities/globs';
-import { azureCredentialConfigSchema } from '../activities/vault/azure-credential';
+import { azureCredentialConfigSchema } from '../activities/vault/azure-cloud';
 import { MAX_DRIFT_EVERY_MINUTES } from '../workflows/lifecycle/drift';
 import { CERTIFICATE_MODES } from '../workflows/lifecycle/mode';
 import { MAX_JITTER_MINUTES, MIN_LIFETIME_PERCENTAGE } from '../workflows/policy';

@@ -1,12 +1,9 @@
 /**
  * Azure identities from the configuration, one per (credential settings, cloud), shared by the vaults, DNS
  * zones and App Service targets that use the same settings; and each cloud's Resource Manager endpoint.
+ * @azure/identity is loaded at the first identity asked for: a worker with no Azure resource never loads it.
  */
-import {
-  createAzureCredential,
-  type AzureCredential,
-  type AzureCredentialConfig,
-} from '../activities/vault/azure-credential';
+import type { AzureCredential, AzureCredentialConfig } from '../activities/vault/azure-credential';
 import type { CertflowConfig } from './config';
 import type { Collector } from './deps-collector';
 
@@ -42,25 +39,25 @@ function adapterConfig(
 
 export interface Credentials {
   /** The identity for these settings (`path` names the credential field for errors). */
-  get(cred: CredentialConfig, cloud: Cloud, path: string): AzureCredential | undefined;
+  get(cred: CredentialConfig, cloud: Cloud, path: string): Promise<AzureCredential | undefined>;
 }
 
 export function createCredentials(c: Collector): Credentials {
-  const made = new Map<string, AzureCredential | undefined>();
+  const made = new Map<string, Promise<AzureCredential | undefined>>();
+  const make = async (cred: CredentialConfig, cloud: Cloud, path: string) => {
+    const before = c.issues.length;
+    const config = adapterConfig(cred, cloud, path, c);
+    // an unset secret was reported already: do not report the empty value again
+    if (c.issues.length > before) return undefined;
+    const { createAzureCredential } = await import('../activities/vault/azure-credential');
+    return c.build(path, () => createAzureCredential(config));
+  };
   return {
     get(cred, cloud, path) {
       // references, not values: the key holds no secret
       const key = JSON.stringify([cred, cloud]);
-      if (!made.has(key)) {
-        const before = c.issues.length;
-        const config = adapterConfig(cred, cloud, path, c);
-        // an unset secret was reported already: do not report the empty value again
-        made.set(
-          key,
-          c.issues.length > before ? undefined : c.build(path, () => createAzureCredential(config)),
-        );
-      }
-      return made.get(key);
+      if (!made.has(key)) made.set(key, make(cred, cloud, path));
+      return made.get(key)!;
     },
   };
 }

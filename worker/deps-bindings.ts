@@ -2,22 +2,14 @@
  * The configured binding targets (files + reload, App Service, Application Gateway, Front Door, API Management,
  * App Service Certificate orders, webhook, files and scripts on SSH hosts), built once, and the selection of the
  * targets that consume a certificate (by id, id pattern or tag) for each sync.
+ * Each kind's adapter is loaded at start when a binding of that kind is configured (the Azure SDK clients, ssh2):
+ * a worker pays the load of what it uses only.
  */
 import type { BindingTarget } from '../activities/types';
-import { createAppServiceTarget, type AppServiceTargetOptions } from '../activities/bindings/app-service';
-import { createApiManagementTarget } from '../activities/bindings/api-management';
-import { createAppGatewayTarget } from '../activities/bindings/app-gateway';
-import {
-  createCertificateOrders,
-  createCertificateOrderTarget,
-  type CertificateOrders,
-} from '../activities/bindings/app-service-certificate-orders';
-import { createFrontDoorTarget } from '../activities/bindings/front-door';
+import type { AppServiceTargetOptions } from '../activities/bindings/app-service';
+import type { CertificateOrders } from '../activities/bindings/app-service-certificate-orders';
 import { createFileReloadTarget, type FileBindingTarget } from '../activities/bindings/file-reload';
-import { createWebhookTarget } from '../activities/bindings/webhook';
-import { createRemoteCommandTarget } from '../activities/bindings/remote-command';
-import { checkPrivateKey, parseHostKeys, SshPool, type SshHost } from '../activities/bindings/ssh-connection';
-import { sshFileHost } from '../activities/bindings/ssh-file-host';
+import type { SshHost, SshPool } from '../activities/bindings/ssh-connection';
 import { selectHosts } from './hosts-config';
 import { parseCertificateId } from '../activities/ids';
 import { selectBindings, type BindingConfig, type CertflowConfig } from './config';
@@ -123,17 +115,18 @@ function vaultResourceIds(
   };
 }
 
-function appServiceTarget(
+async function appServiceTarget(
   b: AppServiceConfig,
   path: string,
   config: CertflowConfig,
   c: Collector,
   credentials: Credentials,
-): BindingTarget | undefined {
+): Promise<BindingTarget | undefined> {
   const keyVaultResourceId = vaultResourceIds(b, path, config, c);
   const probe = appServiceProbe(b, path, c);
-  const credential = credentials.get(b.credential, b.cloud, `${path}.credential`);
+  const credential = await credentials.get(b.credential, b.cloud, `${path}.credential`);
   if (!credential) return undefined;
+  const { createAppServiceTarget } = await import('../activities/bindings/app-service');
   return c.build(path, () =>
     createAppServiceTarget({
       name: b.name,
@@ -147,16 +140,16 @@ function appServiceTarget(
 }
 
 /** Application Gateway, Front Door, API Management: the same settings, one SDK client each. */
-function armConsumerTarget(
+async function armConsumerTarget(
   b: ArmConsumerConfig,
   path: string,
   config: CertflowConfig,
   c: Collector,
   credentials: Credentials,
-): BindingTarget | undefined {
+): Promise<BindingTarget | undefined> {
   const probe = appServiceProbe(b, path, c);
   const keyVaultResourceId = b.kind === 'front-door' ? vaultResourceIds(b, path, config, c) : undefined;
-  const credential = credentials.get(b.credential, b.cloud, `${path}.credential`);
+  const credential = await credentials.get(b.credential, b.cloud, `${path}.credential`);
   if (!credential) return undefined;
   const endpoint = ARM[b.cloud].endpoint;
   const common = {
@@ -167,28 +160,35 @@ function armConsumerTarget(
     ...(b.pollIntervalSeconds ? { pollIntervalMs: b.pollIntervalSeconds * 1000 } : {}),
     ...probe,
   };
-  return c.build(path, () => {
-    switch (b.kind) {
-      case 'app-gateway':
-        return createAppGatewayTarget(common);
-      case 'api-management':
-        return createApiManagementTarget(common);
-      case 'front-door':
-        return createFrontDoorTarget({ ...common, keyVaultResourceId: keyVaultResourceId! });
+  switch (b.kind) {
+    case 'app-gateway': {
+      const { createAppGatewayTarget } = await import('../activities/bindings/app-gateway');
+      return c.build(path, () => createAppGatewayTarget(common));
     }
-  });
+    case 'api-management': {
+      const { createApiManagementTarget } = await import('../activities/bindings/api-management');
+      return c.build(path, () => createApiManagementTarget(common));
+    }
+    case 'front-door': {
+      const { createFrontDoorTarget } = await import('../activities/bindings/front-door');
+      return c.build(path, () =>
+        createFrontDoorTarget({ ...common, keyVaultResourceId: keyVaultResourceId! }),
+      );
+    }
+  }
 }
 
 /** The top-level `certificateOrders`: App Service Certificate orders to discover, show and renew. */
-export function buildCertificateOrders(
+export async function buildCertificateOrders(
   config: CertflowConfig,
   c: Collector,
   credentials: Credentials,
-): CertificateOrders | undefined {
+): Promise<CertificateOrders | undefined> {
   const o = config.certificateOrders;
   if (!o) return undefined;
-  const credential = credentials.get(o.credential, o.cloud, 'certificateOrders.credential');
+  const credential = await credentials.get(o.credential, o.cloud, 'certificateOrders.credential');
   if (!credential) return undefined;
+  const { createCertificateOrders } = await import('../activities/bindings/app-service-certificate-orders');
   return c.build('certificateOrders', () =>
     createCertificateOrders({
       credential,
@@ -198,15 +198,15 @@ export function buildCertificateOrders(
   );
 }
 
-function orderTarget(
+async function orderTarget(
   b: OrderTargetConfig,
   path: string,
   c: Collector,
   credentials: Credentials,
   orders: CertificateOrders | undefined,
-): BindingTarget | undefined {
+): Promise<BindingTarget | undefined> {
   const probe = appServiceProbe(b, path, c);
-  const credential = credentials.get(b.credential, b.cloud, `${path}.credential`);
+  const credential = await credentials.get(b.credential, b.cloud, `${path}.credential`);
   if (!orders) {
     c.issues.push({
       path: 'certificateOrders',
@@ -215,6 +215,8 @@ function orderTarget(
     return undefined;
   }
   if (!credential) return undefined;
+  const { createCertificateOrderTarget } =
+    await import('../activities/bindings/app-service-certificate-orders');
   return c.build(path, () =>
     createCertificateOrderTarget({
       name: b.name,
@@ -227,8 +229,18 @@ function orderTarget(
   );
 }
 
-/** The SSH hosts as the connection takes them, key and passphrase resolved from their references; built once. */
-function sshHosts(config: CertflowConfig, c: Collector): Map<string, SshHost> {
+interface SshContext {
+  hosts: Map<string, SshHost>;
+  pool: SshPool;
+}
+
+/**
+ * The SSH hosts as the connection takes them, key and passphrase resolved from their references, and the pool
+ * of their connections; built once. Null when no host is configured (ssh2 is not loaded then).
+ */
+async function sshContext(config: CertflowConfig, c: Collector): Promise<SshContext | null> {
+  if (!config.hosts.length) return null;
+  const { checkPrivateKey, parseHostKeys, SshPool } = await import('../activities/bindings/ssh-connection');
   const out = new Map<string, SshHost>();
   config.hosts.forEach((h, i) => {
     const path = `hosts[${i}]`;
@@ -248,27 +260,25 @@ function sshHosts(config: CertflowConfig, c: Collector): Map<string, SshHost> {
       connectTimeoutMs: h.connectTimeoutSeconds * 1000,
     });
   });
-  return out;
+  return { hosts: out, pool: new SshPool() };
 }
 
-interface SshContext {
-  hosts: Map<string, SshHost>;
-  pool: SshPool;
-}
-
-const hostsOf = (b: SshFilesConfig | RemoteCommandConfig, config: CertflowConfig, ssh: SshContext) =>
-  selectHosts(config.hosts, b.hosts).flatMap((h) => ssh.hosts.get(h.name) ?? []);
+const hostsOf = (b: SshFilesConfig | RemoteCommandConfig, config: CertflowConfig, ssh: SshContext | null) =>
+  ssh ? selectHosts(config.hosts, b.hosts).flatMap((h) => ssh.hosts.get(h.name) ?? []) : [];
 
 /** One file target per selected host: the whole file algorithm over SFTP and exec, probed at the host. */
-function sshFileTargets(
+async function sshFileTargets(
   b: SshFilesConfig,
   path: string,
   config: CertflowConfig,
   c: Collector,
-  ssh: SshContext,
-): BindingTarget[] {
+  ssh: SshContext | null,
+): Promise<BindingTarget[]> {
   const caPem = b.probe?.caFile ? c.file(b.probe.caFile, `${path}.probe.caFile`) : undefined;
-  return hostsOf(b, config, ssh).map((host) =>
+  const hosts = hostsOf(b, config, ssh);
+  if (!ssh || !hosts.length) return [];
+  const { sshFileHost } = await import('../activities/bindings/ssh-file-host');
+  return hosts.map((host) =>
     createFileReloadTarget({
       ...fileSettings(b),
       host: sshFileHost(host, ssh.pool),
@@ -287,16 +297,18 @@ function sshFileTargets(
   );
 }
 
-function remoteCommandTarget(
+async function remoteCommandTarget(
   b: RemoteCommandConfig,
   path: string,
   config: CertflowConfig,
   c: Collector,
-  ssh: SshContext,
-): BindingTarget | undefined {
+  ssh: SshContext | null,
+): Promise<BindingTarget | undefined> {
   const caPem = b.probe?.caFile ? c.file(b.probe.caFile, `${path}.probe.caFile`) : undefined;
   const hosts = hostsOf(b, config, ssh);
-  if (!hosts.length) return undefined; // the host's own problem (a secret, a pin) is reported under hosts[]
+  // the host's own problem (a secret, a pin) is reported under hosts[]
+  if (!ssh || !hosts.length) return undefined;
+  const { createRemoteCommandTarget } = await import('../activities/bindings/remote-command');
   return c.build(path, () =>
     createRemoteCommandTarget({
       name: b.name,
@@ -323,15 +335,15 @@ function remoteCommandTarget(
   );
 }
 
-function buildTarget(
+async function buildTarget(
   b: BindingConfig,
   path: string,
   config: CertflowConfig,
   c: Collector,
   credentials: Credentials,
-  ssh: SshContext,
+  ssh: SshContext | null,
   orders: CertificateOrders | undefined,
-): BindingTarget | BindingTarget[] | undefined {
+): Promise<BindingTarget | BindingTarget[] | undefined> {
   switch (b.kind) {
     case 'ssh-files':
       return sshFileTargets(b, path, config, c, ssh);
@@ -350,6 +362,7 @@ function buildTarget(
     case 'webhook': {
       const secret = c.secret(b.secret, `${path}.secret`);
       if (!secret) return undefined;
+      const { createWebhookTarget } = await import('../activities/bindings/webhook');
       return c.build(path, () =>
         createWebhookTarget({
           name: b.name,
@@ -366,20 +379,21 @@ function buildTarget(
  * Builds every target now; the returned function picks those that consume a certificate. An `ssh-files` binding
  * is one target per host. SSH connections are pooled across bindings and closed by `closers` (worker shutdown).
  */
-export function buildBindings(
+export async function buildBindings(
   config: CertflowConfig,
   c: Collector,
   credentials: Credentials,
   closers?: Array<() => Promise<void>>,
   orders?: CertificateOrders,
-): (certificateId: string, tags: Record<string, string>) => BindingTarget[] {
-  const ssh: SshContext = { hosts: sshHosts(config, c), pool: new SshPool() };
-  closers?.push(() => ssh.pool.close());
+): Promise<(certificateId: string, tags: Record<string, string>) => BindingTarget[]> {
+  const ssh = await sshContext(config, c);
+  if (ssh) closers?.push(() => ssh.pool.close());
   const targets = new Map<string, BindingTarget[]>();
-  config.bindings.forEach((b, i) => {
-    const target = buildTarget(b, `bindings[${i}]`, config, c, credentials, ssh, orders);
+  // one at a time: the problems are reported in the configuration's order
+  for (const [i, b] of config.bindings.entries()) {
+    const target = await buildTarget(b, `bindings[${i}]`, config, c, credentials, ssh, orders);
     if (target) targets.set(b.name, [target].flat());
-  });
+  }
   return (certificateId, tags) =>
     selectBindings(config, certificateId, tags).flatMap((b) => targets.get(b.name) ?? []);
 }

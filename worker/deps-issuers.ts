@@ -2,17 +2,14 @@
  * The configured issuers as adapters: ACME (DNS-01 through Azure DNS or pebble's challtestsrv, HTTP-01 through a
  * webroot or the built-in server; the account key kept in a vault's SecretStore), the dev CA, and an external
  * command. Also each issuer's trust anchors: the dev CA's own root and any configured root files.
+ * Each kind's adapter (and DNS or HTTP-01 provider) is loaded when an issuer of that kind is configured, once,
+ * at start: acme-client and the Azure DNS SDK stay unloaded in a worker that does not use them.
  */
 import type { Issuer } from '../activities/types';
-import { createAcmeIssuer } from '../activities/issuers/acme';
 import { withAllowedNames } from '../activities/issuers/allowed-names';
 import type { ChallengeOptions } from '../activities/issuers/acme-challenges';
-import { createCommandIssuer } from '../activities/issuers/command';
-import { createDevCaIssuer } from '../activities/issuers/dev-ca';
-import { createAzureDns } from '../activities/issuers/dns-azure';
-import { createChalltestsrvDns } from '../activities/issuers/dns-challtestsrv';
 import type { DnsProvider } from '../activities/issuers/dns';
-import { createWebrootHttp01, startHttp01Server, type Http01Provider } from '../activities/issuers/http01';
+import type { Http01Provider } from '../activities/issuers/http01';
 import type { IssuerConfig } from './config';
 import { propagationCheckOn } from './config-schema';
 import { ARM, type Credentials } from './deps-azure';
@@ -60,13 +57,17 @@ export function acmeChallengeOptions(
   };
 }
 
-function acmeDns(i: AcmeConfig, path: string, ctx: IssuerContext): DnsProvider | undefined {
+async function acmeDns(i: AcmeConfig, path: string, ctx: IssuerContext): Promise<DnsProvider | undefined> {
   const dns = i.dns;
   if (!dns) return undefined;
-  if (dns.kind === 'challtestsrv') return createChalltestsrvDns({ managementUrl: dns.managementUrl });
-  const credential = ctx.credentials.get(dns.credential, dns.cloud, `${path}.dns.credential`);
+  if (dns.kind === 'challtestsrv') {
+    const { createChalltestsrvDns } = await import('../activities/issuers/dns-challtestsrv');
+    return createChalltestsrvDns({ managementUrl: dns.managementUrl });
+  }
+  const credential = await ctx.credentials.get(dns.credential, dns.cloud, `${path}.dns.credential`);
   if (!credential) return undefined;
   const endpoint = ARM[dns.cloud].endpoint;
+  const { createAzureDns } = await import('../activities/issuers/dns-azure');
   return createAzureDns({
     subscriptionId: dns.subscriptionId,
     resourceGroup: dns.resourceGroup,
@@ -83,6 +84,7 @@ async function acmeHttp01(
 ): Promise<Http01Provider | undefined> {
   const h = i.http01;
   if (!h) return undefined;
+  const { createWebrootHttp01, startHttp01Server } = await import('../activities/issuers/http01');
   if (h.kind === 'webroot') return createWebrootHttp01({ webroot: h.webroot });
   const server = await ctx.c.buildAsync(`${path}.http01`, () =>
     startHttp01Server({ host: h.host, port: h.port }).catch((err: NodeJS.ErrnoException) => {
@@ -98,10 +100,11 @@ async function buildAcme(i: AcmeConfig, path: string, ctx: IssuerContext): Promi
   const storeVault = i.accountKeyVault ? ctx.vaults.get(i.accountKeyVault) : [...ctx.vaults.values()][0];
   const eab = i.eab ? { kid: i.eab.kid, hmacKey: c.secret(i.eab.hmacKey, `${path}.eab.hmacKey`) } : undefined;
   const caBundlePem = i.caBundleFile ? c.file(i.caBundleFile, `${path}.caBundleFile`) : undefined;
-  const dns = acmeDns(i, path, ctx);
+  const dns = await acmeDns(i, path, ctx);
   const http01 = await acmeHttp01(i, path, ctx);
   // a vault that failed to build was reported with its own path
   if (!storeVault || (i.dns && !dns) || (i.http01 && !http01)) return undefined;
+  const { createAcmeIssuer } = await import('../activities/issuers/acme');
   return c.build(path, () =>
     createAcmeIssuer({
       name: i.name,
@@ -151,6 +154,7 @@ async function buildAdapter(
         typeof v === 'string' ? v : c.secret(v, `${path}.env.${k}`),
       ]),
     );
+    const { createCommandIssuer } = await import('../activities/issuers/command');
     const issuer = c.build(path, () =>
       createCommandIssuer({
         name: i.name,
@@ -166,6 +170,7 @@ async function buildAdapter(
     ? encryptionKeyFrom(i.encryptionKey, `${path}.encryptionKey`, c)
     : undefined;
   if (i.encryptionKey && !encryptionKey) return undefined;
+  const { createDevCaIssuer } = await import('../activities/issuers/dev-ca');
   const devCa = c.build(path, () =>
     createDevCaIssuer({
       name: i.name,

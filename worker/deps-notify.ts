@@ -1,10 +1,11 @@
 /**
  * The notifiers: e-mail over SMTP and a chat webhook (Slack / Teams). Each keeps its own sent-log under
  * `dataDir` so that a restarted worker does not send an event twice (in memory when no dataDir is configured).
+ * Each notifier's module (nodemailer for e-mail) is loaded only when it is configured.
  */
 import path from 'node:path';
-import { createChatNotifier, type ChatNotifier } from '../activities/notify/chat';
-import { createEmailNotifier, type EmailNotifier } from '../activities/notify/email';
+import type { ChatNotifier } from '../activities/notify/chat';
+import type { EmailNotifier } from '../activities/notify/email';
 import type { CertflowConfig } from './config';
 import type { Collector } from './deps-collector';
 
@@ -14,11 +15,12 @@ export const CHAT_SENT_LOG = 'sent-chat.log';
 const sentLog = (config: CertflowConfig, file: string) =>
   config.dataDir ? { sentLogPath: path.resolve(config.dataDir, file) } : {};
 
-export function buildEmail(config: CertflowConfig, c: Collector): EmailNotifier | null {
+export async function buildEmail(config: CertflowConfig, c: Collector): Promise<EmailNotifier | null> {
   const e = config.notify.email;
   if (!e) return null;
   const pass = e.password ? c.secret(e.password, 'notify.email.password') : undefined;
   const ca = e.caFile ? c.file(e.caFile, 'notify.email.caFile') : undefined;
+  const { createEmailNotifier } = await import('../activities/notify/email');
   return (
     c.build('notify.email', () =>
       createEmailNotifier({
@@ -39,11 +41,12 @@ export function buildEmail(config: CertflowConfig, c: Collector): EmailNotifier 
   );
 }
 
-export function buildChat(config: CertflowConfig, c: Collector): ChatNotifier | null {
+export async function buildChat(config: CertflowConfig, c: Collector): Promise<ChatNotifier | null> {
   const chat = config.notify.chat;
   if (!chat) return null;
   const url = c.secret(chat.url, 'notify.chat.url');
   if (!url) return null;
+  const { createChatNotifier } = await import('../activities/notify/chat');
   return (
     c.build('notify.chat.url', () =>
       createChatNotifier({ url, flavor: chat.flavor, ...sentLog(config, CHAT_SENT_LOG) }),

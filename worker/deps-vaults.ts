@@ -1,10 +1,10 @@
 /**
  * The configured vaults as adapters: Azure Key Vault (with its identity) or the local vault (a directory sealed
  * with a key from a secret reference). Both are also the SecretStore for small secrets such as an ACME account key.
+ * Each kind's adapter is loaded when a vault of that kind is configured (the Azure SDK only for an Azure vault).
  */
 import type { SecretStore, Vault } from '../activities/types';
-import { createAzureKeyVault } from '../activities/vault/azure-key-vault';
-import { createLocalVault, loadEncryptionKey } from '../activities/vault/local';
+import { loadEncryptionKey } from '../activities/vault/local-crypto';
 import type { SecretRef, VaultConfig } from './config';
 import type { Credentials } from './deps-azure';
 import type { Collector } from './deps-collector';
@@ -20,32 +20,35 @@ export function encryptionKeyFrom(ref: SecretRef, path: string, c: Collector): B
   return c.build(path, () => loadEncryptionKey({ [label]: value }, label));
 }
 
-export function buildVault(
+export async function buildVault(
   v: VaultConfig,
   path: string,
   c: Collector,
   credentials: Credentials,
-): BuiltVault | undefined {
+): Promise<BuiltVault | undefined> {
   if (v.kind === 'local') {
     const encryptionKey = encryptionKeyFrom(v.encryptionKey, `${path}.encryptionKey`, c);
     if (!encryptionKey) return undefined;
+    const { createLocalVault } = await import('../activities/vault/local');
     return c.build(path, () => createLocalVault({ name: v.name, dir: v.dir, encryptionKey }));
   }
-  const credential = credentials.get(v.credential, v.cloud, `${path}.credential`);
+  const credential = await credentials.get(v.credential, v.cloud, `${path}.credential`);
   if (!credential) return undefined;
+  const { createAzureKeyVault } = await import('../activities/vault/azure-key-vault');
   return c.build(`${path}.url`, () => createAzureKeyVault({ name: v.name, url: v.url, credential }));
 }
 
 /** Every configured vault by name; what failed to build is in the collector. */
-export function buildVaults(
+export async function buildVaults(
   vaults: VaultConfig[],
   c: Collector,
   credentials: Credentials,
-): Map<string, BuiltVault> {
+): Promise<Map<string, BuiltVault>> {
   const built = new Map<string, BuiltVault>();
-  vaults.forEach((v, i) => {
-    const vault = buildVault(v, `vaults[${i}]`, c, credentials);
+  // one at a time: the problems are reported in the configuration's order
+  for (const [i, v] of vaults.entries()) {
+    const vault = await buildVault(v, `vaults[${i}]`, c, credentials);
     if (vault) built.set(v.name, vault);
-  });
+  }
   return built;
 }

@@ -3,6 +3,8 @@
  * anchors), binding targets, notifiers, metrics. Secrets are resolved here, from their references, and handed
  * straight to the clients. Every problem (unreadable file, unset secret variable, a value an adapter refuses) is
  * collected and thrown as one ConfigError, so an operator fixes them all in one go.
+ * Adapters are loaded by kind, here, once, when the configuration uses them (deps-*.ts): a worker with no Azure
+ * resource never loads the Azure SDK, one with no SSH host never loads ssh2 (start-up time).
  */
 import type { ActivityDeps } from '../activities/index';
 import type { CertificateOrders } from '../activities/bindings/app-service-certificate-orders';
@@ -14,7 +16,6 @@ import { createCollector } from './deps-collector';
 import { buildIssuer } from './deps-issuers';
 import { buildChat, buildEmail } from './deps-notify';
 import { buildVaults } from './deps-vaults';
-import { createAppServiceCertificatesVault } from '../activities/vault/app-service-certificates';
 import type { CertflowLogger } from './logger';
 import type { MetricsSink } from './metrics';
 import { lifecycleSettingsFor } from './lifecycle-settings';
@@ -36,7 +37,7 @@ export async function openVaults(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<ReadonlyMap<string, Vault>> {
   const c = createCollector(env);
-  const vaults = buildVaults(config.vaults, c, createCredentials(c));
+  const vaults = await buildVaults(config.vaults, c, createCredentials(c));
   c.throwIfAny('vaults cannot be opened');
   return vaults;
 }
@@ -47,7 +48,7 @@ export async function openCertificateOrders(
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<CertificateOrders | null> {
   const c = createCollector(env);
-  const orders = buildCertificateOrders(config, c, createCredentials(c));
+  const orders = await buildCertificateOrders(config, c, createCredentials(c));
   c.throwIfAny('certificate orders cannot be opened');
   return orders ?? null;
 }
@@ -60,7 +61,7 @@ export async function buildDeps(config: CertflowConfig, opts: BuildDepsOptions =
     for (const f of closers.splice(0)) await f();
   };
 
-  const vaults = buildVaults(config.vaults, c, credentials);
+  const vaults = await buildVaults(config.vaults, c, credentials);
   const issuers = new Map<string, Issuer>();
   const trustAnchors = new Map<string, string[]>();
   const allowedNames = new Map<string, string[]>();
@@ -72,7 +73,7 @@ export async function buildDeps(config: CertflowConfig, opts: BuildDepsOptions =
     if (built.trustAnchors.length) trustAnchors.set(iss.name, built.trustAnchors);
     if (built.allowedNames) allowedNames.set(iss.name, built.allowedNames);
   }
-  const certificateOrders = buildCertificateOrders(config, c, credentials);
+  const certificateOrders = await buildCertificateOrders(config, c, credentials);
   // the orders are a vault of their own too (observe mode): their certificates get lifecycles like any other
   const allVaults = new Map<string, Vault>(vaults);
   if (certificateOrders && config.certificateOrders) {
@@ -82,12 +83,16 @@ export async function buildDeps(config: CertflowConfig, opts: BuildDepsOptions =
         path: 'certificateOrders.name',
         message: `"${name}" is also a configured vault: expected a name of its own for the orders' vault`,
       });
-    else allVaults.set(name, createAppServiceCertificatesVault({ name, orders: certificateOrders }));
+    else {
+      const { createAppServiceCertificatesVault } =
+        await import('../activities/vault/app-service-certificates');
+      allVaults.set(name, createAppServiceCertificatesVault({ name, orders: certificateOrders }));
+    }
   }
-  const bindings = buildBindings(config, c, credentials, closers, certificateOrders);
-  const notifier = buildEmail(config, c);
+  const bindings = await buildBindings(config, c, credentials, closers, certificateOrders);
+  const notifier = await buildEmail(config, c);
   if (notifier) closers.push(async () => notifier.close());
-  const chat = buildChat(config, c);
+  const chat = await buildChat(config, c);
 
   try {
     c.throwIfAny('configuration cannot be used');

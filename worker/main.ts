@@ -15,8 +15,7 @@ import { hostname } from 'node:os';
 import { Client } from '@temporalio/client';
 import type { NativeConnection, Worker } from '@temporalio/worker';
 import { createActivities } from '../activities/index';
-import { createEventGridHandler, type EventGridHandler } from '../client/event-grid';
-import { createEntraTokenVerifier } from '../client/event-grid-entra';
+import type { EventGridHandler } from '../client/event-grid';
 import { issuerTaskQueueFor, vaultTaskQueueFor } from '../workflows/messages';
 import { ConfigError, loadConfig, redactedConfig, resolveSecret, type CertflowConfig } from './config';
 import { checkSecrets } from './config-secrets';
@@ -197,10 +196,15 @@ async function main(): Promise<void> {
     await registerSearchAttributes(connection, config.temporal.namespace, logger);
     if (eg && eventGridHttp) {
       const log = logger.child({ component: 'event-grid' });
+      // loaded only when configured (start-up time); jose only for Entra tokens
+      const { createEventGridHandler } = await import('../client/event-grid');
+      const createEntraTokenVerifier = eg.entra
+        ? (await import('../client/event-grid-entra')).createEntraTokenVerifier
+        : undefined;
       eventGrid = createEventGridHandler({
         client: new Client({ connection, namespace: config.temporal.namespace, ...converter }),
         ...(eventGridKey ? { key: eventGridKey } : {}),
-        ...(eg.entra
+        ...(eg.entra && createEntraTokenVerifier
           ? {
               verifyToken: createEntraTokenVerifier({
                 ...eg.entra,

@@ -4,7 +4,7 @@
  */
 import type { SafetyBuffer } from './buffer';
 import type { DriftView } from './lifecycle/drift';
-import { defineQuery, defineSignal, defineUpdate } from '@temporalio/workflow';
+import { defineQuery, defineSignal, defineUpdate } from './definitions';
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
 import type { BindingOutcome } from '../activities/types';
 

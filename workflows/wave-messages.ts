@@ -3,7 +3,7 @@
  * input, progress, report, signals, queries and search attributes. Imported by workflow code: no I/O.
  */
 import { defineSearchAttributeKey, SearchAttributeType } from '@temporalio/common';
-import { defineQuery, defineSignal } from '@temporalio/workflow';
+import { defineQuery, defineSignal } from './definitions';
 
 /** Why a wave runs; the revocation reason follows from it (RFC 5280 CRLReason). */
 export const WAVE_REASONS = ['key-compromise', 'ca-distrust', 'superseded'] as const;

@@ -29,11 +29,11 @@ import {
   perSubscription,
   parseSecretUri,
   scopeOfId,
-  type ArmFailure,
   type ArmScope,
   type ScopeProblem,
 } from './arm-common';
 import { mapLimit } from './concurrency';
+import { CertificateOrderError } from './certificate-order-error';
 
 export const CERTIFICATE_ORDER_ROLE =
   'a role with Microsoft.CertificateRegistration/certificateOrders/read (and /renew/action to renew), e.g. Website Contributor on the order’s resource group';
@@ -147,16 +147,8 @@ export interface CertificateOrders {
   orderOfSecret(vaultName: string, secretName: string): Promise<CertificateOrderState | null>;
 }
 
-/** An error from the orders API with its classification (`failure.kind`, `failure.retryable`). */
-export class CertificateOrderError extends Error {
-  constructor(
-    message: string,
-    readonly failure: ArmFailure,
-  ) {
-    super(message);
-    this.name = 'CertificateOrderError';
-  }
-}
+// in a module of its own (no Azure SDK): the activities test for it without loading the SDK at worker start
+export { CertificateOrderError } from './certificate-order-error';
 
 const ORDER_ID =
   /^\/subscriptions\/([^/]+)\/resourceGroups\/([^/]+)\/providers\/Microsoft\.CertificateRegistration\/certificateOrders\/([^/]+)$/i;

@@ -13,11 +13,8 @@
  */
 import { ApplicationFailure } from '@temporalio/common';
 import type { CertificateState, CertificateSummary, PendingCsr, Vault } from '../types';
-import {
-  CertificateOrderError,
-  type CertificateOrders,
-  type CertificateOrderState,
-} from '../bindings/app-service-certificate-orders';
+import type { CertificateOrders, CertificateOrderState } from '../bindings/app-service-certificate-orders';
+import { CertificateOrderError } from '../bindings/certificate-order-error';
 
 /** The policy's issuer name of an order: not Unknown, so the lifecycle runs in observe mode (workflows/lifecycle/mode.ts). */
 export const ORDER_ISSUER = 'AppServiceCertificate';

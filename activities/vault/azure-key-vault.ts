@@ -29,7 +29,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import crypto from 'node:crypto';
 import type { CertificateState, CertificateSummary, PendingCsr, SecretStore, Vault } from '../types';
 import { vaultRenewsItself } from '../../workflows/lifecycle/mode';
-import { checkVaultUrl, type CloudEndpoints } from './azure-credential';
+import { checkVaultUrl, type CloudEndpoints } from './azure-cloud';
 import { parseChain, toPem, toState, toSummary } from './azure-key-vault-convert';
 import {
   keepErrorBodies,

@@ -160,7 +160,7 @@ describe('e-mail notifier over real SMTP', () => {
     // a server that offers AUTH but no STARTTLS: what a man in the middle who strips STARTTLS looks like
     const stripped = await startSmtpSink({ auth: smtpUser });
     sinks.push(stripped);
-    const build = (email: Record<string, unknown>) => {
+    const build = async (email: Record<string, unknown>) => {
       const c = createCollector({ SMTP_PASSWORD: smtpUser.pass });
       const config = parseConfig({
         notify: {
@@ -173,14 +173,14 @@ describe('e-mail notifier over real SMTP', () => {
           },
         },
       });
-      const n = buildEmail(config, c)!;
+      const n = (await buildEmail(config, c))!;
       c.throwIfAny('test');
       notifiers.push(n);
       return n;
     };
     // the host as configured is not loopback (the address only says where to connect)
     const f = await failureOf(
-      build({ host: 'smtp.certflow.test', address: '127.0.0.1' }).send(renewed('evt-stripped')),
+      (await build({ host: 'smtp.certflow.test', address: '127.0.0.1' })).send(renewed('evt-stripped')),
     );
     expect(f.type).toBe('SmtpRejected');
     expect(f.message).toMatch(/ETLS .*STARTTLS/);
@@ -189,10 +189,10 @@ describe('e-mail notifier over real SMTP', () => {
     expect(stripped.messages).toHaveLength(0);
 
     // the same server on loopback, or with requireTls: false said out loud, gets the password in clear
-    await build({ host: '127.0.0.1' }).send(renewed('evt-stripped-loopback'));
-    await build({ host: 'smtp.certflow.test', address: '127.0.0.1', requireTls: false }).send(
-      renewed('evt-stripped-optout'),
-    );
+    await (await build({ host: '127.0.0.1' })).send(renewed('evt-stripped-loopback'));
+    await (
+      await build({ host: 'smtp.certflow.test', address: '127.0.0.1', requireTls: false })
+    ).send(renewed('evt-stripped-optout'));
     expect(stripped.authAttempts).toEqual([
       { user: smtpUser.user, secure: false },
       { user: smtpUser.user, secure: false },

@@ -5,7 +5,7 @@
  * come through our logger (SDK lines included) and never carry a secret, the per-issuer worker, SIGTERM
  * draining (503, then exit 0 within the grace time), and a bad configuration refused with exit code 2.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
@@ -384,6 +384,26 @@ describe('configured certificates', () => {
       expect(st.policy).toEqual({ source: 'override', daysBeforeExpiry: 10, jitterMinutes: 0 });
       expect(Date.parse(st.notAfter!) - Date.parse(st.nextRenewalAt!)).toBe(10 * 86_400_000);
       expect(child.stdout()).toContain('configured certificates enrolled');
+      // the built CLI (dist/, its packages loaded by require) reads it, and names a lifecycle that does not exist
+      const cli = (...args: string[]) =>
+        spawnSync(process.execPath, [path.join(repoRoot, 'bin/certflow.mjs'), ...args], {
+          cwd: repoRoot,
+          encoding: 'utf8',
+          env: {
+            ...process.env,
+            NO_COLOR: '1',
+            CERTFLOW_TEMPORAL_ADDRESS: address,
+            CERTFLOW_TEMPORAL_NAMESPACE: namespace,
+            CERTFLOW_TEMPORAL_PAYLOAD_KEYS: `svc-1=${payloadKey.toString('base64')}`,
+          },
+        });
+      const shown = cli('status', 'svclocal/api');
+      expect(shown.status, shown.stderr).toBe(0);
+      expect(shown.stdout).toContain('svclocal/api: ');
+      expect(shown.stdout.toLowerCase()).toContain(st.thumbprint!.toLowerCase());
+      const missing = cli('status', 'svclocal/none');
+      expect(missing.status, missing.stderr).toBe(3);
+      expect(missing.stderr).toContain('no lifecycle is running for svclocal/none');
       // stored encrypted: the lifecycle's input, as the server keeps it, is sealed with the worker's key
       const [started] = (await handle.fetchHistory()).events!;
       const input = started!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!;

@@ -4,8 +4,10 @@
  * see test/support/recorded-http.ts). No request leaves the process.
  */
 import { inspect } from 'node:util';
+import { AzureAuthorityHosts } from '@azure/identity';
 import { describe, expect, it } from 'vitest';
 import {
+  CLOUDS,
   checkVaultUrl,
   cloudEndpoints,
   createAzureCredential,
@@ -96,6 +98,12 @@ describe('clouds', () => {
       });
     },
   );
+
+  it("keeps the SDK's authority hosts (written out in azure-cloud.ts so that config checks need no SDK)", () => {
+    expect(CLOUDS.public.authorityHost).toBe(AzureAuthorityHosts.AzurePublicCloud);
+    expect(CLOUDS.china.authorityHost).toBe(AzureAuthorityHosts.AzureChina);
+    expect(CLOUDS.usgov.authorityHost).toBe(AzureAuthorityHosts.AzureGovernment);
+  });
 
   it('takes a custom cloud (Azure Stack Hub and the like) as given', () => {
     const cloud = {
