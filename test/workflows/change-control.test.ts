@@ -4,18 +4,24 @@
  * saying so); approval (approve, deny, timeout with reminders); a staged rollout whose canary fails (rolled back,
  * escalated, later stages untouched) and one that goes through stage by stage.
  */
-import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { TestWorkflowEnvironment } from '@temporalio/testing';
-import { writeFileSync } from 'node:fs';
-import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Activities, NotifyInput } from '../../activities/index';
 import type { BindingOutcome } from '../../activities/types';
 import type { ChangeControl } from '../../workflows/lifecycle/change-control';
 import { approveUpdate, denyUpdate, renewNowUpdate, statusQuery } from '../../workflows/messages';
 import { waitFor } from '../support/proc';
-import { repoRoot } from '../support/tools';
-import { DAY, HOUR, fakeActivities, refusal, runsOf, startTestEnv, update, withLifecycle } from './harness';
+import {
+  DAY,
+  HOUR,
+  fakeActivities,
+  recordRuns,
+  refusal,
+  runsOf,
+  startTestEnv,
+  update,
+  withLifecycle,
+} from './harness';
 
 let env: TestWorkflowEnvironment;
 beforeEach(async () => {
@@ -75,21 +81,8 @@ function withTargets(
   return { fake, acts, syncs, topics };
 }
 
-/**
- * With CERTFLOW_RECORD_HISTORIES=<release>, writes every run of this lifecycle as replay fixtures
- * (test/fixtures/histories/<release>-lifecycle-<name>-<n>.json), so later changes are replay-checked against it.
- */
-async function recordHistories(h: Parameters<Parameters<typeof withLifecycle>[3]>[0], name: string) {
-  const release = process.env.CERTFLOW_RECORD_HISTORIES;
-  if (!release) return;
-  const dir = path.join(repoRoot, 'test/fixtures/histories');
-  let n = 0;
-  for (const runId of await runsOf(env, h)) {
-    n += 1;
-    const history = await env.client.workflow.getHandle(h.workflowId, runId).fetchHistory();
-    writeFileSync(path.join(dir, `${release}-lifecycle-${name}-${n}.json`), historyToJSON(history));
-  }
-}
+const recordHistories = (h: Parameters<Parameters<typeof withLifecycle>[3]>[0], name: string) =>
+  recordRuns(env, h, name);
 
 const statusOf = (h: Parameters<Parameters<typeof withLifecycle>[3]>[0]) => h.query(statusQuery);
 

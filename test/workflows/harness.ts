@@ -10,6 +10,9 @@ import { temporal } from '@temporalio/proto';
 import { TestWorkflowEnvironment } from '@temporalio/testing';
 import { Worker } from '@temporalio/worker';
 import { createRequire } from 'node:module';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils';
 import type { Activities, NotifyInput } from '../../activities/index';
 import type {
   BindingOutcome,
@@ -22,7 +25,7 @@ import type {
 } from '../../activities/types';
 import { certificateLifecycle, type LifecycleInput } from '../../workflows/lifecycle';
 import { workflowIdFor } from '../../workflows/messages';
-import { tools } from '../support/tools';
+import { repoRoot, tools } from '../support/tools';
 
 const require = createRequire(import.meta.url);
 export const DAY = 86_400_000;
@@ -356,5 +359,25 @@ export async function runsOf(env: TestWorkflowEnvironment, h: LifecycleHandle): 
     const previous = events[0]?.workflowExecutionStartedEventAttributes?.continuedExecutionRunId;
     if (!previous) return runs;
     runs.unshift(previous);
+  }
+}
+
+/**
+ * With CERTFLOW_RECORD_HISTORIES=<release>, writes every run of this lifecycle as replay fixtures
+ * (test/fixtures/histories/<release>-lifecycle-<name>-<n>.json), so later changes are replay-checked against it.
+ */
+export async function recordRuns(
+  env: TestWorkflowEnvironment,
+  h: LifecycleHandle,
+  name: string,
+): Promise<void> {
+  const release = process.env.CERTFLOW_RECORD_HISTORIES;
+  if (!release) return;
+  const dir = path.join(repoRoot, 'test/fixtures/histories');
+  let n = 0;
+  for (const runId of await runsOf(env, h)) {
+    n += 1;
+    const history = await env.client.workflow.getHandle(h.workflowId, runId).fetchHistory();
+    writeFileSync(path.join(dir, `${release}-lifecycle-${name}-${n}.json`), historyToJSON(history));
   }
 }

@@ -12,6 +12,7 @@ import {
   DAY,
   HOUR,
   fakeActivities,
+  recordRuns,
   refusal,
   runsOf,
   startTestEnv,
@@ -236,6 +237,7 @@ describe('mail that could not be sent', () => {
       expect(st.notifyError).toBeNull();
       await env.sleep(DAY);
       expect(fake.notifies).toHaveLength(1); // sent once
+      await recordRuns(env, h, 'mail-outbox');
     });
   });
 });
