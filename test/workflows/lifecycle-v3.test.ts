@@ -242,6 +242,34 @@ describe('mail that could not be sent', () => {
   });
 });
 
+describe('a CA in trouble', () => {
+  it('an order placed while the CA is down for minutes goes through in the same attempt (retries wait it out)', async () => {
+    const fake = fakeActivities(env, {
+      hooks: {
+        // the first 9 calls meet a CA that refuses connections: about 7 minutes of retries (5 s, 10 s, ... 2 min)
+        issue: async (n) => {
+          if (n <= 9)
+            throw ApplicationFailure.create({ message: 'connect ECONNREFUSED', type: 'AcmeUnreachable' });
+        },
+      },
+    });
+    await withLifecycle(env, fake.acts, 'ca-down', async (h) => {
+      await firstObservation(h);
+      const asked = update(h, renewNowUpdate, [{ reason: 'rotate', requestId: 'ca-down-1' }]);
+      asked.catch(() => undefined); // answered or not, the outcome is read from status below
+      for (let i = 0; i < 30 && fake.version() < 2; i++) await env.sleep(60_000);
+      const st = await waitFor('the renewal', async () => {
+        const s = await h.query(statusQuery);
+        return s.lastAttempt ? s : undefined;
+      });
+      expect(st.lastAttempt?.status).toBe('renewed');
+      expect(st.attempts).toBe(1);
+      expect(fake.issues()).toBe(10);
+      expect(fake.version()).toBe(2);
+    });
+  });
+});
+
 describe('a lean history', () => {
   it('one automatic cycle (wait, renew, re-bind, notify, continue as new) takes at most 60 events', async () => {
     const fake = fakeActivities(env, {
