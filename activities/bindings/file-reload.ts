@@ -20,12 +20,13 @@
  *
  * The private key only ever goes from memory to a 0600 file: never into a log, an error, or the outcome.
  */
-import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
+import { type X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { heartbeatNow } from '../heartbeat';
 import type { BindingContext, BindingOutcome, BindingTarget, Probe } from '../types';
 import { normalizeThumbprint, probeTls, probeUntil, thumbprintOf } from '../verify/probe';
+import { parseX509 } from '../verify/parsed';
 import { mapLimit } from './concurrency';
 import { localFileHost, type CommandSpec, type FileHost, type FileOwner } from './file-host';
 import { newPkcs12Password, toPkcs12 } from './pkcs12';
@@ -362,7 +363,7 @@ function checkMaterial(m: KeyMaterial, expected: string): string | null {
   if (!leafPem) return 'the chain is empty (expected the leaf certificate first)';
   let leaf: X509Certificate;
   try {
-    leaf = new X509Certificate(leafPem);
+    leaf = parseX509(leafPem);
   } catch {
     return 'the first chain entry is not a PEM certificate';
   }
@@ -440,7 +441,7 @@ function pairState(t: FileReloadTarget, files: Snapshot[]): 'match' | 'mismatch'
   try {
     const leaf = PEM_CERT.exec(cert.toString('utf8'))?.[0];
     if (!leaf) return 'unknown';
-    const certSpki = new X509Certificate(leaf).publicKey.export({ type: 'spki', format: 'der' });
+    const certSpki = parseX509(leaf).publicKey.export({ type: 'spki', format: 'der' });
     const keySpki = createPublicKey(createPrivateKey(key)).export({ type: 'spki', format: 'der' });
     return certSpki.equals(keySpki) ? 'match' : 'mismatch';
   } catch {
@@ -824,7 +825,9 @@ async function syncFileTargets(files: FileReloadTarget[], ctx: BindingContext): 
  * in a wave, each its own activity) wait, then go together as the next batch: one validation and one reload for
  * all of them, each site with its own certificate, instead of one each (a wave of 1,000 certificates on one nginx
  * would otherwise be 1,000 reloads one after the other, each re-reading every site). A sync that arrives when the
- * server is idle starts at once, alone. The batch runs inside the activity of one of the syncs it serves; the others
+ * server is idle waits GATHER_MS first, so that the syncs of a wave that arrive within a moment of each other go as
+ * one batch instead of the first alone and the rest after it (two validations and reloads in a row, the second
+ * waiting for the first). The batch runs inside the activity of one of the syncs it serves; the others
  * wait for their outcomes (their activities heartbeat meanwhile). What a batch does when something fails is
  * `bindSitesBatch`'s: the sites go one at a time and only the site at fault is rolled back.
  */
@@ -834,6 +837,13 @@ interface PendingSync {
   done: Promise<BindingOutcome[]>;
   settle(outcomes: BindingOutcome[] | Error): void;
 }
+
+/**
+ * How long a sync that finds its server idle waits for others to join its batch. A wave's syncs are dispatched
+ * over a few hundred milliseconds; this is short next to one validation and reload (a second or more with a few
+ * hundred sites), which a sync that went alone would make the others wait for.
+ */
+export const GATHER_MS = 200;
 
 const serverQueues = new Map<string, Promise<unknown>>();
 const waitingSyncs = new Map<string, PendingSync[]>();
@@ -879,7 +889,8 @@ async function togetherPerServer(
       for (const g of group) g.settle(err as Error);
     }
   };
-  const before = serverQueues.get(key) ?? Promise.resolve();
+  // a busy server: the next batch starts when the running one ends, with every sync that arrived meanwhile
+  const before = serverQueues.get(key) ?? new Promise<void>((r) => setTimeout(r, GATHER_MS));
   const tail = before.catch(() => undefined).then(turn);
   serverQueues.set(key, tail);
   try {

@@ -17,6 +17,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import * as pkijs from 'pkijs';
 import { isHostLike, nameNotAllowed } from '../issuers/allowed-names';
 import { namesNotAllowed } from '../globs';
+import { parseX509 } from './parsed';
 
 export interface VerifyIssuedChainInput {
   /** The CSR that was sent to the CA (PEM). */
@@ -138,7 +139,7 @@ function parseCertificate(pem: string, what: string): X509Certificate {
     fail('Unparseable', `${what} is not a PEM certificate (expected '-----BEGIN CERTIFICATE-----')`);
   }
   try {
-    return new X509Certificate(pem);
+    return parseX509(pem);
   } catch (err) {
     return fail('Unparseable', `${what} could not be parsed as X.509: ${(err as Error).message}`);
   }
