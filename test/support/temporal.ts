@@ -28,6 +28,8 @@ export async function startDevServer(opts: {
   uiPort?: number;
   /** `--sqlite-pragma` values; default WAL_PRAGMAS, `[]` for the CLI's defaults. */
   sqlitePragmas?: string[];
+  /** `--dynamic-config-value KEY=JSON` for each entry (e.g. `system.enableActivityEagerExecution: true`). */
+  dynamicConfig?: Record<string, unknown>;
 }): Promise<DevServer> {
   const port = opts.port ?? (await freePort());
   const uiPort = opts.ui ? (opts.uiPort ?? (await freePort())) : null;
@@ -37,6 +39,8 @@ export async function startDevServer(opts: {
   else args.push('--headless');
   args.push('--db-filename', opts.dbFile ?? path.join(opts.dir, 'temporal.db'));
   for (const pragma of opts.sqlitePragmas ?? WAL_PRAGMAS) args.push('--sqlite-pragma', pragma);
+  for (const [key, value] of Object.entries(opts.dynamicConfig ?? {}))
+    args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
   const address = `127.0.0.1:${port}`;
   const proc = await startProcess({
     name: 'temporal',
