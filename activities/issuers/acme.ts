@@ -22,7 +22,7 @@ import {
 import { ariCertId, parseRenewalInfo } from './acme-ari';
 import { createChallengeSolver, type ChallengeOptions, type Presented } from './acme-challenges';
 import { authorizationFailure, classifyAcmeError, orderFailure } from './acme-errors';
-import { reuseNonces, runWithAcmeContext, type AcmeCallContext } from './acme-http';
+import { reuseNonces, runWithAcmeContext, signWithParsedKey, type AcmeCallContext } from './acme-http';
 
 export interface AcmeIssuerOptions extends AccountKeySource, ChallengeOptions {
   name: string;
@@ -90,6 +90,7 @@ export function createAcmeIssuer(opts: AcmeIssuerOptions): AcmeIssuer {
         externalAccountBinding: eab,
       });
       reuseNonces(client, nonces);
+      signWithParsedKey(client);
       return client;
     })();
     account.catch(() => (account = undefined)); // a failed registration is retried next time

@@ -19,6 +19,7 @@ import type {
   SecretStore,
   Vault,
 } from '../types';
+import { parseX509 } from '../verify/parsed';
 import { thumbprintOf } from '../verify/probe';
 import { keyShapeOf } from './key-shape';
 import { splitPemChain } from '../verify/x509';
@@ -137,7 +138,7 @@ export function createLocalVault(opts: LocalVaultOptions): LocalVault {
 
   function leafOf(record: CertificateRecord, version: VersionRecord): X509Certificate {
     try {
-      return new X509Certificate(version.chainPem[0] ?? '');
+      return parseX509(version.chainPem[0] ?? '');
     } catch {
       throw vaultCorrupt(
         vault,
@@ -206,7 +207,7 @@ export function createLocalVault(opts: LocalVaultOptions): LocalVault {
 
     async merge(certName, chainPem) {
       const chain = parseChain(where(certName), chainPem);
-      const leaf = new X509Certificate(chain[0] as string);
+      const leaf = parseX509(chain[0] as string);
       return locked(certName, async () => {
         const record = await load(certName);
         const current = currentOf(record);
@@ -344,7 +345,7 @@ function parseChain(where: string, chainPem: string[]): string[] {
     );
   pems.forEach((pem, i) => {
     try {
-      new X509Certificate(pem);
+      parseX509(pem);
     } catch {
       throw nonRetryable(
         'InvalidChain',

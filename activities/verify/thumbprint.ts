@@ -3,6 +3,7 @@
  * and Key Vault's portal style). Compare with `sameThumbprint` (case and separators ignored).
  */
 import { X509Certificate } from 'node:crypto';
+import { parseX509 } from './parsed';
 
 const PEM_CERT = /-----BEGIN CERTIFICATE-----[\s\S]+?-----END CERTIFICATE-----/;
 
@@ -11,7 +12,9 @@ export function thumbprintOf(cert: X509Certificate | Uint8Array | string): strin
   const x509 =
     cert instanceof X509Certificate
       ? cert
-      : new X509Certificate(typeof cert === 'string' ? (PEM_CERT.exec(cert)?.[0] ?? cert) : cert);
+      : typeof cert === 'string'
+        ? parseX509(PEM_CERT.exec(cert)?.[0] ?? cert)
+        : new X509Certificate(cert);
   return x509.fingerprint.replace(/:/g, '').toUpperCase();
 }
 

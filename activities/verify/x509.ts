@@ -17,6 +17,7 @@ import { ApplicationFailure } from '@temporalio/common';
 import * as pkijs from 'pkijs';
 import { isHostLike, nameNotAllowed } from '../issuers/allowed-names';
 import { namesNotAllowed } from '../globs';
+import { parseX509 } from './parsed';
 
 export interface VerifyIssuedChainInput {
   /** The CSR that was sent to the CA (PEM). */
@@ -108,8 +109,10 @@ export async function verifyIssuedChain(input: VerifyIssuedChainInput): Promise<
   checkUsage(leaf, leafExt);
   chain.forEach((cert, i) => checkValidity(cert, positionName(i), input.now, skewMs));
   const at = pathDate(chain, input.now);
-  await checkChain(chain, at);
-  await checkTrust(chain, input.trustAnchorsPem, at);
+  // parsed for pkijs once, for both path validations (pkijs reads certificates, it never changes them)
+  const chainPkijs = chain.map(toPkijs);
+  await checkChain(chain, chainPkijs, at);
+  await checkTrust(chain, chainPkijs, input.trustAnchorsPem, at);
 
   return {
     thumbprint: digest('sha1', leaf.raw),
@@ -136,7 +139,7 @@ function parseCertificate(pem: string, what: string): X509Certificate {
     fail('Unparseable', `${what} is not a PEM certificate (expected '-----BEGIN CERTIFICATE-----')`);
   }
   try {
-    return new X509Certificate(pem);
+    return parseX509(pem);
   } catch (err) {
     return fail('Unparseable', `${what} could not be parsed as X.509: ${(err as Error).message}`);
   }
@@ -292,7 +295,7 @@ const VALIDITY_CODE = 8;
 
 /** RFC 5280 path validation by pkijs from the leaf (chain[0]) to one of `trusted`, plus pathLenConstraint. */
 async function validatePath(
-  chain: X509Certificate[],
+  chain: readonly pkijs.Certificate[],
   trusted: pkijs.Certificate[],
   at: Date,
 ): Promise<PathResult> {
@@ -301,7 +304,7 @@ async function validatePath(
   const validator = new pkijs.CertificateChainValidationEngine({
     trustedCerts: trusted,
     // pkijs takes the last certificate as the one to validate
-    certs: chain.map(toPkijs).reverse(),
+    certs: [...chain].reverse(),
     checkDate: at,
     // a path that ends at an anchor wins over a branch through other certificates (pkijs gives up on the
     // first branch that leads nowhere, e.g. a cross-signed copy of the anchor whose own issuer is absent)
@@ -358,9 +361,13 @@ const SHORT_ATTR: Record<string, string> = {
 };
 
 /** The chain as the CA returned it must be a valid path up to its own top certificate. */
-async function checkChain(chain: X509Certificate[], at: Date): Promise<void> {
+async function checkChain(
+  chain: X509Certificate[],
+  chainPkijs: readonly pkijs.Certificate[],
+  at: Date,
+): Promise<void> {
   if (chain.length < 2) return;
-  const r = await validatePath(chain, [toPkijs(chain[chain.length - 1]!)], at);
+  const r = await validatePath(chainPkijs, [chainPkijs[chainPkijs.length - 1]!], at);
   if (r.ok) return;
   if (r.code === -2 || NAME_CONSTRAINT_CODES.has(r.code))
     fail('ChainConstraint', `the chain breaks a constraint of its CA: ${r.message}`);
@@ -385,10 +392,36 @@ function explainBrokenLink(chain: X509Certificate[]): string | null {
   return null;
 }
 
-let publicRoots: { node: X509Certificate[]; pkijs: pkijs.Certificate[] } | undefined;
+interface Anchors {
+  node: X509Certificate[];
+  pkijs: pkijs.Certificate[];
+}
+let publicRoots: Anchors | undefined;
+
+/**
+ * Trust anchors given as PEM, parsed once per distinct text: an issuer passes the same root(s) for every
+ * certificate it issues, and parsing them for pkijs costs milliseconds of synchronous work each time. Keyed by the
+ * full text, so other anchors are other entries; a few issuers' worth are kept (the oldest is dropped first).
+ */
+const anchorCache = new Map<string, Anchors>();
+const ANCHOR_CACHE_SIZE = 32;
+
+function anchorsOf(anchorsPem: string[]): Anchors {
+  const key = anchorsPem.join('\0');
+  const hit = anchorCache.get(key);
+  if (hit) return hit;
+  const node = anchorsPem
+    .flatMap((p) => splitPemChain(p))
+    .map((p, i) => parseCertificate(p, `trust anchor #${i + 1}`));
+  const parsed = { node, pkijs: node.map(toPkijs) };
+  if (anchorCache.size >= ANCHOR_CACHE_SIZE) anchorCache.delete(anchorCache.keys().next().value!);
+  anchorCache.set(key, parsed);
+  return parsed;
+}
 
 async function checkTrust(
   chain: X509Certificate[],
+  chainPkijs: readonly pkijs.Certificate[],
   anchorsPem: string[] | undefined,
   at: Date,
 ): Promise<void> {
@@ -396,10 +429,7 @@ async function checkTrust(
   let anchors: X509Certificate[];
   let trusted: pkijs.Certificate[];
   if (anchorsPem) {
-    anchors = anchorsPem
-      .flatMap((p) => splitPemChain(p))
-      .map((p, i) => parseCertificate(p, `trust anchor #${i + 1}`));
-    trusted = anchors.map(toPkijs);
+    ({ node: anchors, pkijs: trusted } = anchorsOf(anchorsPem));
   } else {
     if (!publicRoots) {
       const node = rootCertificates.map((p) => new X509Certificate(p));
@@ -412,7 +442,7 @@ async function checkTrust(
       'Untrusted',
       `trustAnchorsPem was given but holds no certificate ('-----BEGIN CERTIFICATE-----' blocks)`,
     );
-  const r = await validatePath(chain, trusted, at);
+  const r = await validatePath(chainPkijs, trusted, at);
   if (r.ok) return;
   if (r.code === -2 || NAME_CONSTRAINT_CODES.has(r.code))
     fail('ChainConstraint', `the path to the trust anchor breaks a constraint: ${r.message}`);

@@ -44,12 +44,10 @@ beforeAll(async () => {
   mkdirSync(dir, { recursive: true });
   server = await startDevServer({
     dir,
-    extraArgs: [
-      '--dynamic-config-value',
-      'matching.numTaskqueueReadPartitions=1',
-      '--dynamic-config-value',
-      'matching.numTaskqueueWritePartitions=1',
-    ],
+    dynamicConfig: {
+      'matching.numTaskqueueReadPartitions': 1,
+      'matching.numTaskqueueWritePartitions': 1,
+    },
   });
   client = new Client({
     connection: await Connection.connect({ address: server.address }),

@@ -28,8 +28,8 @@ export async function startDevServer(opts: {
   uiPort?: number;
   /** `--sqlite-pragma` values; default WAL_PRAGMAS, `[]` for the CLI's defaults. */
   sqlitePragmas?: string[];
-  /** More `start-dev` arguments, e.g. `--dynamic-config-value limit.historyCount.suggestContinueAsNew=150`. */
-  extraArgs?: string[];
+  /** `--dynamic-config-value KEY=JSON` for each entry (e.g. `system.enableActivityEagerExecution: true`). */
+  dynamicConfig?: Record<string, unknown>;
 }): Promise<DevServer> {
   const port = opts.port ?? (await freePort());
   const uiPort = opts.ui ? (opts.uiPort ?? (await freePort())) : null;
@@ -39,7 +39,8 @@ export async function startDevServer(opts: {
   else args.push('--headless');
   args.push('--db-filename', opts.dbFile ?? path.join(opts.dir, 'temporal.db'));
   for (const pragma of opts.sqlitePragmas ?? WAL_PRAGMAS) args.push('--sqlite-pragma', pragma);
-  args.push(...(opts.extraArgs ?? []));
+  for (const [key, value] of Object.entries(opts.dynamicConfig ?? {}))
+    args.push('--dynamic-config-value', `${key}=${JSON.stringify(value)}`);
   const address = `127.0.0.1:${port}`;
   const proc = await startProcess({
     name: 'temporal',

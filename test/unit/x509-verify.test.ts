@@ -305,6 +305,32 @@ describe('verifyIssuedChain', () => {
     expect(f.message).toContain("issued by 'CN=certflow test root'");
   });
 
+  it('parsed anchors are reused per text, never across texts: each call is judged by the anchors it gives', async () => {
+    const rootPem = root.cert.toString('pem');
+    const otherPem = otherRoot.cert.toString('pem');
+    for (let i = 0; i < 3; i++) {
+      await expect(verifyIssuedChain(base({ trustAnchorsPem: [rootPem] }))).resolves.toBeDefined();
+      expect((await failureOf(verifyIssuedChain(base({ trustAnchorsPem: [otherPem] })))).type).toBe(
+        'Untrusted',
+      );
+      // a bundle that also holds the right root is another text, trusted on its own merits
+      await expect(verifyIssuedChain(base({ trustAnchorsPem: [otherPem, rootPem] }))).resolves.toBeDefined();
+      await expect(
+        verifyIssuedChain(base({ trustAnchorsPem: [`${otherPem}${rootPem}`] })),
+      ).resolves.toBeDefined();
+    }
+    // many distinct anchor sets (beyond what is kept) do not change the verdict for the first ones
+    for (let i = 0; i < 40; i++)
+      expect(
+        (await failureOf(verifyIssuedChain(base({ trustAnchorsPem: [otherPem, `\n${' '.repeat(i)}`] }))))
+          .type,
+      ).toBe('Untrusted');
+    await expect(verifyIssuedChain(base({ trustAnchorsPem: [rootPem] }))).resolves.toBeDefined();
+    expect((await failureOf(verifyIssuedChain(base({ trustAnchorsPem: [otherPem] })))).type).toBe(
+      'Untrusted',
+    );
+  });
+
   it('Untrusted by default: without trustAnchorsPem the chain must lead to a public web PKI root', async () => {
     const { trustAnchorsPem: _none, ...noAnchors } = base({});
     const f = await failureOf(verifyIssuedChain(noAnchors));

@@ -32,7 +32,7 @@ beforeAll(async () => {
   mkdirSync(dir, { recursive: true });
   server = await startDevServer({
     dir,
-    extraArgs: ['--dynamic-config-value', `limit.historyCount.suggestContinueAsNew=${SUGGEST_AFTER}`],
+    dynamicConfig: { 'limit.historyCount.suggestContinueAsNew': SUGGEST_AFTER },
   });
   client = new Client({
     connection: await Connection.connect({ address: server.address }),
