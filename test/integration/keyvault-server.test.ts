@@ -367,6 +367,7 @@ describe('throttling and outages', () => {
   it('answers a throttle burst: a share of every kind of request 429 with Retry-After, until it ends', async () => {
     await kv.seed('burst');
     const client = new CertificateClient(kv.url, kv.credential, kv.clientOptions);
+    const secrets = kv.adapter('kv-test');
     const statusOf = (p: Promise<unknown>) =>
       p.then(
         () => 200,
@@ -381,7 +382,7 @@ describe('throttling and outages', () => {
     expect(err.type).toBe('VaultThrottled');
     expect(err.nonRetryable).toBe(false);
     expect(err.nextRetryDelay).toBe(3000);
-    expect((await failure(vault.setSecret('burst-secret', 'v'))).type).toBe('VaultThrottled');
+    expect((await failure(secrets.setSecret('burst-secret', 'v'))).type).toBe('VaultThrottled');
     expect(await statusOf(client.getCertificatePolicy('burst'))).toBe(429);
     const throttled = kv.server.requests.filter((r) => r.status === 429).at(-1);
     expect(throttled).toMatchObject({ method: 'GET', path: '/certificates/burst/policy', authorized: true });
@@ -394,7 +395,7 @@ describe('throttling and outages', () => {
 
     kv.server.setThrottle(undefined);
     expect(await statusOf(client.getCertificate('burst'))).toBe(200);
-    expect(await vault.getSecret('burst-secret')).toBeNull();
+    expect(await secrets.getSecret('burst-secret')).toBeNull();
     const after = kv.server.throttleStats();
     expect(after.on).toBe(false);
     expect(after.throttled - before.throttled).toBe(6);
