@@ -7,7 +7,7 @@
  * (`--vault`): `keyvault` (default), our Key Vault test server (test/servers/keyvault) at a production-style URL
  * (https://chaos.vault.azure.net) with its key-create quota (20 per 10 s), the worker signing in with a client
  * secret from its configuration to our test Entra's token endpoint (both reached through
- * test/support/redirect-hosts-preload.ts); or `local`, the file-backed local vault (it never answers 429). While:
+ * test/support/redirect-hosts-preload.mjs); or `local`, the file-backed local vault (it never answers 429). While:
  *   - the worker is SIGKILLed at random moments (every 20-50 s) and started again 1-3 s later;
  *   - the history service, then the whole server (every service), is SIGKILLed and restarted 5 s later;
  *   - the CA fails 30 % of calls (connection reset on accept or on a request, through a TCP proxy in front of pebble), and is down
@@ -433,7 +433,7 @@ async function main(): Promise<void> {
           caPem: tlsCa.caCertPem,
         }),
       };
-      workerPreload = ['--import', './test/support/redirect-hosts-preload.ts'];
+      workerPreload = ['--import', './test/support/redirect-hosts-preload.mjs'];
       vaultConfig = {
         kind: 'azure',
         name: VAULT,

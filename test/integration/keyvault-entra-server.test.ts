@@ -2,7 +2,7 @@
  * The worker service's way to the test Key Vault, in this process: an identity from configuration (a client
  * secret: @azure/identity's ClientSecretCredential through MSAL, over HTTPS to the test Entra's token endpoint)
  * and a production-style vault URL (https://<name>.vault.azure.net), both reached through redirectHosts. The
- * chaos suite starts worker/main.ts the same way (test/support/redirect-hosts-preload.ts).
+ * chaos suite starts worker/main.ts the same way (test/support/redirect-hosts-preload.mjs).
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAzureCredential } from '../../activities/vault/azure-credential';

@@ -5,7 +5,7 @@
  * to `caPem` (trusted beside the system roots, for these connections only). Other connections are untouched.
  *
  * For a process of ours that takes no agent from a test, only its configuration: the worker service
- * (worker/main.ts) started with `--import ./test/support/redirect-hosts-preload.ts` and
+ * (worker/main.ts) started with `--import ./test/support/redirect-hosts-preload.mjs` and
  * CERTFLOW_TEST_REDIRECT_HOSTS, so that a production-style vault (https://<name>.vault.azure.net) and Entra ID's
  * token endpoint (https://login.microsoftonline.com) are the test Key Vault and the test Entra.
  */
