@@ -4,13 +4,18 @@
  * and a production-style vault URL (https://<name>.vault.azure.net), both reached through redirectHosts. The
  * chaos suite starts worker/main.ts the same way (test/support/redirect-hosts-preload.mjs).
  */
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAzureCredential } from '../../activities/vault/azure-credential';
 import { createAzureKeyVault } from '../../activities/vault/azure-key-vault';
 import { createTestEntra, startEntraServer, type EntraServer } from '../servers/keyvault/entra';
 import { startKeyVaultServer, type KeyVaultServer } from '../servers/keyvault/server';
-import { redirectHosts } from '../support/redirect-hosts';
+import { REDIRECT_HOSTS_ENV, redirectHosts } from '../support/redirect-hosts';
 import { createTestCa } from '../support/test-ca';
+import { repoRoot } from '../support/tools';
+
+const execFileAsync = promisify(execFile);
 
 const VAULT_HOST = 'certflow-entra.vault.azure.net';
 const CLIENT_ID = '0a1b2c3d-0000-4000-8000-00000000c11e';
@@ -79,5 +84,52 @@ describe('the test Entra token endpoint and production-style hosts', () => {
     expect(err).toBeDefined();
     expect(`${String(err?.message)}\n${String(err?.stack)}\n${JSON.stringify(err)}`).not.toContain(wrong);
     expect(login.stats().refused).toBeGreaterThanOrEqual(1);
+  });
+});
+
+describe('the preload, in a process configured like the worker service', () => {
+  it('brings that process (not its worker threads, which load it too) to the test Entra and Key Vault', async () => {
+    const script = `
+      const { createAzureCredential } = await import('./activities/vault/azure-credential.ts');
+      const { createAzureKeyVault } = await import('./activities/vault/azure-key-vault.ts');
+      const { Worker } = await import('node:worker_threads');
+      const credential = createAzureCredential({
+        kind: 'client-secret', tenantId: process.env.T_TENANT, clientId: process.env.T_CLIENT, clientSecret: process.env.T_SECRET,
+      });
+      const vault = createAzureKeyVault({ name: 'kv', url: 'https://${VAULT_HOST}', credential });
+      const thread = await new Promise((resolve, reject) => {
+        const w = new Worker('import { parentPort } from "node:worker_threads"; parentPort.postMessage("thread up");', { eval: true });
+        w.once('message', (m) => { void w.terminate(); resolve(m); });
+        w.once('error', reject);
+      });
+      console.log(JSON.stringify({ secret: await vault.getSecret('entra-check'), thread }));
+    `;
+    const { stdout } = await execFileAsync(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--import',
+        './test/support/redirect-hosts-preload.mjs',
+        '--input-type=module',
+        '-e',
+        script,
+      ],
+      {
+        cwd: repoRoot,
+        timeout: 60_000,
+        env: {
+          ...process.env,
+          T_TENANT: entra.tenantId,
+          T_CLIENT: CLIENT_ID,
+          T_SECRET: SECRET,
+          [REDIRECT_HOSTS_ENV]: JSON.stringify({
+            hosts: { [VAULT_HOST]: kv.port, 'login.microsoftonline.com': login.port },
+            caPem: tlsCa.caCertPem,
+          }),
+        },
+      },
+    );
+    expect(JSON.parse(stdout.trim())).toEqual({ secret: 'value', thread: 'thread up' });
   });
 });
