@@ -401,7 +401,11 @@ async function main(): Promise<void> {
       | undefined;
     let vaultConfig: unknown;
     let vault: Vault;
-    const secrets: string[] = []; // what must never show in a history or a log (besides any PEM private key)
+    // what must never show in a history or a log (besides any PEM private key): what it is, and a needle
+    const secrets: Array<{ what: string; needle: string }> = [];
+    const secret = (what: string, needles: string[]) => {
+      for (const needle of needles) secrets.push({ what, needle });
+    };
     if (VAULT_KIND === 'keyvault') {
       // our Key Vault test server as https://chaos.vault.azure.net, our test Entra as login.microsoftonline.com
       const host = `${VAULT}.vault.azure.net`;
@@ -410,7 +414,7 @@ async function main(): Promise<void> {
       const entra = createTestEntra();
       const clientId = randomUUID();
       const clientSecret = randomBytes(24).toString('base64url');
-      secrets.push(clientSecret);
+      secret('the client secret', [clientSecret]);
       const server = await startKeyVaultServer({
         jwks: entra.jwks,
         issuer: entra.issuer,
@@ -460,7 +464,7 @@ async function main(): Promise<void> {
       );
     } else {
       const encryptionKey = randomBytes(32).toString('base64');
-      secrets.push(encryptionKey);
+      secret("the local vault's encryption key", [encryptionKey]);
       workerEnv = { ...process.env, CERTFLOW_CHAOS_VAULT_KEY: encryptionKey };
       vaultConfig = {
         kind: 'local',
@@ -777,24 +781,26 @@ async function main(): Promise<void> {
 
     // key material in histories and logs: every site's key (as nginx got it); the vault's encryption key (local),
     // or the client secret, the tokens Entra issued, and every key and secret the Key Vault holds (keyvault)
-    for (const s of nginx.sites) secrets.push(...privateKeyNeedles(readFileSync(s.keyPath, 'utf8')));
+    for (const s of nginx.sites)
+      secret(`the key of site ${s.name}`, privateKeyNeedles(readFileSync(s.keyPath, 'utf8')));
     let vaultKeysScanned = 0;
     if (kv) {
-      for (const sig of kv.tokens()) secrets.push(sig.slice(0, 43));
+      for (const sig of kv.tokens()) secret('an access token', [sig.slice(0, 43)]);
       for (const f of readdirSync(path.join(kvDir, 'keys')).filter((x) => x.endsWith('.der'))) {
-        secrets.push(...privateKeyNeedles(readFileSync(path.join(kvDir, 'keys', f))));
+        secret(`Key Vault key ${f}`, privateKeyNeedles(readFileSync(path.join(kvDir, 'keys', f))));
         vaultKeysScanned++;
       }
       const stored = JSON.parse(safeRead(path.join(kvDir, 'secrets.json')) || '{"secrets":[]}') as {
         secrets: SecretRecord[];
       };
       for (const r of stored.secrets)
-        for (const v of r.versions) secrets.push(...secretValueNeedles(v.value));
+        for (const v of r.versions) secret(`Key Vault secret ${r.name}`, secretValueNeedles(v.value));
     }
     const leaks: string[] = [];
     const scan = (where: string, text: string) => {
       if (/PRIVATE KEY-----/.test(text)) leaks.push(`${where}: a PEM private key`);
-      for (const sec of secrets) if (sec && text.includes(sec)) leaks.push(`${where}: key material`);
+      for (const { what, needle } of secrets)
+        if (needle && text.includes(needle)) leaks.push(`${where}: ${what}`);
     };
     let histories = 0;
     let runs = 0;
