@@ -13,8 +13,8 @@
  *   - the CA fails 30 % of calls (connection reset on accept or on a request, through a TCP proxy in front of pebble), and is down
  *     (connections refused) for 2 minutes;
  *   - the SMTP server is down for a minute;
- *   - (keyvault) the vault answers bursts of 429 Throttled with Retry-After: every request for 25 s, then every
- *     second request for 25 s;
+ *   - (keyvault) the vault answers bursts of 429 Throttled with Retry-After: every request for 25 s, then half of
+ *     the requests (at random) for 25 s;
  *   - a client hammers the nginx sites with TLS handshakes (verified against the CA's root and each site's name).
  * Each renewal is asked for like `certflow renew` does (renewLifecycle with a request id, the same id resent when the
  * answer is lost), spread over the first 4 minutes.
@@ -711,7 +711,7 @@ async function main(): Promise<void> {
       event('CA up again (still failing 30 % of connections)');
     })();
 
-    // the vault: bursts of 429 Throttled (Retry-After 5 s), every request, then every second one
+    // the vault: bursts of 429 Throttled (Retry-After 5 s), every request, then half of them (at random)
     const bursts: Array<{ atS: number; seconds: number; share: number; retryAfterSeconds: number }> = [];
     const vaultChaos = (async () => {
       if (!kv) return;
@@ -725,7 +725,7 @@ async function main(): Promise<void> {
           `vault throttled for ${seconds.toFixed(0)} s: ${share === 1 ? 'every request' : `${share * 100} % of requests`} answered 429 (Retry-After 5 s)`,
         );
         bursts.push({ atS: rel(now()), seconds, share, retryAfterSeconds: 5 });
-        kv.server.setThrottle({ share, retryAfterSeconds: 5 });
+        kv.server.setThrottle({ share, retryAfterSeconds: 5, pick: 'random' });
         await sleep(seconds * 1000);
         kv.server.setThrottle(undefined);
         event('vault answers again');

@@ -393,13 +393,19 @@ describe('throttling and outages', () => {
     for (let i = 0; i < 6; i++) half.push(await statusOf(client.getCertificate('burst')));
     expect(half).toEqual([200, 429, 200, 429, 200, 429]);
 
+    // random: each request with probability share
+    kv.server.setThrottle({ share: 1, retryAfterSeconds: 1, pick: 'random' });
+    expect(await statusOf(client.getCertificate('burst'))).toBe(429);
+    kv.server.setThrottle({ share: 0, retryAfterSeconds: 1, pick: 'random' });
+    expect(await statusOf(client.getCertificate('burst'))).toBe(200);
+
     kv.server.setThrottle(undefined);
     expect(await statusOf(client.getCertificate('burst'))).toBe(200);
     expect(await secrets.getSecret('burst-secret')).toBeNull();
     const after = kv.server.throttleStats();
     expect(after.on).toBe(false);
-    expect(after.throttled - before.throttled).toBe(6);
-    expect(after.seen - before.seen).toBe(9);
+    expect(after.throttled - before.throttled).toBe(7);
+    expect(after.seen - before.seen).toBe(11);
     expect(() => kv.server.setThrottle({ share: 1.5, retryAfterSeconds: 1 })).toThrow(/share/);
   });
 

@@ -97,6 +97,12 @@ export interface ThrottleBurst {
   share: number;
   /** Seconds, sent as Retry-After. */
   retryAfterSeconds: number;
+  /**
+   * Which requests: 'even' (default) spreads the share evenly over the burst's requests in order, so a test
+   * knows which ones; 'random' throttles each with probability `share` (a client alone then does not meet the
+   * same turn at every retry).
+   */
+  pick?: 'even' | 'random';
 }
 
 export interface Fault {
@@ -221,6 +227,11 @@ export async function startKeyVaultServer(opts: KeyVaultServerOptions): Promise<
     if (!burst) return false;
     throttleStats.seen++;
     const n = seenInBurst++;
+    if (burst.pick === 'random') {
+      if (Math.random() >= burst.share) return false;
+      throttleStats.throttled++;
+      return true;
+    }
     if (Math.floor((n + 1) * burst.share) <= Math.floor(n * burst.share)) return false;
     throttleStats.throttled++;
     return true;
