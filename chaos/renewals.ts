@@ -720,7 +720,7 @@ async function main(): Promise<void> {
         [190 / 280, 0.5],
       ] as const) {
         await sleep(Math.max(0, phase2At + atMsOf(at) - now()));
-        const seconds = atMsOf(25 / 280) / 1000;
+        const seconds = Math.max(20, atMsOf(25 / 280) / 1000); // 25 s at 280, never under 20 s
         event(
           `vault throttled for ${seconds.toFixed(0)} s: ${share === 1 ? 'every request' : `${share * 100} % of requests`} answered 429 (Retry-After 5 s)`,
         );
