@@ -5,7 +5,7 @@
  * through challtestsrv) by the worker service (worker/main.ts, its own process) with a vault and mail to a real
  * SMTP server, on a real Temporal cluster (PostgreSQL, one process per service, 4 history shards). The vault
  * (`--vault`): `keyvault` (default), our Key Vault test server (test/servers/keyvault) at a production-style URL
- * (https://chaos.vault.azure.net) with its key-create quota (20 per 10 s), the worker signing in with a client
+ * (https://chaos-<run>.vault.azure.net) with its key-create quota (20 per 10 s), the worker signing in with a client
  * secret from its configuration to our test Entra's token endpoint (both reached through
  * test/support/redirect-hosts-preload.mjs); or `local`, the file-backed local vault (it never answers 429). While:
  *   - the worker is SIGKILLed at random moments (every 20-50 s) and started again 1-3 s later;
@@ -84,7 +84,12 @@ if (!(SPREAD_S >= 0)) throw new Error('--spread must be a number of seconds');
 if (!(CA_FAIL_RATE >= 0 && CA_FAIL_RATE < 1)) throw new Error('--ca-fail-rate must be in [0, 1)');
 
 const dir = scratchDir('chaos');
-const VAULT = 'chaos';
+/**
+ * The vault's name, the first half of every certificate id (and lifecycle workflow id): one of its own per run, so
+ * that a run on an existing server does not meet an earlier run's lifecycles (same ids, still running on that run's
+ * task queue, which no worker polls any more: enrolment finds them "already running" and phase 1 never ends).
+ */
+const VAULT = `chaos-${Date.now().toString(36)}`;
 const DOMAIN = 'chaos.certflow.test';
 const t0 = Date.now();
 const now = () => Date.now();
@@ -407,7 +412,7 @@ async function main(): Promise<void> {
       for (const needle of needles) secrets.push({ what, needle });
     };
     if (VAULT_KIND === 'keyvault') {
-      // our Key Vault test server as https://chaos.vault.azure.net, our test Entra as login.microsoftonline.com
+      // our Key Vault test server as https://chaos-<run>.vault.azure.net, our test Entra as login.microsoftonline.com
       const host = `${VAULT}.vault.azure.net`;
       const tlsCa = createTestCa({ commonName: 'Certflow chaos TLS CA (Key Vault, Entra)', keyType: 'ec' });
       const kvTls = tlsCa.issueServerCert([host, 'login.microsoftonline.com']);
@@ -875,7 +880,7 @@ async function main(): Promise<void> {
         vault: kv
           ? {
               kind: 'keyvault',
-              server: 'test/servers/keyvault (ours), https://chaos.vault.azure.net',
+              server: `test/servers/keyvault (ours), https://${VAULT}.vault.azure.net`,
               identity:
                 'client secret from the worker configuration, tokens from test/servers/keyvault/entra.ts',
               createQuota: { limit: 20, windowSeconds: 10 },
