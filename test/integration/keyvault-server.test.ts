@@ -364,6 +364,51 @@ describe('throttling and outages', () => {
     ).toBe(false);
   });
 
+  it('answers a throttle burst: a share of every kind of request 429 with Retry-After, until it ends', async () => {
+    await kv.seed('burst');
+    const client = new CertificateClient(kv.url, kv.credential, kv.clientOptions);
+    const secrets = kv.adapter('kv-test');
+    const statusOf = (p: Promise<unknown>) =>
+      p.then(
+        () => 200,
+        (e: { statusCode?: number }) => e.statusCode ?? 0,
+      );
+    await client.getCertificate('burst'); // the Bearer challenge is answered before the burst
+    const before = kv.server.throttleStats();
+    expect(before.on).toBe(false);
+
+    kv.server.setThrottle({ share: 1, retryAfterSeconds: 3 });
+    const err = await failure(vault.describe('burst'));
+    expect(err.type).toBe('VaultThrottled');
+    expect(err.nonRetryable).toBe(false);
+    expect(err.nextRetryDelay).toBe(3000);
+    expect((await failure(secrets.setSecret('burst-secret', 'v'))).type).toBe('VaultThrottled');
+    expect(await statusOf(client.getCertificatePolicy('burst'))).toBe(429);
+    const throttled = kv.server.requests.filter((r) => r.status === 429).at(-1);
+    expect(throttled).toMatchObject({ method: 'GET', path: '/certificates/burst/policy', authorized: true });
+
+    // half: every second request of the burst, whatever it asks for
+    kv.server.setThrottle({ share: 0.5, retryAfterSeconds: 1 });
+    const half = [];
+    for (let i = 0; i < 6; i++) half.push(await statusOf(client.getCertificate('burst')));
+    expect(half).toEqual([200, 429, 200, 429, 200, 429]);
+
+    // random: each request with probability share
+    kv.server.setThrottle({ share: 1, retryAfterSeconds: 1, pick: 'random' });
+    expect(await statusOf(client.getCertificate('burst'))).toBe(429);
+    kv.server.setThrottle({ share: 0, retryAfterSeconds: 1, pick: 'random' });
+    expect(await statusOf(client.getCertificate('burst'))).toBe(200);
+
+    kv.server.setThrottle(undefined);
+    expect(await statusOf(client.getCertificate('burst'))).toBe(200);
+    expect(await secrets.getSecret('burst-secret')).toBeNull();
+    const after = kv.server.throttleStats();
+    expect(after.on).toBe(false);
+    expect(after.throttled - before.throttled).toBe(7);
+    expect(after.seen - before.seen).toBe(11);
+    expect(() => kv.server.setThrottle({ share: 1.5, retryAfterSeconds: 1 })).toThrow(/share/);
+  });
+
   it('lets the SDK itself ride out a 429 when SDK retries are enabled (the Retry-After header is real)', async () => {
     const patient = createAzureKeyVault({
       name: 'kv-test',

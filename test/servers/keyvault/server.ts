@@ -16,7 +16,9 @@
  * `tickMs`), or at once with `autoRenewNow(name)`. Every new version (merge, issuance, auto-renew) can be POSTed
  * as an Event Grid `CertificateNewVersionCreated` to `eventGrid.url`. `createQuota` answers 429 Throttled with
  * Retry-After beyond N creates per window (Key Vault: 20 per 10 s), off by default; settable later
- * (`setCreateQuota`), with counts of creates accepted and refused (`createStats`).
+ * (`setCreateQuota`), with counts of creates accepted and refused (`createStats`). A throttle burst
+ * (`setThrottle`) answers a share of every authorized request 429 Throttled with Retry-After, whatever its kind,
+ * until it is ended (a vault under load from other clients of the subscription), counted by `throttleStats`.
  *
  * Known differences from the real service, and why they are kept:
  * - Not in the recordings, so chosen and switchable: what "latest" is while a renewal of an existing certificate
@@ -89,6 +91,20 @@ export interface KeyVaultServerOptions {
   latestWhilePending?: LatestWhilePending;
 }
 
+/** A burst of 429s: `share` of the authorized requests (0-1, spread evenly) answered 429 Throttled. */
+export interface ThrottleBurst {
+  /** 1: every request; 0.5: every second one (the 2nd, 4th, ...). */
+  share: number;
+  /** Seconds, sent as Retry-After. */
+  retryAfterSeconds: number;
+  /**
+   * Which requests: 'even' (default) spreads the share evenly over the burst's requests in order, so a test
+   * knows which ones; 'random' throttles each with probability `share` (a client alone then does not meet the
+   * same turn at every retry).
+   */
+  pick?: 'even' | 'random';
+}
+
 export interface Fault {
   status: number;
   /** Seconds, sent as Retry-After. */
@@ -142,6 +158,10 @@ export interface KeyVaultServer {
   issuingCaPem(): Promise<string>;
   /** Sets or removes the create quota (`createQuota`) now, e.g. after seeding; its counts start over. */
   setCreateQuota(quota: { limit: number; windowSeconds: number } | undefined): void;
+  /** Starts a throttle burst (or changes it); `undefined` ends it. */
+  setThrottle(burst: ThrottleBurst | undefined): void;
+  /** Authorized requests seen while a burst was on, and how many of them were answered 429, over all bursts. */
+  throttleStats(): { seen: number; throttled: number; on: boolean };
   /**
    * Key creates accepted and refused with 429 since the quota was last set, and the most accepted in any one
    * sliding window (the quota's, else 10 s): a client that keeps within the quota gets no 429s.
@@ -199,6 +219,23 @@ export async function startKeyVaultServer(opts: KeyVaultServerOptions): Promise<
   const faults: (Fault & { left: number; toSkip: number })[] = [];
   const policies = new Map<string, AccessPolicy>();
   const requests: RequestRecord[] = [];
+  let burst: ThrottleBurst | undefined;
+  const throttleStats = { seen: 0, throttled: 0 };
+  let seenInBurst = 0;
+  /** Whether this request falls in the burst's share: the n-th of the burst is throttled when n·share crosses an integer. */
+  function takeThrottle(): boolean {
+    if (!burst) return false;
+    throttleStats.seen++;
+    const n = seenInBurst++;
+    if (burst.pick === 'random') {
+      if (Math.random() >= burst.share) return false;
+      throttleStats.throttled++;
+      return true;
+    }
+    if (Math.floor((n + 1) * burst.share) <= Math.floor(n * burst.share)) return false;
+    throttleStats.throttled++;
+    return true;
+  }
   const challenge = `Bearer authorization="https://login.microsoftonline.com/${tenantId}", resource="${opts.resource ?? audiences[0]}"`;
 
   function route(method: string, segments: string[]): Route | undefined {
@@ -317,6 +354,17 @@ export async function startKeyVaultServer(opts: KeyVaultServerOptions): Promise<
           `${method} ${parsed.pathname} is not an operation this test Key Vault implements.`,
         );
 
+      if (takeThrottle())
+        return send(
+          429,
+          new KvError(
+            429,
+            'Throttled',
+            'Request was not processed because too many requests were received. Reason: VaultRequestTypeLimitReached',
+          ).body(),
+          { 'Retry-After': String(burst?.retryAfterSeconds ?? 1) },
+        );
+
       const fault = takeFault(`${method} ${parsed.pathname}`);
       if (fault)
         return send(
@@ -384,6 +432,12 @@ export async function startKeyVaultServer(opts: KeyVaultServerOptions): Promise<
     issuingCaPem: () => ops.issuingCaPem(),
     setCreateQuota: (q) => certs.setCreateQuota(q),
     createStats: () => certs.createStats(),
+    setThrottle(b) {
+      if (b && !(b.share >= 0 && b.share <= 1)) throw new Error('setThrottle: share must be in [0, 1]');
+      burst = b;
+      seenInBurst = 0;
+    },
+    throttleStats: () => ({ ...throttleStats, on: !!burst }),
     injectFault(f) {
       faults.push({ ...f, left: f.count ?? 1, toSkip: f.skip ?? 0 });
     },
