@@ -746,6 +746,19 @@ async function main(): Promise<void> {
     const phase2S = (now() - phase2At) / 1000;
     log(`phase 2 done in ${phase2S.toFixed(1)} s; letting mail and bindings settle for 20 s`);
     await sleep(20_000);
+    // mails that met the SMTP outage wait in their lifecycle's outbox and go on a backoff (1, 2, 4 ... min): wait
+    // for them (bounded), so the count is of mails per event, not of mails that happened to be sent by now
+    const outboxStart = now();
+    let unsent = -1;
+    while (now() - outboxStart < 15 * 60_000) {
+      const st = await Promise.all(ids.map((id) => lifecycleStatus(client, id).catch(() => undefined)));
+      const waiting = st.reduce((a, s) => a + (s?.unsentMails?.count ?? 0), 0);
+      if (waiting !== unsent) log(`${waiting} mail(s) waiting in lifecycle outboxes`);
+      unsent = waiting;
+      if (waiting === 0) break;
+      await sleep(5_000);
+    }
+    const outboxWaitS = Math.round((now() - outboxStart) / 1000);
     await hammer.stop();
     for (const k of kills) k.progressAfterS = progressAfter(phase2At + k.restartedAtS * 1000);
     if (smtp) mails.push(...smtp.messages);
@@ -839,6 +852,8 @@ async function main(): Promise<void> {
       caOrdersPerRenewal: dist(perCert.map((c) => c.caOrders)),
       mailsPerCertificate: dist(perCert.map((c) => c.mails)),
       mailsInChaosPhase: mailsInPhase2,
+      mailsStillUnsent: unsent,
+      outboxWaitSeconds: outboxWaitS,
       bindingsLeftStale: count((c) => c.stale),
       statusBehindVault: count((c) => !c.statusThumbprintMatchesVault),
       tlsHandshakes: { ok: hammer.stats.ok, failed: hammer.stats.failed },
