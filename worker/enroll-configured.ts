@@ -24,12 +24,20 @@ export interface EnrolledCertificate {
   detail?: string;
 }
 
+type EnrollDeps = { client: Client; vaults: ReadonlyMap<string, Vault>; logger: CertflowLogger };
+
+/** A configuration mistake (fixed only by a new configuration), as opposed to a vault or server that may answer later. */
+const CONFIG_PROBLEM = /^certificates: /;
+
 export async function enrollConfigured(
   config: CertflowConfig,
-  deps: { client: Client; vaults: ReadonlyMap<string, Vault>; logger: CertflowLogger },
+  deps: EnrollDeps,
+  /** Only these certificate ids (a retry of the ones that failed); default all configured. */
+  only?: ReadonlySet<string>,
 ): Promise<EnrolledCertificate[]> {
   const results: EnrolledCertificate[] = [];
   for (const c of config.certificates) {
+    if (only && !only.has(c.id)) continue;
     let created = false;
     try {
       const issuer = c.issuer ?? config.defaults.issuer;
@@ -66,6 +74,41 @@ export async function enrollConfigured(
   }
   if (results.length) deps.logger.info('configured certificates enrolled', { results });
   return results;
+}
+
+/**
+ * Enrols every configured certificate, then keeps trying the ones that failed for a passing reason (the vault
+ * throttled or unreachable while creating them, Temporal not answering) on a backoff, 5 s doubling to 5 min,
+ * until they are enrolled or `stopped()`: a worker that started during a vault's 429 burst must not leave those
+ * certificates without a lifecycle until its next restart. Configuration mistakes are not retried. Resolves with
+ * the first pass's results; the retries go on in the background (`retries`).
+ */
+export async function enrollConfiguredWithRetries(
+  config: CertflowConfig,
+  deps: EnrollDeps,
+  opts: { stopped: () => boolean; firstDelayMs?: number; maxDelayMs?: number },
+): Promise<{ first: EnrolledCertificate[]; retries: Promise<EnrolledCertificate[]> }> {
+  const first = await enrollConfigured(config, deps);
+  const retryable = (r: EnrolledCertificate) => r.status === 'failed' && !CONFIG_PROBLEM.test(r.detail ?? '');
+  const retries = (async () => {
+    const done: EnrolledCertificate[] = [];
+    let left = new Set(first.filter(retryable).map((r) => r.certificateId));
+    let delay = opts.firstDelayMs ?? 5_000;
+    while (left.size > 0 && !opts.stopped()) {
+      deps.logger.info('retrying the enrolment of configured certificates that failed', {
+        certificates: left.size,
+        inSeconds: delay / 1000,
+      });
+      await new Promise((r) => setTimeout(r, delay).unref());
+      if (opts.stopped()) break;
+      const again = await enrollConfigured(config, deps, left);
+      done.push(...again.filter((r) => r.status !== 'failed'));
+      left = new Set(again.filter(retryable).map((r) => r.certificateId));
+      delay = Math.min(delay * 2, opts.maxDelayMs ?? 5 * 60_000);
+    }
+    return done;
+  })();
+  return { first, retries };
 }
 
 /** The task queue of the running lifecycle when it is not `taskQueue` (undefined when it is, or when unknown). */

@@ -21,7 +21,7 @@ import { ConfigError, loadConfig, redactedConfig, resolveSecret, type CertflowCo
 import { checkSecrets } from './config-secrets';
 import { connectTemporal, monitorConnection, workerDataConverter, type ConnectionMonitor } from './connect';
 import { buildDeps } from './deps';
-import { enrollConfigured } from './enroll-configured';
+import { enrollConfiguredWithRetries } from './enroll-configured';
 import { createFleetActivities } from '../activities/fleet';
 import { listLifecycles } from '../activities/lifecycles';
 import { createWaveActivities } from '../activities/wave';
@@ -341,7 +341,14 @@ async function main(): Promise<void> {
       rateLimits: Object.fromEntries(config.issuers.map((i) => [i.name, issueRatePerSecond(i) ?? null])),
       keyCreateRates: vaultRates(vaultQueues),
     });
-    await enrollConfigured(config, { client, vaults: deps.vaults, logger });
+    const enrolment = await enrollConfiguredWithRetries(
+      config,
+      { client, vaults: deps.vaults, logger },
+      { stopped: () => phase !== 'running' },
+    );
+    enrolment.retries.catch((err: unknown) =>
+      logger.error('enrolment retries stopped', { error: (err as Error).message }),
+    );
     await scheduleDiscovery(config, client, logger);
   } catch (err) {
     const isConfig = err instanceof ConfigError;

@@ -9,7 +9,9 @@ import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { startLifecycle } from '../../activities/lifecycles';
 import { parseConfig } from '../../worker/config';
-import { enrollConfigured } from '../../worker/enroll-configured';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Vault } from '../../activities/types';
+import { enrollConfigured, enrollConfiguredWithRetries } from '../../worker/enroll-configured';
 import { createLogger } from '../../worker/logger';
 import { workflowIdFor } from '../../workflows/messages';
 
@@ -19,7 +21,7 @@ const run = `${process.pid}-${Date.now().toString(36)}`;
 const vault = `enroll-${Date.now().toString(36)}`;
 let client: Client;
 
-const configFor = (taskQueue: string, id: string) =>
+const configFor = (taskQueue: string, id: string, create = false) =>
   parseConfig({
     temporal: { address, namespace },
     taskQueue,
@@ -36,7 +38,13 @@ const configFor = (taskQueue: string, id: string) =>
         dns: { kind: 'challtestsrv', managementUrl: 'http://127.0.0.1:8055' },
       },
     ],
-    certificates: [{ id, issuer: 'none-needed' }],
+    certificates: [
+      {
+        id,
+        issuer: 'none-needed',
+        ...(create ? { create: { dnsNames: ['throttled.example.test'], keyType: 'EC' } } : {}),
+      },
+    ],
   });
 
 beforeAll(async () => {
@@ -44,7 +52,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
-  for (const id of [`${vault}/moved`, `${vault}/here`])
+  for (const id of [`${vault}/moved`, `${vault}/here`, `${vault}/throttled`])
     await client.workflow
       .getHandle(workflowIdFor(id))
       .terminate('test over')
@@ -98,5 +106,58 @@ describe('enrollConfigured', () => {
 
     expect(results).toEqual([{ certificateId: id, status: 'already-running', created: false }]);
     expect(lines.some((l) => (JSON.parse(l) as { level?: string }).level === 'warn')).toBe(false);
+  });
+});
+
+describe('enrollConfiguredWithRetries', () => {
+  it('a certificate whose creation met a throttled vault at start is enrolled by the retries, not left without a lifecycle', async () => {
+    const id = `${vault}/throttled`;
+    let creates = 0;
+    // the vault answers 429 to the first two creates (what a Key Vault does beyond its key-create quota)
+    const throttled = {
+      name: vault,
+      describe: async () => {
+        throw ApplicationFailure.create({ message: 'not found', type: 'CertificateNotFound' });
+      },
+      create: async () => {
+        creates += 1;
+        if (creates <= 2)
+          throw ApplicationFailure.create({
+            message: 'vault answered 429 Throttled',
+            type: 'VaultThrottled',
+          });
+      },
+    } as unknown as Vault;
+    const lines: string[] = [];
+    const logger = createLogger({ format: 'json', out: { write: (l: string) => lines.push(l) } });
+    let stopped = false;
+
+    const { first, retries } = await enrollConfiguredWithRetries(
+      configFor(`retry-${run}`, id, true),
+      { client, vaults: new Map([[vault, throttled]]), logger },
+      { stopped: () => stopped, firstDelayMs: 50 },
+    );
+    expect(first).toMatchObject([{ certificateId: id, status: 'failed' }]);
+    const later = await retries;
+    stopped = true;
+    expect(later).toEqual([{ certificateId: id, status: 'started', created: true }]);
+    expect(creates).toBe(3);
+    expect((await client.workflow.getHandle(workflowIdFor(id)).describe()).status.name).toBe('RUNNING');
+    expect(lines.filter((l) => l.includes('retrying the enrolment'))).toHaveLength(2);
+  });
+
+  it('a configuration mistake is not retried', async () => {
+    const id = `${vault}/nowhere`; // its vault is configured, but no adapter was made for it
+    const logger = createLogger({ format: 'json', out: { write: () => undefined } });
+    const { first, retries } = await enrollConfiguredWithRetries(
+      configFor(`retry-${run}`, id, true),
+      { client, vaults: new Map(), logger },
+      { stopped: () => false, firstDelayMs: 50 },
+    );
+    expect(first[0]).toMatchObject({
+      status: 'failed',
+      detail: expect.stringMatching(/^certificates: vault/),
+    });
+    expect(await retries).toEqual([]);
   });
 });
