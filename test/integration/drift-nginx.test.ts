@@ -15,6 +15,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { probeTls } from '../../activities/verify/probe';
 import { certificateLifecycle } from '../../workflows/lifecycle';
 import { renewNowUpdate, statusQuery, workflowIdFor } from '../../workflows/messages';
+import { settledThumbprint } from '../support/nginx';
 import { waitFor } from '../support/proc';
 import type { LocalStack } from '../support/stack';
 import { startStackWithWorker, type StackWithWorker } from '../support/stack-worker';
@@ -70,7 +71,7 @@ describe('drift watch against a real nginx', () => {
     const outcome = await handle.executeUpdate(renewNowUpdate, { args: [{ reason: 'drift test' }] });
     expect(outcome.status).toBe('renewed');
     const current = outcome.newThumbprint!;
-    expect(await served()).toBe(current);
+    expect(await settledThumbprint(served, current)).toBe(current);
 
     // a run continued after the renewal: it probes, and finds nginx serving the current certificate
     const healthy = await waitFor(
@@ -109,10 +110,7 @@ describe('drift watch against a real nginx', () => {
     expect(fixed.thumbprint).toBe(current); // re-bound, not renewed
     expect(fixed.notes!.join('\n')).toMatch(/BindingDrift at .*served another certificate; re-synced/);
     // the re-sync verified it live; our own probe may still meet the worker nginx is retiring, for a moment
-    await waitFor('nginx serving the current certificate again', async () =>
-      (await served()) === current ? true : undefined,
-    ).catch(() => undefined);
-    expect(await served()).toBe(current);
+    expect(await settledThumbprint(served, current)).toBe(current);
 
     // the site stops answering: status says the binding did not answer, instead of showing it healthy
     await stack.nginx.stop();
