@@ -45,6 +45,7 @@ import { createAzureKeyVault } from '../activities/vault/azure-key-vault';
 import { createLocalVault } from '../activities/vault/local';
 import type { RenewalOutcome } from '../workflows/messages';
 import { machineFacts } from '../bench/lib/machine';
+import { startChalltestsrvProxy } from '../test/support/challtestsrv-proxy';
 import { startNginxSites, siteName, type NginxSites } from '../test/support/nginx-sites';
 import { startPebble, type Pebble } from '../test/support/pebble';
 import { freePort, waitFor } from '../test/support/proc';
@@ -159,46 +160,6 @@ function startCaProxy(target: number) {
         for (const s of sockets) s.destroy();
         server.close(() => r());
       }),
-  };
-}
-
-/** challtestsrv's management API through a proxy that records each DNS-01 answer published (one per order). */
-function startDnsProxy(upstreamUrl: string) {
-  const upstream = new URL(upstreamUrl);
-  const txt: Array<{ at: number; host: string; value: string }> = [];
-  const server = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (d: Buffer) => (body += d.toString()));
-    req.on('end', () => {
-      if (req.url === '/set-txt') {
-        const b = JSON.parse(body) as { host?: string; value?: string };
-        txt.push({ at: now(), host: String(b.host), value: String(b.value) });
-      }
-      const out = http.request(
-        {
-          host: upstream.hostname,
-          port: upstream.port,
-          path: req.url,
-          method: req.method,
-          headers: req.headers,
-        },
-        (r) => {
-          res.writeHead(r.statusCode ?? 502, r.headers);
-          r.pipe(res);
-        },
-      );
-      out.on('error', () => res.destroy());
-      out.end(body);
-    });
-  });
-  return {
-    txt,
-    async listen(): Promise<number> {
-      const port = await freePort();
-      await new Promise<void>((r) => server.listen(port, '127.0.0.1', r));
-      return port;
-    },
-    close: () => new Promise<void>((r) => server.close(() => r())),
   };
 }
 
@@ -373,8 +334,7 @@ async function main(): Promise<void> {
     const ca = startCaProxy(Number(new URL(pebble.directoryUrl).port));
     const caPort = await ca.listen();
     stops.push(() => ca.close());
-    const dns = startDnsProxy(pebble.challtestsrvUrl);
-    const dnsPort = await dns.listen();
+    const dns = await startChalltestsrvProxy(pebble.challtestsrvUrl);
     stops.push(() => dns.close());
 
     const names = Array.from({ length: N }, (_, i) => siteName(i + 1));
@@ -503,7 +463,7 @@ async function main(): Promise<void> {
               contactEmail: 'ops@example.test',
               accountKeyVault: VAULT,
               accountKeySecretName: 'acme-account-pebble',
-              dns: { kind: 'challtestsrv', managementUrl: `http://127.0.0.1:${dnsPort}` },
+              dns: { kind: 'challtestsrv', managementUrl: dns.url },
               caBundleFile: path.join(dir, 'pebble-tls-ca.pem'),
               trustAnchorFiles: [path.join(dir, 'pebble-root.pem')],
             },

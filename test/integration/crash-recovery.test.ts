@@ -9,11 +9,11 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
-import http from 'node:http';
 import path from 'node:path';
 import { Client, Connection } from '@temporalio/client';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { lifecycleStatus, renewLifecycle } from '../../activities/lifecycles';
+import { startChalltestsrvProxy, type ChalltestsrvProxy } from '../support/challtestsrv-proxy';
 import { probeSettled, startNginx, type RunningNginx } from '../support/nginx';
 import { startPebble, type Pebble } from '../support/pebble';
 import { freePort, waitFor } from '../support/proc';
@@ -34,14 +34,11 @@ const IN_VALIDATE = path.join(dir, 'in-validate');
 let pebble: Pebble;
 let nginx: RunningNginx;
 let client: Client;
-let dnsProxy: http.Server;
+let dns: ChalltestsrvProxy | undefined;
 let config: string;
 let worker: ChildProcess | undefined;
 let pebbleRoot: string;
 /** challtestsrv management calls, through a proxy that can hold /set-txt (the DNS-01 answer being published). */
-let holdDns = false;
-const heldDns: Array<() => void> = [];
-const txtValues = new Set<string>();
 
 /** The worker service, as its own process group (so SIGKILL takes it and its children at once). */
 function startWorker(name: string): ChildProcess {
@@ -95,35 +92,7 @@ beforeAll(async () => {
   );
   chmodSync(validate, 0o755);
 
-  const upstream = new URL(pebble.challtestsrvUrl);
-  dnsProxy = http.createServer((req, res) => {
-    let body = '';
-    req.on('data', (d: Buffer) => (body += d.toString()));
-    req.on('end', () => {
-      const forward = () => {
-        if (req.url === '/set-txt') txtValues.add(String((JSON.parse(body) as { value?: string }).value));
-        const out = http.request(
-          {
-            host: upstream.hostname,
-            port: upstream.port,
-            path: req.url,
-            method: req.method,
-            headers: req.headers,
-          },
-          (r) => {
-            res.writeHead(r.statusCode ?? 502, r.headers);
-            r.pipe(res);
-          },
-        );
-        out.on('error', () => res.destroy());
-        out.end(body);
-      };
-      if (holdDns && req.url === '/set-txt') heldDns.push(forward);
-      else forward();
-    });
-  });
-  const dnsPort = await freePort();
-  await new Promise<void>((r) => dnsProxy.listen(dnsPort, '127.0.0.1', r));
+  dns = await startChalltestsrvProxy(pebble.challtestsrvUrl);
 
   config = path.join(dir, 'certflow.json');
   writeFileSync(
@@ -148,7 +117,7 @@ beforeAll(async () => {
             contactEmail: 'ops@example.test',
             accountKeyVault: VAULT,
             accountKeySecretName: 'acme-account-pebble',
-            dns: { kind: 'challtestsrv', managementUrl: `http://127.0.0.1:${dnsPort}` },
+            dns: { kind: 'challtestsrv', managementUrl: dns.url },
             caBundleFile: path.join(dir, 'pebble-tls-ca.pem'),
             trustAnchorFiles: [path.join(dir, 'pebble-root.pem')],
           },
@@ -195,28 +164,30 @@ afterAll(async () => {
     .catch(() => undefined);
   if (worker?.exitCode === null && worker.pid) await killWorker(worker).catch(() => undefined);
   rmSync(HOLD_VALIDATE, { force: true });
-  for (const f of heldDns.splice(0)) f();
-  await new Promise((r) => dnsProxy?.close(r));
+  await dns?.close();
   await nginx?.stop();
   await pebble?.stop();
   await client?.connection.close();
 });
 
+/** Distinct DNS-01 answers published: one per ACME order (pebble makes new authorizations per order). */
+const txtValues = () => new Set(dns!.txt.map((t) => t.value));
+
 describe('a worker killed mid-renewal', () => {
   it('during issuance: the restarted worker resumes the same order and finishes within 60 s, one version, one order', async () => {
-    holdDns = true;
+    dns!.holding = true;
     worker = startWorker('worker-a');
     // the configured certificate is created and enrolled at start; its first issuance (Missing) places the order
     await waitFor(
       'the DNS-01 answer to be held (issuance in progress)',
-      async () => (heldDns.length ? true : undefined),
+      async () => (dns!.held() ? true : undefined),
       {
         timeoutMs: 90_000,
       },
     );
     await killWorker(worker);
-    holdDns = false;
-    for (const f of heldDns.splice(0)) f();
+    dns!.holding = false;
+    dns!.release();
     const restarted = Date.now();
     worker = startWorker('worker-b');
     const st = await waitFor(
@@ -232,7 +203,7 @@ describe('a worker killed mid-renewal', () => {
     expect(seconds).toBeLessThan(60);
     expect(st.lastAttempt?.trigger).toBe('Missing');
     expect(await versionsInVault()).toBe(1);
-    expect(txtValues.size).toBe(1); // one authorization: one order (pebble makes new ones per order)
+    expect(txtValues().size).toBe(1); // one authorization: one order (pebble makes new ones per order)
     expect(st.bindings.map((b) => b.status)).toEqual(['bound']);
     const served = await probeSettled(
       { host: '127.0.0.1', port: nginx.port, servername: HOST, caPem: pebbleRoot },
@@ -277,7 +248,7 @@ describe('a worker killed mid-renewal', () => {
     expect(seconds).toBeLessThan(60);
     expect(merged).toBe(2);
     expect(await versionsInVault()).toBe(2);
-    expect(txtValues.size).toBe(2); // one more order for the one renewal
+    expect(txtValues().size).toBe(2); // one more order for the one renewal
     expect(st.bindings.map((b) => b.status)).toEqual(['bound']);
     const served = await probeSettled(
       { host: '127.0.0.1', port: nginx.port, servername: HOST, caPem: pebbleRoot },
