@@ -394,7 +394,8 @@ async function certflowSide(ctx: {
     worker: {
       inProcess: true,
       taskQueue: TASK_QUEUE,
-      maxConcurrentActivities: worker.options.maxConcurrentActivityTaskExecutions,
+      maxConcurrentActivities: (worker.options.tuner as { activityTaskSlotSupplier?: { numSlots?: number } })
+        .activityTaskSlotSupplier?.numSlots,
     },
     enrolAndSettleMs: round(settleMs),
     completed: finished,

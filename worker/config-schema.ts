@@ -11,6 +11,7 @@ import { MAX_DRIFT_EVERY_MINUTES } from '../workflows/lifecycle/drift';
 import { CERTIFICATE_MODES } from '../workflows/lifecycle/mode';
 import { MAX_JITTER_MINUTES, MIN_LIFETIME_PERCENTAGE } from '../workflows/policy';
 import { hostOfAddress, isLoopbackHost } from '../activities/loopback';
+import { DEFAULT_MAX_CONCURRENT_ACTIVITIES } from './activity-slots';
 import { changeControlSchema } from './change-control-config';
 import { discoverySchema } from './discovery-config';
 
@@ -779,6 +780,8 @@ export const configSchema = z.strictObject({
    * replayed from its (short) history when it wakes. Bounds the worker's memory for large fleets.
    */
   maxCachedWorkflows: int('maxCachedWorkflows', 0, 100_000).default(DEFAULT_MAX_CACHED_WORKFLOWS),
+  /** Activities each of the worker's Workers runs at once (worker/activity-slots.ts says why so many). */
+  maxConcurrentActivities: int('maxConcurrentActivities', 1, 100_000).default(DEFAULT_MAX_CONCURRENT_ACTIVITIES),
   log,
   tracing: tracing.optional(),
   /** App Service Certificate orders (Microsoft.CertificateRegistration) to discover, show and renew; none when absent. */

@@ -9,6 +9,7 @@
 import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Activities } from '../activities/index';
+import { DEFAULT_MAX_CONCURRENT_ACTIVITIES } from './activity-slots';
 import { issuerTaskQueueFor } from '../workflows/messages';
 import type { IssuerConfig } from './config';
 import { tighterRate } from './quotas';
@@ -25,6 +26,8 @@ export interface IssuerWorkersOptions {
   dataConverter?: DataConverter;
   /** Tracing (worker/tracing.ts), the same as the main Worker's. */
   plugins?: WorkerOptions['plugins'];
+  /** Activities run at once (config `maxConcurrentActivities`; worker/activity-slots.ts). */
+  maxConcurrentActivities?: number;
 }
 
 export async function createIssuerWorkers(opts: IssuerWorkersOptions): Promise<Worker[]> {
@@ -36,6 +39,7 @@ export async function createIssuerWorkers(opts: IssuerWorkersOptions): Promise<W
         taskQueue: issuerTaskQueueFor(opts.taskQueue, issuer.name),
         activities: { issue: opts.activities.issue, pollIssuance: opts.activities.pollIssuance },
         shutdownGraceTime: opts.shutdownGraceTime,
+        maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? DEFAULT_MAX_CONCURRENT_ACTIVITIES,
         ...rateOption(issueRatePerSecond(issuer)),
         ...(opts.identity ? { identity: `${opts.identity}/issuer-${issuer.name}` } : {}),
         ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),

@@ -285,6 +285,7 @@ async function main(): Promise<void> {
       shutdownGraceTime: grace,
       identity,
       maxCachedWorkflows: config.maxCachedWorkflows,
+      maxConcurrentActivities: config.maxConcurrentActivities,
       ...converter,
       ...plugins,
     });
@@ -296,6 +297,7 @@ async function main(): Promise<void> {
       activities,
       shutdownGraceTime: grace,
       identity,
+      maxConcurrentActivities: config.maxConcurrentActivities,
       ...converter,
       ...plugins,
     });
@@ -307,6 +309,7 @@ async function main(): Promise<void> {
       activities,
       shutdownGraceTime: grace,
       identity,
+      maxConcurrentActivities: config.maxConcurrentActivities,
       ...converter,
       ...plugins,
     });

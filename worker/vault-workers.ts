@@ -8,6 +8,7 @@
 import type { DataConverter } from '@temporalio/common';
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import type { Activities } from '../activities/index';
+import { DEFAULT_MAX_CONCURRENT_ACTIVITIES } from './activity-slots';
 import { vaultTaskQueueFor } from '../workflows/messages';
 import { quotaRatePerSecond, type Quota } from './quotas';
 
@@ -28,6 +29,8 @@ export interface VaultWorkersOptions {
   dataConverter?: DataConverter;
   /** Tracing (worker/tracing.ts): the vault's step is traced like every other activity. */
   plugins?: WorkerOptions['plugins'];
+  /** Activities run at once (config `maxConcurrentActivities`; worker/activity-slots.ts). */
+  maxConcurrentActivities?: number;
 }
 
 /** The rate of each vault's queue (per second), or null when it is not limited; logged at start. */
@@ -47,6 +50,7 @@ export async function createVaultWorkers(opts: VaultWorkersOptions): Promise<Wor
         taskQueue: vaultTaskQueueFor(opts.taskQueue, v.vault),
         activities: { prepareRenewal: opts.activities.prepareRenewal },
         shutdownGraceTime: opts.shutdownGraceTime,
+        maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? DEFAULT_MAX_CONCURRENT_ACTIVITIES,
         ...(rates[v.vault] ? { maxTaskQueueActivitiesPerSecond: rates[v.vault]! } : {}),
         ...(opts.identity ? { identity: `${opts.identity}/vault-${v.vault}` } : {}),
         ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),

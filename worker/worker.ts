@@ -2,6 +2,7 @@
 import { NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import { createRequire } from 'node:module';
 import type { Activities } from '../activities/index';
+import { DEFAULT_MAX_CONCURRENT_ACTIVITIES } from './activity-slots';
 
 const require = createRequire(import.meta.url);
 
@@ -20,6 +21,8 @@ export interface CertflowWorkerOptions {
   identity?: string;
   /** Lifecycles kept in memory between wake-ups (config `maxCachedWorkflows`); the SDK's default when absent. */
   maxCachedWorkflows?: number;
+  /** Activities run at once (config `maxConcurrentActivities`; worker/activity-slots.ts). */
+  maxConcurrentActivities?: number;
   /** Payload encryption (client/payload-codec.ts); the clients must use the same. */
   dataConverter?: WorkerOptions['dataConverter'];
   /** Tracing (worker/tracing.ts); with a prebuilt workflowBundle, bundle it with the same plugins. */
@@ -38,6 +41,7 @@ export async function createCertflowWorker(opts: CertflowWorkerOptions): Promise
     shutdownGraceTime: opts.shutdownGraceTime ?? '30 seconds',
     ...(opts.identity ? { identity: opts.identity } : {}),
     ...(opts.maxCachedWorkflows !== undefined ? { maxCachedWorkflows: opts.maxCachedWorkflows } : {}),
+    maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? DEFAULT_MAX_CONCURRENT_ACTIVITIES,
     // up to this many heartbeats of one activity are coalesced: keep it short, so progress reaches the server soon
     maxHeartbeatThrottleInterval: '5 seconds',
     ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),

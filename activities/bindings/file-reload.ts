@@ -594,6 +594,7 @@ export async function bindSitesBatch(items: BatchItem[]): Promise<BindingOutcome
       serial.push(...written.map((p) => p.index));
     } else {
       const together = written.length > 1 ? `; one reload for ${written.length} sites` : '';
+      await reloadTookEffect(written);
       const probed = await mapLimit(written, PROBE_CONCURRENCY, async (p) => {
         const probe = p.target.probe ? await probeUntil(p.target.probe, p.expected) : undefined;
         heartbeatNow(`${bindingLabel(p.target)}: probed`);
@@ -641,6 +642,32 @@ export async function bindSitesBatch(items: BatchItem[]): Promise<BindingOutcome
 }
 
 const PROBE_CONCURRENCY = 16;
+
+/**
+ * How long a batch waits for its reload to take effect before each site is probed within its own settle window.
+ * `nginx -s reload` returns at once; the new configuration serves only once the master has re-read every site and
+ * started new workers (seconds with thousands of sites, more on a busy machine), and until then the old workers
+ * answer with the old certificates. Probing each site right away failed sites that were fine, rolled them back and
+ * left them on the old certificate (bench/wave.ts, 1,000 sites of 2,000 on one nginx: 7 of them).
+ */
+export const RELOAD_EFFECT_MS = 60_000;
+
+/**
+ * Waits until one of the batch's first sites serves its new certificate (the new configuration is live), or
+ * RELOAD_EFFECT_MS (at least the sites' own settle window) has passed: then each site's probe decides as before.
+ */
+async function reloadTookEffect(written: Prepared[]): Promise<void> {
+  const probed = written.filter((p) => p.target.probe).slice(0, PROBE_CONCURRENCY);
+  if (!probed.length) return;
+  const window = Math.max(RELOAD_EFFECT_MS, ...probed.map((p) => p.target.probe!.settleMs ?? 0));
+  const deadline = Date.now() + window;
+  for (;;) {
+    const seen = await Promise.all(probed.map((p) => probeOnce(p.target.probe!, p.expected)));
+    if (seen.some((x) => x.ok) || Date.now() >= deadline) return;
+    heartbeatNow(`waiting for the reload of ${written.length} sites to take effect`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+}
 
 interface Prepared {
   target: FileReloadTarget;

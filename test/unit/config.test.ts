@@ -76,6 +76,7 @@ describe('parseConfig', () => {
     expect(c.http).toEqual({ port: 9464, host: '127.0.0.1' });
     expect(c.log).toEqual({ level: 'info', format: 'auto' });
     expect(c.shutdownGraceSeconds).toBe(30);
+    expect(c.maxConcurrentActivities).toBe(1000);
     expect(c.vaults).toEqual([]);
   });
 
@@ -88,6 +89,9 @@ describe('parseConfig', () => {
   it('names a field of the wrong type', () => {
     expect(problems({ ...base(), shutdownGraceSeconds: 'soon' })).toEqual([
       'shutdownGraceSeconds: expected shutdownGraceSeconds (a whole number 0-3600)',
+    ]);
+    expect(problems({ ...base(), maxConcurrentActivities: 0 })).toEqual([
+      'maxConcurrentActivities: expected maxConcurrentActivities of at least 1',
     ]);
     expect(problems({ ...base(), temporal: 'localhost' })).toEqual([
       'temporal: expected an object, got a string',
