@@ -26,8 +26,11 @@ beforeAll(async () => {
   connection = await NativeConnection.connect({ address: server.address });
 });
 afterAll(async () => {
-  await connection?.close();
-  await server?.stop();
+  try {
+    await connection?.close();
+  } finally {
+    await server?.stop();
+  }
 });
 
 const noop = async () => undefined;
