@@ -781,7 +781,9 @@ export const configSchema = z.strictObject({
    */
   maxCachedWorkflows: int('maxCachedWorkflows', 0, 100_000).default(DEFAULT_MAX_CACHED_WORKFLOWS),
   /** Activities each of the worker's Workers runs at once (worker/activity-slots.ts says why so many). */
-  maxConcurrentActivities: int('maxConcurrentActivities', 1, 100_000).default(DEFAULT_MAX_CONCURRENT_ACTIVITIES),
+  maxConcurrentActivities: int('maxConcurrentActivities', 1, 100_000).default(
+    DEFAULT_MAX_CONCURRENT_ACTIVITIES,
+  ),
   log,
   tracing: tracing.optional(),
   /** App Service Certificate orders (Microsoft.CertificateRegistration) to discover, show and renew; none when absent. */

@@ -39,7 +39,8 @@ export async function createIssuerWorkers(opts: IssuerWorkersOptions): Promise<W
         taskQueue: issuerTaskQueueFor(opts.taskQueue, issuer.name),
         activities: { issue: opts.activities.issue, pollIssuance: opts.activities.pollIssuance },
         shutdownGraceTime: opts.shutdownGraceTime,
-        maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? DEFAULT_MAX_CONCURRENT_ACTIVITIES,
+        maxConcurrentActivityTaskExecutions:
+          opts.maxConcurrentActivities ?? DEFAULT_MAX_CONCURRENT_ACTIVITIES,
         ...rateOption(issueRatePerSecond(issuer)),
         ...(opts.identity ? { identity: `${opts.identity}/issuer-${issuer.name}` } : {}),
         ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),

@@ -50,7 +50,8 @@ export async function createVaultWorkers(opts: VaultWorkersOptions): Promise<Wor
         taskQueue: vaultTaskQueueFor(opts.taskQueue, v.vault),
         activities: { prepareRenewal: opts.activities.prepareRenewal },
         shutdownGraceTime: opts.shutdownGraceTime,
-        maxConcurrentActivityTaskExecutions: opts.maxConcurrentActivities ?? DEFAULT_MAX_CONCURRENT_ACTIVITIES,
+        maxConcurrentActivityTaskExecutions:
+          opts.maxConcurrentActivities ?? DEFAULT_MAX_CONCURRENT_ACTIVITIES,
         ...(rates[v.vault] ? { maxTaskQueueActivitiesPerSecond: rates[v.vault]! } : {}),
         ...(opts.identity ? { identity: `${opts.identity}/vault-${v.vault}` } : {}),
         ...(opts.dataConverter ? { dataConverter: opts.dataConverter } : {}),
