@@ -509,6 +509,16 @@ const armConsumer = {
   pollIntervalSeconds: int('pollIntervalSeconds', 1, 300).optional(),
 };
 
+/**
+ * How long a file target's probe asks: `settleSeconds` for the new certificate to show after a reload, and while
+ * the site still serves its old certificate (the reload has not taken effect: nginx re-reading thousands of
+ * sites), up to `reloadSeconds`.
+ */
+const fileProbeTiming = {
+  settleSeconds: int('settleSeconds', 0, 600).default(5),
+  reloadSeconds: int('reloadSeconds', 0, 3600).default(60),
+};
+
 const binding = z.discriminatedUnion('kind', [
   z
     .strictObject({
@@ -521,6 +531,7 @@ const binding = z.discriminatedUnion('kind', [
           port: int('port', 1, 65535),
           servername: text('the TLS server name (SNI)'),
           caFile: text('a path to the CA that signs the served chain (PEM)').optional(),
+          ...fileProbeTiming,
         })
         .optional(),
     })
@@ -540,7 +551,7 @@ const binding = z.discriminatedUnion('kind', [
           address: address.optional(),
           servername: text('the TLS server name (SNI)'),
           caFile: text('a path to the CA that signs the served chain (PEM)').optional(),
-          settleSeconds: int('settleSeconds', 0, 600).default(5),
+          ...fileProbeTiming,
         })
         .optional(),
     })

@@ -50,6 +50,8 @@ export function fileTarget(b: FilesConfig, path: string, c: Collector): FileBind
             host: b.probe.host,
             port: b.probe.port,
             servername: b.probe.servername,
+            settleMs: b.probe.settleSeconds * 1000,
+            reloadMs: b.probe.reloadSeconds * 1000,
             ...(b.probe.caFile ? { caPem: c.file(b.probe.caFile, `${path}.probe.caFile`) } : {}),
           },
         }
@@ -289,6 +291,7 @@ async function sshFileTargets(
               port: b.probe.port,
               servername: b.probe.servername,
               settleMs: b.probe.settleSeconds * 1000,
+              reloadMs: b.probe.reloadSeconds * 1000,
               ...(caPem ? { caPem } : {}),
             },
           }

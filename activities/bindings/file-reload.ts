@@ -71,6 +71,12 @@ export interface FileReloadTarget {
     caPem?: string;
     /** How long a reload may take to show (default 5000 ms). */
     settleMs?: number;
+    /**
+     * How long a reload may take to take effect at all (default RELOAD_EFFECT_MS): while the site still serves the
+     * certificate it had before, the server has not switched to the new configuration yet (nginx re-reading
+     * thousands of sites), and the probe keeps asking up to this long; any other answer decides within settleMs.
+     */
+    reloadMs?: number;
   };
   /** How many earlier generations to keep as `<file>.previous`, `<file>.previous.2`, ... (default 1). */
   keepPrevious?: number;
@@ -182,7 +188,7 @@ export async function bindFiles(
     });
   }
 
-  const applied = await applyAndWatch(target, expected);
+  const applied = await applyAndWatch(target, expected, before);
   if (!applied.step) {
     return outcome({
       before,
@@ -198,7 +204,7 @@ export async function bindFiles(
     target,
     snapshot,
     saved,
-    { before, restored },
+    { before, restored, serving: applied.probe?.servedThumbprint ?? null },
     what,
     withReason(outcome, reasonOf(applied.step)),
   );
@@ -217,7 +223,7 @@ async function reloadWritten(
   before: string | null,
   outcome: (o: Omit<BindingOutcome, 'target' | 'binding'>) => BindingOutcome,
 ): Promise<BindingOutcome> {
-  const applied = await applyAndWatch(target, expected);
+  const applied = await applyAndWatch(target, expected, before);
   if (!applied.step) {
     return outcome({
       before,
@@ -242,7 +248,8 @@ async function reloadWritten(
       probe: applied.probe,
     });
   }
-  return rollBack(target, earlier, [], { before, restored }, what, failedStep);
+  const serving = applied.probe?.servedThumbprint ?? null;
+  return rollBack(target, earlier, [], { before, restored, serving }, what, failedStep);
 }
 
 interface StepResult {
@@ -251,7 +258,11 @@ interface StepResult {
   probe?: Probe;
 }
 
-async function applyAndWatch(target: FileReloadTarget, expected: string): Promise<StepResult> {
+async function applyAndWatch(
+  target: FileReloadTarget,
+  expected: string,
+  before: string | null,
+): Promise<StepResult> {
   const host = hostOf(target);
   const validated = await host.run(target.validate);
   heartbeatNow(`${bindingLabel(target)}: validated`);
@@ -260,9 +271,31 @@ async function applyAndWatch(target: FileReloadTarget, expected: string): Promis
   heartbeatNow(`${bindingLabel(target)}: reloaded`);
   if (!reloaded.ok) return { step: 'reload', detail: reloaded.detail };
   if (!target.probe) return { detail: `wrote ${expected}, validated and reloaded (no probe configured)` };
-  const probe = await probeUntil(target.probe, expected);
+  const probe = await probeAfterReload(target, expected, before);
   if (!probe.ok) return { step: 'probe', detail: probe.detail, probe };
   return { detail: `${probe.detail} after reload`, probe };
+}
+
+/**
+ * The probe after a reload of one site (bound alone, or rolled back): its settle window as always, and while it
+ * still serves `stale` (what it served before this reload), up to the probe's reload window: the reload has not
+ * taken effect yet, and the certificate served meanwhile is the one the site had, so waiting costs nothing. A
+ * batch learns the same from its other sites (reloadTookEffect).
+ */
+async function probeAfterReload(
+  target: FileReloadTarget,
+  want: string,
+  stale: string | null,
+): Promise<Probe> {
+  const p = target.probe!;
+  const deadline = Date.now() + (p.reloadMs ?? RELOAD_EFFECT_MS);
+  let probe = await probeUntil(p, want);
+  const late = (x: Probe) => !x.ok && stale !== null && stale !== want && x.servedThumbprint === stale;
+  while (late(probe) && Date.now() < deadline) {
+    heartbeatNow(`${bindingLabel(target)}: still serves ${stale}, waiting for the reload to take effect`);
+    probe = await probeUntil({ ...p, settleMs: Math.min(5_000, deadline - Date.now()) }, want);
+  }
+  return probe;
 }
 
 /** Puts the snapshot back as the live files and the generations as they were, then reloads and probes. */
@@ -270,11 +303,12 @@ async function rollBack(
   target: FileReloadTarget,
   snapshot: Snapshot[],
   generations: Snapshot[],
-  thumbprints: { before: string | null; restored: string | null },
+  /** `serving`: what the site served when the failure was seen (until the rollback's reload takes effect). */
+  thumbprints: { before: string | null; restored: string | null; serving?: string | null },
   what: string,
   outcome: (o: Omit<BindingOutcome, 'target' | 'binding'>) => BindingOutcome,
 ): Promise<BindingOutcome> {
-  const { before, restored } = thumbprints;
+  const { before, restored, serving = null } = thumbprints;
   await restoreFiles(snapshot, target);
   await restoreFiles(generations, target);
   if (snapshot.every((s) => s.content === null)) {
@@ -305,7 +339,7 @@ async function rollBack(
     });
   }
   // after a reload the server serves what is on disk again, which is what we confirm
-  const probe = await probeUntil(target.probe, restored);
+  const probe = await probeAfterReload(target, restored, serving);
   return outcome({
     before,
     after: probe.servedThumbprint,
@@ -628,7 +662,7 @@ export async function bindSitesBatch(items: BatchItem[]): Promise<BindingOutcome
           p.target,
           p.snapshot,
           p.saved,
-          { before: p.before, restored },
+          { before: p.before, restored, serving: probe.servedThumbprint },
           what,
           withReason(p.outcome, 'ProbeMismatch'),
         );
@@ -669,13 +703,13 @@ async function secondLook(written: Prepared[], probed: Array<Probe | undefined>)
 }
 
 /**
- * Waits until one of the batch's first sites serves its new certificate (the new configuration is live), or
- * RELOAD_EFFECT_MS (at least the sites' own settle window) has passed: then each site's probe decides as before.
+ * Waits until one of the batch's first sites serves its new certificate (the new configuration is live), or their
+ * reload window (RELOAD_EFFECT_MS unless configured) has passed: then each site's probe decides as before.
  */
 async function reloadTookEffect(written: Prepared[]): Promise<void> {
   const probed = written.filter((p) => p.target.probe).slice(0, PROBE_CONCURRENCY);
   if (!probed.length) return;
-  const window = Math.max(RELOAD_EFFECT_MS, ...probed.map((p) => p.target.probe!.settleMs ?? 0));
+  const window = Math.max(...probed.map((p) => p.target.probe!.reloadMs ?? RELOAD_EFFECT_MS));
   const deadline = Date.now() + window;
   for (;;) {
     const seen = await Promise.all(probed.map((p) => probeOnce(p.target.probe!, p.expected)));

@@ -11,13 +11,9 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import tls from 'node:tls';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import {
-  batchFileTargets,
-  createFileReloadTarget,
-  type KeyMaterial,
-} from '../../activities/bindings/file-reload';
-import type { BindingTarget } from '../../activities/types';
+import type { FileReloadTarget } from '../../activities/bindings/file-reload';
 import { thumbprintOf } from '../../activities/verify/probe';
+import { syncAsOneBatch } from '../support/file-batch';
 import { createTestCa } from '../support/test-ca';
 import { scratchDir } from '../support/tools';
 
@@ -81,33 +77,20 @@ afterAll(async () => {
 describe('a site still on its old certificate after the reload while the others serve their new ones', () => {
   it('gets a second look and binds instead of being rolled back', async () => {
     const noop = { command: '/bin/true', args: [], timeoutMs: 5_000 };
-    const targets = SITES.map((site) =>
-      createFileReloadTarget({
-        name: site,
-        ...files(site),
-        validate: noop,
-        reload: noop,
-        probe: {
-          host: '127.0.0.1',
-          port,
-          servername: `${site}.${DOMAIN}`,
-          caPem: ca.caCertPem,
-          settleMs: 1_500,
-        },
-      }),
-    );
-    const batched = batchFileTargets(targets);
-    expect(batched).toHaveLength(1);
-    const material: KeyMaterial = { keyPem: to.keyPem, chainPem: [to.certPem] };
-    const out = await (batched[0] as BindingTarget).sync({
-      certificateId: 'kv/lag',
-      version: to.thumbprint,
-      thumbprint: to.thumbprint,
-      previousThumbprint: from.thumbprint,
-      secretId: 'https://kv.example/secrets/lag/1',
-      notAfter: null,
-      material: () => Promise.resolve(material),
-    });
+    const targets = SITES.map((site): FileReloadTarget => ({
+      name: site,
+      ...files(site),
+      validate: noop,
+      reload: noop,
+      probe: {
+        host: '127.0.0.1',
+        port,
+        servername: `${site}.${DOMAIN}`,
+        caPem: ca.caCertPem,
+        settleMs: 1_500,
+      },
+    }));
+    const out = await syncAsOneBatch(targets, { from, to, name: 'lag' });
     expect(out.map((o) => [o.target, o.status, o.probe?.servedThumbprint])).toEqual(
       SITES.map((site) => [site, 'bound', to.thumbprint]),
     );

@@ -10,13 +10,14 @@ import path from 'node:path';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import {
   batchFileTargets,
+  bindFiles,
   createFileReloadTarget,
   fileLeafThumbprint,
   type FileReloadTarget,
-  type KeyMaterial,
 } from '../../activities/bindings/file-reload';
-import type { BindingContext, BindingOutcome, BindingTarget } from '../../activities/types';
+import type { BindingOutcome, BindingTarget } from '../../activities/types';
 import { probeTls, thumbprintOf } from '../../activities/verify/probe';
+import { syncAsOneBatch, type CertPair as Pair } from '../support/file-batch';
 import { settledThumbprint } from '../support/nginx';
 import { siteName, startNginxSites, type NginxSites } from '../support/nginx-sites';
 import { waitFor } from '../support/proc';
@@ -25,12 +26,6 @@ import { scratchDir } from '../support/tools';
 
 const DOMAIN = 'sites.test';
 const SITES = 6;
-
-interface Pair {
-  certPem: string;
-  keyPem: string;
-  thumbprint: string;
-}
 
 let nginx: NginxSites;
 let ca: ReturnType<typeof createTestCa>;
@@ -73,20 +68,8 @@ function target(i: number, overrides: Partial<FileReloadTarget> = {}): FileReloa
   };
 }
 
-async function sync(targets: FileReloadTarget[], next: Pair): Promise<BindingOutcome[]> {
-  const batched = batchFileTargets(targets.map(createFileReloadTarget));
-  expect(batched).toHaveLength(1);
-  const material: KeyMaterial = { keyPem: next.keyPem, chainPem: [next.certPem] };
-  const ctx: BindingContext = {
-    certificateId: 'kv/sites',
-    version: next.thumbprint,
-    thumbprint: next.thumbprint,
-    previousThumbprint: current.thumbprint,
-    secretId: 'https://kv.example/secrets/sites/1',
-    notAfter: null,
-    material: () => Promise.resolve(material),
-  };
-  return (batched[0] as BindingTarget).sync(ctx);
+function sync(targets: FileReloadTarget[], next: Pair): Promise<BindingOutcome[]> {
+  return syncAsOneBatch(targets, { from: current, to: next, name: 'sites' });
 }
 
 const served = async (i: number) =>
@@ -335,6 +318,31 @@ describe('a reload that takes effect late', () => {
     await slow?.stop();
   });
 
+  // `nginx -s reload` returns at once; here the new configuration serves 4 s later, after each probe's 1.5 s
+  // settle window (nginx with thousands of sites on a busy machine: bench/wave.ts at N = 1,000)
+  function lateTargets(s: NginxSites, probe: Partial<NonNullable<FileReloadTarget['probe']>> = {}) {
+    const lateReload = {
+      command: '/bin/sh',
+      args: ['-c', '(sleep 4; exec "$0" "$@") >/dev/null 2>&1 &', s.command, ...s.reloadArgs],
+      timeoutMs: 10_000,
+    };
+    return s.sites.map((site): FileReloadTarget => ({
+      name: site.name,
+      certPath: site.certPath,
+      keyPath: site.keyPath,
+      validate: { command: s.command, args: s.testArgs, timeoutMs: 10_000 },
+      reload: lateReload,
+      probe: {
+        host: '127.0.0.1',
+        port: s.port,
+        servername: site.serverName,
+        caPem,
+        settleMs: 1_500,
+        ...probe,
+      },
+    }));
+  }
+
   it('binds every site: the batch waits for the reload to take effect before each probe (no good site rolled back)', async () => {
     const [from, to] = [pairs[0]!, pairs[1]!];
     slow = await startNginxSites({
@@ -345,37 +353,30 @@ describe('a reload that takes effect late', () => {
       keyPem: from.keyPem,
     });
     const s = slow;
-    // `nginx -s reload` returns at once; here the new configuration serves 4 s later, after each probe's 1.5 s
-    // settle window (nginx with thousands of sites on a busy machine: bench/wave.ts at N = 1,000)
-    const lateReload = {
-      command: '/bin/sh',
-      args: ['-c', '(sleep 4; exec "$0" "$@") >/dev/null 2>&1 &', s.command, ...s.reloadArgs],
-      timeoutMs: 10_000,
-    };
-    const targets = s.sites.map((site) =>
-      createFileReloadTarget({
-        name: site.name,
-        certPath: site.certPath,
-        keyPath: site.keyPath,
-        validate: { command: s.command, args: s.testArgs, timeoutMs: 10_000 },
-        reload: lateReload,
-        probe: { host: '127.0.0.1', port: s.port, servername: site.serverName, caPem, settleMs: 1_500 },
-      }),
-    );
-    const batched = batchFileTargets(targets);
-    expect(batched).toHaveLength(1);
-    const material: KeyMaterial = { keyPem: to.keyPem, chainPem: [to.certPem] };
-    const out = await (batched[0] as BindingTarget).sync({
-      certificateId: 'kv/slow',
-      version: to.thumbprint,
-      thumbprint: to.thumbprint,
-      previousThumbprint: from.thumbprint,
-      secretId: 'https://kv.example/secrets/slow/1',
-      notAfter: null,
-      material: () => Promise.resolve(material),
-    });
+    const out = await syncAsOneBatch(lateTargets(s), { from, to, name: 'slow' });
     expect(out.map((o) => [o.status, o.probe?.servedThumbprint])).toEqual(
       s.sites.map(() => ['bound', to.thumbprint]),
     );
+  });
+
+  it('binds a site bound alone too: while it still serves its old certificate, the probe waits up to reloadMs', async () => {
+    const s = slow!;
+    const [from, to] = [pairs[1]!, pairs[2]!];
+    const bind = (t: FileReloadTarget) =>
+      bindFiles(t, { keyPem: to.keyPem, chainPem: [to.certPem] }, to.thumbprint);
+
+    const lone = await bind(lateTargets(s)[0]!);
+    expect([lone.status, lone.before, lone.probe?.servedThumbprint]).toEqual([
+      'bound',
+      from.thumbprint,
+      to.thumbprint,
+    ]);
+
+    // the same late reload with a reload window shorter than the delay: rolled back after that window (the site
+    // never left its old certificate: the late reload runs after the rollback has put the old files back)
+    const short = await bind(lateTargets(s, { reloadMs: 2_000 })[1]!);
+    expect(short.status).toBe('rolled-back');
+    expect(short.detail).toMatch(/^probe failed: .*serves .*, expected .*; restored the previous files/);
+    expect(short.probe?.servedThumbprint).toBe(from.thumbprint);
   });
 });

@@ -276,9 +276,14 @@ describe('file+reload binding on a real nginx', () => {
   });
 
   it('rolls back when the reload never shows the new certificate', async () => {
-    // a reload command that succeeds without reloading: the probe is what catches it
+    // a reload command that succeeds without reloading: the probe is what catches it, once the site has served
+    // its old certificate for the whole reload window (a reload may take effect late on a large server)
+    const started = Date.now();
     const out = await bindFiles(
-      target({ reload: { command: '/bin/true', args: [] }, probe: { ...target().probe!, settleMs: 600 } }),
+      target({
+        reload: { command: '/bin/true', args: [] },
+        probe: { ...target().probe!, settleMs: 600, reloadMs: 2_000 },
+      }),
       material(certB),
       certB.thumbprint,
     );
@@ -286,6 +291,7 @@ describe('file+reload binding on a real nginx', () => {
     expect(out.status).toBe('rolled-back');
     expect(out.detail).toMatch(/^probe failed: .*serves .*, expected/);
     expect(out.probe?.servedThumbprint).toBe(certA.thumbprint);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(2_000);
     expect(await fileLeafThumbprint(nginx.certPath)).toBe(certA.thumbprint);
     expect(await served()).toBe(certA.thumbprint);
   });

@@ -287,7 +287,10 @@ describe('parseConfig', () => {
       ['web-1', 22, 10],
       ['iis-1', 2222, 10],
     ]);
-    expect(parsed.bindings[0]).toMatchObject({ kind: 'ssh-files', probe: { port: 443, settleSeconds: 5 } });
+    expect(parsed.bindings[0]).toMatchObject({
+      kind: 'ssh-files',
+      probe: { port: 443, settleSeconds: 5, reloadSeconds: 60 },
+    });
     expect(parsed.bindings[1]).toMatchObject({ kind: 'remote-command', timeoutSeconds: 300, maxHosts: 4 });
   });
 
@@ -433,6 +436,37 @@ describe('parseConfig', () => {
       'bindings[0].probe.caFile: expected a path to the CA that signs the served chain (PEM)',
       'bindings[0].probe.settleSeconds: expected settleSeconds of at least 0',
       'bindings[0].probe.hostNames[1]: expected a host name like www.example.com (a wildcard has no name to probe)',
+    ]);
+  });
+
+  it("takes a file target's probe timing: settle 5 s and reload 60 s by default, each named when out of range", () => {
+    const c = base();
+    const files = {
+      kind: 'files',
+      name: 'nginx',
+      certificates: { ids: ['kv-prod/api'] },
+      certPath: '/etc/nginx/site.pem',
+      keyPath: '/etc/nginx/site.key',
+      validate: { command: 'nginx', args: ['-t'] },
+      reload: { command: 'nginx', args: ['-s', 'reload'] },
+    };
+    const probe = { host: '127.0.0.1', port: 443, servername: 'api.example.com' };
+    c.bindings.push(
+      { ...files, probe },
+      { ...files, name: 'big-nginx', probe: { ...probe, settleSeconds: 10, reloadSeconds: 300 } },
+    );
+    const ok = parseConfig(c, {}).bindings;
+    expect(ok[0]).toMatchObject({ probe: { settleSeconds: 5, reloadSeconds: 60 } });
+    expect(ok[1]).toMatchObject({ probe: { settleSeconds: 10, reloadSeconds: 300 } });
+
+    c.bindings[1] = {
+      ...files,
+      name: 'big-nginx',
+      probe: { ...probe, settleSeconds: 601, reloadSeconds: 3601 },
+    };
+    expect(problems(c)).toEqual([
+      'bindings[1].probe.settleSeconds: expected settleSeconds of at most 600',
+      'bindings[1].probe.reloadSeconds: expected reloadSeconds of at most 3600',
     ]);
   });
 

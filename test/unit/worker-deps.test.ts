@@ -11,7 +11,7 @@ import { createAppServiceTarget } from '../../activities/bindings/app-service';
 import { createAcmeIssuer } from '../../activities/issuers/acme';
 import { ConfigError, parseConfig, type BindingConfig, type IssuerConfig } from '../../worker/config';
 import { buildDeps, openVaults } from '../../worker/deps';
-import { appServiceProbe } from '../../worker/deps-bindings';
+import { appServiceProbe, fileTarget } from '../../worker/deps-bindings';
 import { createCollector } from '../../worker/deps-collector';
 import { acmeChallengeOptions } from '../../worker/deps-issuers';
 import { freePort, tcpOpen } from '../support/proc';
@@ -364,6 +364,48 @@ describe('DNS-01 propagation and the App Service probe', () => {
         message: expect.stringMatching(/readable file .*nope\.pem \(ENOENT\)/),
       },
     ]);
+  });
+});
+
+describe('fileTarget', () => {
+  it("gives the adapter the probe's settle and reload windows in ms (defaults 5 s and 60 s)", () => {
+    const parsed = parseConfig(
+      {
+        vaults: [
+          { kind: 'local', name: 'lv', dir: path.join(tmp, 'vault'), encryptionKey: { env: 'VAULT_KEY' } },
+        ],
+        issuers: [{ kind: 'dev-ca', name: 'self', dir: path.join(tmp, 'ca'), validity: { days: 1 } }],
+        bindings: [
+          {
+            kind: 'files',
+            name: 'nginx',
+            certificates: { pattern: 'lv/*' },
+            certPath: '/etc/nginx/site.pem',
+            keyPath: '/etc/nginx/site.key',
+            validate: { command: 'nginx', args: ['-t'] },
+            reload: { command: 'nginx', args: ['-s', 'reload'] },
+            probe: { host: '127.0.0.1', port: 443, servername: 'www.example.com' },
+          },
+        ],
+        certificates: [{ id: 'lv/www', issuer: 'self' }],
+      },
+      env,
+    );
+    const b = parsed.bindings[0] as Extract<BindingConfig, { kind: 'files' }>;
+    const c = createCollector({});
+    expect(fileTarget(b, 'bindings[0]', c).probe).toEqual({
+      host: '127.0.0.1',
+      port: 443,
+      servername: 'www.example.com',
+      settleMs: 5_000,
+      reloadMs: 60_000,
+    });
+    expect(
+      fileTarget({ ...b, probe: { ...b.probe!, reloadSeconds: 0 } }, 'bindings[0]', c).probe,
+    ).toMatchObject({
+      reloadMs: 0,
+    });
+    expect(c.issues).toEqual([]);
   });
 });
 
