@@ -13,7 +13,7 @@ import { parseCertificateId } from './ids';
 import { lifecycleHandle, lifecycleStatus, listLifecycles, renewLifecycle } from './lifecycles';
 import type { Issuer, Vault } from './types';
 import { historyQuery } from '../workflows/messages';
-import { reissuedSince, revocationReasonOf, selectCandidates } from '../workflows/wave-plan';
+import { reissuedSince, revocationReasonOf, selectCandidates, waveSizeProblem } from '../workflows/wave-plan';
 import type { WaveEntry, WaveReason, WaveSelection } from '../workflows/wave-messages';
 
 export interface WaveActivityDeps {
@@ -73,6 +73,9 @@ export function createWaveActivities(deps: WaveActivityDeps) {
         }
       }
       const entries = selectCandidates(rows, sel, now, tagged);
+      const tooLarge = waveSizeProblem(entries);
+      if (tooLarge)
+        throw ApplicationFailure.create({ message: tooLarge, type: 'InvalidWave', nonRetryable: true });
       const vaultRates = Object.fromEntries(
         [...new Set(entries.map((e) => e.vault))].map((v) => [v, deps.vaultRates[v] ?? null]),
       );

@@ -256,3 +256,86 @@ export function progressLine(p: WaveProgress): string {
 export function revocationReasonOf(reason: WaveProgress['reason']): { code: number; name: string } {
   return reason === 'key-compromise' ? { code: 1, name: 'keyCompromise' } : { code: 4, name: 'superseded' };
 }
+
+/**
+ * How large a wave may be. A wave carries every entry with its result in single Temporal payloads (the
+ * selection's answer, each run's continue-as-new input, the report it returns), and Temporal refuses a payload
+ * over 2 MiB: a run that could not continue as new would stop mid-wave. So a selection is taken only when its
+ * entries fit once every one has finished with its thumbprints, times, flags, an error type and a pointer to the
+ * lifecycle (the shortest form fitEntries falls back to when messages and notes do not fit in full): 3,204
+ * certificates at 50-character ids, 2,096 at the longest names Key Vault allows (test/unit/wave-plan.test.ts);
+ * larger fleets go in several waves, by vault, issuer, tag or expiry.
+ */
+export const WAVE_PAYLOAD_LIMIT_BYTES = 2 * 1024 * 1024;
+/** What the entries may take of a payload: the rest is kept for the wave's input, progress and encoding. */
+export const WAVE_ENTRIES_BUDGET_BYTES = WAVE_PAYLOAD_LIMIT_BYTES - 64 * 1024;
+/** What an entry grows by at most when it finishes, in its shortest form, besides its id once more. */
+const ENTRY_GROWTH_BYTES = 420;
+/** Error types are our own short names: in the shortest form, their word characters, at most this many. */
+const ERROR_TYPE_CHARS = 80;
+
+type Selected = Pick<WaveEntry, 'id' | 'vault' | 'issuer' | 'expiresAt'>;
+
+/** The most a selection's entries weigh once every one has finished, in the shortest form (UTF-8 JSON bytes). */
+export function waveOutcomeBytes(entries: readonly Selected[]): number {
+  let bytes = 2;
+  for (const e of entries) {
+    const { id, vault, issuer, expiresAt } = e;
+    bytes += utf8Length(JSON.stringify({ id, vault, issuer, expiresAt, status: 'cancelled' }));
+    bytes += ENTRY_GROWTH_BYTES + utf8Length(JSON.stringify(id));
+  }
+  return bytes;
+}
+
+/** Why a selection is too large for one wave, naming what to do, or undefined. */
+export function waveSizeProblem(entries: readonly Selected[]): string | undefined {
+  const bytes = waveOutcomeBytes(entries);
+  if (bytes <= WAVE_ENTRIES_BUDGET_BYTES) return undefined;
+  const fits = Math.floor((entries.length * WAVE_ENTRIES_BUDGET_BYTES) / bytes);
+  return (
+    `selection: ${entries.length} certificates are more than one wave carries (about ${fits} of these: a wave ` +
+    'keeps every certificate and its result in one Temporal payload of at most 2 MiB); narrow it with --vault, ' +
+    '--issuer, --tag or --expiring-within and run several waves (--dry-run shows what each selects)'
+  );
+}
+
+/**
+ * The entries as a payload carries them: in full when they fit the budget, else with error messages and notes cut
+ * (to 300 characters, then 60), at last with each error's type and where to read the rest (`certflow status`).
+ * A selection that passed waveSizeProblem always fits in that last form.
+ */
+export function fitEntries(entries: WaveEntry[], budget = WAVE_ENTRIES_BUDGET_BYTES): WaveEntry[] {
+  let fitted = entries;
+  for (const limit of [300, 60, 0]) {
+    if (utf8Length(JSON.stringify(fitted)) <= budget) return fitted;
+    fitted = entries.map((e) => shortened(e, limit));
+  }
+  return fitted;
+}
+
+function shortened(e: WaveEntry, limit: number): WaveEntry {
+  const cut = (s: string) => (s.length <= limit ? s : limit ? `${s.slice(0, limit - 1)}…` : '');
+  const out: WaveEntry = { ...e };
+  if (e.note !== undefined) out.note = cut(e.note);
+  if (e.error)
+    out.error = {
+      type: limit ? e.error.type : e.error.type.replace(/[^\w.-]/g, '').slice(0, ERROR_TYPE_CHARS),
+      message: limit ? cut(e.error.message) : `see certflow status ${e.id}`,
+    };
+  return out;
+}
+
+/** UTF-8 length without Buffer (workflow code has none). */
+function utf8Length(s: string): number {
+  let n = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c < 0x80) n += 1;
+    else if (c < 0x800) n += 2;
+    else if (c >= 0xd800 && c <= 0xdbff && i + 1 < s.length) {
+      n += 4;
+      i++;
+    } else n += 3;
+  }
+  return n;
+}

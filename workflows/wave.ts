@@ -17,6 +17,7 @@ import {
   condition,
   continueAsNew,
   log,
+  patched,
   proxyActivities,
   setCurrentDetails,
   setHandler,
@@ -27,6 +28,7 @@ import type { WaveActivities } from '../activities/wave';
 import { describeFailure } from './failures';
 import {
   DEFAULT_CONCURRENCY,
+  fitEntries,
   MAX_CONCURRENCY,
   newPacer,
   nextStart,
@@ -67,6 +69,12 @@ const { renewForWave } = proxyActivities<WaveActivities>({
   heartbeatTimeout: '1 minute',
   retry: { initialInterval: '10s', backoffCoefficient: 2, maximumInterval: '5 minutes', maximumAttempts: 5 },
 });
+
+/**
+ * Since release 3.2 the entries a run carries into the next one and into its report are fitted to Temporal's
+ * payload limit (wave-plan.ts fitEntries: long messages and notes cut when all would not fit).
+ */
+export const WAVE_FIT_ENTRIES = 'wave-fit-entries';
 
 /** Search attributes are written at most this often (one history event each), and on every change of state. */
 const SA_EVERY = 0.05;
@@ -223,6 +231,7 @@ export async function reissueWave(input: WaveInput): Promise<WaveReport> {
     if (running === 0 && !c.entries.some((e) => e.status === 'pending')) break;
     if (draining && running === 0) {
       await condition(allHandlersFinished);
+      if (patched(WAVE_FIT_ENTRIES)) c.entries = fitEntries(c.entries);
       await continueAsNew<typeof reissueWave>({ ...input, carried: c });
     }
     const seenWakes = wakes;
@@ -250,6 +259,7 @@ export async function reissueWave(input: WaveInput): Promise<WaveReport> {
 
   state = c.cancelled ? 'Cancelled' : 'Done';
   finishedAt = new Date().toISOString();
+  if (patched(WAVE_FIT_ENTRIES)) c.entries = fitEntries(c.entries);
   show();
   const report: WaveReport = { ...progress(), finishedAt, entries: c.entries };
   log.info('re-issue wave finished', {

@@ -3,13 +3,18 @@
  * ends with its report; and `certflow reissue status|pause|resume|cancel|report <name>` for a wave that runs.
  * The wave runs in Temporal: Ctrl-C stops following, never the wave.
  */
-import { WorkflowExecutionAlreadyStartedError, WorkflowNotFoundError } from '@temporalio/client';
+import {
+  WorkflowExecutionAlreadyStartedError,
+  WorkflowFailedError,
+  WorkflowNotFoundError,
+} from '@temporalio/client';
 import { DEFAULT_TASK_QUEUE, listLifecycles } from '../../activities/lifecycles';
 import {
   MAX_CONCURRENCY,
   progressBar,
   progressLine,
   selectCandidates,
+  waveSizeProblem,
   selectionProblem,
 } from '../../workflows/wave-plan';
 import {
@@ -27,7 +32,7 @@ import {
   waveResumeSignal,
   waveWorkflowId,
 } from '../../workflows/wave-messages';
-import { EXIT, parseDuration, parseTag, parseWholeNumber, usageError } from '../args';
+import { CliError, EXIT, parseDuration, parseTag, parseWholeNumber, usageError } from '../args';
 import { type CommandContext, type CommandImpl, JSON_OPTION, NotFoundError } from '../context';
 import { csv, dash, table } from '../format';
 
@@ -205,6 +210,7 @@ async function start(ctx: CommandContext): Promise<number> {
         wave: name,
         dryRun: true,
         selected: entries.map((e) => ({ id: e.id, issuer: e.issuer, expiresAt: e.expiresAt })),
+        ...(waveSizeProblem(entries) ? { refused: waveSizeProblem(entries) } : {}),
       });
     else {
       ctx.print(
@@ -217,7 +223,10 @@ async function start(ctx: CommandContext): Promise<number> {
         `${entries.length} certificate(s) would be re-issued by wave ${name} (nothing started: --dry-run)`,
       );
     }
-    return EXIT.ok;
+    // the wave would refuse this selection when it starts: say so now
+    const tooLarge = waveSizeProblem(entries);
+    if (tooLarge) ctx.note(tooLarge);
+    return tooLarge ? EXIT.failed : EXIT.ok;
   }
 
   // a re-run of a name skips what its first run re-issued: since = that run's start, unless told
@@ -282,7 +291,7 @@ async function steer(ctx: CommandContext, verb: Verb, name: string): Promise<num
   if (verb === 'report' || (verb === 'status' && !running)) {
     const report: WaveReport = running
       ? await handle.query(waveReportQuery)
-      : ((await handle.result()) as WaveReport);
+      : await waveResult(name, handle.result() as Promise<WaveReport>);
     printReport(ctx, report);
     return report.failed > 0 ? EXIT.failed : EXIT.ok;
   }
@@ -344,10 +353,23 @@ async function follow(ctx: CommandContext, name: string): Promise<number> {
     ]);
   }
   if (live) ctx.live('');
-  const report = await result;
+  const report = await waveResult(name, result);
   if (!ctx.json) ctx.note(`${name} ${progressBar(report)} ${progressLine(report)}`);
   printReport(ctx, report);
   return report.failed > 0 ? EXIT.failed : EXIT.ok;
+}
+
+/** The wave's report, or why the wave itself failed, in its own words (not "Workflow execution failed"). */
+async function waveResult(name: string, result: Promise<WaveReport>): Promise<WaveReport> {
+  try {
+    return await result;
+  } catch (err) {
+    if (!(err instanceof WorkflowFailedError)) throw err;
+    let cause: Error = err;
+    while (cause.cause instanceof Error) cause = cause.cause;
+    const type = (cause as { type?: string }).type;
+    throw new CliError(`wave ${name} failed: ${type ? `${type}: ` : ''}${cause.message}`, EXIT.failed);
+  }
 }
 
 const short = (t: string | null | undefined) => (t ? t.slice(0, 12) : '-');

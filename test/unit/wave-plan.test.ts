@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  fitEntries,
   formatDuration,
   newPacer,
   nextStart,
@@ -12,8 +13,12 @@ import {
   selectCandidates,
   selectionProblem,
   type CandidateRow,
+  WAVE_ENTRIES_BUDGET_BYTES,
+  WAVE_PAYLOAD_LIMIT_BYTES,
+  waveOutcomeBytes,
+  waveSizeProblem,
 } from '../../workflows/wave-plan';
-import type { WaveEntry } from '../../workflows/wave-messages';
+import type { WaveCarried, WaveEntry, WaveInput } from '../../workflows/wave-messages';
 import {
   KEY_VAULT_HSM_KEY_CREATES,
   KEY_VAULT_KEY_CREATES,
@@ -302,5 +307,97 @@ describe('quotas as task-queue rates', () => {
     expect(priorityOf('Expired')).toEqual({ priorityKey: 2 });
     expect(priorityOf('NearingRenewal')).toBeUndefined();
     expect(priorityOf('Retry')).toBeUndefined();
+  });
+});
+
+describe("a wave's size: Temporal's 2 MiB payload limit", () => {
+  const utf8 = (v: unknown) => Buffer.byteLength(JSON.stringify(v), 'utf8');
+  // the longest names there are by default: a Key Vault certificate name of 127 characters in a vault name of 24,
+  // an issuer name of 127; or ids of 50 characters with names of 10
+  const selected = (n: number, nameLength = 127): WaveEntry[] =>
+    Array.from({ length: n }, (_, i) => ({
+      id: `${'v'.repeat(nameLength === 127 ? 24 : 10)}/${String(i).padStart(nameLength, 'c')}`,
+      vault: 'v'.repeat(nameLength === 127 ? 24 : 10),
+      issuer: 'i'.repeat(nameLength === 127 ? 127 : 10),
+      expiresAt: '2026-12-02T12:00:00.000Z',
+      status: 'pending' as const,
+    }));
+  /** The largest selection of these that one wave takes. */
+  const largest = (nameLength: number) => {
+    let [lo, hi] = [1, 20_000];
+    while (lo < hi) {
+      const mid = Math.ceil((lo + hi) / 2);
+      if (waveSizeProblem(selected(mid, nameLength))) hi = mid - 1;
+      else lo = mid;
+    }
+    return lo;
+  };
+  // every entry finished as badly for the size as can be: long texts with escapes, control and non-ASCII characters
+  const nasty = '"\\\u0001\n€😀'.repeat(2_000);
+  const finished = (e: WaveEntry, i: number): WaveEntry => ({
+    ...e,
+    status: i % 2 ? 'failed' : 'skipped',
+    oldThumbprint: 'A'.repeat(40),
+    newThumbprint: 'B'.repeat(40),
+    notAfter: '2027-03-02T12:00:00.000Z',
+    newKey: false,
+    revoked: 'unsupported',
+    note: nasty,
+    error: { type: `Type${nasty}`, message: nasty },
+    finishedAt: '2026-12-02T13:00:00.000Z',
+  });
+
+  it('takes 3,000+ certificates at 50-character ids and 2,000+ at the longest names; one more is refused, naming what to do', () => {
+    const at50 = largest(50 - 11);
+    const atLongest = largest(127);
+    expect(at50).toBeGreaterThan(3_000);
+    expect(atLongest).toBeGreaterThan(2_000);
+    expect(waveSizeProblem(selected(atLongest))).toBeUndefined();
+    expect(waveSizeProblem(selected(atLongest + 1))).toBe(
+      `selection: ${atLongest + 1} certificates are more than one wave carries (about ${atLongest} of these: a ` +
+        'wave keeps every certificate and its result in one Temporal payload of at most 2 MiB); narrow it with ' +
+        '--vault, --issuer, --tag or --expiring-within and run several waves (--dry-run shows what each selects)',
+    );
+    expect(waveOutcomeBytes([])).toBeLessThan(10);
+  });
+
+  it('the largest selection taken, every entry finished at its worst, still fits: in each run input and the report', () => {
+    const n = largest(127);
+    const entries = selected(n).map(finished);
+    expect(utf8(entries)).toBeGreaterThan(10 * WAVE_PAYLOAD_LIMIT_BYTES); // without fitting: far over
+    const fitted = fitEntries(entries);
+    expect(utf8(fitted)).toBeLessThanOrEqual(WAVE_ENTRIES_BUDGET_BYTES);
+    const carried: WaveCarried = {
+      startedAt: NOW.toISOString(),
+      entries: fitted,
+      vaultRates: { ['v'.repeat(24)]: 1.6 },
+      paused: { reason: 'r'.repeat(500), by: 'someone', since: NOW.toISOString() },
+      cancelled: false,
+      pausedMs: 0,
+    };
+    const input: WaveInput = {
+      reason: 'key-compromise',
+      note: 'n'.repeat(300),
+      selection: { all: true },
+      requestedBy: 'someone (cli)',
+      carried,
+    };
+    expect(utf8(input)).toBeLessThan(WAVE_PAYLOAD_LIMIT_BYTES);
+    // the shortest form keeps the error type and points to the lifecycle
+    expect(fitted[1]!.error).toEqual({
+      type: 'Type',
+      message: `see certflow status ${fitted[1]!.id}`,
+    });
+    expect(fitted[1]!.newThumbprint).toBe('B'.repeat(40));
+  });
+
+  it('leaves entries that fit as they are, and cuts long texts to 300 characters before anything else', () => {
+    const few = selected(3, 10).map(finished);
+    expect(fitEntries(few)).toBe(few);
+    const cut = fitEntries(few, utf8(few) - 1);
+    expect(cut[0]!.note).toHaveLength(300);
+    expect(cut[0]!.note!.endsWith('…')).toBe(true);
+    expect(cut[1]!.error!.message).toBe(`${nasty.slice(0, 299)}…`);
+    expect(few[0]!.note).toBe(nasty); // the wave's own entries are not changed
   });
 });

@@ -12,12 +12,14 @@ import { NativeConnection, Worker } from '@temporalio/worker';
 import { createRequire } from 'node:module';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { WaveActivities } from '../../activities/wave';
+import { runCli } from '../../client/cli';
 import { reissueWave } from '../../workflows/wave';
 import {
   type WaveInput,
   type WaveEntry,
   waveCancelSignal,
   waveProgressQuery,
+  waveWorkflowId,
 } from '../../workflows/wave-messages';
 import { waitFor } from '../support/proc';
 
@@ -38,7 +40,16 @@ afterAll(async () => {
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** N certificates over two vaults; renewals take `renewMs` of workflow time; some skipped or failing. */
-function fakeWave(n: number, opts: { skip?: Set<string>; fail?: Set<string>; renewMs?: number } = {}) {
+function fakeWave(
+  n: number,
+  opts: {
+    skip?: Set<string>;
+    fail?: Set<string>;
+    renewMs?: number;
+    failMessage?: string;
+    rates?: Record<string, number | null>;
+  } = {},
+) {
   const started: Array<{ id: string; at: number }> = [];
   let maxRunning = 0;
   let running = 0;
@@ -50,7 +61,7 @@ function fakeWave(n: number, opts: { skip?: Set<string>; fail?: Set<string>; ren
     status: 'pending' as const,
   }));
   const acts: WaveActivities = {
-    selectWave: async () => ({ entries, vaultRates: { 'kv-0': 5, 'kv-1': 5 } }),
+    selectWave: async () => ({ entries, vaultRates: opts.rates ?? { 'kv-0': 5, 'kv-1': 5 } }),
     inspectForWave: async ({ certificateId }) => ({
       skip: opts.skip?.has(certificateId) ? 're-issued since' : null,
       thumbprint: 'OLD',
@@ -64,7 +75,7 @@ function fakeWave(n: number, opts: { skip?: Set<string>; fail?: Set<string>; ren
         await sleep(opts.renewMs ?? 100);
         if (opts.fail?.has(certificateId))
           throw ApplicationFailure.create({
-            message: 'CA said no',
+            message: opts.failMessage ?? 'CA said no',
             type: 'AcmeRejected',
             nonRetryable: true,
           });
@@ -146,13 +157,42 @@ describe('re-issue wave', () => {
     expect(report).toMatchObject({ state: 'Cancelled', total: 10, reissued: 2, cancelled: 8, pending: 0 });
   });
 
-  it('refuses a wave without a selection, naming the field', async () => {
+  it("fits its report to Temporal's 2 MiB payload limit: 300 failures with 10 KB messages (3 MB) end Done", async () => {
+    const n = 300;
+    const failMessage = `the CA answered: ${'x'.repeat(10_000)}`;
+    const fake = fakeWave(n, {
+      fail: new Set(Array.from({ length: n }, (_, i) => `kv-${i % 2}/c${i}`)),
+      renewMs: 10,
+      failMessage,
+      rates: { 'kv-0': null, 'kv-1': null },
+    });
+    const handle = await withWorker(fake.acts, async (taskQueue) => {
+      const h = await client.workflow.start(reissueWave, {
+        taskQueue,
+        workflowId: `wave-fit-${Date.now()}`,
+        args: [{ ...INPUT, concurrency: 50 }],
+        // without fitting, the completion is refused and retried: fail fast instead of waiting for the test's timeout
+        workflowExecutionTimeout: '60s',
+      });
+      await h.result();
+      return h;
+    });
+    const report = await handle.result();
+    expect(report).toMatchObject({ state: 'Done', total: n, failed: n });
+    expect(Buffer.byteLength(JSON.stringify(report))).toBeLessThan(2 * 1024 * 1024);
+    // every failure keeps its type and the start of its message
+    expect(report.entries.every((e) => e.error?.type === 'AcmeRejected')).toBe(true);
+    expect(report.entries[0]!.error!.message).toBe(`${failMessage.slice(0, 299)}…`);
+  });
+
+  it('refuses a wave without a selection, naming the field (also in the CLI report of the failed wave)', async () => {
     const fake = fakeWave(1);
+    const name = `bad-${Date.now()}`;
     const err = await withWorker(fake.acts, (taskQueue) =>
       client.workflow
         .execute(reissueWave, {
           taskQueue,
-          workflowId: `wave-bad-${Date.now()}`,
+          workflowId: waveWorkflowId(name),
           args: [{ ...INPUT, selection: {} }],
         })
         .catch((e: unknown) => e),
@@ -162,5 +202,19 @@ describe('re-issue wave', () => {
       /^selection: expected --all/,
     );
     expect(fake.started).toHaveLength(0);
+
+    let out = '';
+    let stderr = '';
+    const code = await runCli(['reissue', 'report', name], {
+      client,
+      out: { write: (t: string) => (out += t) },
+      err: { write: (t: string) => (stderr += t) },
+      env: {},
+      pollIntervalMs: 250,
+    });
+    expect([code, out]).toEqual([1, '']);
+    expect(stderr).toMatch(
+      new RegExp(`^certflow: wave ${name} failed: InvalidWave: selection: expected --all`),
+    );
   });
 });
