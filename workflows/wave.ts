@@ -123,7 +123,8 @@ export async function reissueWave(input: WaveInput): Promise<WaveReport> {
   const progress = () => progressOf(waveId, input.reason, stateNow(), c, Date.now());
 
   setHandler(waveProgressQuery, progress);
-  setHandler(waveReportQuery, () => ({ ...progress(), finishedAt, entries: c.entries }));
+  // a query's answer is a payload too: fitted as the report is (a query changes no history, so no patch)
+  setHandler(waveReportQuery, () => ({ ...progress(), finishedAt, entries: fitEntries(c.entries) }));
   setHandler(wavePauseSignal, ({ reason, by }) => {
     if (c.paused || c.cancelled) return;
     c.paused = {

@@ -19,6 +19,7 @@ import {
   type WaveEntry,
   waveCancelSignal,
   waveProgressQuery,
+  waveReportQuery,
   waveWorkflowId,
 } from '../../workflows/wave-messages';
 import { waitFor } from '../support/proc';
@@ -48,6 +49,8 @@ function fakeWave(
     renewMs?: number;
     failMessage?: string;
     rates?: Record<string, number | null>;
+    /** Renewals of these wait for it. */
+    held?: { ids: Set<string>; until: Promise<void> };
   } = {},
 ) {
   const started: Array<{ id: string; at: number }> = [];
@@ -73,6 +76,7 @@ function fakeWave(
       maxRunning = Math.max(maxRunning, running);
       try {
         await sleep(opts.renewMs ?? 100);
+        if (opts.held?.ids.has(certificateId)) await opts.held.until;
         if (opts.fail?.has(certificateId))
           throw ApplicationFailure.create({
             message: opts.failMessage ?? 'CA said no',
@@ -157,16 +161,19 @@ describe('re-issue wave', () => {
     expect(report).toMatchObject({ state: 'Cancelled', total: 10, reissued: 2, cancelled: 8, pending: 0 });
   });
 
-  it("fits its report to Temporal's 2 MiB payload limit: 300 failures with 10 KB messages (3 MB) end Done", async () => {
-    const n = 300;
-    const failMessage = `the CA answered: ${'x'.repeat(10_000)}`;
+  it("fits its report to Temporal's 2 MiB payload limit: 150 failures with 15 KB messages (2.2 MB) end Done, and answer mid-wave", async () => {
+    const n = 150;
+    const failMessage = `the CA answered: ${'x'.repeat(15_000)}`;
+    let release!: () => void;
+    const last = `kv-1/c${n - 1}`;
     const fake = fakeWave(n, {
-      fail: new Set(Array.from({ length: n }, (_, i) => `kv-${i % 2}/c${i}`)),
+      fail: new Set(Array.from({ length: n - 1 }, (_, i) => `kv-${i % 2}/c${i}`)),
       renewMs: 10,
       failMessage,
       rates: { 'kv-0': null, 'kv-1': null },
+      held: { ids: new Set([last]), until: new Promise<void>((r) => (release = r)) },
     });
-    const handle = await withWorker(fake.acts, async (taskQueue) => {
+    const { report, midway } = await withWorker(fake.acts, async (taskQueue) => {
       const h = await client.workflow.start(reissueWave, {
         taskQueue,
         workflowId: `wave-fit-${Date.now()}`,
@@ -174,14 +181,23 @@ describe('re-issue wave', () => {
         // without fitting, the completion is refused and retried: fail fast instead of waiting for the test's timeout
         workflowExecutionTimeout: '60s',
       });
-      await h.result();
-      return h;
+      // mid-wave, with every failure in (2.2 MB of messages), the report query answers too: fitted as well (without,
+      // the query never answers and the test times out)
+      await waitFor(
+        'every failure in',
+        async () => ((await h.query(waveProgressQuery)).failed === n - 1 ? true : undefined),
+        { timeoutMs: 45_000 },
+      );
+      const mid = await h.query(waveReportQuery);
+      release();
+      return { report: await h.result(), midway: mid };
     });
-    const report = await handle.result();
-    expect(report).toMatchObject({ state: 'Done', total: n, failed: n });
+    expect(midway).toMatchObject({ total: n, failed: n - 1, running: 1 });
+    expect(Buffer.byteLength(JSON.stringify(midway))).toBeLessThan(2 * 1024 * 1024);
+    expect(report).toMatchObject({ state: 'Done', total: n, failed: n - 1, reissued: 1 });
     expect(Buffer.byteLength(JSON.stringify(report))).toBeLessThan(2 * 1024 * 1024);
     // every failure keeps its type and the start of its message
-    expect(report.entries.every((e) => e.error?.type === 'AcmeRejected')).toBe(true);
+    expect(report.entries.filter((e) => e.error).every((e) => e.error!.type === 'AcmeRejected')).toBe(true);
     expect(report.entries[0]!.error!.message).toBe(`${failMessage.slice(0, 299)}…`);
   });
 
