@@ -73,7 +73,7 @@ export function createWaveActivities(deps: WaveActivityDeps) {
         }
       }
       const entries = selectCandidates(rows, sel, now, tagged);
-      const tooLarge = waveSizeProblem(entries);
+      const tooLarge = waveSizeProblem(entries, sel.part);
       if (tooLarge)
         throw ApplicationFailure.create({ message: tooLarge, type: 'InvalidWave', nonRetryable: true });
       const vaultRates = Object.fromEntries(

@@ -17,6 +17,12 @@ export interface WaveSelection {
   tag?: { name: string; value: string };
   /** Only certificates expiring within this many seconds of the wave's start. */
   expiringWithinSeconds?: number;
+  /**
+   * Only the certificates of part `index` (1-based) of `of`: a selection too large for one wave is split into
+   * waves by a stable hash of each certificate's id (workflows/wave-plan.ts partOfId), so each certificate falls
+   * in exactly one part, whenever and wherever the selection is taken.
+   */
+  part?: { index: number; of: number };
 }
 
 export interface WaveInput {

@@ -37,7 +37,37 @@ export function selectionProblem(sel: WaveSelection | undefined): string | undef
     !(Number.isFinite(sel.expiringWithinSeconds) && sel.expiringWithinSeconds > 0)
   )
     return 'expiringWithin: expected a positive duration like 30d';
+  if (
+    sel.part !== undefined &&
+    !(
+      sel.part &&
+      Number.isInteger(sel.part.of) &&
+      sel.part.of >= 1 &&
+      sel.part.of <= MAX_PARTS &&
+      Number.isInteger(sel.part.index) &&
+      sel.part.index >= 1 &&
+      sel.part.index <= sel.part.of
+    )
+  )
+    return `part: expected a part index from 1 to its count, and a count from 1 to ${MAX_PARTS}`;
   return undefined;
+}
+
+/** The most waves one selection is split into (`certflow reissue --parts`). */
+export const MAX_PARTS = 100;
+
+/**
+ * The part (1-based, of `of`) a certificate falls in: FNV-1a (32-bit) of its id, modulo `of`. Stable across runs,
+ * workers and releases, and spread evenly enough that parts differ by a few per cent; its own hash because
+ * workflow code has no node:crypto and the parts must come out the same in the CLI, the activity and the tests.
+ */
+export function partOfId(id: string, of: number): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) {
+    h ^= id.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
+  }
+  return (h % of) + 1;
 }
 
 /** A lifecycle as visibility shows it (activities/lifecycles.ts LifecycleRow, the fields a wave needs). */
@@ -69,6 +99,7 @@ export function selectCandidates(
       if (sel.vault !== undefined && r.vault !== sel.vault) return false;
       if (sel.tag !== undefined && !tagged?.has(r.certificateId)) return false;
       if (before !== undefined && !(r.expiresAt && Date.parse(r.expiresAt) <= before)) return false;
+      if (sel.part !== undefined && partOfId(r.certificateId, sel.part.of) !== sel.part.index) return false;
       return true;
     })
     .sort(
@@ -264,7 +295,7 @@ export function revocationReasonOf(reason: WaveProgress['reason']): { code: numb
  * entries fit once every one has finished with its thumbprints, times, flags, an error type and a pointer to the
  * lifecycle (the shortest form fitEntries falls back to when messages and notes do not fit in full): 3,204
  * certificates at 50-character ids, 2,096 at the longest names Key Vault allows (test/unit/wave-plan.test.ts);
- * larger fleets go in several waves, by vault, issuer, tag or expiry.
+ * larger selections are split into parts (`--parts`, partsNeeded), one wave each.
  */
 export const WAVE_PAYLOAD_LIMIT_BYTES = 2 * 1024 * 1024;
 /** What the entries may take of a payload: the rest is kept for the wave's input, progress and encoding. */
@@ -287,16 +318,41 @@ export function waveOutcomeBytes(entries: readonly Selected[]): number {
   return bytes;
 }
 
-/** Why a selection is too large for one wave, naming what to do, or undefined. */
-export function waveSizeProblem(entries: readonly Selected[]): string | undefined {
+/**
+ * Why a selection is too large for one wave, naming what to do, or undefined. `part` says the entries are one part
+ * of a split selection (then more parts are the remedy, counted by the whole selection's --dry-run).
+ */
+export function waveSizeProblem(
+  entries: readonly Selected[],
+  part?: WaveSelection['part'],
+): string | undefined {
   const bytes = waveOutcomeBytes(entries);
   if (bytes <= WAVE_ENTRIES_BUDGET_BYTES) return undefined;
   const fits = Math.floor((entries.length * WAVE_ENTRIES_BUDGET_BYTES) / bytes);
+  const parts = part ? undefined : partsNeeded(entries);
+  const remedy = part
+    ? `part ${part.index} of ${part.of} is too large: split the selection into more parts (its --dry-run without --parts names how many)`
+    : parts === undefined
+      ? `even ${MAX_PARTS} parts would be too large: narrow it with --vault, --issuer, --tag or --expiring-within`
+      : `split it with --parts ${parts} (one wave per part, all running at once; each certificate in exactly one)`;
   return (
     `selection: ${entries.length} certificates are more than one wave carries (about ${fits} of these: a wave ` +
-    'keeps every certificate and its result in one Temporal payload of at most 2 MiB); narrow it with --vault, ' +
-    '--issuer, --tag or --expiring-within and run several waves (--dry-run shows what each selects)'
+    `keeps every certificate and its result in one Temporal payload of at most 2 MiB); ${remedy}`
   );
+}
+
+/**
+ * The fewest parts (`--parts`) that split these entries into waves that each fit (1 when they fit as they are), or
+ * undefined when even MAX_PARTS would not. The entries must be a whole selection (not already one part of one).
+ */
+export function partsNeeded(entries: readonly Selected[]): number | undefined {
+  const first = Math.max(1, Math.ceil(waveOutcomeBytes(entries) / WAVE_ENTRIES_BUDGET_BYTES));
+  for (let of = first; of <= MAX_PARTS; of++) {
+    const parts = Array.from({ length: of }, (): Selected[] => []);
+    for (const e of entries) parts[partOfId(e.id, of) - 1]!.push(e);
+    if (parts.every((p) => waveOutcomeBytes(p) <= WAVE_ENTRIES_BUDGET_BYTES)) return of;
+  }
+  return undefined;
 }
 
 /**

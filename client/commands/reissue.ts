@@ -11,6 +11,9 @@ import {
 import { DEFAULT_TASK_QUEUE, listLifecycles } from '../../activities/lifecycles';
 import {
   MAX_CONCURRENCY,
+  MAX_PARTS,
+  partOfId,
+  partsNeeded,
   progressBar,
   progressLine,
   selectCandidates,
@@ -85,6 +88,11 @@ export const reissue: CommandImpl = {
       value: 'N',
       description: "starts per second across all vaults (default: each vault's key-create rate bounds it)",
     },
+    parts: {
+      type: 'string',
+      value: 'N',
+      description: `split the selection into N waves, <name>-part-<k>-of-<N>, all at once (1-${MAX_PARTS}; for a selection larger than one wave carries)`,
+    },
     name: {
       type: 'string',
       value: 'NAME',
@@ -118,8 +126,12 @@ export const reissue: CommandImpl = {
   notes: `Progress: a live bar on a terminal, plain lines otherwise (and with --json, whose report goes to stdout).
 The report lists every certificate: re-issued (old and new thumbprints, key new, revoked), skipped (re-issued
 since the wave began), failed (why), cancelled. Exit code 1 when any failed.
+A wave carries about 3,200 certificates (2,000 at the longest names); split a larger selection with --parts N
+(--dry-run names N): one wave per part, each certificate in exactly one part, all running at once (the vaults' and
+CAs' rates still hold: the server enforces them per queue). Steer and report each part by its name.
 examples:
   certflow reissue --reason ca-distrust --issuer old-ca --revoke-old
+  certflow reissue --reason ca-distrust --all --parts 4 --name distrust-2026
   certflow reissue --reason key-compromise --vault kv-prod --tag team=payments --ignore-windows
   certflow reissue pause reissue-ca-distrust-20261202T1400 --reason "CA outage"`,
   async run(ctx, positionals) {
@@ -189,59 +201,14 @@ async function start(ctx: CommandContext): Promise<number> {
     throw usageError(
       `--since: expected an ISO 8601 time like 2026-12-02T09:00:00Z (got ${JSON.stringify(sinceText)})`,
     );
+  const parts = o.has('parts') ? parseWholeNumber(o.string('parts'), '--parts', 1, MAX_PARTS) : 1;
   const stamp = ctx.now().toISOString().replace(/[-:]/g, '').slice(0, 13);
   const name = o.string('name') !== undefined ? waveName(o.string('name')) : `reissue-${reason}-${stamp}`;
+  const names = partNames(name, parts);
   const client = await ctx.client();
 
-  if (o.flag('dry-run')) {
-    const now = ctx.now();
-    const rows = await listLifecycles(client, selection.vault ? { vault: selection.vault } : {});
-    let tagged: Set<string> | undefined;
-    if (selection.tag) {
-      const vaults = await ctx.vaults('--tag with --dry-run');
-      tagged = new Set();
-      for (const [vn, v] of vaults)
-        for await (const c of v.list())
-          if (c.tags[selection.tag.name] === selection.tag.value) tagged.add(`${vn}/${c.name}`);
-    }
-    const entries = selectCandidates(rows, selection, now, tagged);
-    if (ctx.json)
-      ctx.printJson({
-        wave: name,
-        dryRun: true,
-        selected: entries.map((e) => ({ id: e.id, issuer: e.issuer, expiresAt: e.expiresAt })),
-        ...(waveSizeProblem(entries) ? { refused: waveSizeProblem(entries) } : {}),
-      });
-    else {
-      ctx.print(
-        table(
-          ['CERTIFICATE', 'ISSUER', 'EXPIRES'],
-          entries.map((e) => [e.id, dash(e.issuer), dash(e.expiresAt)]),
-        ),
-      );
-      ctx.print(
-        `${entries.length} certificate(s) would be re-issued by wave ${name} (nothing started: --dry-run)`,
-      );
-    }
-    // the wave would refuse this selection when it starts: say so now
-    const tooLarge = waveSizeProblem(entries);
-    if (tooLarge) ctx.note(tooLarge);
-    return tooLarge ? EXIT.failed : EXIT.ok;
-  }
+  if (o.flag('dry-run')) return dryRun(ctx, name, selection, parts);
 
-  // a re-run of a name skips what its first run re-issued: since = that run's start, unless told
-  const handle = client.workflow.getHandle(waveWorkflowId(name));
-  let since = sinceText ? new Date(sinceText).toISOString() : undefined;
-  if (!since) {
-    try {
-      since = (await handle.query(waveProgressQuery)).startedAt;
-    } catch (err) {
-      if (!(err instanceof WorkflowNotFoundError)) {
-        const d = await handle.describe().catch(() => null);
-        if (d) since = d.startTime.toISOString();
-      }
-    }
-  }
   const input: WaveInput = {
     reason,
     selection,
@@ -250,33 +217,149 @@ async function start(ctx: CommandContext): Promise<number> {
     ignoreWindows: o.flag('ignore-windows'),
     ...(concurrency !== undefined ? { concurrency } : {}),
     ...(rate !== undefined ? { ratePerSecond: rate } : {}),
-    ...(since ? { since } : {}),
     requestedBy: ctx.env.USER ? `${ctx.env.USER} (cli)` : 'cli',
   };
-  let attached = false;
-  try {
-    await client.workflow.start(WAVE_WORKFLOW_TYPE, {
-      taskQueue: o.string('task-queue') ?? DEFAULT_TASK_QUEUE,
-      workflowId: waveWorkflowId(name),
-      args: [input],
-      staticSummary: `Emergency re-issue ${name} (${reason})`,
-      staticDetails: `Re-issues with new keys: ${JSON.stringify(selection)}${input.revokeOld ? ', revoking the old certificates' : ''}.`,
-    });
-  } catch (err) {
-    if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
-    attached = true;
+  const started: Array<{ wave: string; workflowId: string; started: boolean }> = [];
+  for (const [i, part] of names.entries()) {
+    // a re-run of a name skips what its first run re-issued: since = that run's start, unless told
+    const since = sinceText ? new Date(sinceText).toISOString() : await firstRunStart(ctx, part);
+    const partInput: WaveInput = {
+      ...input,
+      selection: parts > 1 ? { ...selection, part: { index: i + 1, of: parts } } : selection,
+      ...(since ? { since } : {}),
+    };
+    let attached = false;
+    try {
+      await client.workflow.start(WAVE_WORKFLOW_TYPE, {
+        taskQueue: o.string('task-queue') ?? DEFAULT_TASK_QUEUE,
+        workflowId: waveWorkflowId(part),
+        args: [partInput],
+        staticSummary: `Emergency re-issue ${part} (${reason})`,
+        staticDetails: `Re-issues with new keys: ${JSON.stringify(partInput.selection)}${input.revokeOld ? ', revoking the old certificates' : ''}.`,
+      });
+    } catch (err) {
+      if (!(err instanceof WorkflowExecutionAlreadyStartedError)) throw err;
+      attached = true;
+    }
+    started.push({ wave: part, workflowId: waveWorkflowId(part), started: !attached });
+    if (!ctx.json || ctx.tty)
+      ctx.note(
+        attached
+          ? `wave ${part} is already running: following it (Ctrl-C stops following; the wave goes on)`
+          : `wave ${part} started${since ? `, skipping certificates re-issued since ${since}` : ''} (Ctrl-C stops following; the wave goes on)`,
+      );
   }
-  if (!ctx.json || ctx.tty)
-    ctx.note(
-      attached
-        ? `wave ${name} is already running: following it (Ctrl-C stops following; the wave goes on)`
-        : `wave ${name} started${since ? `, skipping certificates re-issued since ${since}` : ''} (Ctrl-C stops following; the wave goes on)`,
-    );
   if (o.flag('no-wait')) {
-    if (ctx.json) ctx.printJson({ wave: name, workflowId: waveWorkflowId(name), started: !attached });
+    if (ctx.json) ctx.printJson(parts > 1 ? { waves: started } : started[0]);
     return EXIT.ok;
   }
-  return follow(ctx, name);
+  if (parts === 1) return follow(ctx, name);
+  // the parts run at once; their reports come one after the other (with --json, one document with all of them)
+  const reports: WaveReport[] = [];
+  for (const part of names) reports.push(await followed(ctx, part));
+  if (ctx.json) ctx.printJson({ waves: reports });
+  else for (const r of reports) printReport(ctx, r);
+  return reports.some((r) => r.failed > 0) ? EXIT.failed : EXIT.ok;
+}
+
+/** The waves a selection split into `parts` runs as: the name itself when not split. */
+function partNames(name: string, parts: number): string[] {
+  if (parts === 1) return [name];
+  const names = Array.from({ length: parts }, (_, i) => `${name}-part-${i + 1}-of-${parts}`);
+  if (!WAVE_NAME.test(names.at(-1)!))
+    throw usageError(
+      `--name: with --parts ${parts} at most ${100 - names.at(-1)!.length + name.length} characters (each part's wave is named ${names.at(-1)})`,
+    );
+  return names;
+}
+
+/** When the first run of a wave of this name started (a re-run skips what it re-issued), if there was one. */
+async function firstRunStart(ctx: CommandContext, name: string): Promise<string | undefined> {
+  const handle = (await ctx.client()).workflow.getHandle(waveWorkflowId(name));
+  try {
+    return (await handle.query(waveProgressQuery)).startedAt;
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) return undefined;
+    const d = await handle.describe().catch(() => null);
+    return d?.startTime.toISOString();
+  }
+}
+
+/** What the selection takes (and, split, which part each goes to), and whether each wave would take it. */
+async function dryRun(
+  ctx: CommandContext,
+  name: string,
+  selection: WaveSelection,
+  parts: number,
+): Promise<number> {
+  const client = await ctx.client();
+  const rows = await listLifecycles(client, selection.vault ? { vault: selection.vault } : {});
+  let tagged: Set<string> | undefined;
+  if (selection.tag) {
+    const vaults = await ctx.vaults('--tag with --dry-run');
+    tagged = new Set();
+    for (const [vn, v] of vaults)
+      for await (const c of v.list())
+        if (c.tags[selection.tag.name] === selection.tag.value) tagged.add(`${vn}/${c.name}`);
+  }
+  const entries = selectCandidates(rows, selection, ctx.now(), tagged);
+  const names = partNames(name, parts);
+  const split = names.map((wave, i) => {
+    const mine = parts === 1 ? entries : entries.filter((e) => partOfId(e.id, parts) === i + 1);
+    return {
+      wave,
+      entries: mine,
+      refused: waveSizeProblem(mine, parts > 1 ? { index: i + 1, of: parts } : undefined),
+    };
+  });
+  // a split too coarse: name how many parts would do (the whole selection's count)
+  const tooCoarse = parts > 1 && split.some((p) => p.refused);
+  const enough = tooCoarse ? partsNeeded(entries) : undefined;
+  const refusals = [
+    ...split.flatMap((p) => (p.refused ? [p.refused] : [])),
+    ...(tooCoarse
+      ? [
+          enough === undefined
+            ? `even ${MAX_PARTS} parts would be too large: narrow the selection with --vault, --issuer, --tag or --expiring-within`
+            : `--parts ${enough} would split it into waves that each fit`,
+        ]
+      : []),
+  ];
+  const partOf = new Map(split.flatMap((p) => p.entries.map((e) => [e.id, p.wave] as const)));
+  if (ctx.json)
+    ctx.printJson({
+      wave: name,
+      dryRun: true,
+      selected: entries.map((e) => ({
+        id: e.id,
+        issuer: e.issuer,
+        expiresAt: e.expiresAt,
+        ...(parts > 1 ? { wave: partOf.get(e.id) } : {}),
+      })),
+      ...(parts > 1 ? { parts: split.map((p) => ({ wave: p.wave, count: p.entries.length })) } : {}),
+      ...(refusals.length ? { refused: refusals.join('; ') } : {}),
+    });
+  else {
+    ctx.print(
+      table(
+        ['CERTIFICATE', 'ISSUER', 'EXPIRES', ...(parts > 1 ? ['WAVE'] : [])],
+        entries.map((e) => [
+          e.id,
+          dash(e.issuer),
+          dash(e.expiresAt),
+          ...(parts > 1 ? [partOf.get(e.id)!] : []),
+        ]),
+      ),
+    );
+    ctx.print(
+      parts > 1
+        ? `${entries.length} certificate(s) would be re-issued by ${parts} waves: ${split.map((p) => `${p.wave} ${p.entries.length}`).join(', ')} (nothing started: --dry-run)`
+        : `${entries.length} certificate(s) would be re-issued by wave ${name} (nothing started: --dry-run)`,
+    );
+  }
+  // the waves would refuse these selections when they start: say so now
+  for (const r of refusals) ctx.note(r);
+  return refusals.length ? EXIT.failed : EXIT.ok;
 }
 
 async function steer(ctx: CommandContext, verb: Verb, name: string): Promise<number> {
@@ -320,6 +403,13 @@ async function steer(ctx: CommandContext, verb: Verb, name: string): Promise<num
 
 /** Shows progress until the wave ends, then its report. A live bar on a terminal; plain lines otherwise. */
 async function follow(ctx: CommandContext, name: string): Promise<number> {
+  const report = await followed(ctx, name);
+  printReport(ctx, report);
+  return report.failed > 0 ? EXIT.failed : EXIT.ok;
+}
+
+/** Shows progress until the wave ends; its report. */
+async function followed(ctx: CommandContext, name: string): Promise<WaveReport> {
   const client = await ctx.client();
   const handle = client.workflow.getHandle(waveWorkflowId(name));
   const result = handle.result() as Promise<WaveReport>;
@@ -355,8 +445,7 @@ async function follow(ctx: CommandContext, name: string): Promise<number> {
   if (live) ctx.live('');
   const report = await waveResult(name, result);
   if (!ctx.json) ctx.note(`${name} ${progressBar(report)} ${progressLine(report)}`);
-  printReport(ctx, report);
-  return report.failed > 0 ? EXIT.failed : EXIT.ok;
+  return report;
 }
 
 /** The wave's report, or why the wave itself failed, in its own words (not "Workflow execution failed"). */

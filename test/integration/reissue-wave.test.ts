@@ -4,7 +4,7 @@
  * pebble over ACME (DNS-01), started, paused, resumed and reported through the `certflow reissue` CLI.
  * Shown: every certificate re-issued with a new public key and its old certificate revoked at pebble; the vault's
  * quota never exceeded and no 429 answered (the vault queue's rate keeps under it); nothing started while paused;
- * the report complete; a re-run of the wave skips all 50.
+ * the report complete; a re-run of the wave skips all 50; a dry run split with --parts puts each in one part.
  */
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
@@ -261,6 +261,58 @@ describe('an emergency re-issue wave of 50 certificates', () => {
     expect(second).toMatchObject({ total: N, skipped: N, reissued: 0, failed: 0 });
     expect(kv.server.createStats().accepted).toBe(N); // no key made
   }, 300_000);
+
+  it('a dry run split with --parts puts each certificate in exactly one part, named by its wave', async () => {
+    const dry = await cli(
+      'reissue',
+      '--reason',
+      'ca-distrust',
+      '--vault',
+      VAULT,
+      '--parts',
+      '3',
+      '--name',
+      'split',
+      '--dry-run',
+      '--json',
+    );
+    expect(dry.code, dry.err).toBe(0);
+    const r = JSON.parse(dry.out) as {
+      selected: Array<{ id: string; wave: string }>;
+      parts: Array<{ wave: string; count: number }>;
+      refused?: string;
+    };
+    expect(r.refused).toBeUndefined();
+    expect(r.parts.map((p) => p.wave)).toEqual([
+      'split-part-1-of-3',
+      'split-part-2-of-3',
+      'split-part-3-of-3',
+    ]);
+    expect(r.parts.reduce((n, p) => n + p.count, 0)).toBe(N);
+    expect(r.selected.map((e) => e.id).sort()).toEqual([...ids].sort());
+    for (const p of r.parts) {
+      expect(p.count).toBeGreaterThan(5);
+      expect(r.selected.filter((e) => e.wave === p.wave)).toHaveLength(p.count);
+    }
+    const table = await cli(
+      'reissue',
+      '--reason',
+      'ca-distrust',
+      '--vault',
+      VAULT,
+      '--parts',
+      '3',
+      '--name',
+      'split',
+      '--dry-run',
+    );
+    expect(table.out).toMatch(
+      new RegExp(
+        `^${N} certificate\\(s\\) would be re-issued by 3 waves: split-part-1-of-3 \\d+, split-part-2-of-3 \\d+, split-part-3-of-3 \\d+ \\(nothing started: --dry-run\\)$`,
+        'm',
+      ),
+    );
+  });
 
   it("holds the quota when 50 forced renewals arrive at once, without the wave's pacing", async () => {
     // the vault queue alone: every lifecycle asked at the same moment, a backlog of 50 key creates on one vault

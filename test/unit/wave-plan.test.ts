@@ -2,9 +2,12 @@ import { describe, expect, it } from 'vitest';
 import {
   fitEntries,
   formatDuration,
+  MAX_PARTS,
   newPacer,
   nextStart,
   paced,
+  partOfId,
+  partsNeeded,
   progressBar,
   progressOf,
   refunded,
@@ -355,8 +358,8 @@ describe("a wave's size: Temporal's 2 MiB payload limit", () => {
     expect(waveSizeProblem(selected(atLongest))).toBeUndefined();
     expect(waveSizeProblem(selected(atLongest + 1))).toBe(
       `selection: ${atLongest + 1} certificates are more than one wave carries (about ${atLongest} of these: a ` +
-        'wave keeps every certificate and its result in one Temporal payload of at most 2 MiB); narrow it with ' +
-        '--vault, --issuer, --tag or --expiring-within and run several waves (--dry-run shows what each selects)',
+        'wave keeps every certificate and its result in one Temporal payload of at most 2 MiB); split it with ' +
+        '--parts 2 (one wave per part, all running at once; each certificate in exactly one)',
     );
     expect(waveOutcomeBytes([])).toBeLessThan(10);
   });
@@ -399,5 +402,99 @@ describe("a wave's size: Temporal's 2 MiB payload limit", () => {
     expect(cut[0]!.note!.endsWith('…')).toBe(true);
     expect(cut[1]!.error!.message).toBe(`${nasty.slice(0, 299)}…`);
     expect(few[0]!.note).toBe(nasty); // the wave's own entries are not changed
+  });
+});
+
+describe('a selection split into parts (--parts)', () => {
+  const ids = (n: number, prefix = 'kv-prod/web-') => Array.from({ length: n }, (_, i) => `${prefix}${i}`);
+
+  it('puts each certificate in one part, the same one every time, spread evenly', () => {
+    // fixed values: the parts must not move between releases, or a re-run of a part would take other certificates
+    // FNV-1a's published test vectors: "" → 0x811c9dc5, "a" → 0xe40c292c
+    expect(partOfId('', 3)).toBe((0x811c9dc5 % 3) + 1);
+    expect(partOfId('a', 1000)).toBe((0xe40c292c % 1000) + 1);
+    expect([partOfId('kv-a/web', 4), partOfId('kv-a/api', 4), partOfId('kv-b/mail', 7)]).toEqual([4, 2, 2]);
+    expect(partOfId('kv-prod/web-1', 1)).toBe(1);
+    for (const of of [2, 3, 7, 16]) {
+      const counts = new Array<number>(of).fill(0);
+      for (const id of ids(20_000)) {
+        const p = partOfId(id, of);
+        expect(p >= 1 && p <= of).toBe(true);
+        counts[p - 1]!++;
+      }
+      const even = 20_000 / of;
+      for (const c of counts) expect(Math.abs(c - even) / even).toBeLessThan(0.1);
+    }
+  });
+
+  it('the parts of a selection are disjoint and together are the whole, each in expiry order', () => {
+    const rows = ids(500).map((id, i) => row(id, 'old-ca', (i * 7) % 90));
+    const whole = selectCandidates(rows, { issuer: 'old-ca' }, NOW);
+    const parts = [1, 2, 3].map((index) =>
+      selectCandidates(rows, { issuer: 'old-ca', part: { index, of: 3 } }, NOW),
+    );
+    expect(
+      parts
+        .flat()
+        .map((e) => e.id)
+        .sort(),
+    ).toEqual(whole.map((e) => e.id).sort());
+    expect(new Set(parts.flat().map((e) => e.id)).size).toBe(500);
+    for (const p of parts) {
+      expect(p.length).toBeGreaterThan(100);
+      expect(p.map((e) => e.id)).toEqual(whole.filter((e) => p.some((x) => x.id === e.id)).map((e) => e.id));
+    }
+    // the other filters still apply within a part
+    const narrowed = selectCandidates(
+      [...rows, row('kv-x/other', 'new-ca', 1)],
+      { issuer: 'new-ca', part: { index: partOfId('kv-x/other', 3), of: 3 } },
+      NOW,
+    );
+    expect(narrowed.map((e) => e.id)).toEqual(['kv-x/other']);
+  });
+
+  it('refuses a part that is not one of its count, naming the field', () => {
+    const problem = (part: { index: number; of: number }) => selectionProblem({ all: true, part });
+    expect(problem({ index: 1, of: 1 })).toBeUndefined();
+    expect(problem({ index: 3, of: 3 })).toBeUndefined();
+    expect(problem({ index: MAX_PARTS, of: MAX_PARTS })).toBeUndefined();
+    for (const bad of [
+      { index: 0, of: 3 },
+      { index: 4, of: 3 },
+      { index: 1, of: 0 },
+      { index: 1, of: MAX_PARTS + 1 },
+      { index: 1.5, of: 3 },
+      { index: 1, of: Number.NaN },
+    ])
+      expect(problem(bad)).toMatch(/^part: expected a part index from 1 to its count/);
+    expect(selectionProblem({ part: { index: 1, of: 2 } })).toMatch(/^selection: expected --all/);
+  });
+
+  it('names the fewest parts that each fit: 10,000 and 50,000 certificates at 50-character ids', () => {
+    const entries = (n: number): WaveEntry[] =>
+      ids(n, `kv-prod-westeurope/${'c'.repeat(20)}-`).map((id) => ({
+        id: id.padEnd(50, 'x'),
+        vault: 'kv-prod-westeurope',
+        issuer: 'old-ca',
+        expiresAt: '2026-12-20T00:00:00.000Z',
+        status: 'pending' as const,
+      }));
+    expect(partsNeeded(entries(100))).toBe(1);
+    for (const n of [10_000, 50_000]) {
+      const all = entries(n);
+      const parts = partsNeeded(all)!;
+      expect(parts).toBeGreaterThanOrEqual(Math.ceil(n / 3_204));
+      expect(parts).toBeLessThanOrEqual(Math.ceil(n / 3_204) + 2);
+      for (let index = 1; index <= parts; index++)
+        expect(waveSizeProblem(all.filter((e) => partOfId(e.id, parts) === index))).toBeUndefined();
+      expect(waveSizeProblem(all)).toMatch(new RegExp(`split it with --parts ${parts} \\(`));
+    }
+    // a part that is still too large says to split the whole selection further
+    const big = entries(8_000);
+    expect(waveSizeProblem(big, { index: 1, of: 2 })).toMatch(
+      /part 1 of 2 is too large: split the selection into more parts \(its --dry-run without --parts names how many\)$/,
+    );
+    // beyond MAX_PARTS waves: narrow the selection instead
+    expect(partsNeeded(entries(400_000))).toBeUndefined();
   });
 });

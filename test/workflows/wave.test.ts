@@ -14,6 +14,7 @@ import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import type { WaveActivities } from '../../activities/wave';
 import { runCli } from '../../client/cli';
 import { reissueWave } from '../../workflows/wave';
+import { partOfId } from '../../workflows/wave-plan';
 import {
   type WaveInput,
   type WaveEntry,
@@ -199,6 +200,80 @@ describe('re-issue wave', () => {
     // every failure keeps its type and the start of its message
     expect(report.entries.filter((e) => e.error).every((e) => e.error!.type === 'AcmeRejected')).toBe(true);
     expect(report.entries[0]!.error!.message).toBe(`${failMessage.slice(0, 299)}…`);
+  });
+
+  it('a selection split with --parts runs one wave per part, each certificate re-issued once, reported per part', async () => {
+    const fake = fakeWave(30, { renewMs: 50 });
+    const all = (await fake.acts.selectWave({ selection: { all: true }, now: '' })).entries;
+    const selections: unknown[] = [];
+    const acts: WaveActivities = {
+      ...fake.acts,
+      // the real activity's rule (selectCandidates): only the part's certificates
+      selectWave: async ({ selection }) => {
+        selections.push(selection);
+        const part = selection.part;
+        return {
+          entries: all.filter((e) => !part || partOfId(e.id, part.of) === part.index),
+          vaultRates: { 'kv-0': 50, 'kv-1': 50 },
+        };
+      },
+    };
+    const name = `parts-${Date.now()}`;
+    let out = '';
+    let stderr = '';
+    const code = await withWorker(acts, (taskQueue) =>
+      runCli(
+        [
+          'reissue',
+          '--reason',
+          'ca-distrust',
+          '--all',
+          '--parts',
+          '3',
+          '--name',
+          name,
+          '--task-queue',
+          taskQueue,
+          '--json',
+        ],
+        {
+          client,
+          out: { write: (t: string) => (out += t) },
+          err: { write: (t: string) => (stderr += t) },
+          env: {},
+          pollIntervalMs: 100,
+        },
+      ),
+    );
+    expect([code, stderr]).toEqual([0, expect.not.stringMatching(/error|refused|InvalidWave/i)]);
+    // the parts run at once: their selections come in any order
+    const byIndex = (x: unknown) => (x as { part: { index: number } }).part.index;
+    expect(selections.sort((a, b) => byIndex(a) - byIndex(b))).toEqual(
+      [1, 2, 3].map((index) => ({ all: true, part: { index, of: 3 } })),
+    );
+    const { waves } = JSON.parse(out) as {
+      waves: Array<{ waveId: string; total: number; reissued: number; entries: WaveEntry[] }>;
+    };
+    expect(waves.map((w) => w.waveId)).toEqual(
+      [1, 2, 3].map((k) => waveWorkflowId(`${name}-part-${k}-of-3`)),
+    );
+    for (const [i, w] of waves.entries()) {
+      expect(w.total).toBeGreaterThan(0);
+      expect(w.reissued).toBe(w.total);
+      expect(w.entries.every((e) => partOfId(e.id, 3) === i + 1)).toBe(true);
+    }
+    // every certificate re-issued exactly once, by its part's wave
+    expect(fake.started.map((s) => s.id).sort()).toEqual(all.map((e) => e.id).sort());
+    expect(waves.reduce((n, w) => n + w.total, 0)).toBe(30);
+
+    // a name too long for its parts' names is refused before anything starts, naming the field
+    let err2 = '';
+    const refused = await runCli(
+      ['reissue', '--reason', 'ca-distrust', '--all', '--parts', '12', '--name', 'n'.repeat(95)],
+      { client, out: { write: () => undefined }, err: { write: (t: string) => (err2 += t) }, env: {} },
+    );
+    expect(refused).toBe(2);
+    expect(err2).toMatch(/--name: with --parts 12 at most 86 characters/);
   });
 
   it('refuses a wave without a selection, naming the field (also in the CLI report of the failed wave)', async () => {
