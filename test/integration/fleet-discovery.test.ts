@@ -104,6 +104,9 @@ describe('fleet discovery on a Temporal Schedule (real dev server, local vault)'
       scheduleId,
       outcome: 'created',
     });
+    // an interval schedule also fires at every full UTC hour (intervals count from the epoch): paused, only the
+    // tests' own triggers run it, whenever the suite runs (a triggered action runs on a paused schedule)
+    await client.schedule.getHandle(scheduleId).pause('the tests trigger each run themselves');
     expect(
       (await ensureDiscoverySchedule(client, { scheduleId, taskQueue, every: '1h', input })).outcome,
     ).toBe('unchanged');

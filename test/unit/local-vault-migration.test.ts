@@ -16,6 +16,8 @@ import { verifyIssuedChain } from '../../activities/verify/x509';
 import { failureOf } from '../support/failure';
 import { repoRoot, scratchDir } from '../support/tools';
 
+const FIXED_NOW = new Date('2027-01-01T00:00:00Z');
+
 const root = scratchDir('local-vault-migration');
 afterAll(() => fs.rm(root, { recursive: true, force: true }));
 
@@ -139,6 +141,8 @@ describe('a vault and dev CA of the release before (npm start .data/)', () => {
       dir: path.join(dir, 'dev-ca'),
       encryptionKey: fixtureKey,
       validity: { days: 1 },
+      // the fixture's intermediate expires 2036-11-29: a fixed clock keeps this test passing after that day
+      now: () => FIXED_NOW,
     });
     const { csrPem } = await vault.beginRenewal('demo-site');
     const issued = (await ca.submit({ certificateId: 'local/demo-site', csrPem, dnsNames: [] })) as Issued;
@@ -146,7 +150,7 @@ describe('a vault and dev CA of the release before (npm start .data/)', () => {
       csrPem,
       chainPem: issued.chainPem,
       expectedDnsNames: ['demo-site.certflow.test'],
-      now: new Date(),
+      now: FIXED_NOW,
       trustAnchorsPem: [await ca.rootPem()],
     });
     expect((await vault.merge('demo-site', issued.chainPem)).version).not.toBe(site.version);
