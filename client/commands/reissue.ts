@@ -8,6 +8,7 @@ import {
   WorkflowFailedError,
   WorkflowNotFoundError,
 } from '@temporalio/client';
+import { mapLimit } from '../../activities/bindings/concurrency';
 import { DEFAULT_TASK_QUEUE, listLifecycles } from '../../activities/lifecycles';
 import {
   MAX_CONCURRENCY,
@@ -219,10 +220,11 @@ async function start(ctx: CommandContext): Promise<number> {
     ...(rate !== undefined ? { ratePerSecond: rate } : {}),
     requestedBy: ctx.env.USER ? `${ctx.env.USER} (cli)` : 'cli',
   };
+  // a re-run of a name skips what its first run re-issued, split or not and whatever the number of parts: since =
+  // the earliest start among the waves of this name, unless told
+  const since = sinceText ? new Date(sinceText).toISOString() : await firstStartOfName(ctx, name);
   const started: Array<{ wave: string; workflowId: string; started: boolean }> = [];
   for (const [i, part] of names.entries()) {
-    // a re-run of a name skips what its first run re-issued: since = that run's start, unless told
-    const since = sinceText ? new Date(sinceText).toISOString() : await firstRunStart(ctx, part);
     const partInput: WaveInput = {
       ...input,
       selection: parts > 1 ? { ...selection, part: { index: i + 1, of: parts } } : selection,
@@ -273,16 +275,33 @@ function partNames(name: string, parts: number): string[] {
   return names;
 }
 
-/** When the first run of a wave of this name started (a re-run skips what it re-issued), if there was one. */
-async function firstRunStart(ctx: CommandContext, name: string): Promise<string | undefined> {
-  const handle = (await ctx.client()).workflow.getHandle(waveWorkflowId(name));
-  try {
-    return (await handle.query(waveProgressQuery)).startedAt;
-  } catch (err) {
-    if (err instanceof WorkflowNotFoundError) return undefined;
-    const d = await handle.describe().catch(() => null);
-    return d?.startTime.toISOString();
-  }
+/**
+ * When the first wave of this name started, split or not: the wave `<name>` itself and the first part of every
+ * split (`<name>-part-1-of-<N>`, N = 2 .. MAX_PARTS; every split has one), so a re-run with another --parts skips
+ * what the earlier waves re-issued. Undefined when none ran.
+ */
+async function firstStartOfName(ctx: CommandContext, name: string): Promise<string | undefined> {
+  const client = await ctx.client();
+  const candidates = [
+    name,
+    ...Array.from({ length: MAX_PARTS - 1 }, (_, i) => `${name}-part-1-of-${i + 2}`),
+  ].filter((n) => WAVE_NAME.test(n));
+  const starts: string[] = [];
+  await mapLimit(candidates, 16, async (wave) => {
+    const handle = client.workflow.getHandle(waveWorkflowId(wave));
+    const d = await handle.describe().catch((err: unknown) => {
+      if (err instanceof WorkflowNotFoundError) return null;
+      throw err;
+    });
+    if (!d) return;
+    // the wave's own start, carried across continue-as-new; the latest run's start when no worker answers
+    const startedAt = await handle
+      .query(waveProgressQuery)
+      .then((p) => p.startedAt)
+      .catch(() => d.startTime.toISOString());
+    starts.push(startedAt);
+  });
+  return starts.sort()[0];
 }
 
 /** What the selection takes (and, split, which part each goes to), and whether each wave would take it. */

@@ -206,8 +206,18 @@ describe('re-issue wave', () => {
     const fake = fakeWave(30, { renewMs: 50 });
     const all = (await fake.acts.selectWave({ selection: { all: true }, now: '' })).entries;
     const selections: unknown[] = [];
+    const sinces: string[] = [];
     const acts: WaveActivities = {
       ...fake.acts,
+      // the real activity's rule (reissuedSince): re-issued by an attempt that started since the wave began? skip
+      inspectForWave: async (input) => {
+        sinces.push(input.since);
+        const done = fake.started.some(
+          (s) => s.id === input.certificateId && s.at >= Date.parse(input.since),
+        );
+        if (done) return { skip: 're-issued since the wave began', thumbprint: 'NEW', keyId: 'k-new' };
+        return fake.acts.inspectForWave(input);
+      },
       // the real activity's rule (selectCandidates): only the part's certificates
       selectWave: async ({ selection }) => {
         selections.push(selection);
@@ -219,23 +229,15 @@ describe('re-issue wave', () => {
       },
     };
     const name = `parts-${Date.now()}`;
-    let out = '';
-    let stderr = '';
-    const code = await withWorker(acts, (taskQueue) =>
-      runCli(
-        [
-          'reissue',
-          '--reason',
-          'ca-distrust',
-          '--all',
-          '--parts',
-          '3',
-          '--name',
-          name,
+    const reissue = async (taskQueue: string, parts: number) => {
+      let out = '';
+      let stderr = '';
+      const code = await runCli(
+        ['reissue', '--reason', 'ca-distrust', '--all', '--parts', String(parts), '--name', name].concat([
           '--task-queue',
           taskQueue,
           '--json',
-        ],
+        ]),
         {
           client,
           out: { write: (t: string) => (out += t) },
@@ -243,12 +245,19 @@ describe('re-issue wave', () => {
           env: {},
           pollIntervalMs: 100,
         },
-      ),
-    );
+      );
+      return { code, out, stderr };
+    };
+    const [{ code, out, stderr }, firstSelections, again] = await withWorker(acts, async (taskQueue) => {
+      const first = await reissue(taskQueue, 3);
+      sinces.length = 0;
+      // run again with another number of parts: it must skip what the first split re-issued
+      return [first, selections.splice(0), await reissue(taskQueue, 2)] as const;
+    });
     expect([code, stderr]).toEqual([0, expect.not.stringMatching(/error|refused|InvalidWave/i)]);
     // the parts run at once: their selections come in any order
     const byIndex = (x: unknown) => (x as { part: { index: number } }).part.index;
-    expect(selections.sort((a, b) => byIndex(a) - byIndex(b))).toEqual(
+    expect(firstSelections.sort((a, b) => byIndex(a) - byIndex(b))).toEqual(
       [1, 2, 3].map((index) => ({ all: true, part: { index, of: 3 } })),
     );
     const { waves } = JSON.parse(out) as {
@@ -265,6 +274,19 @@ describe('re-issue wave', () => {
     // every certificate re-issued exactly once, by its part's wave
     expect(fake.started.map((s) => s.id).sort()).toEqual(all.map((e) => e.id).sort());
     expect(waves.reduce((n, w) => n + w.total, 0)).toBe(30);
+
+    // the re-run in 2 parts looks at every certificate since the first split's earliest start
+    expect(again.code, again.stderr).toBe(0);
+    expect(selections).toHaveLength(2);
+    const firstStart = (JSON.parse(out) as { waves: Array<{ startedAt: string }> }).waves
+      .map((w) => w.startedAt)
+      .sort()[0];
+    expect(sinces).toHaveLength(30);
+    expect(new Set(sinces)).toEqual(new Set([firstStart]));
+    const second = (JSON.parse(again.out) as { waves: Array<{ total: number; skipped: number }> }).waves;
+    expect(second.map((w) => w.total - w.skipped)).toEqual([0, 0]);
+    expect(second.reduce((n, w) => n + w.total, 0)).toBe(30);
+    expect(fake.started).toHaveLength(30); // nothing re-issued twice
 
     // a name too long for its parts' names is refused before anything starts, naming the field
     let err2 = '';
