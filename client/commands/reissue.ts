@@ -275,6 +275,26 @@ function partNames(name: string, parts: number): string[] {
   return names;
 }
 
+/** The numbers of parts this name ran split in (each split has a part 1). */
+async function splitsOf(ctx: CommandContext, name: string): Promise<number[]> {
+  const client = await ctx.client();
+  const found: number[] = [];
+  const counts = Array.from({ length: MAX_PARTS - 1 }, (_, i) => i + 2).filter((n) =>
+    WAVE_NAME.test(`${name}-part-1-of-${n}`),
+  );
+  await mapLimit(counts, 16, async (n) => {
+    const d = await client.workflow
+      .getHandle(waveWorkflowId(`${name}-part-1-of-${n}`))
+      .describe()
+      .catch((err: unknown) => {
+        if (err instanceof WorkflowNotFoundError) return null;
+        throw err;
+      });
+    if (d) found.push(n);
+  });
+  return found.sort((a, b) => a - b);
+}
+
 /**
  * When the first wave of this name started, split or not: the wave `<name>` itself and the first part of every
  * split (`<name>-part-1-of-<N>`, N = 2 .. MAX_PARTS; every split has one), so a re-run with another --parts skips
@@ -384,10 +404,17 @@ async function dryRun(
 async function steer(ctx: CommandContext, verb: Verb, name: string): Promise<number> {
   const client = await ctx.client();
   const handle = client.workflow.getHandle(waveWorkflowId(name));
-  const d = await handle.describe().catch((err: unknown) => {
-    if (err instanceof WorkflowNotFoundError)
-      throw new NotFoundError(`no wave named ${name} (workflow ${waveWorkflowId(name)})`);
-    throw err;
+  const d = await handle.describe().catch(async (err: unknown) => {
+    if (!(err instanceof WorkflowNotFoundError)) throw err;
+    const splits = await splitsOf(ctx, name);
+    throw new NotFoundError(
+      `no wave named ${name} (workflow ${waveWorkflowId(name)})` +
+        splits
+          .map(
+            (n) => `; it ran split in ${n} parts: ${partNames(name, n)[0]} ... ${partNames(name, n).at(-1)}`,
+          )
+          .join(''),
+    );
   });
   const running = d.status.name === 'RUNNING';
   if (verb === 'report' || (verb === 'status' && !running)) {

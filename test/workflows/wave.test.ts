@@ -288,6 +288,19 @@ describe('re-issue wave', () => {
     expect(second.reduce((n, w) => n + w.total, 0)).toBe(30);
     expect(fake.started).toHaveLength(30); // nothing re-issued twice
 
+    // the name alone is no wave: the CLI names its parts; a part reports by its name
+    let notFound = '';
+    const quiet = { write: () => undefined };
+    const err = { write: (t: string) => (notFound += t) };
+    expect(await runCli(['reissue', 'report', name], { client, out: quiet, err, env: {} })).toBe(3);
+    expect(notFound).toContain(
+      `no wave named ${name} (workflow wave:${name}); it ran split in 2 parts: ${name}-part-1-of-2 ... ` +
+        `${name}-part-2-of-2; it ran split in 3 parts: ${name}-part-1-of-3 ... ${name}-part-3-of-3`,
+    );
+    expect(
+      await runCli(['reissue', 'report', `${name}-part-2-of-3`], { client, out: quiet, err, env: {} }),
+    ).toBe(0);
+
     // a name too long for its parts' names is refused before anything starts, naming the field
     let err2 = '';
     const refused = await runCli(
