@@ -92,6 +92,11 @@ export interface WaveProgress {
   etaSeconds: number | null;
   /** The rate each vault is paced at (its key-create quota), per second; null: not limited. */
   vaultRates: Record<string, number | null>;
+  /**
+   * Certificates re-issued since this time are skipped (the wave's `since`, else its start): in the progress query's
+   * answer only, for the CLI's re-runs of the name; absent from older workers' answers.
+   */
+  since?: string;
 }
 
 export interface WaveReport extends WaveProgress {

@@ -122,7 +122,8 @@ export async function reissueWave(input: WaveInput): Promise<WaveReport> {
           : 'Running';
   const progress = () => progressOf(waveId, input.reason, stateNow(), c, Date.now());
 
-  setHandler(waveProgressQuery, progress);
+  // `since`: what this wave skips from (a re-run of its name, split otherwise or not, starts from the earliest)
+  setHandler(waveProgressQuery, () => ({ ...progress(), since: input.since ?? c.startedAt }));
   // a query's answer is a payload too: fitted as the report is (a query changes no history, so no patch)
   setHandler(waveReportQuery, () => ({ ...progress(), finishedAt, entries: fitEntries(c.entries) }));
   setHandler(wavePauseSignal, ({ reason, by }) => {

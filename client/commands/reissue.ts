@@ -8,7 +8,6 @@ import {
   WorkflowFailedError,
   WorkflowNotFoundError,
 } from '@temporalio/client';
-import { mapLimit } from '../../activities/bindings/concurrency';
 import { DEFAULT_TASK_QUEUE, listLifecycles } from '../../activities/lifecycles';
 import {
   MAX_CONCURRENCY,
@@ -39,10 +38,10 @@ import {
 import { CliError, EXIT, parseDuration, parseTag, parseWholeNumber, usageError } from '../args';
 import { type CommandContext, type CommandImpl, JSON_OPTION, NotFoundError } from '../context';
 import { csv, dash, table } from '../format';
+import { WAVE_NAME, earliestSince, partName, splitsIn, stillRunning, wavesOfName } from '../wave-family';
 
 const VERBS = ['status', 'pause', 'resume', 'cancel', 'report'] as const;
 type Verb = (typeof VERBS)[number];
-const WAVE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$/;
 
 export const reissue: CommandImpl = {
   options: {
@@ -82,12 +81,13 @@ export const reissue: CommandImpl = {
     concurrency: {
       type: 'string',
       value: 'N',
-      description: `certificates under way at once (default 20, 1-${MAX_CONCURRENCY})`,
+      description: `certificates under way at once (default 20, 1-${MAX_CONCURRENCY}; each part's own with --parts)`,
     },
     rate: {
       type: 'string',
       value: 'N',
-      description: "starts per second across all vaults (default: each vault's key-create rate bounds it)",
+      description:
+        "starts per second across all vaults (each part's own with --parts; default: each vault's key-create rate bounds it)",
     },
     parts: {
       type: 'string',
@@ -220,9 +220,21 @@ async function start(ctx: CommandContext): Promise<number> {
     ...(rate !== undefined ? { ratePerSecond: rate } : {}),
     requestedBy: ctx.env.USER ? `${ctx.env.USER} (cli)` : 'cli',
   };
-  // a re-run of a name skips what its first run re-issued, split or not and whatever the number of parts: since =
-  // the earliest start among the waves of this name, unless told
-  const since = sinceText ? new Date(sinceText).toISOString() : await firstStartOfName(ctx, name);
+  // waves of this name split another way must not run beside these: both would force a renewal of one certificate
+  const runs = await wavesOfName(client, name);
+  const others = await stillRunning(
+    client,
+    runs.filter((r) => r.running && !names.includes(r.wave)).map((r) => r.wave),
+  );
+  if (others.length)
+    throw new CliError(
+      `wave ${name}: ${others.length === 1 ? 'a wave' : 'waves'} of this name split another way still ${others.length === 1 ? 'runs' : 'run'}: ` +
+        `${others.join(', ')}; beside ${parts > 1 ? `${parts} parts` : 'one wave'} ${others.length === 1 ? 'it' : 'they'} would re-issue certificates twice. ` +
+        `Wait for ${others.length === 1 ? 'it' : 'them'} (certflow reissue status <wave>) or cancel, then run again`,
+      EXIT.failed,
+    );
+  // a re-run of a name skips what any earlier wave of it re-issued, split or not: since = the earliest, unless told
+  const since = sinceText ? new Date(sinceText).toISOString() : await earliestSince(client, runs);
   const started: Array<{ wave: string; workflowId: string; started: boolean }> = [];
   for (const [i, part] of names.entries()) {
     const partInput: WaveInput = {
@@ -257,71 +269,32 @@ async function start(ctx: CommandContext): Promise<number> {
   }
   if (parts === 1) return follow(ctx, name);
   // the parts run at once; their reports come one after the other (with --json, one document with all of them)
+  // a part that failed as a whole (e.g. refused as too large) does not stop following the others: they go on
   const reports: WaveReport[] = [];
-  for (const part of names) reports.push(await followed(ctx, part));
-  if (ctx.json) ctx.printJson({ waves: reports });
+  const failed: Array<{ wave: string; error: string }> = [];
+  for (const part of names)
+    await followed(ctx, part).then(
+      (r) => reports.push(r),
+      (err: unknown) => {
+        if (!(err instanceof CliError)) throw err;
+        failed.push({ wave: part, error: err.message });
+      },
+    );
+  if (ctx.json) ctx.printJson({ waves: reports, ...(failed.length ? { failed } : {}) });
   else for (const r of reports) printReport(ctx, r);
-  return reports.some((r) => r.failed > 0) ? EXIT.failed : EXIT.ok;
+  for (const f of failed) ctx.note(f.error);
+  return failed.length || reports.some((r) => r.failed > 0) ? EXIT.failed : EXIT.ok;
 }
 
 /** The waves a selection split into `parts` runs as: the name itself when not split. */
 function partNames(name: string, parts: number): string[] {
   if (parts === 1) return [name];
-  const names = Array.from({ length: parts }, (_, i) => `${name}-part-${i + 1}-of-${parts}`);
+  const names = Array.from({ length: parts }, (_, i) => partName(name, i + 1, parts));
   if (!WAVE_NAME.test(names.at(-1)!))
     throw usageError(
       `--name: with --parts ${parts} at most ${100 - names.at(-1)!.length + name.length} characters (each part's wave is named ${names.at(-1)})`,
     );
   return names;
-}
-
-/** The numbers of parts this name ran split in (each split has a part 1). */
-async function splitsOf(ctx: CommandContext, name: string): Promise<number[]> {
-  const client = await ctx.client();
-  const found: number[] = [];
-  const counts = Array.from({ length: MAX_PARTS - 1 }, (_, i) => i + 2).filter((n) =>
-    WAVE_NAME.test(`${name}-part-1-of-${n}`),
-  );
-  await mapLimit(counts, 16, async (n) => {
-    const d = await client.workflow
-      .getHandle(waveWorkflowId(`${name}-part-1-of-${n}`))
-      .describe()
-      .catch((err: unknown) => {
-        if (err instanceof WorkflowNotFoundError) return null;
-        throw err;
-      });
-    if (d) found.push(n);
-  });
-  return found.sort((a, b) => a - b);
-}
-
-/**
- * When the first wave of this name started, split or not: the wave `<name>` itself and the first part of every
- * split (`<name>-part-1-of-<N>`, N = 2 .. MAX_PARTS; every split has one), so a re-run with another --parts skips
- * what the earlier waves re-issued. Undefined when none ran.
- */
-async function firstStartOfName(ctx: CommandContext, name: string): Promise<string | undefined> {
-  const client = await ctx.client();
-  const candidates = [
-    name,
-    ...Array.from({ length: MAX_PARTS - 1 }, (_, i) => `${name}-part-1-of-${i + 2}`),
-  ].filter((n) => WAVE_NAME.test(n));
-  const starts: string[] = [];
-  await mapLimit(candidates, 16, async (wave) => {
-    const handle = client.workflow.getHandle(waveWorkflowId(wave));
-    const d = await handle.describe().catch((err: unknown) => {
-      if (err instanceof WorkflowNotFoundError) return null;
-      throw err;
-    });
-    if (!d) return;
-    // the wave's own start, carried across continue-as-new; the latest run's start when no worker answers
-    const startedAt = await handle
-      .query(waveProgressQuery)
-      .then((p) => p.startedAt)
-      .catch(() => d.startTime.toISOString());
-    starts.push(startedAt);
-  });
-  return starts.sort()[0];
 }
 
 /** What the selection takes (and, split, which part each goes to), and whether each wave would take it. */
@@ -404,18 +377,13 @@ async function dryRun(
 async function steer(ctx: CommandContext, verb: Verb, name: string): Promise<number> {
   const client = await ctx.client();
   const handle = client.workflow.getHandle(waveWorkflowId(name));
-  const d = await handle.describe().catch(async (err: unknown) => {
-    if (!(err instanceof WorkflowNotFoundError)) throw err;
-    const splits = await splitsOf(ctx, name);
-    throw new NotFoundError(
-      `no wave named ${name} (workflow ${waveWorkflowId(name)})` +
-        splits
-          .map(
-            (n) => `; it ran split in ${n} parts: ${partNames(name, n)[0]} ... ${partNames(name, n).at(-1)}`,
-          )
-          .join(''),
-    );
+  const reason = ctx.options.string('reason')?.trim();
+  if (verb === 'pause' && !reason) throw usageError('--reason: required for pause (say why)');
+  const d = await handle.describe().catch((err: unknown) => {
+    if (err instanceof WorkflowNotFoundError) return null;
+    throw err;
   });
+  if (!d) return steerSplit(ctx, verb, name, reason);
   const running = d.status.name === 'RUNNING';
   if (verb === 'report' || (verb === 'status' && !running)) {
     const report: WaveReport = running
@@ -434,17 +402,60 @@ async function steer(ctx: CommandContext, verb: Verb, name: string): Promise<num
     return follow(ctx, name);
   }
   if (!running) throw new NotFoundError(`wave ${name} is not running (${d.status.name.toLowerCase()})`);
+  const p = await signalWave(ctx, verb, name, reason);
+  if (ctx.json) ctx.printJson({ wave: name, asked: verb, progress: p });
+  return EXIT.ok;
+}
+
+/**
+ * A name that ran split (no wave of its own): pause, resume and cancel go to every part still running (an
+ * outage must not need a command per part); status and report name the parts to ask.
+ */
+async function steerSplit(
+  ctx: CommandContext,
+  verb: Verb,
+  name: string,
+  reason: string | undefined,
+): Promise<number> {
+  const client = await ctx.client();
+  const runs = await wavesOfName(client, name);
+  const splits = splitsIn(name, runs);
+  const running = await stillRunning(
+    client,
+    runs.filter((r) => r.running).map((r) => r.wave),
+  );
+  if (splits.length && running.length && (verb === 'pause' || verb === 'resume' || verb === 'cancel')) {
+    const parts: Array<{ wave: string; progress: WaveProgress }> = [];
+    for (const wave of running) parts.push({ wave, progress: await signalWave(ctx, verb, wave, reason) });
+    if (ctx.json) ctx.printJson({ wave: name, asked: verb, parts });
+    return EXIT.ok;
+  }
+  throw new NotFoundError(
+    `no wave named ${name} (workflow ${waveWorkflowId(name)})` +
+      splits
+        .map((n) => `; it ran split in ${n} parts: ${partName(name, 1, n)} ... ${partName(name, n, n)}`)
+        .join('') +
+      (splits.length && !running.length && verb !== 'status' && verb !== 'report'
+        ? '; none of its parts is running'
+        : ''),
+  );
+}
+
+/** Sends pause, resume or cancel to one running wave; its progress after. */
+async function signalWave(
+  ctx: CommandContext,
+  verb: Verb,
+  name: string,
+  reason: string | undefined,
+): Promise<WaveProgress> {
+  const handle = (await ctx.client()).workflow.getHandle(waveWorkflowId(name));
   const by = ctx.env.USER ?? 'cli';
-  if (verb === 'pause') {
-    const reason = ctx.options.string('reason')?.trim();
-    if (!reason) throw usageError('--reason: required for pause (say why)');
-    await handle.signal(wavePauseSignal, { reason: reason.slice(0, 500), by });
-  } else if (verb === 'resume') await handle.signal(waveResumeSignal);
+  if (verb === 'pause') await handle.signal(wavePauseSignal, { reason: (reason ?? '').slice(0, 500), by });
+  else if (verb === 'resume') await handle.signal(waveResumeSignal);
   else await handle.signal(waveCancelSignal, { by });
   const p = await handle.query(waveProgressQuery);
-  if (ctx.json) ctx.printJson({ wave: name, asked: verb, progress: p });
-  else ctx.print(`${name}: ${verb} sent; ${progressLine(p)}`);
-  return EXIT.ok;
+  if (!ctx.json) ctx.print(`${name}: ${verb} sent; ${progressLine(p)}`);
+  return p;
 }
 
 /** Shows progress until the wave ends, then its report. A live bar on a terminal; plain lines otherwise. */

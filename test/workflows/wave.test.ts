@@ -6,7 +6,7 @@
  * quota, pebble, the CLI, pause and resume) is test/integration/reissue-wave.test.ts.
  */
 import { ApplicationFailure } from '@temporalio/common';
-import { WorkflowFailedError } from '@temporalio/client';
+import { WorkflowFailedError, WorkflowNotFoundError } from '@temporalio/client';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { createRequire } from 'node:module';
@@ -18,6 +18,7 @@ import { partOfId } from '../../workflows/wave-plan';
 import {
   type WaveInput,
   type WaveEntry,
+  type WaveSelection,
   waveCancelSignal,
   waveProgressQuery,
   waveReportQuery,
@@ -112,6 +113,57 @@ async function withWorker<T>(acts: WaveActivities, fn: (taskQueue: string) => Pr
 
 const INPUT: WaveInput = { reason: 'key-compromise', selection: { all: true }, searchAttributes: false };
 
+/** The CLI with this file's client; what it printed. */
+async function cli(...args: string[]): Promise<{ code: number; out: string; stderr: string }> {
+  let out = '';
+  let stderr = '';
+  const code = await runCli(args, {
+    client,
+    out: { write: (t: string) => (out += t) },
+    err: { write: (t: string) => (stderr += t) },
+    env: {},
+    pollIntervalMs: 100,
+  });
+  return { code, out, stderr };
+}
+
+const ids12 = () => Array.from({ length: 12 }, (_, i) => `kv-${i % 2}/c${i}`);
+
+/**
+ * fakeWave whose activities apply the real rules a split depends on: the selection takes only its part
+ * (selectCandidates' partOfId), and a certificate re-issued since the wave's `since` is skipped (reissuedSince).
+ */
+function splitWave(n: number, opts: Parameters<typeof fakeWave>[1] = {}) {
+  const fake = fakeWave(n, opts);
+  const all = Array.from({ length: n }, (_, i) => ({
+    id: `kv-${i % 2}/c${i}`,
+    vault: `kv-${i % 2}`,
+    issuer: 'ca',
+    expiresAt: null,
+    status: 'pending' as const,
+  }));
+  const selections: WaveSelection[] = [];
+  const sinces: string[] = [];
+  const acts: WaveActivities = {
+    ...fake.acts,
+    inspectForWave: async (input) => {
+      sinces.push(input.since);
+      const done = fake.started.some((s) => s.id === input.certificateId && s.at >= Date.parse(input.since));
+      if (done) return { skip: 're-issued since the wave began', thumbprint: 'NEW', keyId: 'k-new' };
+      return fake.acts.inspectForWave(input);
+    },
+    selectWave: async ({ selection }) => {
+      selections.push(selection);
+      const part = selection.part;
+      return {
+        entries: all.filter((e) => !part || partOfId(e.id, part.of) === part.index),
+        vaultRates: { 'kv-0': 50, 'kv-1': 50 },
+      };
+    },
+  };
+  return { fake, all, acts, selections, sinces };
+}
+
 describe('re-issue wave', () => {
   it('paces each vault at its rate, bounds those under way, and reports every certificate', async () => {
     const fake = fakeWave(12, { skip: new Set(['kv-0/c2']), fail: new Set(['kv-1/c5']), renewMs: 300 });
@@ -203,57 +255,34 @@ describe('re-issue wave', () => {
   });
 
   it('a selection split with --parts runs one wave per part, each certificate re-issued once, reported per part', async () => {
-    const fake = fakeWave(30, { renewMs: 50 });
-    const all = (await fake.acts.selectWave({ selection: { all: true }, now: '' })).entries;
-    const selections: unknown[] = [];
-    const sinces: string[] = [];
-    const acts: WaveActivities = {
-      ...fake.acts,
-      // the real activity's rule (reissuedSince): re-issued by an attempt that started since the wave began? skip
-      inspectForWave: async (input) => {
-        sinces.push(input.since);
-        const done = fake.started.some(
-          (s) => s.id === input.certificateId && s.at >= Date.parse(input.since),
-        );
-        if (done) return { skip: 're-issued since the wave began', thumbprint: 'NEW', keyId: 'k-new' };
-        return fake.acts.inspectForWave(input);
-      },
-      // the real activity's rule (selectCandidates): only the part's certificates
-      selectWave: async ({ selection }) => {
-        selections.push(selection);
-        const part = selection.part;
-        return {
-          entries: all.filter((e) => !part || partOfId(e.id, part.of) === part.index),
-          vaultRates: { 'kv-0': 50, 'kv-1': 50 },
-        };
-      },
-    };
+    const { fake, all, acts, selections, sinces } = splitWave(30, { renewMs: 50 });
     const name = `parts-${Date.now()}`;
-    const reissue = async (taskQueue: string, parts: number) => {
-      let out = '';
-      let stderr = '';
-      const code = await runCli(
-        ['reissue', '--reason', 'ca-distrust', '--all', '--parts', String(parts), '--name', name].concat([
-          '--task-queue',
-          taskQueue,
-          '--json',
-        ]),
-        {
-          client,
-          out: { write: (t: string) => (out += t) },
-          err: { write: (t: string) => (stderr += t) },
-          env: {},
-          pollIntervalMs: 100,
-        },
+    const reissue = (taskQueue: string, parts: number) =>
+      cli(
+        'reissue',
+        '--reason',
+        'ca-distrust',
+        '--all',
+        '--parts',
+        String(parts),
+        '--name',
+        name,
+        '--task-queue',
+        taskQueue,
+        '--json',
       );
-      return { code, out, stderr };
-    };
-    const [{ code, out, stderr }, firstSelections, again] = await withWorker(acts, async (taskQueue) => {
-      const first = await reissue(taskQueue, 3);
-      sinces.length = 0;
-      // run again with another number of parts: it must skip what the first split re-issued
-      return [first, selections.splice(0), await reissue(taskQueue, 2)] as const;
-    });
+    const [{ code, out, stderr }, firstSelections, again, third] = await withWorker(
+      acts,
+      async (taskQueue) => {
+        const first = await reissue(taskQueue, 3);
+        const firstSelections = selections.splice(0);
+        sinces.length = 0;
+        // run again with another number of parts: it must skip what the first split re-issued
+        const again = await reissue(taskQueue, 2);
+        // and once more split as at first: the earliest of all runs still counts
+        return [first, firstSelections, again, await reissue(taskQueue, 3)] as const;
+      },
+    );
     expect([code, stderr]).toEqual([0, expect.not.stringMatching(/error|refused|InvalidWave/i)]);
     // the parts run at once: their selections come in any order
     const byIndex = (x: unknown) => (x as { part: { index: number } }).part.index;
@@ -261,7 +290,13 @@ describe('re-issue wave', () => {
       [1, 2, 3].map((index) => ({ all: true, part: { index, of: 3 } })),
     );
     const { waves } = JSON.parse(out) as {
-      waves: Array<{ waveId: string; total: number; reissued: number; entries: WaveEntry[] }>;
+      waves: Array<{
+        waveId: string;
+        total: number;
+        reissued: number;
+        startedAt: string;
+        entries: WaveEntry[];
+      }>;
     };
     expect(waves.map((w) => w.waveId)).toEqual(
       [1, 2, 3].map((k) => waveWorkflowId(`${name}-part-${k}-of-3`)),
@@ -271,44 +306,155 @@ describe('re-issue wave', () => {
       expect(w.reissued).toBe(w.total);
       expect(w.entries.every((e) => partOfId(e.id, 3) === i + 1)).toBe(true);
     }
-    // every certificate re-issued exactly once, by its part's wave
-    expect(fake.started.map((s) => s.id).sort()).toEqual(all.map((e) => e.id).sort());
     expect(waves.reduce((n, w) => n + w.total, 0)).toBe(30);
 
-    // the re-run in 2 parts looks at every certificate since the first split's earliest start
-    expect(again.code, again.stderr).toBe(0);
-    expect(selections).toHaveLength(2);
-    const firstStart = (JSON.parse(out) as { waves: Array<{ startedAt: string }> }).waves
-      .map((w) => w.startedAt)
-      .sort()[0];
-    expect(sinces).toHaveLength(30);
-    expect(new Set(sinces)).toEqual(new Set([firstStart]));
-    const second = (JSON.parse(again.out) as { waves: Array<{ total: number; skipped: number }> }).waves;
-    expect(second.map((w) => w.total - w.skipped)).toEqual([0, 0]);
-    expect(second.reduce((n, w) => n + w.total, 0)).toBe(30);
-    expect(fake.started).toHaveLength(30); // nothing re-issued twice
+    // the re-runs (2 parts, then 3 again) look at every certificate since the first split's earliest start
+    const firstStart = waves.map((w) => w.startedAt).sort()[0];
+    for (const run of [again, third]) {
+      expect(run.code, run.stderr).toBe(0);
+      const later = (JSON.parse(run.out) as { waves: Array<{ total: number; skipped: number }> }).waves;
+      expect(later.map((w) => w.total - w.skipped)).toEqual(later.map(() => 0));
+      expect(later.reduce((n, w) => n + w.total, 0)).toBe(30);
+    }
+    expect(sinces).toHaveLength(60);
+    // one point for all: the first split's earliest start (visibility's start time of its first run, a few ms
+    // before the wave's own clock read it)
+    expect(new Set(sinces).size).toBe(1);
+    expect(Date.parse(sinces[0]!)).toBeLessThanOrEqual(Date.parse(firstStart!));
+    expect(Date.parse(firstStart!) - Date.parse(sinces[0]!)).toBeLessThan(2_000);
+    // every certificate re-issued exactly once, by its part's wave
+    expect(fake.started.map((s) => s.id).sort()).toEqual(all.map((e) => e.id).sort());
 
     // the name alone is no wave: the CLI names its parts; a part reports by its name
-    let notFound = '';
-    const quiet = { write: () => undefined };
-    const err = { write: (t: string) => (notFound += t) };
-    expect(await runCli(['reissue', 'report', name], { client, out: quiet, err, env: {} })).toBe(3);
-    expect(notFound).toContain(
+    const report = await cli('reissue', 'report', name);
+    expect(report.code).toBe(3);
+    expect(report.stderr).toContain(
       `no wave named ${name} (workflow wave:${name}); it ran split in 2 parts: ${name}-part-1-of-2 ... ` +
         `${name}-part-2-of-2; it ran split in 3 parts: ${name}-part-1-of-3 ... ${name}-part-3-of-3`,
     );
-    expect(
-      await runCli(['reissue', 'report', `${name}-part-2-of-3`], { client, out: quiet, err, env: {} }),
-    ).toBe(0);
+    expect((await cli('reissue', 'report', `${name}-part-2-of-3`)).code).toBe(0);
 
     // a name too long for its parts' names is refused before anything starts, naming the field
-    let err2 = '';
-    const refused = await runCli(
-      ['reissue', '--reason', 'ca-distrust', '--all', '--parts', '12', '--name', 'n'.repeat(95)],
-      { client, out: { write: () => undefined }, err: { write: (t: string) => (err2 += t) }, env: {} },
+    const long = await cli(
+      'reissue',
+      '--reason',
+      'ca-distrust',
+      '--all',
+      '--parts',
+      '12',
+      '--name',
+      'n'.repeat(95),
     );
-    expect(refused).toBe(2);
-    expect(err2).toMatch(/--name: with --parts 12 at most 86 characters/);
+    expect(long.code).toBe(2);
+    expect(long.stderr).toMatch(/--name: with --parts 12 at most 86 characters/);
+  });
+
+  it('a split name is steered as one: pause and cancel reach every part; a run split another way is refused beside it', async () => {
+    let release!: () => void;
+    const until = new Promise<void>((r) => (release = r));
+    const { fake, all, acts } = splitWave(12, { renewMs: 50, held: { ids: new Set(ids12()), until } });
+    const name = `steer-${Date.now()}`;
+    await withWorker(acts, async (taskQueue) => {
+      const start = (parts: number, ...more: string[]) =>
+        cli(
+          'reissue',
+          '--reason',
+          'key-compromise',
+          '--all',
+          '--parts',
+          String(parts),
+          '--name',
+          name,
+          '--task-queue',
+          taskQueue,
+          ...more,
+        );
+      expect((await start(2, '--no-wait', '--concurrency', '1')).code).toBe(0);
+      const parts = [1, 2].map((k) => client.workflow.getHandle(waveWorkflowId(`${name}-part-${k}-of-2`)));
+      await waitFor(
+        'both parts under way',
+        async () => {
+          const p = await Promise.all(parts.map((h) => h.query(waveProgressQuery)));
+          return p.every((x) => x.running > 0);
+        },
+        { timeoutMs: 30_000 },
+      );
+
+      // split another way beside them: refused, nothing started
+      const beside = await start(3, '--no-wait');
+      expect(beside.code).toBe(1);
+      expect(beside.stderr).toContain(
+        `wave ${name}: waves of this name split another way still run: ${name}-part-1-of-2, ${name}-part-2-of-2`,
+      );
+      await expect(
+        client.workflow.getHandle(waveWorkflowId(`${name}-part-1-of-3`)).describe(),
+      ).rejects.toBeInstanceOf(WorkflowNotFoundError);
+
+      // pause by the name alone reaches both parts
+      const paused = await cli('reissue', 'pause', name, '--reason', 'CA outage');
+      expect(paused.code, paused.stderr).toBe(0);
+      expect(paused.out).toMatch(
+        new RegExp(`^${name}-part-1-of-2: pause sent;.*\\n${name}-part-2-of-2: pause sent;`),
+      );
+      await waitFor('both paused', async () => {
+        const p = await Promise.all(parts.map((h) => h.query(waveProgressQuery)));
+        return p.every((x) => x.state === 'Paused');
+      });
+      expect((await cli('reissue', 'cancel', name)).code).toBe(0);
+      release();
+      const reports = await Promise.all(parts.map((h) => h.result()));
+      expect(reports.map((r) => r.state)).toEqual(['Cancelled', 'Cancelled']);
+      // those under way finished; nothing else started
+      expect(fake.started.length).toBe(reports.reduce((n, r) => n + r.reissued, 0));
+      expect(fake.started.length).toBeLessThan(all.length);
+    });
+  });
+
+  it('a part that fails as a whole does not stop following the others: every report, and the failure named', async () => {
+    const { acts } = splitWave(12, { renewMs: 20 });
+    const failing: WaveActivities = {
+      ...acts,
+      selectWave: async (input) => {
+        if (input.selection.part?.index === 2)
+          throw ApplicationFailure.create({
+            message: 'part 2 of 3 is too large',
+            type: 'InvalidWave',
+            nonRetryable: true,
+          });
+        return acts.selectWave(input);
+      },
+    };
+    const name = `partfail-${Date.now()}`;
+    const run = await withWorker(failing, (taskQueue) =>
+      cli(
+        'reissue',
+        '--reason',
+        'ca-distrust',
+        '--all',
+        '--parts',
+        '3',
+        '--name',
+        name,
+        '--task-queue',
+        taskQueue,
+        '--json',
+      ),
+    );
+    expect(run.code).toBe(1);
+    const doc = JSON.parse(run.out) as {
+      waves: Array<{ waveId: string; reissued: number }>;
+      failed: Array<{ wave: string; error: string }>;
+    };
+    expect(doc.waves.map((w) => w.waveId)).toEqual(
+      [1, 3].map((k) => waveWorkflowId(`${name}-part-${k}-of-3`)),
+    );
+    expect(doc.waves.every((w) => w.reissued > 0)).toBe(true);
+    expect(doc.failed).toEqual([
+      {
+        wave: `${name}-part-2-of-3`,
+        error: `wave ${name}-part-2-of-3 failed: InvalidWave: part 2 of 3 is too large`,
+      },
+    ]);
   });
 
   it('refuses a wave without a selection, naming the field (also in the CLI report of the failed wave)', async () => {
