@@ -127,6 +127,12 @@ async function cli(...args: string[]): Promise<{ code: number; out: string; stde
   return { code, out, stderr };
 }
 
+/** `certflow reissue --all` split in `parts` as `name`, on the test's task queue. */
+const splitRun = (name: string, parts: number, taskQueue: string, ...more: string[]) => {
+  const args = `reissue --reason ca-distrust --all --parts ${parts} --name ${name} --task-queue ${taskQueue}`;
+  return cli(...args.split(' '), ...more);
+};
+
 const ids12 = () => Array.from({ length: 12 }, (_, i) => `kv-${i % 2}/c${i}`);
 
 /**
@@ -257,20 +263,7 @@ describe('re-issue wave', () => {
   it('a selection split with --parts runs one wave per part, each certificate re-issued once, reported per part', async () => {
     const { fake, all, acts, selections, sinces } = splitWave(30, { renewMs: 50 });
     const name = `parts-${Date.now()}`;
-    const reissue = (taskQueue: string, parts: number) =>
-      cli(
-        'reissue',
-        '--reason',
-        'ca-distrust',
-        '--all',
-        '--parts',
-        String(parts),
-        '--name',
-        name,
-        '--task-queue',
-        taskQueue,
-        '--json',
-      );
+    const reissue = (taskQueue: string, parts: number) => splitRun(name, parts, taskQueue, '--json');
     const [{ code, out, stderr }, firstSelections, again, third] = await withWorker(
       acts,
       async (taskQueue) => {
@@ -355,20 +348,7 @@ describe('re-issue wave', () => {
     const { fake, all, acts } = splitWave(12, { renewMs: 50, held: { ids: new Set(ids12()), until } });
     const name = `steer-${Date.now()}`;
     await withWorker(acts, async (taskQueue) => {
-      const start = (parts: number, ...more: string[]) =>
-        cli(
-          'reissue',
-          '--reason',
-          'key-compromise',
-          '--all',
-          '--parts',
-          String(parts),
-          '--name',
-          name,
-          '--task-queue',
-          taskQueue,
-          ...more,
-        );
+      const start = (parts: number, ...more: string[]) => splitRun(name, parts, taskQueue, ...more);
       expect((await start(2, '--no-wait', '--concurrency', '1')).code).toBe(0);
       const parts = [1, 2].map((k) => client.workflow.getHandle(waveWorkflowId(`${name}-part-${k}-of-2`)));
       await waitFor(
@@ -425,21 +405,7 @@ describe('re-issue wave', () => {
       },
     };
     const name = `partfail-${Date.now()}`;
-    const run = await withWorker(failing, (taskQueue) =>
-      cli(
-        'reissue',
-        '--reason',
-        'ca-distrust',
-        '--all',
-        '--parts',
-        '3',
-        '--name',
-        name,
-        '--task-queue',
-        taskQueue,
-        '--json',
-      ),
-    );
+    const run = await withWorker(failing, (taskQueue) => splitRun(name, 3, taskQueue, '--json'));
     expect(run.code).toBe(1);
     const doc = JSON.parse(run.out) as {
       waves: Array<{ waveId: string; reissued: number }>;
