@@ -6,7 +6,12 @@
  */
 import type { Client } from '@temporalio/client';
 import { mapLimit } from '../activities/bindings/concurrency';
-import { WAVE_WORKFLOW_TYPE, waveProgressQuery, waveWorkflowId } from '../workflows/wave-messages';
+import {
+  WAVE_PART_WORKFLOW_TYPE,
+  WAVE_WORKFLOW_TYPE,
+  waveProgressQuery,
+  waveWorkflowId,
+} from '../workflows/wave-messages';
 import { MAX_PARTS } from '../workflows/wave-plan';
 
 /** A wave's name: what its workflow id carries after `wave:`. */
@@ -80,7 +85,7 @@ async function runsOf(client: Client, waves: readonly string[]): Promise<WaveRun
       .slice(i, i + 100)
       .map((w) => `'${waveWorkflowId(w)}'`)
       .join(', ');
-    const query = `WorkflowType = '${WAVE_WORKFLOW_TYPE}' AND WorkflowId IN (${ids})`;
+    const query = `WorkflowType IN ('${WAVE_WORKFLOW_TYPE}', '${WAVE_PART_WORKFLOW_TYPE}') AND WorkflowId IN (${ids})`;
     for await (const w of client.workflow.list({ query }))
       runs.push({
         wave: w.workflowId.replace(/^wave:/, ''),

@@ -3,4 +3,4 @@ export { certificateLifecycle } from './lifecycle';
 export { renewalWorkflow } from './legacy/renewal-v2';
 export * from './fleet';
 export { enrollmentCheck } from './checks';
-export { reissueWave } from './wave';
+export { reissueWave, reissueWavePart } from './wave';

@@ -129,4 +129,11 @@ export const WAVE_SA = {
 } as const;
 
 export const WAVE_WORKFLOW_TYPE = 'reissueWave';
+/**
+ * One part of a split selection (`certflow reissue --parts`): the same workflow under a type of its own, which only
+ * workers of a release that honours `selection.part` register. A worker of an earlier release would ignore the part
+ * and take the whole selection in every part (each certificate re-issued once per part); given this type it fails
+ * the workflow task instead ("not registered"), and the part waits, doing nothing, until an upgraded worker takes it.
+ */
+export const WAVE_PART_WORKFLOW_TYPE = 'reissueWavePart';
 export const waveWorkflowId = (name: string): string => `wave:${name}`;

@@ -308,3 +308,6 @@ function detailsMarkdown(p: ReturnType<typeof progressOf>, input: WaveInput, ent
       : []),
   ].join('\n');
 }
+
+/** A part of a split selection: the wave itself, under the type only part-aware workers register (wave-messages.ts). */
+export const reissueWavePart = reissueWave;

@@ -22,6 +22,7 @@ import {
 } from '../../workflows/wave-plan';
 import {
   WAVE_REASONS,
+  WAVE_PART_WORKFLOW_TYPE,
   WAVE_WORKFLOW_TYPE,
   type WaveInput,
   type WaveProgress,
@@ -244,7 +245,7 @@ async function start(ctx: CommandContext): Promise<number> {
     };
     let attached = false;
     try {
-      await client.workflow.start(WAVE_WORKFLOW_TYPE, {
+      await client.workflow.start(parts > 1 ? WAVE_PART_WORKFLOW_TYPE : WAVE_WORKFLOW_TYPE, {
         taskQueue: o.string('task-queue') ?? DEFAULT_TASK_QUEUE,
         workflowId: waveWorkflowId(part),
         args: [partInput],

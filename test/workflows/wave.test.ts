@@ -99,8 +99,11 @@ function fakeWave(
   return { acts, started, max: () => maxRunning };
 }
 
-async function withWorker<T>(acts: WaveActivities, fn: (taskQueue: string) => Promise<T>): Promise<T> {
-  const taskQueue = `wave-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`;
+async function withWorker<T>(
+  acts: WaveActivities,
+  fn: (taskQueue: string) => Promise<T>,
+  taskQueue = `wave-${Date.now()}-${Math.random().toString(36).slice(2, 8)}`,
+): Promise<T> {
   const worker = await Worker.create({
     connection,
     namespace,
@@ -388,6 +391,44 @@ describe('re-issue wave', () => {
       expect(fake.started.length).toBe(reports.reduce((n, r) => n + r.reissued, 0));
       expect(fake.started.length).toBeLessThan(all.length);
     });
+  });
+
+  it('a split wave waits for an upgraded worker: one that does not know parts never runs it (no part takes the whole selection)', async () => {
+    const { fake, all, acts } = splitWave(12, { renewMs: 20 });
+    const name = `oldworker-${Date.now()}`;
+    const taskQueue = `wave-old-${Date.now()}`;
+    const old = await Worker.create({
+      connection,
+      namespace,
+      taskQueue,
+      workflowsPath: require.resolve('../support/wave-workflows-before-parts.ts'),
+      activities: acts,
+    });
+    await old.runUntil(async () => {
+      expect((await splitRun(name, 2, taskQueue, '--no-wait')).code).toBe(0);
+      const part1 = client.workflow.getHandle(waveWorkflowId(`${name}-part-1-of-2`));
+      // the old worker takes the workflow task and fails it: the type is not registered there
+      await waitFor(
+        'the old worker to refuse the part',
+        async () => {
+          const { raw } = await part1.describe();
+          return (raw.pendingWorkflowTask?.attempt ?? 0) >= 2;
+        },
+        { timeoutMs: 30_000 },
+      );
+      expect(fake.started).toEqual([]);
+    });
+    // an upgraded worker on the same queue runs both parts, each certificate once
+    const reports = await withWorker(
+      acts,
+      () =>
+        Promise.all(
+          [1, 2].map((k) => client.workflow.getHandle(waveWorkflowId(`${name}-part-${k}-of-2`)).result()),
+        ),
+      taskQueue,
+    );
+    expect(reports.reduce((n, r) => n + r.reissued, 0)).toBe(all.length);
+    expect(fake.started.map((s) => s.id).sort()).toEqual(all.map((e) => e.id).sort());
   });
 
   it('a part that fails as a whole does not stop following the others: every report, and the failure named', async () => {
