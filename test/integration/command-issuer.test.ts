@@ -121,11 +121,11 @@ describe('command issuer: the exit-code contract', () => {
     const pidFile = path.join(tmp, 'hang.pids');
     const started = Date.now();
     const f = await failure(
-      behaviour('hang', { timeoutMs: 1500, env: { CERTFLOW_TEST_PID_FILE: pidFile } }).submit(req),
+      behaviour('hang', { timeoutMs: 5000, env: { CERTFLOW_TEST_PID_FILE: pidFile } }).submit(req),
     );
     expect([f.type, f.nonRetryable]).toEqual(['CommandIssuerTimeout', false]);
-    expect(f.message).toMatch(/ran longer than 1500 ms and was killed/);
-    expect(Date.now() - started).toBeLessThan(20_000);
+    expect(f.message).toMatch(/ran longer than 5000 ms and was killed/);
+    expect(Date.now() - started).toBeLessThan(40_000); // killed, not waited for (the program sleeps far longer)
     const pids = JSON.parse(await fs.readFile(pidFile, 'utf8')) as number[];
     expect(pids).toHaveLength(2);
     // the helper it started went with it

@@ -151,7 +151,7 @@ describe('end-to-end renewal through a running worker', () => {
       const d = await handle.describe();
       return d.typedSearchAttributes.get(SA.thumbprint) === outcome.newThumbprint ? true : undefined;
     });
-  });
+  }, 180_000);
 
   it('renews again on a fire-and-forget signal (`certflow renew --no-wait`)', async () => {
     const id = stack.certificateId;
@@ -172,7 +172,7 @@ describe('end-to-end renewal through a running worker', () => {
     expect(st.previousThumbprint).toBe(before.thumbprint);
     expect(st.thumbprint).not.toBe(before.thumbprint);
     expect((await stack.vault.describe('site')).thumbprint).toBe(st.thumbprint);
-  });
+  }, 120_000);
 
   it('keeps every secret out of workflow history', async () => {
     const id = stack.certificateId;

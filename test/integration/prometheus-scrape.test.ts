@@ -173,7 +173,7 @@ describe('Prometheus scraping a running worker', () => {
       'temporal_worker_start',
     ])
       expect((await query(`${m}{job="certflow"}`)).result.length, m).toBeGreaterThan(0);
-  });
+  }, 300_000);
 
   it('reads the fleet by phase from Temporal visibility', async () => {
     const phases = await waitFor(
@@ -187,7 +187,7 @@ describe('Prometheus scraping a running worker', () => {
     expect(phases).toHaveLength(1);
     const total = await query('sum(certflow_certificates)');
     expect(Number(total.result[0]!.value[1])).toBeGreaterThanOrEqual(1);
-  });
+  }, 150_000);
 
   it('loads the shipped alert rules and evaluates them without error', async () => {
     const res = await waitFor(

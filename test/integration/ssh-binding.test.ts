@@ -190,12 +190,12 @@ describe('files over SSH to a remote nginx', () => {
         validate: {
           command: '/bin/sh',
           args: ['-c', `sleep 44 & echo $! > ${pidFile}; wait`],
-          timeoutMs: 1_000,
+          timeoutMs: 4_000, // time for the shell to start and write the pid, however slow the machine
         },
       },
     });
     expect(out.status).toBe('failed'); // nothing to roll back to beyond the files: restored, reload ok
-    expect(out.detail).toMatch(/'sh' timed out after 1000 ms/);
+    expect(out.detail).toMatch(/'sh' timed out after 4000 ms/);
     const pid = Number(readFileSync(pidFile, 'utf8').trim());
     const sleeping = () => {
       try {

@@ -135,7 +135,7 @@ describe('tracing (OTLP/HTTP to an in-process receiver)', () => {
     // the key is sent as a header only: never in a span, nor in the worker's log
     expect(received.some((r) => r.body.includes(API_KEY))).toBe(false);
     expect(readFileSync(worker.logFile, 'utf8')).not.toContain(API_KEY);
-  });
+  }, 180_000);
 
   it("sends the Azure SDK's spans once tracing is started in a process", async () => {
     const tracing = startTracing({

@@ -276,7 +276,8 @@ describe('worker service', () => {
     }
     expect(await child.exit).toBe(0);
     expect(saw503).toBe(true);
-    expect(Date.now() - t0).toBeLessThan(5_000); // shutdownGraceSeconds
+    // bounded by worker/main.ts: shutdownGraceSeconds (5) plus 10 s of slack, then it exits anyway
+    expect(Date.now() - t0).toBeLessThan(15_000);
     expect(child.stdout()).toMatch(/"msg":"shutting down: \/readyz answers 503 from now"/);
   }, 30_000);
 });

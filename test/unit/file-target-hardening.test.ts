@@ -78,12 +78,12 @@ describe('the commands a file target runs', () => {
     const pidFile = path.join(dir, 'child.pid');
     const c = issue();
     const out = await bindFiles(
-      { ...t, validate: sh(`sleep 45 & echo $! > ${pidFile}; wait`, 500) },
+      { ...t, validate: sh(`sleep 45 & echo $! > ${pidFile}; wait`, 3_000) },
       c.material,
       c.thumbprint,
     );
     expect(out.status).toBe('failed');
-    expect(out.detail).toMatch(/'sh' timed out after 500 ms/);
+    expect(out.detail).toMatch(/'sh' timed out after 3000 ms/);
     const pid = Number(readFileSync(pidFile, 'utf8').trim());
     leftovers.push(pid);
     // the shell's child (sleep) must be gone too, not left running under init

@@ -211,6 +211,12 @@ async function idle(h: LifecycleHandle): Promise<void> {
   }
 }
 
+/** Updates the current run has accepted so far (its history's UpdateAccepted events). */
+export async function acceptedUpdates(h: LifecycleHandle): Promise<number> {
+  const accepted = temporal.api.enums.v1.EventType.EVENT_TYPE_WORKFLOW_EXECUTION_UPDATE_ACCEPTED;
+  return ((await h.fetchHistory()).events ?? []).filter((e) => e.eventType === accepted).length;
+}
+
 /** Below waitFor's 5 s probe limit, so a slow query ends on its own before waitFor gives up on it. */
 const QUERY_DEADLINE_MS = 4_000;
 

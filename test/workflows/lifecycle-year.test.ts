@@ -15,7 +15,16 @@ import {
   syncNowUpdate,
 } from '../../workflows/messages';
 import { waitFor } from '../support/proc';
-import { DAY, HOUR, fakeActivities, refusal, startTestEnv, withLifecycle, update } from './harness';
+import {
+  DAY,
+  HOUR,
+  acceptedUpdates,
+  fakeActivities,
+  refusal,
+  startTestEnv,
+  withLifecycle,
+  update,
+} from './harness';
 
 let env: TestWorkflowEnvironment;
 beforeEach(async () => {
@@ -73,7 +82,8 @@ describe('lifecycle over a year (time-skipping)', () => {
       expect(during.attempts).toBe(1);
       const b = update(h, renewNowUpdate, [{ reason: 'second' }]);
       const sync = update(h, syncNowUpdate, [{}]);
-      await new Promise((r) => setTimeout(r, 300));
+      // both accepted while the CA call still waits (however slow the machine), then the CA answers
+      await waitFor('both requests accepted', async () => (await acceptedUpdates(h)) >= 3);
       release();
       const [oa, ob, bindings] = await Promise.all([a, b, sync]);
       expect(oa).toEqual(ob);

@@ -16,6 +16,7 @@ import {
 import { waitFor } from '../support/proc';
 import {
   DAY,
+  acceptedUpdates,
   type FakeHooks,
   type LifecycleHandle,
   fakeActivities as fakeOn,
@@ -109,9 +110,11 @@ describe('certificate lifecycle (time-skipping)', () => {
 
   it('a renew update that lands while the attempt re-binds joins it; a later forced one renews again', async () => {
     let slowSync = false;
+    let releaseSync!: () => void;
+    const syncGate = new Promise<void>((r) => (releaseSync = r));
     const fake = fakeActivities(90, {
       syncBindings: async () => {
-        if (slowSync) await new Promise((r) => setTimeout(r, 1_500));
+        if (slowSync) await syncGate;
         return [];
       },
     });
@@ -120,10 +123,12 @@ describe('certificate lifecycle (time-skipping)', () => {
         'first observation',
         async () => (await handle.query(statusQuery)).nextRenewalAt ?? undefined,
       );
-      slowSync = true; // re-binding takes 1.5 s: the second update lands in that window
+      slowSync = true; // re-binding waits until the second update has landed in that window
       const first = update(handle, renewNowUpdate, [{ reason: 'one' }]);
       await waitFor('the renewal to merge', async () => fake.version() === 2);
       const second = update(handle, renewNowUpdate, [{ reason: 'two' }]);
+      await waitFor('the second request accepted', async () => (await acceptedUpdates(handle)) >= 2);
+      releaseSync();
       const [a, b] = await Promise.all([first, second]);
       expect(a.newThumbprint).toBe('THUMB2');
       expect(b).toEqual(a); // joined, not a second renewal

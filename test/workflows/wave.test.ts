@@ -207,7 +207,11 @@ describe('re-issue wave', () => {
   });
 
   it('cancel starts nothing more: those under way finish, the rest are reported cancelled', async () => {
-    const fake = fakeWave(10, { renewMs: 3_000 });
+    // the renewals under way finish only once the cancel has been taken (however slow the machine)
+    let release!: () => void;
+    const until = new Promise<void>((r) => (release = r));
+    const ids = new Set(Array.from({ length: 10 }, (_, i) => `kv-${i % 2}/c${i}`));
+    const fake = fakeWave(10, { renewMs: 50, held: { ids, until } });
     const report = await withWorker(fake.acts, async (taskQueue) => {
       const handle = await client.workflow.start(reissueWave, {
         taskQueue,
@@ -218,6 +222,11 @@ describe('re-issue wave', () => {
         timeoutMs: 30_000,
       });
       await handle.signal(waveCancelSignal, { by: 'test' });
+      await waitFor(
+        'the cancel taken',
+        async () => (await handle.query(waveProgressQuery)).state === 'Cancelling',
+      );
+      release();
       return handle.result();
     });
     expect(report).toMatchObject({ state: 'Cancelled', total: 10, reissued: 2, cancelled: 8, pending: 0 });
