@@ -105,7 +105,7 @@ export const reissue: CommandImpl = {
       type: 'string',
       value: 'TIME',
       description:
-        'skip certificates re-issued since this time (ISO 8601; default: the first run of this name, else now)',
+        'skip certificates re-issued since this time (ISO 8601; default: the earliest wave of this name, split or not, else now)',
     },
     'task-queue': {
       type: 'string',
@@ -129,8 +129,9 @@ export const reissue: CommandImpl = {
 The report lists every certificate: re-issued (old and new thumbprints, key new, revoked), skipped (re-issued
 since the wave began), failed (why), cancelled. Exit code 1 when any failed.
 A wave carries about 3,200 certificates (2,000 at the longest names); split a larger selection with --parts N
-(--dry-run names N): one wave per part, each certificate in exactly one part, all running at once (the vaults' and
-CAs' rates still hold: the server enforces them per queue). Steer and report each part by its name.
+(--dry-run names N): one wave per part, each certificate in exactly one part, all running at once (the vaults' key
+creates and ACME orders keep their rates: the server enforces them per queue). pause, resume and cancel <name> reach
+every part; status and report take a part's name. Refused while waves of the name split another way still run.
 examples:
   certflow reissue --reason ca-distrust --issuer old-ca --revoke-old
   certflow reissue --reason ca-distrust --all --parts 4 --name distrust-2026
