@@ -4,7 +4,7 @@
  * retention). A re-run of the name uses them to refuse running beside waves split another way (two waves would
  * force two renewals of one certificate) and to skip what any of them re-issued (the earliest `since`).
  */
-import type { Client } from '@temporalio/client';
+import { type Client, WorkflowNotFoundError } from '@temporalio/client';
 import { mapLimit } from '../activities/bindings/concurrency';
 import {
   WAVE_PART_WORKFLOW_TYPE,
@@ -70,8 +70,14 @@ export async function earliestSince(client: Client, runs: readonly WaveRun[]): P
 export async function stillRunning(client: Client, waves: readonly string[]): Promise<string[]> {
   const running: string[] = [];
   await mapLimit([...new Set(waves)], 16, async (wave) => {
-    const d = await client.workflow.getHandle(waveWorkflowId(wave)).describe();
-    if (d.status.name === 'RUNNING') running.push(wave);
+    const d = await client.workflow
+      .getHandle(waveWorkflowId(wave))
+      .describe()
+      .catch((err: unknown) => {
+        if (err instanceof WorkflowNotFoundError) return null; // listed, but gone since (retention)
+        throw err;
+      });
+    if (d?.status.name === 'RUNNING') running.push(wave);
   });
   return running.sort((a, b) => a.localeCompare(b, 'en', { numeric: true }));
 }
