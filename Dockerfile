@@ -14,7 +14,7 @@ ARG NODE_IMAGE=node:22.23.2-bookworm-slim@sha256:83f487e0a63425e5b4d146fb5e5be57
 # --ignore-scripts: no dependency needs an install script (esbuild, swc and Temporal's core bridge come as
 # prebuilt platform packages), and none gets to run code at build time.
 
-# ---- build: every dependency, then dist/ (esbuild) and dist/workflow-bundle.js (bundleWorkflowCode) -------------
+# ---- build: every dependency, then dist/ (esbuild) and dist/workflow-bundle*.js (bundleWorkflowCode) ------------
 FROM ${NODE_IMAGE} AS build
 WORKDIR /src
 COPY package.json package-lock.json ./

@@ -11,40 +11,39 @@
  *   re-exports to find its export names (cjs-module-lexer), about 0.15 s of CPU for @temporalio/client alone,
  *   on every start. Only where `import` and `require` load the very same CommonJS file, so the same code runs;
  *   dual packages (an ESM build for `import`) and ESM-only packages stay `import`s.
- * - dist/workflow-bundle.js: bundleWorkflowCode (webpack, the SDK's own bundler) with a header recording the
- *   SDK version, the code's hash and every source file it was built from (worker/workflow-bundle.ts checks it
- *   at worker start). Skipped when the existing bundle still matches its sources and the SDK (--force: always).
+ * - dist/workflow-bundle.js and dist/workflow-bundle-traced.js (the same workflows with the OpenTelemetry
+ *   plugin's workflow interceptors, loaded when tracing is on): bundleWorkflowCode (webpack, the SDK's own
+ *   bundler) with a header recording the SDK version, the code's hash and every source file it was built from
+ *   (worker/workflow-bundle.ts checks it at worker start). Each is kept when the existing one still matches its
+ *   sources and packages (--force: always rebuilt).
  */
 import { existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { builtinModules, createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build, type Plugin } from 'esbuild';
+import { tracingBundlerPlugins } from '../worker/tracing';
 import {
-  BUNDLE_FILE,
+  BUNDLE_VARIANTS,
   bundleWorkflows,
   installedWorkflowSdk,
   packageRoot,
-  readBundleText,
-  staleness,
+  prebuiltBundle,
+  variantPackages,
   writeBundleText,
+  type BundleVariant,
 } from '../worker/workflow-bundle';
 
 const root = packageRoot();
 const force = process.argv.includes('--force');
 const outdir = path.join(root, 'dist');
-const bundleFile = path.join(root, BUNDLE_FILE);
 const say = (m: string) => process.stdout.write(`[build] ${m}\n`);
 
-/** The prebuilt workflow bundle, kept across builds when it still fits (bundling takes seconds, esbuild not). */
-function freshBundle(): string | null {
-  if (force || !existsSync(bundleFile)) return null;
-  try {
-    const text = readFileSync(bundleFile, 'utf8');
-    return staleness(readBundleText(text).manifest, root) ? null : text;
-  } catch {
-    return null;
-  }
+/** The prebuilt workflow bundles, kept across builds when they still fit (bundling takes seconds, esbuild not). */
+function freshBundle(variant: BundleVariant): string | null {
+  if (force) return null;
+  const prebuilt = prebuiltBundle(root, variant);
+  return 'text' in prebuilt ? prebuilt.text : null;
 }
 
 /**
@@ -132,7 +131,8 @@ const commonJsByRequire: Plugin = {
 };
 
 const t0 = Date.now();
-const kept = freshBundle();
+const variants = Object.keys(BUNDLE_VARIANTS) as BundleVariant[];
+const kept = new Map(variants.map((v) => [v, freshBundle(v)]));
 rmSync(outdir, { recursive: true, force: true });
 mkdirSync(outdir, { recursive: true });
 
@@ -159,14 +159,20 @@ await build({
 });
 say(`dist/worker/main.js, dist/client/bin.js (esbuild, ${Date.now() - t0} ms)`);
 
-if (kept) {
-  writeFileSync(bundleFile, kept);
-  say(`${BUNDLE_FILE} unchanged: it matches the workflow sources`);
-} else {
+for (const variant of variants) {
+  const rel = BUNDLE_VARIANTS[variant].file;
+  const text = kept.get(variant);
+  if (text) {
+    writeFileSync(path.join(root, rel), text);
+    say(`${rel} unchanged: it matches the workflow sources`);
+    continue;
+  }
   const t1 = Date.now();
-  const { code, sources } = await bundleWorkflows(root);
-  writeFileSync(bundleFile, writeBundleText(code, sources, installedWorkflowSdk(root)));
+  const plugins = variant === 'traced' ? tracingBundlerPlugins() : undefined;
+  const { code, sources } = await bundleWorkflows(root, undefined, plugins);
+  const recorded = { variant, packages: variantPackages(variant, root) };
+  writeFileSync(path.join(root, rel), writeBundleText(code, sources, installedWorkflowSdk(root), recorded));
   say(
-    `${BUNDLE_FILE} (bundleWorkflowCode, ${Object.keys(sources).length} sources, ${Math.round(code.length / 1024)} KiB, ${Date.now() - t1} ms)`,
+    `${rel} (bundleWorkflowCode, ${Object.keys(sources).length} sources, ${Math.round(code.length / 1024)} KiB, ${Date.now() - t1} ms)`,
   );
 }

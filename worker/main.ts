@@ -36,7 +36,7 @@ import { createMetrics, metricsEndpoint } from './metrics';
 import { installRuntime } from './runtime';
 import { ensureSearchAttributes } from './search-attributes';
 import { createCertflowWorker } from './worker';
-import { bundleWorkflows, loadWorkflowBundle, packageRoot, runningFromSources } from './workflow-bundle';
+import { loadWorkflowBundle } from './workflow-bundle';
 
 const USAGE = `usage: certflow-worker [--config <file.json>] [--check]
 
@@ -253,22 +253,17 @@ async function main(): Promise<void> {
     const t0 = Date.now();
     // prebuilt at build time and checked against its sources (worker/workflow-bundle.ts); from the TypeScript
     // sources, bundled now when there is no fitting prebuilt bundle; from dist/, a stale bundle is refused.
-    // Tracing adds its workflow interceptors to the bundle: from the sources it is bundled now with them; the
-    // prebuilt bundle has none (activities and the client are still traced, workflow spans are not)
-    const loaded =
-      tracing && runningFromSources()
-        ? {
-            code: (await bundleWorkflows(packageRoot(), logger, plugins.plugins)).code,
-            origin: 'bundled-at-start' as const,
-            reason: 'tracing adds its workflow interceptors',
-          }
-        : await loadWorkflowBundle({ logger });
-    if (tracing && loaded.origin === 'prebuilt')
-      logger.warn(
-        'tracing: the prebuilt workflow bundle carries no workflow interceptors; workflow spans are off',
-      );
+    // Tracing needs its workflow interceptors inside the bundle: the traced variant (bundled now with the plugin
+    // when running from the sources and it does not fit)
+    const variant = tracing ? 'traced' : 'plain';
+    const loaded = await loadWorkflowBundle({
+      logger,
+      variant,
+      ...(plugins.plugins ? { plugins: plugins.plugins } : {}),
+    });
     const workflowBundle = { code: loaded.code };
     logger.info(loaded.origin === 'prebuilt' ? 'workflow bundle loaded' : 'workflows bundled at start', {
+      variant,
       ms: Date.now() - t0,
       bytes: loaded.code.length,
       ...(loaded.reason ? { reason: loaded.reason } : {}),

@@ -11,7 +11,7 @@ import { registerInstrumentations } from '@opentelemetry/instrumentation';
 import { createAzureSdkInstrumentation } from '@azure/opentelemetry-instrumentation-azure-sdk';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { Resource } from '@opentelemetry/resources';
-import { BatchSpanProcessor } from '@opentelemetry/sdk-trace-base';
+import { BatchSpanProcessor, NoopSpanProcessor } from '@opentelemetry/sdk-trace-base';
 import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { OpenTelemetryPlugin } from '@temporalio/interceptors-opentelemetry';
 import { resolveSecret, type CertflowConfig } from './config';
@@ -49,6 +49,14 @@ export function startTracing(cfg: TracingConfig, env: NodeJS.ProcessEnv = proces
       await provider.shutdown();
     },
   };
+}
+
+/**
+ * The plugin as the bundler sees it, for the build's traced workflow bundle (worker/workflow-bundle.ts): bundling
+ * takes only its workflow interceptor modules, so it exports nothing; the worker runs with startTracing's plugin.
+ */
+export function tracingBundlerPlugins(): OpenTelemetryPlugin[] {
+  return [new OpenTelemetryPlugin({ resource: new Resource({}), spanProcessor: new NoopSpanProcessor() })];
 }
 
 /**

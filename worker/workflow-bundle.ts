@@ -1,15 +1,19 @@
 /**
- * The workflow bundle: made once at build time (`npm run build`: dist/workflow-bundle.js) and loaded by the worker,
- * so a worker starts without webpack. The file's first line records what it was built from:
+ * The workflow bundles: made once at build time (`npm run build`) and loaded by the worker, so a worker starts
+ * without webpack. Two variants of the same workflows: `plain` (dist/workflow-bundle.js) and `traced`
+ * (dist/workflow-bundle-traced.js: with the OpenTelemetry plugin's workflow interceptors, which must be inside
+ * the bundle for workflow spans; the worker loads it when `tracing` is configured). The file's first line records
+ * what it was built from:
  *
  *   // certflow-workflow-bundle {"format":1,"sdk":"1.24.0","codeSha256":"…","sources":{"workflows/index.ts":"…",…}}
  *
  * `sources` are the repository files webpack read (node_modules excluded), each with its SHA-256; `sdk` is the
- * @temporalio/workflow version bundled in; `codeSha256` the hash of the code after the first line.
- * At start the worker checks the code against `codeSha256`, the installed SDK against `sdk`, and, where the
- * sources are present (a checkout, not the image), every listed source against its hash: a mismatch names the
- * files. Running from dist/ the worker refuses a stale bundle ("run npm run build"); running from the TypeScript
- * sources (tsx: tests, development) it bundles the workflows itself instead, as before.
+ * @temporalio/workflow version bundled in; `codeSha256` the hash of the code after the first line; a traced
+ * bundle adds `variant` and the version of each package whose workflow code it adds (`packages`).
+ * At start the worker checks the code against `codeSha256`, the installed SDK (and packages) against the recorded
+ * versions, and, where the sources are present (a checkout, not the image), every listed source against its hash:
+ * a mismatch names the files. Running from dist/ the worker refuses a stale bundle ("run npm run build"); running
+ * from the TypeScript sources (tsx: tests, development) it bundles the workflows itself instead, as before.
  */
 import type { BundleOptions } from '@temporalio/worker';
 import { createHash } from 'node:crypto';
@@ -19,7 +23,14 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { Logger } from '@temporalio/common';
 
-export const BUNDLE_FILE = 'dist/workflow-bundle.js';
+export type BundleVariant = 'plain' | 'traced';
+
+/** Each variant's file, and the packages besides the SDK whose workflow code it bundles (versions checked). */
+export const BUNDLE_VARIANTS: Record<BundleVariant, { file: string; packages: readonly string[] }> = {
+  plain: { file: 'dist/workflow-bundle.js', packages: [] },
+  traced: { file: 'dist/workflow-bundle-traced.js', packages: ['@temporalio/interceptors-opentelemetry'] },
+};
+export const BUNDLE_FILE = BUNDLE_VARIANTS.plain.file;
 const HEADER = '// certflow-workflow-bundle ';
 const FORMAT = 1;
 
@@ -28,6 +39,10 @@ export interface BundleManifest {
   /** @temporalio/workflow version in the bundle. */
   sdk: string;
   codeSha256: string;
+  /** absent: plain */
+  variant?: BundleVariant;
+  /** package → version, for the variant's packages (absent: none) */
+  packages?: Record<string, string>;
   /** repository-relative path (forward slashes) → SHA-256 of the file */
   sources: Record<string, string>;
 }
@@ -51,15 +66,33 @@ export function packageRoot(from: string = fileURLToPath(import.meta.url)): stri
 /** True when this module runs from the TypeScript sources (tsx), false from the build (dist/). */
 export const runningFromSources = (): boolean => fileURLToPath(import.meta.url).endsWith('.ts');
 
-/** The @temporalio/workflow version installed beside the worker. */
-export function installedWorkflowSdk(root: string): string {
+/** A package's version as installed beside the package root. */
+export function installedVersion(root: string, pkg: string): string {
   const require = createRequire(path.join(root, 'package.json'));
-  return (require('@temporalio/workflow/package.json') as { version: string }).version;
+  return (require(`${pkg}/package.json`) as { version: string }).version;
 }
 
+/** The @temporalio/workflow version installed beside the worker. */
+export const installedWorkflowSdk = (root: string): string => installedVersion(root, '@temporalio/workflow');
+
+/** The versions of a variant's packages installed under root (recorded in its header). */
+export const variantPackages = (variant: BundleVariant, root: string): Record<string, string> =>
+  Object.fromEntries(BUNDLE_VARIANTS[variant].packages.map((p) => [p, installedVersion(root, p)]));
+
 /** The bundle file's text: the header line, then the code. */
-export function writeBundleText(code: string, sources: Record<string, string>, sdk: string): string {
-  const manifest: BundleManifest = { format: FORMAT, sdk, codeSha256: sha256(code), sources };
+export function writeBundleText(
+  code: string,
+  sources: Record<string, string>,
+  sdk: string,
+  variant: { variant: BundleVariant; packages: Record<string, string> } = { variant: 'plain', packages: {} },
+): string {
+  const manifest: BundleManifest = {
+    format: FORMAT,
+    sdk,
+    ...(variant.variant === 'plain' ? {} : { variant: variant.variant, packages: variant.packages }),
+    codeSha256: sha256(code),
+    sources,
+  };
   return `${HEADER}${JSON.stringify(manifest)}\n${code}`;
 }
 
@@ -106,9 +139,22 @@ export function staleness(
   manifest: BundleManifest,
   root: string,
   sdk = installedWorkflowSdk(root),
+  variant: BundleVariant = 'plain',
 ): string | null {
+  const built = manifest.variant ?? 'plain';
+  if (built !== variant) return `it is the ${built} bundle, not the ${variant} one`;
   if (manifest.sdk !== sdk)
     return `it bundles @temporalio/workflow ${manifest.sdk}, the installed SDK is ${sdk}`;
+  for (const pkg of BUNDLE_VARIANTS[variant].packages) {
+    let installed: string;
+    try {
+      installed = installedVersion(root, pkg);
+    } catch {
+      installed = '(not installed)';
+    }
+    if (manifest.packages?.[pkg] !== installed)
+      return `it bundles ${pkg} ${manifest.packages?.[pkg] ?? '(none)'}, the installed one is ${installed}`;
+  }
   if (!existsSync(path.join(root, 'workflows', 'index.ts'))) return null;
   const now = currentHashes(root, Object.keys(manifest.sources));
   const changed = [...now]
@@ -193,33 +239,48 @@ export interface LoadedBundle {
   reason?: string;
 }
 
+/** The prebuilt bundle of a variant under root when it exists and fits; else why not. */
+export function prebuiltBundle(
+  root: string,
+  variant: BundleVariant = 'plain',
+): { text: string; code: string } | { reason: string } {
+  const rel = BUNDLE_VARIANTS[variant].file;
+  const file = path.join(root, rel);
+  if (!existsSync(file)) return { reason: `${rel} is missing` };
+  try {
+    const text = readFileSync(file, 'utf8');
+    const { manifest, code } = readBundleText(text, rel);
+    const stale = staleness(manifest, root, installedWorkflowSdk(root), variant);
+    return stale ? { reason: `${rel} is out of date: ${stale}` } : { text, code };
+  } catch (err) {
+    if (!(err instanceof WorkflowBundleError)) throw err;
+    return { reason: err.message };
+  }
+}
+
 /**
- * The workflow code for the Worker: the prebuilt bundle when it fits; otherwise, from the sources, bundled now;
- * from dist/, a WorkflowBundleError naming what does not fit and how to fix it.
+ * The workflow code for the Worker: the prebuilt bundle of the variant when it fits; otherwise, from the
+ * sources, bundled now (with `plugins`, which add the variant's interceptors); from dist/, a WorkflowBundleError
+ * naming what does not fit and how to fix it.
  */
 export async function loadWorkflowBundle(
-  opts: { root?: string; fromSources?: boolean; logger?: Logger } = {},
+  opts: {
+    root?: string;
+    fromSources?: boolean;
+    logger?: Logger;
+    variant?: BundleVariant;
+    plugins?: BundleOptions['plugins'];
+  } = {},
 ): Promise<LoadedBundle> {
   const root = opts.root ?? packageRoot();
   const fromSources = opts.fromSources ?? runningFromSources();
-  const file = path.join(root, BUNDLE_FILE);
-  let reason: string;
-  if (!existsSync(file)) reason = `${BUNDLE_FILE} is missing`;
-  else {
-    try {
-      const { manifest, code } = readBundleText(readFileSync(file, 'utf8'), BUNDLE_FILE);
-      const stale = staleness(manifest, root);
-      if (!stale) return { code, origin: 'prebuilt' };
-      reason = `${BUNDLE_FILE} is out of date: ${stale}`;
-    } catch (err) {
-      if (!(err instanceof WorkflowBundleError)) throw err;
-      reason = err.message;
-    }
-  }
+  const variant = opts.variant ?? 'plain';
+  const prebuilt = prebuiltBundle(root, variant);
+  if ('code' in prebuilt) return { code: prebuilt.code, origin: 'prebuilt' };
   if (!fromSources)
     throw new WorkflowBundleError(
-      `cannot use the workflow bundle: ${reason}. Rebuild with \`npm run build\` (it writes dist/ and ${BUNDLE_FILE} together), or run the worker from the sources.`,
+      `cannot use the workflow bundle: ${prebuilt.reason}. Rebuild with \`npm run build\` (it writes dist/ and ${BUNDLE_VARIANTS[variant].file} together), or run the worker from the sources.`,
     );
-  const { code } = await bundleWorkflows(root, opts.logger);
-  return { code, origin: 'bundled-at-start', reason };
+  const { code } = await bundleWorkflows(root, opts.logger, opts.plugins);
+  return { code, origin: 'bundled-at-start', reason: prebuilt.reason };
 }

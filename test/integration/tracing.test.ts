@@ -2,7 +2,8 @@
  * Tracing, opt-in: the worker service with `tracing` configured exports OTLP/HTTP to an in-process receiver (an
  * HTTP server on 127.0.0.1 that decodes the OTLP JSON it is sent). The lifecycle's workflow and activity spans
  * arrive with the configured service name and the configured header (a secret reference, resolved at start),
- * and the header's value appears in no span. In this process, the Azure SDK's spans (@azure/core-tracing, as
+ * and the header's value appears in no span. The worker runs as shipped (dist/, the build's prebuilt traced
+ * workflow bundle: workflow spans need the interceptors inside the bundle). In this process, the Azure SDK's spans (@azure/core-tracing, as
  * Key Vault and ARM clients make them) reach the same exporter once tracing is started.
  */
 import { randomBytes } from 'node:crypto';
@@ -96,7 +97,7 @@ beforeAll(async () => {
   worker = await startProcess({
     name: 'worker',
     command: process.execPath,
-    args: ['--import', 'tsx', 'worker/main.ts', '--config', path.join(dir, 'worker.json')],
+    args: ['--enable-source-maps', 'dist/worker/main.js', '--config', path.join(dir, 'worker.json')],
     cwd: repoRoot,
     env: { CERTFLOW_TEST_VAULT_KEY: randomBytes(32).toString('hex'), CERTFLOW_TEST_OTLP_KEY: API_KEY },
     logDir: dir,
@@ -125,6 +126,12 @@ describe('tracing (OTLP/HTTP to an in-process receiver)', () => {
       { timeoutMs: 120_000, intervalMs: 500 },
     );
     const names = spanNames('certflow-tracing-test');
+    // from dist/, the workflows came from the prebuilt traced bundle (not bundled at start)
+    const loaded = readFileSync(worker.logFile, 'utf8')
+      .split('\n')
+      .filter((l) => l.includes('"workflow bundle loaded"'))
+      .map((l) => JSON.parse(l) as { variant?: string });
+    expect(loaded.map((l) => l.variant)).toEqual(['traced']);
     // the renewal's steps, each an activity span
     for (const step of ['prepareRenewal', 'verifyAndMerge'])
       expect(names, step).toContain(`RunActivity:${step}`);

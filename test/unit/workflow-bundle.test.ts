@@ -7,13 +7,18 @@ import { createHash } from 'node:crypto';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { tracingBundlerPlugins } from '../../worker/tracing';
 import {
   BUNDLE_FILE,
+  BUNDLE_VARIANTS,
+  bundleWorkflows,
+  installedVersion,
   installedWorkflowSdk,
   loadWorkflowBundle,
   packageRoot,
   readBundleText,
   staleness,
+  variantPackages,
   WorkflowBundleError,
   writeBundleText,
 } from '../../worker/workflow-bundle';
@@ -115,6 +120,55 @@ describe('loadWorkflowBundle', () => {
       `cannot use the workflow bundle: ${BUNDLE_FILE} is missing`,
     );
   });
+});
+
+describe('the traced variant (tracing on: workflow interceptors inside the bundle)', () => {
+  const OTEL = '@temporalio/interceptors-opentelemetry';
+  const TRACED = BUNDLE_VARIANTS.traced.file;
+  const tracedText = (packages = variantPackages('traced', root)) =>
+    writeBundleText(CODE, sources(), sdk, { variant: 'traced', packages });
+
+  it('records its variant and the OpenTelemetry package; a plain bundle records neither', () => {
+    const { manifest } = readBundleText(tracedText());
+    expect(manifest.variant).toBe('traced');
+    expect(manifest.packages).toEqual({ [OTEL]: installedVersion(root, OTEL) });
+    const plain = readBundleText(writeBundleText(CODE, sources(), sdk)).manifest;
+    expect(plain).not.toHaveProperty('variant');
+    expect(plain).not.toHaveProperty('packages');
+  });
+
+  it('never serves one variant for the other, and names a package version other than the installed one', () => {
+    const traced = readBundleText(tracedText()).manifest;
+    const plain = readBundleText(writeBundleText(CODE, sources(), sdk)).manifest;
+    expect(staleness(traced, root, sdk, 'traced')).toBeNull();
+    expect(staleness(traced, root, sdk, 'plain')).toBe('it is the traced bundle, not the plain one');
+    expect(staleness(plain, root, sdk, 'traced')).toBe('it is the plain bundle, not the traced one');
+    const old = readBundleText(tracedText({ [OTEL]: '0.0.1' })).manifest;
+    expect(staleness(old, root, sdk, 'traced')).toBe(
+      `it bundles ${OTEL} 0.0.1, the installed one is ${installedVersion(root, OTEL)}`,
+    );
+  });
+
+  it('from dist/: loads the traced file when asked for it, and refuses when only the plain one is there', async () => {
+    await expect(loadWorkflowBundle({ root, fromSources: false, variant: 'traced' })).rejects.toThrow(
+      `cannot use the workflow bundle: ${TRACED} is missing. Rebuild with \`npm run build\` (it writes dist/ and ${TRACED} together)`,
+    );
+    write(TRACED, tracedText());
+    expect(await loadWorkflowBundle({ root, fromSources: false, variant: 'traced' })).toEqual({
+      code: CODE,
+      origin: 'prebuilt',
+    });
+    // the plain worker keeps the plain file
+    expect((await loadWorkflowBundle({ root, fromSources: false })).origin).toBe('prebuilt');
+  });
+
+  it("bundled with the build's plugins, the code carries the OpenTelemetry workflow interceptors", async () => {
+    const interceptors = /interceptors-opentelemetry[\\/]lib[\\/]workflow-interceptors/;
+    const traced = await bundleWorkflows(root, undefined, tracingBundlerPlugins());
+    expect(traced.code).toMatch(interceptors);
+    expect(Object.keys(traced.sources)).toEqual(['workflows/index.ts', 'workflows/lifecycle.ts']);
+    expect((await bundleWorkflows(root)).code).not.toMatch(interceptors);
+  }, 60_000);
 });
 
 describe('packageRoot', () => {
