@@ -272,8 +272,59 @@ export function formatDuration(seconds: number | null): string {
   return `${s}s`;
 }
 
+/** What a progress line and bar show: one wave's progress, or the parts' of a split one together. */
+export type ProgressCounts = Pick<
+  WaveProgress,
+  | 'state'
+  | 'total'
+  | 'reissued'
+  | 'skipped'
+  | 'failed'
+  | 'running'
+  | 'pending'
+  | 'cancelled'
+  | 'perMinute'
+  | 'etaSeconds'
+>;
+
+/** A split wave's state, from its parts': the most active one any part is in (all at rest: Done unless cancelled). */
+const STATE_ORDER: readonly WaveProgress['state'][] = [
+  'Running',
+  'Selecting',
+  'Cancelling',
+  'Paused',
+  'Cancelled',
+  'Done',
+];
+
+/**
+ * The parts of a split wave as one (the CLI follows them at once): counts added up; the parts run side by side,
+ * so their rates add up and the whole ends with its slowest part (the largest ETA of the parts still going).
+ */
+export function combinedProgress(parts: readonly ProgressCounts[]): ProgressCounts {
+  const sum = (k: 'total' | 'reissued' | 'skipped' | 'failed' | 'running' | 'pending' | 'cancelled') =>
+    parts.reduce((n, p) => n + p[k], 0);
+  const going = parts.filter((p) => p.state !== 'Done' && p.state !== 'Cancelled');
+  // while parts still go, the rate is theirs (an ended part adds nothing now); at the end, every part's
+  const rates = (going.length ? going : parts).map((p) => p.perMinute).filter((r): r is number => r !== null);
+  const etas = going.map((p) => p.etaSeconds);
+  return {
+    state: STATE_ORDER.find((s) => parts.some((p) => p.state === s)) ?? 'Done',
+    total: sum('total'),
+    reissued: sum('reissued'),
+    skipped: sum('skipped'),
+    failed: sum('failed'),
+    running: sum('running'),
+    pending: sum('pending'),
+    cancelled: sum('cancelled'),
+    perMinute: rates.length ? Math.round(rates.reduce((a, b) => a + b, 0) * 10) / 10 : null,
+    // unknown while a part still going has no rate yet
+    etaSeconds: etas.length && etas.every((e) => e !== null) ? Math.max(...(etas as number[])) : null,
+  };
+}
+
 /** One line of progress, for the CLI (plain mode) and the UI's details. */
-export function progressLine(p: WaveProgress): string {
+export function progressLine(p: ProgressCounts): string {
   return (
     `${p.state.toLowerCase()}: ${p.reissued} re-issued, ${p.skipped} skipped, ${p.failed} failed, ` +
     `${p.running} under way, ${p.pending} left of ${p.total}` +

@@ -12,6 +12,7 @@ import { DEFAULT_TASK_QUEUE, listLifecycles } from '../../activities/lifecycles'
 import {
   MAX_CONCURRENCY,
   MAX_PARTS,
+  combinedProgress,
   partOfId,
   partsNeeded,
   progressBar,
@@ -130,8 +131,8 @@ The report lists every certificate: re-issued (old and new thumbprints, key new,
 since the wave began), failed (why), cancelled. Exit code 1 when any failed.
 A wave carries about 3,200 certificates (2,000 at the longest names); split a larger selection with --parts N
 (--dry-run names N): one wave per part, each certificate in exactly one part, all running at once (the vaults' key
-creates and ACME orders keep their rates: the server enforces them per queue). pause, resume and cancel <name> reach
-every part; status and report take a part's name. Refused while waves of the name split another way still run.
+creates and ACME orders keep their rates: the server enforces them per queue), followed as one progress line.
+pause, resume and cancel <name> reach every part; status and report take a part's name. Refused while waves of the name split another way still run.
 examples:
   certflow reissue --reason ca-distrust --issuer old-ca --revoke-old
   certflow reissue --reason ca-distrust --all --parts 4 --name distrust-2026
@@ -270,18 +271,10 @@ async function start(ctx: CommandContext): Promise<number> {
     return EXIT.ok;
   }
   if (parts === 1) return follow(ctx, name);
-  // the parts run at once; their reports come one after the other (with --json, one document with all of them)
-  // a part that failed as a whole (e.g. refused as too large) does not stop following the others: they go on
-  const reports: WaveReport[] = [];
-  const failed: Array<{ wave: string; error: string }> = [];
-  for (const part of names)
-    await followed(ctx, part).then(
-      (r) => reports.push(r),
-      (err: unknown) => {
-        if (!(err instanceof CliError)) throw err;
-        failed.push({ wave: part, error: err.message });
-      },
-    );
+  // the parts run at once and are followed at once, as one; their reports come one after the other (with
+  // --json, one document with all of them). A part that failed as a whole (e.g. refused as too large) does not
+  // stop following the others: they go on
+  const { reports, failed } = await followParts(ctx, name, names);
   if (ctx.json) ctx.printJson({ waves: reports, ...(failed.length ? { failed } : {}) });
   else for (const r of reports) printReport(ctx, r);
   for (const f of failed) ctx.note(f.error);
@@ -469,42 +462,125 @@ async function follow(ctx: CommandContext, name: string): Promise<number> {
 
 /** Shows progress until the wave ends; its report. */
 async function followed(ctx: CommandContext, name: string): Promise<WaveReport> {
+  const [part] = await followWaves(ctx, name, [name]);
+  return waveResult(name, part!.result);
+}
+
+/** Follows the parts of a split wave at once, shown as one: each part's report, and the parts that failed. */
+async function followParts(
+  ctx: CommandContext,
+  base: string,
+  names: string[],
+): Promise<{ reports: WaveReport[]; failed: Array<{ wave: string; error: string }> }> {
+  const reports: WaveReport[] = [];
+  const failed: Array<{ wave: string; error: string }> = [];
+  for (const part of await followWaves(ctx, base, names))
+    await waveResult(part.name, part.result).then(
+      (r) => reports.push(r),
+      (err: unknown) => {
+        if (!(err instanceof CliError)) throw err;
+        failed.push({ wave: part.name, error: err.message });
+      },
+    );
+  return { reports, failed };
+}
+
+/** Parts asked for their progress per tick: a wave split in 100 parts is not 100 queries a second. */
+const QUERIES_PER_TICK = 10;
+
+/**
+ * Shows the progress of waves that run at once until every one has ended: one line (a single wave's, or the
+ * parts' together, combinedProgress), redrawn on a terminal, else printed when it changed at most every 5 s;
+ * each part's last line as it ends. Returns each wave's result (settled).
+ */
+async function followWaves(
+  ctx: CommandContext,
+  label: string,
+  names: string[],
+): Promise<Array<{ name: string; result: Promise<WaveReport> }>> {
   const client = await ctx.client();
-  const handle = client.workflow.getHandle(waveWorkflowId(name));
-  const result = handle.result() as Promise<WaveReport>;
-  let done = false;
-  void result.then(
-    () => (done = true),
-    () => (done = true),
-  );
+  const live = ctx.tty && !ctx.json;
+  const waves = names.map((name) => {
+    const handle = client.workflow.getHandle(waveWorkflowId(name));
+    const wave = {
+      name,
+      handle,
+      result: handle.result() as Promise<WaveReport>,
+      done: false,
+      /** ended with a report (not failed as a whole) */
+      ok: false,
+      last: undefined as WaveProgress | undefined,
+    };
+    void wave.result.then(
+      (report) => ((wave.last = report), (wave.ok = wave.done = true)),
+      () => (wave.done = true),
+    );
+    return wave;
+  });
+  const split = names.length > 1;
+  // a wave that failed as a whole counts no more: its last answer is stale (its failure is reported apart)
+  const line = () => {
+    const known = waves.flatMap((w) => (w.last && (w.ok || !w.done) ? [w.last] : []));
+    if (!known.length) return null;
+    const p = split ? combinedProgress(known) : known[0]!;
+    const ended = waves.filter((w) => w.ok).length;
+    const lost = waves.filter((w) => w.done && !w.ok).length;
+    const silent = waves.filter((w) => !w.done && !w.last).length;
+    const parts = split
+      ? ` · parts: ${ended} of ${waves.length} ended` +
+        (lost ? `, ${lost} failed` : '') +
+        (silent ? `, ${silent} not answering yet` : '')
+      : '';
+    return `${label} ${progressBar(p)} ${progressLine(p)}${parts}`;
+  };
   let lastLine = '';
   let lastPrinted = 0;
-  const live = ctx.tty && !ctx.json;
-  while (!done) {
-    let p: WaveProgress | null = null;
-    try {
-      p = await handle.query(waveProgressQuery);
-    } catch {
-      // between runs (continue-as-new) or the worker busy: try again next tick
-    }
-    if (p) {
-      const line = `${name} ${progressBar(p)} ${progressLine(p)}`;
-      if (live) ctx.live(line);
-      else if (line !== lastLine && Date.now() - lastPrinted >= Math.max(ctx.pollIntervalMs, 5_000)) {
-        ctx.note(line);
+  let next = 0;
+  const reported = new Set<string>();
+  for (;;) {
+    const open = waves.filter((w) => !w.done);
+    // round-robin over the parts still running
+    const asked =
+      open.length <= QUERIES_PER_TICK
+        ? open
+        : Array.from({ length: QUERIES_PER_TICK }, (_, i) => open[(next + i) % open.length]!);
+    next += asked.length;
+    await Promise.all(
+      asked.map(async (w) => {
+        try {
+          const p = await w.handle.query(waveProgressQuery);
+          if (!w.done) w.last = p;
+        } catch {
+          // between runs (continue-as-new) or the worker busy: try again next tick
+        }
+      }),
+    );
+    // a part that ended: its last line, once (the single wave's comes after the loop)
+    for (const w of waves)
+      if (split && w.ok && w.last && !reported.has(w.name) && !ctx.json) {
+        reported.add(w.name);
+        if (live) ctx.live('');
+        ctx.note(`${w.name} ${progressBar(w.last)} ${progressLine(w.last)}`);
+      }
+    if (!open.length) break;
+    const text = line();
+    if (text) {
+      if (live) ctx.live(text);
+      else if (text !== lastLine && Date.now() - lastPrinted >= Math.max(ctx.pollIntervalMs, 5_000)) {
+        ctx.note(text);
         lastPrinted = Date.now();
       }
-      lastLine = line;
+      lastLine = text;
     }
     await Promise.race([
-      result.catch(() => undefined),
+      ...open.map((w) => w.result.catch(() => undefined)),
       new Promise((r) => setTimeout(r, ctx.pollIntervalMs)),
     ]);
   }
   if (live) ctx.live('');
-  const report = await waveResult(name, result);
-  if (!ctx.json) ctx.note(`${name} ${progressBar(report)} ${progressLine(report)}`);
-  return report;
+  const last = line();
+  if (!ctx.json && last && waves.some((w) => w.ok)) ctx.note(last);
+  return waves;
 }
 
 /** The wave's report, or why the wave itself failed, in its own words (not "Workflow execution failed"). */

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import {
+  combinedProgress,
   fitEntries,
   formatDuration,
   MAX_PARTS,
@@ -9,6 +10,7 @@ import {
   partOfId,
   partsNeeded,
   progressBar,
+  progressLine,
   progressOf,
   refunded,
   reissuedSince,
@@ -22,6 +24,7 @@ import {
   waveSizeProblem,
 } from '../../workflows/wave-plan';
 import type { WaveCarried, WaveEntry, WaveInput } from '../../workflows/wave-messages';
+import type { ProgressCounts } from '../../workflows/wave-plan';
 import {
   KEY_VAULT_HSM_KEY_CREATES,
   KEY_VAULT_KEY_CREATES,
@@ -247,6 +250,52 @@ describe('progress', () => {
       Date.parse('2026-12-02T12:03:00Z'),
     );
     expect(paused.perMinute).toBe(4); // 4 in 1 active minute
+  });
+
+  it("combines a split wave's parts: counts added, rates of the parts still going, ETA of the slowest", () => {
+    const part = (over: Partial<ProgressCounts>): ProgressCounts => ({
+      state: 'Running',
+      total: 10,
+      reissued: 0,
+      skipped: 0,
+      failed: 0,
+      running: 0,
+      pending: 10,
+      cancelled: 0,
+      perMinute: null,
+      etaSeconds: null,
+      ...over,
+    });
+    const done = part({ state: 'Done', reissued: 9, failed: 1, pending: 0, perMinute: 30, etaSeconds: 0 });
+    const a = part({ reissued: 4, running: 2, pending: 4, perMinute: 6, etaSeconds: 60 });
+    const b = part({ reissued: 1, skipped: 1, running: 1, pending: 7, perMinute: 2.25, etaSeconds: 240 });
+    const c = combinedProgress([done, a, b]);
+    expect(c).toEqual({
+      state: 'Running',
+      total: 30,
+      reissued: 14,
+      skipped: 1,
+      failed: 1,
+      running: 3,
+      pending: 11,
+      cancelled: 0,
+      perMinute: 8.3, // 6 + 2.25 (the ended part adds nothing now)
+      etaSeconds: 240,
+    });
+    expect(progressLine(c)).toBe(
+      'running: 14 re-issued, 1 skipped, 1 failed, 3 under way, 11 left of 30 · 8.3/min · ETA 4m 00s',
+    );
+    // a part without a rate yet: no ETA for the whole
+    expect(combinedProgress([a, part({})]).etaSeconds).toBeNull();
+    // the most active state any part is in; all ended: Done, unless one was cancelled
+    expect(combinedProgress([done, part({ state: 'Paused' })]).state).toBe('Paused');
+    expect(combinedProgress([part({ state: 'Paused' }), part({ state: 'Selecting' })]).state).toBe(
+      'Selecting',
+    );
+    expect(combinedProgress([done, part({ state: 'Cancelled' })]).state).toBe('Cancelled');
+    const ended = combinedProgress([done, { ...done, perMinute: 10 }]);
+    expect([ended.state, ended.perMinute, ended.etaSeconds]).toEqual(['Done', 40, null]);
+    expect(combinedProgress([]).total).toBe(0);
   });
   it('no rate yet: no ETA; nothing left: ETA 0', () => {
     const c = {

@@ -440,9 +440,10 @@ describe('re-issue wave', () => {
     expect(fake.started.map((s) => s.id).sort()).toEqual(all.map((e) => e.id).sort());
   });
 
-  it('a part that fails as a whole does not stop following the others: every report, and the failure named', async () => {
+  /** 12 certificates in 3 parts, part 2 refused as a whole when it selects. */
+  const partTwoFails = (): WaveActivities => {
     const { acts } = splitWave(12, { renewMs: 20 });
-    const failing: WaveActivities = {
+    return {
       ...acts,
       selectWave: async (input) => {
         if (input.selection.part?.index === 2)
@@ -454,8 +455,11 @@ describe('re-issue wave', () => {
         return acts.selectWave(input);
       },
     };
+  };
+
+  it('a part that fails as a whole does not stop following the others: every report, and the failure named', async () => {
     const name = `partfail-${Date.now()}`;
-    const run = await withWorker(failing, (taskQueue) => splitRun(name, 3, taskQueue, '--json'));
+    const run = await withWorker(partTwoFails(), (taskQueue) => splitRun(name, 3, taskQueue, '--json'));
     expect(run.code).toBe(1);
     const doc = JSON.parse(run.out) as {
       waves: Array<{ waveId: string; reissued: number }>;
@@ -471,6 +475,32 @@ describe('re-issue wave', () => {
         error: `wave ${name}-part-2-of-3 failed: InvalidWave: part 2 of 3 is too large`,
       },
     ]);
+  });
+
+  it('a split wave is followed as one: each part as it ends, then the parts together, failed parts named', async () => {
+    const name = `partplain-${Date.now()}`;
+    const run = await withWorker(partTwoFails(), (taskQueue) => splitRun(name, 3, taskQueue));
+    expect(run.code).toBe(1);
+    const lines = run.stderr.split('\n');
+    const ended = (wave: string) => lines.filter((l) => l.startsWith(`${wave} [`));
+    // parts 1 and 3 each end with their own line; part 2 has none, its failure is said
+    for (const k of [1, 3])
+      expect(ended(`${name}-part-${k}-of-3`), run.stderr).toEqual([
+        expect.stringMatching(
+          /^\S+ \[#{30}\] done: \d+ re-issued, 0 skipped, 0 failed, 0 under way, 0 left of \d+/,
+        ),
+      ]);
+    expect(ended(`${name}-part-2-of-3`)).toEqual([]);
+    expect(lines).toContain(`wave ${name}-part-2-of-3 failed: InvalidWave: part 2 of 3 is too large`);
+    // the last line of progress: the parts that ran, as one
+    const whole = ended(name);
+    const parts13 = ids12().filter((id) => partOfId(id, 3) !== 2).length;
+    expect(whole.at(-1)).toMatch(
+      new RegExp(
+        `^${name} \\[#{30}\\] done: ${parts13} re-issued, 0 skipped, 0 failed, 0 under way, 0 left of ${parts13} .*` +
+          ' · parts: 2 of 3 ended, 1 failed$',
+      ),
+    );
   });
 
   it('refuses a wave without a selection, naming the field (also in the CLI report of the failed wave)', async () => {
