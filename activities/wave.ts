@@ -24,7 +24,12 @@ export interface WaveActivityDeps {
   vaultRates: Readonly<Record<string, number | null>>;
   /** How often a waiting re-issue heartbeats (default 10 s). */
   heartbeatMs?: number;
+  /** How long a vault's tag scan is reused by later selections (default 60 s; tests shorten it). */
+  tagScanReuseMs?: number;
 }
+
+/** Each certificate name of a vault → its tags. */
+type TagScan = Map<string, Record<string, string>>;
 
 /** SHA-256 of a certificate's public key (SPKI DER), hex: compares keys without handling any private material. */
 export function keyIdOf(certPem: string): string {
@@ -43,6 +48,44 @@ export function createWaveActivities(deps: WaveActivityDeps) {
         nonRetryable: true,
       });
     return { vault: v, name };
+  };
+
+  /**
+   * The vaults' tag scans, shared by the selections that run at once: a wave split in N parts selects N times as
+   * it starts, and a scan pages through every certificate of the vault (Key Vault: 25 a request, under its
+   * request quota), so a vault is scanned once for all of them. A scan in flight is joined; a finished one is
+   * reused for tagScanReuseMs (the parts then also see one and the same tags), then dropped; a failed one is
+   * forgotten at once.
+   */
+  const tagScans = new Map<string, { scan: Promise<TagScan>; doneAt?: number }>();
+  const reuseMs = deps.tagScanReuseMs ?? 60_000;
+  const tagScanOf = (vaultName: string, vault: Vault): Promise<TagScan> => {
+    const known = tagScans.get(vaultName);
+    if (known && (known.doneAt === undefined || Date.now() - known.doneAt < reuseMs)) return known.scan;
+    const entry: { scan: Promise<TagScan>; doneAt?: number } = {
+      scan: (async () => {
+        const tags: TagScan = new Map();
+        for await (const c of vault.list()) tags.set(c.name, c.tags);
+        return tags;
+      })(),
+    };
+    const forget = () => void (tagScans.get(vaultName) === entry && tagScans.delete(vaultName));
+    entry.scan.then(() => {
+      entry.doneAt = Date.now();
+      // not kept past its reuse: a vault's whole listing is not held for the worker's life
+      setTimeout(forget, reuseMs).unref();
+    }, forget);
+    tagScans.set(vaultName, entry);
+    return entry.scan;
+  };
+  /** Waits for a shared promise, heartbeating meanwhile (the work may run in another activity's call). */
+  const heartbeating = async <T>(work: Promise<T>): Promise<T> => {
+    const timer = setInterval(() => heartbeat(), 5_000);
+    try {
+      return await work;
+    } finally {
+      clearInterval(timer);
+    }
   };
 
   return {
@@ -66,10 +109,8 @@ export function createWaveActivities(deps: WaveActivityDeps) {
         for (const vaultName of new Set(rows.map((r) => r.vault))) {
           const vault = deps.vaults.get(vaultName);
           if (!vault) continue; // not configured here: none of its certificates can be proven to carry the tag
-          for await (const c of vault.list()) {
-            heartbeat();
-            if (c.tags[sel.tag.name] === sel.tag.value) tagged.add(`${vaultName}/${c.name}`);
-          }
+          for (const [name, tags] of await heartbeating(tagScanOf(vaultName, vault)))
+            if (tags[sel.tag.name] === sel.tag.value) tagged.add(`${vaultName}/${name}`);
         }
       }
       const entries = selectCandidates(rows, sel, now, tagged);

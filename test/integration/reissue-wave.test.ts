@@ -4,10 +4,12 @@
  * pebble over ACME (DNS-01), started, paused, resumed and reported through the `certflow reissue` CLI.
  * Shown: every certificate re-issued with a new public key and its old certificate revoked at pebble; the vault's
  * quota never exceeded and no 429 answered (the vault queue's rate keeps under it); nothing started while paused;
- * the report complete; a re-run of the wave skips all 50; a dry run split with --parts puts each in one part.
+ * the report complete; a re-run of the wave skips all 50; a dry run split with --parts puts each in one part;
+ * parts selecting by tag at once scan the vault once between them.
  */
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
+import { MockActivityEnvironment } from '@temporalio/testing';
 import { NativeConnection, Worker } from '@temporalio/worker';
 import { afterAll, beforeAll, describe, expect, inject, it } from 'vitest';
 import { runCli } from '../../client/cli';
@@ -15,7 +17,9 @@ import { createActivities } from '../../activities/index';
 import { lifecycleStatus, renewLifecycle, startLifecycle } from '../../activities/lifecycles';
 import { mapLimit } from '../../activities/bindings/concurrency';
 import { createAzureKeyVault } from '../../activities/vault/azure-key-vault';
+import type { Vault } from '../../activities/types';
 import { createWaveActivities, keyIdOf } from '../../activities/wave';
+import { partOfId } from '../../workflows/wave-plan';
 import { createCertflowWorker } from '../../worker/worker';
 import { KEY_VAULT_KEY_CREATES } from '../../worker/quotas';
 import { createVaultWorkers, vaultRates } from '../../worker/vault-workers';
@@ -312,6 +316,46 @@ describe('an emergency re-issue wave of 50 certificates', () => {
         'm',
       ),
     );
+  });
+
+  it('parts selecting by tag at once share one scan of the vault, not one each', async () => {
+    const real = kv.adapter(VAULT);
+    const team = (name: string) => (Number(name.slice(1)) % 3 === 0 ? 'a' : 'b');
+    let scans = 0;
+    // the real vault's listing, each certificate tagged team=a or team=b; counted
+    const vault: Vault = {
+      ...real,
+      async *list() {
+        scans++;
+        for await (const c of real.list()) yield { ...c, tags: { ...c.tags, team: team(c.name) } };
+      },
+    };
+    const acts = createWaveActivities({
+      client,
+      vaults: new Map([[VAULT, vault]]),
+      issuers: new Map(),
+      vaultRates: {},
+      tagScanReuseMs: 1_500,
+    });
+    const select = (index: number) =>
+      new MockActivityEnvironment().run(acts.selectWave, {
+        selection: { all: true, tag: { name: 'team', value: 'a' }, part: { index, of: 3 } },
+        now: new Date().toISOString(),
+      }) as ReturnType<typeof acts.selectWave>;
+    const parts = await Promise.all([1, 2, 3].map(select));
+    expect(scans).toBe(1);
+    // together exactly the tagged ones, each in its own part
+    expect(parts.flatMap((p) => p.entries.map((e) => e.id)).sort()).toEqual(
+      ids.filter((id) => team(id.split('/')[1]!) === 'a').sort(),
+    );
+    for (const [i, p] of parts.entries())
+      expect(p.entries.every((e) => partOfId(e.id, 3) === i + 1)).toBe(true);
+    // reused shortly after; scanned again once its reuse is over
+    await select(2);
+    expect(scans).toBe(1);
+    await new Promise((r) => setTimeout(r, 1_600));
+    await select(2);
+    expect(scans).toBe(2);
   });
 
   it("holds the quota when 50 forced renewals arrive at once, without the wave's pacing", async () => {
