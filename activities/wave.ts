@@ -10,7 +10,14 @@ import { type Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { createHash, X509Certificate } from 'node:crypto';
 import { parseCertificateId } from './ids';
-import { lifecycleHandle, lifecycleStatus, listLifecycles, renewLifecycle } from './lifecycles';
+import {
+  lifecycleHandle,
+  lifecycleStatus,
+  listLifecycles,
+  renewLifecycle,
+  type LifecycleRow,
+} from './lifecycles';
+import { sharedWork } from './shared-work';
 import type { Issuer, Vault } from './types';
 import { historyQuery } from '../workflows/messages';
 import { reissuedSince, revocationReasonOf, selectCandidates, waveSizeProblem } from '../workflows/wave-plan';
@@ -24,8 +31,8 @@ export interface WaveActivityDeps {
   vaultRates: Readonly<Record<string, number | null>>;
   /** How often a waiting re-issue heartbeats (default 10 s). */
   heartbeatMs?: number;
-  /** How long a vault's tag scan is reused by later selections (default 60 s; tests shorten it). */
-  tagScanReuseMs?: number;
+  /** How long a listing or a vault's tag scan is reused by later selections (default 60 s; tests shorten it). */
+  selectionReuseMs?: number;
 }
 
 /** Each certificate name of a vault → its tags. */
@@ -51,32 +58,39 @@ export function createWaveActivities(deps: WaveActivityDeps) {
   };
 
   /**
-   * The vaults' tag scans, shared by the selections that run at once: a wave split in N parts selects N times as
-   * it starts, and a scan pages through every certificate of the vault (Key Vault: 25 a request, under its
-   * request quota), so a vault is scanned once for all of them. A scan in flight is joined; a finished one is
-   * reused for tagScanReuseMs (the parts then also see one and the same tags), then dropped; a failed one is
-   * forgotten at once.
+   * What a selection reads, shared by the selections that run at once: a wave split in N parts selects N times
+   * as it starts, and each would page through every running lifecycle (visibility) and, with a tag, every
+   * certificate of each vault (Key Vault: 25 a request, under its request quota). Joined in flight, reused for
+   * `selectionReuseMs` (default 60 s), then dropped (activities/shared-work.ts).
    */
-  const tagScans = new Map<string, { scan: Promise<TagScan>; doneAt?: number }>();
-  const reuseMs = deps.tagScanReuseMs ?? 60_000;
-  const tagScanOf = (vaultName: string, vault: Vault): Promise<TagScan> => {
-    const known = tagScans.get(vaultName);
-    if (known && (known.doneAt === undefined || Date.now() - known.doneAt < reuseMs)) return known.scan;
-    const entry: { scan: Promise<TagScan>; doneAt?: number } = {
-      scan: (async () => {
-        const tags: TagScan = new Map();
-        for await (const c of vault.list()) tags.set(c.name, c.tags);
-        return tags;
-      })(),
-    };
-    const forget = () => void (tagScans.get(vaultName) === entry && tagScans.delete(vaultName));
-    entry.scan.then(() => {
-      entry.doneAt = Date.now();
-      // not kept past its reuse: a vault's whole listing is not held for the worker's life
-      setTimeout(forget, reuseMs).unref();
-    }, forget);
-    tagScans.set(vaultName, entry);
-    return entry.scan;
+  const reuseMs = deps.selectionReuseMs ?? 60_000;
+  const sharedTagScan = sharedWork<TagScan>(reuseMs);
+  const tagScanOf = (vaultName: string, vault: Vault): Promise<TagScan> =>
+    sharedTagScan(vaultName, async () => {
+      const tags: TagScan = new Map();
+      for await (const c of vault.list()) tags.set(c.name, c.tags);
+      return tags;
+    });
+  const sharedListing = sharedWork<{ rows: LifecycleRow[]; bound: number | null }>(reuseMs);
+  const listing = (sel: WaveSelection, before: number | null) =>
+    listLifecycles(deps.client, {
+      ...(sel.vault ? { vault: sel.vault } : {}),
+      ...(before !== null ? { expiresBefore: new Date(before) } : {}),
+    });
+  /**
+   * The running lifecycles a selection looks at. Shared by selections of the same vault and expiry window: the
+   * shared listing reaches `reuseMs` further than the window, and selectCandidates applies each selection's own
+   * bound; a selection whose bound lies beyond the shared listing's (a retry with a later time) lists for itself.
+   */
+  const listingFor = async (sel: WaveSelection, now: Date): Promise<LifecycleRow[]> => {
+    const window = sel.expiringWithinSeconds;
+    const own = window !== undefined ? now.getTime() + window * 1000 : null;
+    const shared = await sharedListing(JSON.stringify([sel.vault ?? null, window ?? null]), async () => {
+      const bound =
+        window !== undefined ? Math.max(now.getTime(), Date.now()) + window * 1000 + reuseMs : null;
+      return { rows: await listing(sel, bound), bound };
+    });
+    return own !== null && shared.bound !== null && own > shared.bound ? listing(sel, own) : shared.rows;
   };
   /** Waits for a shared promise, heartbeating meanwhile (the work may run in another activity's call). */
   const heartbeating = async <T>(work: Promise<T>): Promise<T> => {
@@ -96,13 +110,7 @@ export function createWaveActivities(deps: WaveActivityDeps) {
     }): Promise<{ entries: WaveEntry[]; vaultRates: Record<string, number | null> }> {
       const sel = input.selection;
       const now = new Date(input.now);
-      const rows = await listLifecycles(deps.client, {
-        ...(sel.vault ? { vault: sel.vault } : {}),
-        ...(sel.expiringWithinSeconds !== undefined
-          ? { expiresBefore: new Date(now.getTime() + sel.expiringWithinSeconds * 1000) }
-          : {}),
-      });
-      heartbeat();
+      const rows = await heartbeating(listingFor(sel, now));
       let tagged: Set<string> | undefined;
       if (sel.tag) {
         tagged = new Set();

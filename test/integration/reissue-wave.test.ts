@@ -5,7 +5,7 @@
  * Shown: every certificate re-issued with a new public key and its old certificate revoked at pebble; the vault's
  * quota never exceeded and no 429 answered (the vault queue's rate keeps under it); nothing started while paused;
  * the report complete; a re-run of the wave skips all 50; a dry run split with --parts puts each in one part;
- * parts selecting by tag at once scan the vault once between them.
+ * parts selecting at once list the lifecycles and scan the vault's tags once between them.
  */
 import { randomBytes } from 'node:crypto';
 import { Client, Connection } from '@temporalio/client';
@@ -24,7 +24,12 @@ import { createCertflowWorker } from '../../worker/worker';
 import { KEY_VAULT_KEY_CREATES } from '../../worker/quotas';
 import { createVaultWorkers, vaultRates } from '../../worker/vault-workers';
 import { issuerTaskQueueFor } from '../../workflows/messages';
-import { type WaveReport, waveProgressQuery, waveWorkflowId } from '../../workflows/wave-messages';
+import {
+  type WaveReport,
+  type WaveSelection,
+  waveProgressQuery,
+  waveWorkflowId,
+} from '../../workflows/wave-messages';
 import { startTestKeyVault, type TestKeyVault } from '../support/keyvault';
 import { pebbleIssuer, startPebble, type Pebble } from '../support/pebble';
 import { waitFor } from '../support/proc';
@@ -318,7 +323,7 @@ describe('an emergency re-issue wave of 50 certificates', () => {
     );
   });
 
-  it('parts selecting by tag at once share one scan of the vault, not one each', async () => {
+  it('parts selecting at once share one listing of the lifecycles and one tag scan of the vault, not one each', async () => {
     const real = kv.adapter(VAULT);
     const team = (name: string) => (Number(name.slice(1)) % 3 === 0 ? 'a' : 'b');
     let scans = 0;
@@ -330,32 +335,55 @@ describe('an emergency re-issue wave of 50 certificates', () => {
         for await (const c of real.list()) yield { ...c, tags: { ...c.tags, team: team(c.name) } };
       },
     };
+    // the real client; its visibility listings counted
+    let listings = 0;
+    const workflow = Object.create(client.workflow, {
+      list: {
+        value: (...args: Parameters<Client['workflow']['list']>) => (
+          listings++,
+          client.workflow.list(...args)
+        ),
+      },
+    }) as Client['workflow'];
+    const counting = Object.create(client, { workflow: { value: workflow } }) as Client;
     const acts = createWaveActivities({
-      client,
+      client: counting,
       vaults: new Map([[VAULT, vault]]),
       issuers: new Map(),
       vaultRates: {},
-      tagScanReuseMs: 1_500,
+      selectionReuseMs: 1_500,
     });
-    const select = (index: number) =>
+    const select = (index: number, selection: WaveSelection = { all: true }, now = new Date()) =>
       new MockActivityEnvironment().run(acts.selectWave, {
-        selection: { all: true, tag: { name: 'team', value: 'a' }, part: { index, of: 3 } },
-        now: new Date().toISOString(),
+        selection: { ...selection, part: { index, of: 3 } },
+        now: now.toISOString(),
       }) as ReturnType<typeof acts.selectWave>;
-    const parts = await Promise.all([1, 2, 3].map(select));
-    expect(scans).toBe(1);
+    const byTag: WaveSelection = { tag: { name: 'team', value: 'a' } };
+    const parts = await Promise.all([1, 2, 3].map((k) => select(k, byTag)));
+    expect([scans, listings]).toEqual([1, 1]);
     // together exactly the tagged ones, each in its own part
     expect(parts.flatMap((p) => p.entries.map((e) => e.id)).sort()).toEqual(
       ids.filter((id) => team(id.split('/')[1]!) === 'a').sort(),
     );
     for (const [i, p] of parts.entries())
       expect(p.entries.every((e) => partOfId(e.id, 3) === i + 1)).toBe(true);
-    // reused shortly after; scanned again once its reuse is over
-    await select(2);
-    expect(scans).toBe(1);
+    // reused shortly after; read again once the reuse is over
+    await select(2, byTag);
+    expect([scans, listings]).toEqual([1, 1]);
     await new Promise((r) => setTimeout(r, 1_600));
-    await select(2);
-    expect(scans).toBe(2);
+    await select(2, byTag);
+    expect([scans, listings]).toEqual([2, 2]);
+
+    // an expiry window: shared too, and a selection whose time lies beyond the shared listing's reach lists anew
+    // (every certificate here expires within 20 years: each part takes all of its own)
+    const soon: WaveSelection = { vault: VAULT, expiringWithinSeconds: 20 * 365 * 86_400 };
+    const t0 = new Date();
+    const windowed = await Promise.all([1, 2, 3].map((k) => select(k, soon, t0)));
+    expect(listings).toBe(3);
+    expect(windowed.flatMap((p) => p.entries.map((e) => e.id)).sort()).toEqual([...ids].sort());
+    const late = await select(1, soon, new Date(t0.getTime() + 60_000));
+    expect(listings).toBe(4);
+    expect(late.entries.map((e) => e.id)).toEqual(windowed[0]!.entries.map((e) => e.id));
   });
 
   it("holds the quota when 50 forced renewals arrive at once, without the wave's pacing", async () => {
