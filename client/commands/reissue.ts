@@ -132,7 +132,7 @@ since the wave began), failed (why), cancelled. Exit code 1 when any failed.
 A wave carries about 3,200 certificates (2,000 at the longest names); split a larger selection with --parts N
 (--dry-run names N): one wave per part, each certificate in exactly one part, all running at once (the vaults' key
 creates and ACME orders keep their rates: the server enforces them per queue), followed as one progress line.
-pause, resume and cancel <name> reach every part; status and report take a part's name. Refused while waves of the name split another way still run.
+pause, resume and cancel <name> reach every part; status and report <name> answer for all its parts. Refused while waves of the name split another way still run.
 examples:
   certflow reissue --reason ca-distrust --issuer old-ca --revoke-old
   certflow reissue --reason ca-distrust --all --parts 4 --name distrust-2026
@@ -274,7 +274,16 @@ async function start(ctx: CommandContext): Promise<number> {
   // the parts run at once and are followed at once, as one; their reports come one after the other (with
   // --json, one document with all of them). A part that failed as a whole (e.g. refused as too large) does not
   // stop following the others: they go on
-  const { reports, failed } = await followParts(ctx, name, names);
+  return printParts(ctx, await followParts(ctx, name, names));
+}
+
+interface PartsOutcome {
+  reports: WaveReport[];
+  failed: Array<{ wave: string; error: string }>;
+}
+
+/** The parts' reports (with --json one document), the parts that failed as a whole named; exit 1 on any failure. */
+function printParts(ctx: CommandContext, { reports, failed }: PartsOutcome): number {
   if (ctx.json) ctx.printJson({ waves: reports, ...(failed.length ? { failed } : {}) });
   else for (const r of reports) printReport(ctx, r);
   for (const f of failed) ctx.note(f.error);
@@ -404,7 +413,8 @@ async function steer(ctx: CommandContext, verb: Verb, name: string): Promise<num
 
 /**
  * A name that ran split (no wave of its own): pause, resume and cancel go to every part still running (an
- * outage must not need a command per part); status and report name the parts to ask.
+ * outage must not need a command per part); status and report answer for its parts as one when it ran split one
+ * way, and name the parts to ask when it ran split several ways.
  */
 async function steerSplit(
   ctx: CommandContext,
@@ -419,6 +429,8 @@ async function steerSplit(
     client,
     runs.filter((r) => r.running).map((r) => r.wave),
   );
+  if (splits.length === 1 && (verb === 'status' || verb === 'report'))
+    return splitStatus(ctx, verb, name, splits[0]!, running.length > 0);
   if (splits.length && running.length && (verb === 'pause' || verb === 'resume' || verb === 'cancel')) {
     const parts: Array<{ wave: string; progress: WaveProgress }> = [];
     for (const wave of running) parts.push({ wave, progress: await signalWave(ctx, verb, wave, reason) });
@@ -434,6 +446,52 @@ async function steerSplit(
         ? '; none of its parts is running'
         : ''),
   );
+}
+
+/**
+ * status and report of a name split in `parts`: followed as one while any part runs (status), or each part's
+ * report (report, or status once all have ended); `status --no-wait`: each part's line and the parts as one.
+ */
+async function splitStatus(
+  ctx: CommandContext,
+  verb: 'status' | 'report',
+  name: string,
+  parts: number,
+  anyRunning: boolean,
+): Promise<number> {
+  const names = partNames(name, parts);
+  const noWait = ctx.options.flag('no-wait');
+  if (verb === 'status' && anyRunning && !noWait) return printParts(ctx, await followParts(ctx, name, names));
+  // like one wave's: the status of a name whose waves have all ended is their reports
+  if (verb === 'status' && !noWait) verb = 'report';
+  const client = await ctx.client();
+  const now: Array<{ wave: string; progress: WaveReport | WaveProgress }> = [];
+  const failed: PartsOutcome['failed'] = [];
+  for (const wave of names) {
+    const handle = client.workflow.getHandle(waveWorkflowId(wave));
+    try {
+      const running = (await handle.describe()).status.name === 'RUNNING';
+      const progress = !running
+        ? await waveResult(wave, handle.result() as Promise<WaveReport>)
+        : verb === 'report'
+          ? await handle.query(waveReportQuery)
+          : await handle.query(waveProgressQuery);
+      now.push({ wave, progress });
+    } catch (err) {
+      if (!(err instanceof CliError || err instanceof WorkflowNotFoundError)) throw err;
+      failed.push({ wave, error: err instanceof CliError ? err.message : `wave ${wave} does not exist` });
+    }
+  }
+  if (verb === 'report')
+    return printParts(ctx, { reports: now.map((p) => p.progress as WaveReport), failed });
+  const combined = combinedProgress(now.map((p) => p.progress));
+  if (ctx.json) ctx.printJson({ wave: name, parts: now, ...(failed.length ? { failed } : {}), combined });
+  else {
+    for (const p of now) ctx.print(`${p.wave} ${progressBar(p.progress)} ${progressLine(p.progress)}`);
+    ctx.print(`${name} ${progressBar(combined)} ${progressLine(combined)} · ${parts} parts`);
+  }
+  for (const f of failed) ctx.note(f.error);
+  return failed.length ? EXIT.failed : EXIT.ok;
 }
 
 /** Sends pause, resume or cancel to one running wave; its progress after. */
@@ -588,6 +646,7 @@ async function waveResult(name: string, result: Promise<WaveReport>): Promise<Wa
   try {
     return await result;
   } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw new NotFoundError(`wave ${name} does not exist`);
     if (!(err instanceof WorkflowFailedError)) throw err;
     let cause: Error = err;
     while (cause.cause instanceof Error) cause = cause.cause;

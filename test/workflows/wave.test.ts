@@ -18,6 +18,7 @@ import { partOfId } from '../../workflows/wave-plan';
 import {
   type WaveInput,
   type WaveEntry,
+  type WaveReport,
   type WaveSelection,
   waveCancelSignal,
   waveProgressQuery,
@@ -392,10 +393,29 @@ describe('re-issue wave', () => {
         const p = await Promise.all(parts.map((h) => h.query(waveProgressQuery)));
         return p.every((x) => x.state === 'Paused');
       });
+      // the status of the name alone: each part's line, then the parts as one
+      const status = await cli('reissue', 'status', name, '--no-wait');
+      expect(status.code, status.stderr).toBe(0);
+      expect(status.out).toMatch(
+        new RegExp(
+          `^${name}-part-1-of-2 \\[.*\\] paused: .*\n${name}-part-2-of-2 \\[.*\\] paused: .*\n` +
+            `${name} \\[.*\\] paused: \\d+ re-issued, 0 skipped, 0 failed, 2 under way, \\d+ left of 12.* · 2 parts\n$`,
+        ),
+      );
       expect((await cli('reissue', 'cancel', name)).code).toBe(0);
       release();
       const reports = await Promise.all(parts.map((h) => h.result()));
       expect(reports.map((r) => r.state)).toEqual(['Cancelled', 'Cancelled']);
+      // once they have ended, the report of the name alone is both parts' reports; its status too
+      const report = await cli('reissue', 'report', name, '--json');
+      expect(report.code, report.stderr).toBe(0);
+      const doc = JSON.parse(report.out) as { waves: WaveReport[] };
+      expect(doc.waves.map((w) => [w.waveId, w.state])).toEqual(
+        [1, 2].map((k) => [waveWorkflowId(`${name}-part-${k}-of-2`), 'Cancelled']),
+      );
+      const ended = await cli('reissue', 'status', name);
+      expect(ended.code, ended.stderr).toBe(0);
+      expect(ended.out.match(/^CERTIFICATE +RESULT/gm)).toHaveLength(2);
       // those under way finished; nothing else started
       expect(fake.started.length).toBe(reports.reduce((n, r) => n + r.reissued, 0));
       expect(fake.started.length).toBeLessThan(all.length);
