@@ -32,6 +32,7 @@ import { toNotificationEvent, type NotifyInput } from './notify/events';
 import { withHeartbeat } from './heartbeat';
 import { globMatch } from './globs';
 import { watchFileTarget, watchTargets } from './bindings/watch';
+import { liveSettingsOf, settingsAnswer, type LiveSettings } from '../workflows/lifecycle/settings';
 
 export type { NotifyInput, NotifyKind } from './notify/events';
 
@@ -176,11 +177,23 @@ export function createActivities(deps: ActivityDeps) {
   };
 
   return {
-    async observe(certificateId: string): Promise<CertificateState> {
+    /**
+     * The certificate as its vault has it now. With the fingerprint of the settings the lifecycle runs under
+     * (workflows/lifecycle/settings.ts), also this worker's settings for it when they differ, so a change to
+     * the configuration reaches lifecycles that are already running.
+     */
+    async observe(
+      certificateId: string,
+      opts: { settingsFingerprint?: string } = {},
+    ): Promise<CertificateState & { settings?: LiveSettings }> {
       const { vault, name } = vaultFor(certificateId);
       const state = await vault.describe(name);
       deps.metrics?.observed(state);
-      return state;
+      const current = deps.lifecycleSettings
+        ? liveSettingsOf(deps.lifecycleSettings(certificateId))
+        : undefined;
+      const settings = settingsAnswer(opts.settingsFingerprint, current);
+      return settings ? { ...state, settings } : state;
     },
 
     /** Release 2's step (kept for lifecycles still running its code): a CSR in the vault. */

@@ -1,7 +1,8 @@
 /**
  * The certificates named in the configuration get their lifecycle at worker start: created in their vault first
  * when the entry has a `create` block and the vault does not hold them yet (issuer Unknown: the vault makes the key
- * and CSR, and the lifecycle's first renewal issues it). Idempotent: a running lifecycle is left as it is; one that
+ * and CSR, and the lifecycle's first renewal issues it). Idempotent: a running lifecycle is not started again (its
+ * change control and drift watch follow the configuration through its looks: lifecycle-settings.ts); one that
  * runs on another task queue than this worker's (the configuration's `taskQueue` changed, or another deployment
  * has it) is left too, but said loudly: no worker of this configuration serves it, so it would never renew here.
  * What each lifecycle carries (policy, mode, drift watch, change control) comes from lifecycle-settings.ts, as for

@@ -3,7 +3,9 @@
  * jitter, a forced mode, the drift watch schedule, and the `changeControl` block (windows, freezes, approval,
  * staged rollout). The one place this is read from the configuration: the worker's own enrolment
  * (enroll-configured.ts), the answer a worker gives `certflow enroll` (the enrolment check) and `certflow enroll
- * --config` all use it, so a certificate enrolled by the CLI runs under the same rules as a configured one.
+ * --config` all use it, so a certificate enrolled by the CLI runs under the same rules as a configured one; and
+ * the `observe` activity answers a running lifecycle with its change control and drift watch when they differ
+ * from what it runs under (workflows/lifecycle/settings.ts), so later changes reach it too.
  *
  * The whole `changeControl` block travels: the lifecycle itself picks the rules that select it (by certificate id,
  * id pattern or tag, and for windows and freezes by binding target) in workflows/lifecycle/change-control.ts, so

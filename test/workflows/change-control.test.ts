@@ -9,7 +9,14 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Activities, NotifyInput } from '../../activities/index';
 import type { BindingOutcome } from '../../activities/types';
 import type { ChangeControl } from '../../workflows/lifecycle/change-control';
-import { approveUpdate, denyUpdate, renewNowUpdate, statusQuery } from '../../workflows/messages';
+import {
+  approveUpdate,
+  denyUpdate,
+  observeNowSignal,
+  renewNowUpdate,
+  statusQuery,
+} from '../../workflows/messages';
+import { liveSettingsOf, settingsAnswer } from '../../workflows/lifecycle/settings';
 import { waitFor } from '../support/proc';
 import {
   DAY,
@@ -144,6 +151,58 @@ describe('change windows', () => {
       },
       { changeControl },
     );
+  });
+
+  it("a freeze added to the workers' configuration holds a lifecycle enrolled before it; removed, it lets go", async () => {
+    const { fake, acts, syncs } = withTargets(['nginx']);
+    // the workers' configuration: no change control when the lifecycle was enrolled (its input has none)
+    let configured: ChangeControl | undefined;
+    const looks: Array<string | undefined> = [];
+    const withSettings: Activities = {
+      ...acts,
+      // as the observe activity answers (activities/index.ts): the worker's settings when they differ
+      async observe(id, opts) {
+        looks.push(opts?.settingsFingerprint);
+        const state = await acts.observe(id);
+        const settings = settingsAnswer(
+          opts?.settingsFingerprint,
+          liveSettingsOf({ changeControl: configured }),
+        );
+        return settings ? { ...state, settings } : state;
+      },
+    };
+    const start = await fake.now();
+    await withLifecycle(env, withSettings, 'configured-freeze', async (h) => {
+      await waitFor('first look', async () => (await statusOf(h)).thumbprint === 'THUMB1');
+      expect((await statusOf(h)).changeControl).toBeFalsy();
+      configured = {
+        deadlineHours: 1,
+        freezes: [
+          {
+            name: 'holidays',
+            start: new Date(start - DAY).toISOString(),
+            end: new Date(start + 10 * DAY).toISOString(),
+          },
+        ],
+      };
+      expect((await update(h, renewNowUpdate, [{ reason: 'test' }])).status).toBe('renewed');
+      const held = await waitFor('held by the configured freeze', async () => {
+        const st = await statusOf(h);
+        return st.changeControl?.waitingUntil ? st : undefined;
+      });
+      expect(held.thumbprint).toBe('THUMB2');
+      expect(held.changeControl!.text).toMatch(/freeze "holidays"/);
+      expect(syncs).toEqual([]);
+      // the freeze lifted from the configuration: the next look takes that too, and the version is bound
+      configured = undefined;
+      await h.signal(observeNowSignal, {});
+      await waitFor('bound once the freeze is gone', async () => syncs.length === 1);
+      expect(syncs[0]!.thumbprint).toBe('THUMB2');
+      expect((await statusOf(h)).changeControl).toBeFalsy();
+      // every look sent the fingerprint of what it ran under
+      expect(looks.every((f) => typeof f === 'string' && /^[0-9a-f]{16}$/.test(f))).toBe(true);
+      await recordHistories(h, 'configured-freeze');
+    });
   });
 
   it('the deadline before expiry overrides a freeze, with an escalation mail saying so', async () => {

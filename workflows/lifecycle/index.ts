@@ -33,6 +33,7 @@ import { resend } from './mail';
 import { markSent, type Notice, noticeInput } from './notices';
 import { knownOf, loadState, STATE_VERSION } from './state';
 import { advance, hold, issueApprovalStep } from './rebind';
+import { applyLiveSettings, liveSettingsOf, settingsFingerprint } from './settings';
 import { reconcile } from './sync';
 
 export type { LifecycleInput } from './context';
@@ -150,7 +151,16 @@ async function look(ctx: Ctx): Promise<void> {
   const { s, inbox, id } = ctx;
   if (!inbox.stale && s.observedAt) return;
   try {
-    s.observed = await observe.executeWithOptions({ summary: `read ${id} from its vault` }, [id]);
+    const { settings, ...observed } = await observe.executeWithOptions(
+      { summary: `read ${id} from its vault` },
+      [id, { settingsFingerprint: settingsFingerprint(liveSettingsOf(ctx.input)) }],
+    );
+    // the workers' configuration changed since this lifecycle was enrolled: run under it from now on (settings.ts)
+    if (settings) {
+      applyLiveSettings(ctx.input, settings);
+      log.info('settings taken from the workers configuration', { certificateId: id });
+    }
+    s.observed = observed;
     s.observedAt = new Date().toISOString();
     // the first look: the version consumers are on (none yet: its first version will be bound when it comes)
     s.known ??= knownOf(s.observed) ?? { version: '', thumbprint: null, notAfter: null };
