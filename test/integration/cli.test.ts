@@ -314,7 +314,7 @@ describe('certflow CLI', () => {
     ).toBeNull();
   });
 
-  it("enroll starts the lifecycle with the workers' change control (from the worker's answer, else --config) and its window holds re-binding", async () => {
+  it("enroll starts the lifecycle with the workers' change control (from the worker's answer, else --config, else at its first look) and its window holds re-binding", async () => {
     const inputOf = async (name: string) => {
       const events = (await client.workflow.getHandle(workflowIdFor(`${V}/${name}`)).fetchHistory()).events!;
       const payload = events[0]!.workflowExecutionStartedEventAttributes!.input!.payloads![0]!;
@@ -350,6 +350,18 @@ describe('certflow CLI', () => {
     });
     expect(held.changeControl!.text).toMatch(/waiting for window at|deadline before expiry/);
     expect(fake.calls.sync).not.toContain(`${V}/windowed`);
+
+    // the one started without them takes them from the worker at its first look: held the same way
+    await waitFor('windowed-bare to be observed', async () => {
+      const st = await client.workflow.getHandle(workflowIdFor(`${V}/windowed-bare`)).query(statusQuery);
+      return st.thumbprint && st.phase === 'Waiting' ? st : undefined;
+    });
+    expect((await cli('renew', `${V}/windowed-bare`, '--no-wait', '--force')).code).toBe(0);
+    await waitFor('windowed-bare re-binding held for the window', async () => {
+      const st = await client.workflow.getHandle(workflowIdFor(`${V}/windowed-bare`)).query(statusQuery);
+      return st.changeControl?.waitingUntil ? st : undefined;
+    });
+    expect(fake.calls.sync).not.toContain(`${V}/windowed-bare`);
   });
 
   it('resume says when there is nothing to resume; unenroll ends the lifecycle', async () => {

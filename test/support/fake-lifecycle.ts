@@ -12,6 +12,7 @@ import type { Activities } from '../../activities/index';
 import type { LifecycleSettings } from '../../activities/lifecycles';
 import type { BindingOutcome, CertificateState, CertificateSummary, Vault } from '../../activities/types';
 import { SA } from '../../workflows/messages';
+import { liveSettingsOf, settingsAnswer } from '../../workflows/lifecycle/settings';
 
 const require = createRequire(import.meta.url);
 const DAY = 86_400_000;
@@ -169,9 +170,13 @@ export function fakeActivities(vaults: ReadonlyMap<string, MemoryVault>, hooks: 
     return [vault, n];
   };
   const acts: Partial<Activities> = {
-    observe: async (id: string) => {
+    // as the real activity: the configuration's settings when they differ from what the lifecycle runs under
+    observe: async (id: string, opts?: { settingsFingerprint?: string }) => {
       const [vault, n] = split(id);
-      return vault.describe(n);
+      const state = await vault.describe(n);
+      const current = hooks.lifecycleSettings ? liveSettingsOf(hooks.lifecycleSettings(id)) : undefined;
+      const settings = settingsAnswer(opts?.settingsFingerprint, current);
+      return settings ? { ...state, settings } : state;
     },
     beginRenewal: async () => ({ csrPem: 'CSR', reused: false }),
     checkEnrollment: async (input) => {
