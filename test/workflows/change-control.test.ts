@@ -324,6 +324,68 @@ describe('a version the vault made (observe mode)', () => {
   });
 });
 
+describe('rules that change while a re-binding is held', () => {
+  it("the vault's version held by a configured window, then the window removed: bound once, announced once", async () => {
+    const fake = fakeActivities(env, {
+      policy: { issuerName: 'DigiCert', lifetimePercentage: 80, lifetimeAction: 'AutoRenew' },
+    });
+    const syncs: string[] = [];
+    // the workers' configuration, answered at each look as the observe activity does
+    let configured: ChangeControl | undefined = {
+      windows: [{ name: 'never', cron: '0 0 30 2 *', timeZone: 'UTC', durationMinutes: 60 }],
+    };
+    const acts: Activities = {
+      ...fake.acts,
+      bindingTargets: async () => ['app'],
+      async observe(id, opts) {
+        const state = await fake.acts.observe(id);
+        const settings = settingsAnswer(
+          opts?.settingsFingerprint,
+          liveSettingsOf({ changeControl: configured }),
+        );
+        return settings ? { ...state, settings } : state;
+      },
+      async syncBindings(input) {
+        syncs.push(input.thumbprint);
+        return [
+          {
+            target: 'app',
+            binding: 'site',
+            before: input.previousThumbprint ?? null,
+            after: input.thumbprint,
+            status: 'bound',
+            detail: 'verified live',
+          },
+        ];
+      },
+    };
+    await withLifecycle(env, acts, 'held-rules-removed', async (h) => {
+      await waitFor('first look', async () => (await statusOf(h)).thumbprint === 'THUMB1');
+      await fake.vaultRenews();
+      await h.signal(observeNowSignal, {});
+      await waitFor('held', async () => !!(await statusOf(h)).changeControl?.waitingUntil);
+      expect(syncs).toEqual([]);
+      configured = undefined;
+      await h.signal(observeNowSignal, {});
+      const renewed = () => fake.notifies.filter((n) => n.kind === 'renewed');
+      await waitFor(
+        'bound and announced',
+        async () => renewed().length > 0 && !(await statusOf(h)).changeControl,
+      );
+      // a few more looks: nothing is bound or announced again
+      for (let i = 0; i < 3; i++) {
+        await h.signal(observeNowSignal, {});
+        await env.sleep(60_000);
+      }
+      await statusOf(h);
+      expect(syncs).toEqual(['THUMB2']);
+      expect(renewed()).toHaveLength(1);
+      expect((await statusOf(h)).previousThumbprint).toBe('THUMB1');
+      await recordHistories(h, 'held-rules-removed');
+    });
+  });
+});
+
 describe('a second renewal while the first is held', () => {
   it('keeps the deadline and rollback target of the certificate consumers still serve', async () => {
     const fake = fakeActivities(env, { lifetimeMs: 30 * DAY });

@@ -52,6 +52,12 @@ export interface Facts {
   changeControl?: ChangeControl;
   /** Drift watch: its schedule, and whether the lifecycle woke since the last probe (null: no watch in this run). */
   drift?: { config: Required<DriftWatchConfig>; woke: boolean } | null;
+  /**
+   * A re-binding held for the vault's new version goes on by its own steps once no rule holds it any more (the
+   * rules changed): bound and announced once. Runs recorded before this (patch `held-rebind-own-steps`) synced it
+   * as a new version and then re-bound it again.
+   */
+  heldRebindGoesOn?: boolean;
 }
 
 /**
@@ -157,7 +163,9 @@ function syncDue(f: Facts): Action | undefined {
     return { kind: 'sync', why: 'SyncNow', version: o.version, thumbprint: o.thumbprint };
   // a version Certflow did not make: the vault renewed it (observe mode) or someone did, by hand
   if (o?.version && o.thumbprint && f.s.known && o.version !== f.s.known.version) {
-    if (!gatedOf(f)) return { kind: 'sync', why: 'NewVersion', version: o.version, thumbprint: o.thumbprint };
+    const ownSteps = f.heldRebindGoesOn === true && f.s.rebind?.version === o.version;
+    if (!ownSteps && !gatedOf(f))
+      return { kind: 'sync', why: 'NewVersion', version: o.version, thumbprint: o.thumbprint };
     // change control: held back, then bound by stages in its window (rebind.ts), announced when bound
     if (f.s.rebind?.version !== o.version)
       return { kind: 'hold', version: o.version, thumbprint: o.thumbprint };

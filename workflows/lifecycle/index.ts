@@ -25,7 +25,7 @@ import { observe, renewalWindow, notify, probeBindings } from './activities';
 import { windowAnswered } from './ari';
 import { askVault, runAttempt, type AttemptResult } from './attempt';
 import { type Ctx, type LifecycleInput, newInbox } from './context';
-import { decide, noticeFacts } from './decide';
+import { decide, type Facts, noticeFacts } from './decide';
 import { driftConfig, initialDrift, probed, resynced } from './drift';
 import { createDisplay, type Display, modeOf } from './display';
 import { installHandlers } from './handlers';
@@ -71,7 +71,7 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
   }
   for (;;) {
     await look(ctx);
-    const action = decide(display.facts());
+    const action = decide(withPatches(ctx, display.facts()));
     switch (action.kind) {
       case 'retire':
         ctx.show(ctx.s.paused ? 'Paused' : 'Waiting', `retired: ${action.reason}`);
@@ -144,6 +144,19 @@ export async function certificateLifecycle(input: LifecycleInput): Promise<{ ret
 async function quietAfterCycle({ s, inbox }: Ctx): Promise<boolean> {
   await condition(() => allHandlersFinished() || s.manual !== null || inbox.syncRequested);
   return s.manual === null && !inbox.syncRequested;
+}
+
+/** The patch marking runs whose held re-binding goes on by its own steps once its rules changed (decide.ts). */
+export const HELD_REBIND_OWN_STEPS = 'held-rebind-own-steps';
+
+/**
+ * Facts with the decisions that depend on a patch: asked only where they would decide differently (a re-binding
+ * held for the vault's new version while no rule gates it), so other runs carry no marker.
+ */
+function withPatches(ctx: Ctx, f: Facts): Facts {
+  const { s } = ctx;
+  const held = s.rebind && s.observed?.version === s.rebind.version && s.known?.version !== s.rebind.version;
+  return held ? { ...f, heldRebindGoesOn: patched(HELD_REBIND_OWN_STEPS) } : f;
 }
 
 /** Reads the vault when time passed or it may have changed; a vault that cannot be read is a Failing phase. */
