@@ -5,7 +5,7 @@
  * key is new and revoke the old certificate where asked. Inputs and outputs are ids, thumbprints, key digests and
  * public certificates; never a private key.
  */
-import { heartbeat } from '@temporalio/activity';
+import { Context, heartbeat } from '@temporalio/activity';
 import { type Client, WorkflowUpdateFailedError } from '@temporalio/client';
 import { ApplicationFailure } from '@temporalio/common';
 import { createHash, X509Certificate } from 'node:crypto';
@@ -58,20 +58,26 @@ export function createWaveActivities(deps: WaveActivityDeps) {
   };
 
   /**
-   * What a selection reads, shared by the selections that run at once: a wave split in N parts selects N times
-   * as it starts, and each would page through every running lifecycle (visibility) and, with a tag, every
-   * certificate of each vault (Key Vault: 25 a request, under its request quota). Joined in flight, reused for
-   * `selectionReuseMs` (default 60 s), then dropped (activities/shared-work.ts).
+   * What a selection reads, shared by the selections of one wave's parts that run at once (a wave split in N
+   * parts selects N times as it starts; other waves share nothing): each would page through every running
+   * lifecycle (visibility) and, with a tag, every certificate of each vault (Key Vault: 25 a request, under its
+   * request quota). Joined in flight, reused for `selectionReuseMs` (default 60 s), then dropped
+   * (activities/shared-work.ts).
    */
   const reuseMs = deps.selectionReuseMs ?? 60_000;
-  const sharedTagScan = sharedWork<TagScan>(reuseMs);
+  // a listing in flight longer than half the selection's 10-minute timeout may hang: not joined, made anew
+  const maxJoinMs = 5 * 60_000;
+  const sharedTagScan = sharedWork<TagScan>(reuseMs, maxJoinMs);
   const tagScanOf = (vaultName: string, vault: Vault): Promise<TagScan> =>
-    sharedTagScan(vaultName, async () => {
+    sharedTagScan(JSON.stringify([family(), vaultName]), async () => {
       const tags: TagScan = new Map();
       for await (const c of vault.list()) tags.set(c.name, c.tags);
       return tags;
     });
-  const sharedListing = sharedWork<{ rows: LifecycleRow[]; bound: number | null }>(reuseMs);
+  /** The wave a selection is for, its parts as one (`<name>-part-k-of-N`): waves of other names share nothing. */
+  const family = () =>
+    (Context.current().info.workflowExecution?.workflowId ?? '').replace(/-part-\d+-of-\d+$/, '');
+  const sharedListing = sharedWork<{ rows: LifecycleRow[]; bound: number | null }>(reuseMs, maxJoinMs);
   const listing = (sel: WaveSelection, before: number | null) =>
     listLifecycles(deps.client, {
       ...(sel.vault ? { vault: sel.vault } : {}),
@@ -85,11 +91,14 @@ export function createWaveActivities(deps: WaveActivityDeps) {
   const listingFor = async (sel: WaveSelection, now: Date): Promise<LifecycleRow[]> => {
     const window = sel.expiringWithinSeconds;
     const own = window !== undefined ? now.getTime() + window * 1000 : null;
-    const shared = await sharedListing(JSON.stringify([sel.vault ?? null, window ?? null]), async () => {
-      const bound =
-        window !== undefined ? Math.max(now.getTime(), Date.now()) + window * 1000 + reuseMs : null;
-      return { rows: await listing(sel, bound), bound };
-    });
+    const shared = await sharedListing(
+      JSON.stringify([family(), sel.vault ?? null, window ?? null]),
+      async () => {
+        const bound =
+          window !== undefined ? Math.max(now.getTime(), Date.now()) + window * 1000 + reuseMs : null;
+        return { rows: await listing(sel, bound), bound };
+      },
+    );
     return own !== null && shared.bound !== null && own > shared.bound ? listing(sel, own) : shared.rows;
   };
   /** Waits for a shared promise, heartbeating meanwhile (the work may run in another activity's call). */

@@ -485,7 +485,13 @@ async function splitStatus(
   if (verb === 'report')
     return printParts(ctx, { reports: now.map((p) => p.progress as WaveReport), failed });
   const combined = combinedProgress(now.map((p) => p.progress));
-  if (ctx.json) ctx.printJson({ wave: name, parts: now, ...(failed.length ? { failed } : {}), combined });
+  // progress only: an ended part's report (every entry) is `report`'s
+  const progressOnly = now.map(({ wave, progress }) => {
+    const { entries: _entries, finishedAt: _finishedAt, ...counts } = progress as WaveReport;
+    return { wave, progress: counts };
+  });
+  if (ctx.json)
+    ctx.printJson({ wave: name, parts: progressOnly, ...(failed.length ? { failed } : {}), combined });
   else {
     for (const p of now) ctx.print(`${p.wave} ${progressBar(p.progress)} ${progressLine(p.progress)}`);
     ctx.print(`${name} ${progressBar(combined)} ${progressLine(combined)} · ${parts} parts`);
@@ -536,8 +542,12 @@ async function followParts(
     await waveResult(part.name, part.result).then(
       (r) => reports.push(r),
       (err: unknown) => {
-        if (!(err instanceof CliError)) throw err;
-        failed.push({ wave: part.name, error: err.message });
+        // one part lost track of (the connection failed while following) must not cost the others' reports
+        const error =
+          err instanceof CliError
+            ? err.message
+            : `wave ${part.name}: lost track of it while following (${(err as Error).message}); \`certflow reissue status ${part.name}\` asks again`;
+        failed.push({ wave: part.name, error });
       },
     );
   return { reports, failed };
@@ -584,8 +594,10 @@ async function followWaves(
     const ended = waves.filter((w) => w.ok).length;
     const lost = waves.filter((w) => w.done && !w.ok).length;
     const silent = waves.filter((w) => !w.done && !w.last).length;
+    const paused = waves.filter((w) => !w.done && w.last?.state === 'Paused').length;
     const parts = split
       ? ` · parts: ${ended} of ${waves.length} ended` +
+        (paused ? `, ${paused} paused` : '') +
         (lost ? `, ${lost} failed` : '') +
         (silent ? `, ${silent} not answering yet` : '')
       : '';

@@ -384,6 +384,11 @@ describe('an emergency re-issue wave of 50 certificates', () => {
     const late = await select(1, soon, new Date(t0.getTime() + 60_000));
     expect(listings).toBe(4);
     expect(late.entries.map((e) => e.id)).toEqual(windowed[0]!.entries.map((e) => e.id));
+    // another wave shares nothing with these parts, even at once
+    await new MockActivityEnvironment({
+      workflowExecution: { workflowId: 'wave:another-part-1-of-3', runId: 'r' },
+    }).run(acts.selectWave, { selection: { ...soon, part: { index: 1, of: 3 } }, now: t0.toISOString() });
+    expect(listings).toBe(5);
   });
 
   it("holds the quota when 50 forced renewals arrive at once, without the wave's pacing", async () => {

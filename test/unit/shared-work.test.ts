@@ -37,6 +37,15 @@ describe('sharedWork', () => {
     expect(await shared('k', async () => 'ok')).toBe('ok');
   });
 
+  it('does not join work that has been in flight too long (it may hang): makes it anew', async () => {
+    const shared = sharedWork<string>(1_000, 5_000);
+    const hung = shared('k', () => new Promise<string>(() => {}));
+    await vi.advanceTimersByTimeAsync(4_999);
+    expect(shared('k', async () => 'fresh')).toBe(hung);
+    await vi.advanceTimersByTimeAsync(1);
+    expect(await shared('k', async () => 'fresh')).toBe('fresh');
+  });
+
   it('drops its answer once the reuse is over', async () => {
     const shared = sharedWork<object>(1_000);
     await shared('k', async () => ({}));

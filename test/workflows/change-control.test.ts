@@ -9,6 +9,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { Activities, NotifyInput } from '../../activities/index';
 import type { BindingOutcome } from '../../activities/types';
 import type { ChangeControl } from '../../workflows/lifecycle/change-control';
+import type { DriftWatchConfig } from '../../workflows/lifecycle/drift';
 import {
   approveUpdate,
   denyUpdate,
@@ -382,6 +383,33 @@ describe('rules that change while a re-binding is held', () => {
       expect(renewed()).toHaveLength(1);
       expect((await statusOf(h)).previousThumbprint).toBe('THUMB1');
       await recordHistories(h, 'held-rules-removed');
+    });
+  });
+});
+
+describe('the drift watch from the configuration', () => {
+  it('turned off and on again by the workers configuration, in the running lifecycle', async () => {
+    const fake = fakeActivities(env);
+    let configured: DriftWatchConfig | undefined;
+    const acts: Activities = {
+      ...fake.acts,
+      async observe(id, opts) {
+        const state = await fake.acts.observe(id);
+        const settings = settingsAnswer(
+          opts?.settingsFingerprint,
+          liveSettingsOf({ driftWatch: configured }),
+        );
+        return settings ? { ...state, settings } : state;
+      },
+    };
+    await withLifecycle(env, acts, 'drift-settings', async (h) => {
+      await waitFor('watching (the default, daily)', async () => !!(await statusOf(h)).drift);
+      configured = { everyMinutes: 0 };
+      await h.signal(observeNowSignal, {});
+      await waitFor('the watch off', async () => !(await statusOf(h)).drift);
+      configured = { everyMinutes: 60 };
+      await h.signal(observeNowSignal, {});
+      await waitFor('the watch on again', async () => !!(await statusOf(h)).drift);
     });
   });
 });

@@ -416,6 +416,15 @@ describe('re-issue wave', () => {
       const ended = await cli('reissue', 'status', name);
       expect(ended.code, ended.stderr).toBe(0);
       expect(ended.out.match(/^CERTIFICATE +RESULT/gm)).toHaveLength(2);
+      // --no-wait --json: each part's progress and the parts together, not every entry of their reports
+      const snap = JSON.parse((await cli('reissue', 'status', name, '--no-wait', '--json')).out) as {
+        parts: Array<{ wave: string; progress: Record<string, unknown> }>;
+        combined: { state: string; total: number };
+      };
+      expect(snap.parts.map((p) => [p.wave, p.progress.state, 'entries' in p.progress])).toEqual(
+        [1, 2].map((k) => [`${name}-part-${k}-of-2`, 'Cancelled', false]),
+      );
+      expect(snap.combined).toMatchObject({ state: 'Cancelled', total: 12 });
       // those under way finished; nothing else started
       expect(fake.started.length).toBe(reports.reduce((n, r) => n + r.reissued, 0));
       expect(fake.started.length).toBeLessThan(all.length);

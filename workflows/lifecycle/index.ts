@@ -171,6 +171,10 @@ async function look(ctx: Ctx): Promise<void> {
     // the workers' configuration changed since this lifecycle was enrolled: run under it from now on (settings.ts)
     if (settings) {
       applyLiveSettings(ctx.input, settings);
+      // the drift watch turned on or off: from now, not from the next run
+      const every = driftConfig(ctx.input.driftWatch).everyMinutes;
+      if (every > 0) s.drift ??= initialDrift(new Date());
+      else delete s.drift;
       log.info('settings taken from the workers configuration', { certificateId: id });
     }
     s.observed = observed;
