@@ -95,6 +95,34 @@ const recordHistories = (h: Parameters<Parameters<typeof withLifecycle>[3]>[0], 
 const statusOf = (h: Parameters<Parameters<typeof withLifecycle>[3]>[0]) => h.query(statusQuery);
 
 /**
+ * An observe activity that answers as the real one does (activities/index.ts): the workers' current settings
+ * (`configured()`) when they differ from the fingerprint the lifecycle sent.
+ */
+function answeringSettings(
+  observe: Activities['observe'],
+  configured: () => Parameters<typeof liveSettingsOf>[0],
+  looks: Array<string | undefined> = [],
+): Activities['observe'] {
+  return async (id, opts) => {
+    looks.push(opts?.settingsFingerprint);
+    const state = await observe(id);
+    const settings = settingsAnswer(opts?.settingsFingerprint, liveSettingsOf(configured()));
+    return settings ? { ...state, settings } : state;
+  };
+}
+
+/** Every target bound to the new certificate, verified. */
+const allBound = (targets: string[], input: { thumbprint: string; previousThumbprint?: string | null }) =>
+  targets.map((target): BindingOutcome => ({
+    target,
+    binding: 'site',
+    before: input.previousThumbprint ?? null,
+    after: input.thumbprint,
+    status: 'bound',
+    detail: 'verified live',
+  }));
+
+/**
  * An hour of day in `timeZone` about twelve hours from the test server's clock (which starts at the wall clock), so
  * a one-hour window starting then is closed whenever the suite runs: a fixed hour failed the run that CI started
  * inside it. Hour 2 is skipped (the spring daylight-saving gap has none in Europe).
@@ -161,16 +189,7 @@ describe('change windows', () => {
     const looks: Array<string | undefined> = [];
     const withSettings: Activities = {
       ...acts,
-      // as the observe activity answers (activities/index.ts): the worker's settings when they differ
-      async observe(id, opts) {
-        looks.push(opts?.settingsFingerprint);
-        const state = await acts.observe(id);
-        const settings = settingsAnswer(
-          opts?.settingsFingerprint,
-          liveSettingsOf({ changeControl: configured }),
-        );
-        return settings ? { ...state, settings } : state;
-      },
+      observe: answeringSettings(acts.observe, () => ({ changeControl: configured }), looks),
     };
     const start = await fake.now();
     await withLifecycle(env, withSettings, 'configured-freeze', async (h) => {
@@ -270,16 +289,7 @@ describe('a version the vault made (observe mode)', () => {
       bindingTargets: async () => ['app'],
       async syncBindings(input) {
         syncs.push({ at: await fake.now(), thumbprint: input.thumbprint });
-        return [
-          {
-            target: 'app',
-            binding: 'site',
-            before: input.previousThumbprint ?? null,
-            after: input.thumbprint,
-            status: 'bound',
-            detail: 'verified live',
-          },
-        ];
+        return allBound(['app'], input);
       },
     };
     const changeControl: ChangeControl = {
@@ -338,26 +348,10 @@ describe('rules that change while a re-binding is held', () => {
     const acts: Activities = {
       ...fake.acts,
       bindingTargets: async () => ['app'],
-      async observe(id, opts) {
-        const state = await fake.acts.observe(id);
-        const settings = settingsAnswer(
-          opts?.settingsFingerprint,
-          liveSettingsOf({ changeControl: configured }),
-        );
-        return settings ? { ...state, settings } : state;
-      },
+      observe: answeringSettings(fake.acts.observe, () => ({ changeControl: configured })),
       async syncBindings(input) {
         syncs.push(input.thumbprint);
-        return [
-          {
-            target: 'app',
-            binding: 'site',
-            before: input.previousThumbprint ?? null,
-            after: input.thumbprint,
-            status: 'bound',
-            detail: 'verified live',
-          },
-        ];
+        return allBound(['app'], input);
       },
     };
     await withLifecycle(env, acts, 'held-rules-removed', async (h) => {
@@ -393,14 +387,7 @@ describe('the drift watch from the configuration', () => {
     let configured: DriftWatchConfig | undefined;
     const acts: Activities = {
       ...fake.acts,
-      async observe(id, opts) {
-        const state = await fake.acts.observe(id);
-        const settings = settingsAnswer(
-          opts?.settingsFingerprint,
-          liveSettingsOf({ driftWatch: configured }),
-        );
-        return settings ? { ...state, settings } : state;
-      },
+      observe: answeringSettings(fake.acts.observe, () => ({ driftWatch: configured })),
     };
     await withLifecycle(env, acts, 'drift-settings', async (h) => {
       await waitFor('watching (the default, daily)', async () => !!(await statusOf(h)).drift);
