@@ -17,6 +17,7 @@ import {
   renewLifecycle,
   type LifecycleRow,
 } from './lifecycles';
+import { withHeartbeat } from './heartbeat';
 import { sharedWork } from './shared-work';
 import type { Issuer, Vault } from './types';
 import { historyQuery } from '../workflows/messages';
@@ -57,6 +58,10 @@ export function createWaveActivities(deps: WaveActivityDeps) {
     return { vault: v, name };
   };
 
+  /** The wave a selection is for, its parts as one (`<name>-part-k-of-N`): waves of other names share nothing. */
+  const family = () =>
+    (Context.current().info.workflowExecution?.workflowId ?? '').replace(/-part-\d+-of-\d+$/, '');
+
   /**
    * What a selection reads, shared by the selections of one wave's parts that run at once (a wave split in N
    * parts selects N times as it starts; other waves share nothing): each would page through every running
@@ -74,9 +79,6 @@ export function createWaveActivities(deps: WaveActivityDeps) {
       for await (const c of vault.list()) tags.set(c.name, c.tags);
       return tags;
     });
-  /** The wave a selection is for, its parts as one (`<name>-part-k-of-N`): waves of other names share nothing. */
-  const family = () =>
-    (Context.current().info.workflowExecution?.workflowId ?? '').replace(/-part-\d+-of-\d+$/, '');
   const sharedListing = sharedWork<{ rows: LifecycleRow[]; bound: number | null }>(reuseMs, maxJoinMs);
   const listing = (sel: WaveSelection, before: number | null) =>
     listLifecycles(deps.client, {
@@ -101,15 +103,6 @@ export function createWaveActivities(deps: WaveActivityDeps) {
     );
     return own !== null && shared.bound !== null && own > shared.bound ? listing(sel, own) : shared.rows;
   };
-  /** Waits for a shared promise, heartbeating meanwhile (the work may run in another activity's call). */
-  const heartbeating = async <T>(work: Promise<T>): Promise<T> => {
-    const timer = setInterval(() => heartbeat(), 5_000);
-    try {
-      return await work;
-    } finally {
-      clearInterval(timer);
-    }
-  };
 
   return {
     /** The running lifecycles the selection takes (visibility), narrowed by the vaults' tags when asked. */
@@ -119,14 +112,14 @@ export function createWaveActivities(deps: WaveActivityDeps) {
     }): Promise<{ entries: WaveEntry[]; vaultRates: Record<string, number | null> }> {
       const sel = input.selection;
       const now = new Date(input.now);
-      const rows = await heartbeating(listingFor(sel, now));
+      const rows = await withHeartbeat(() => listingFor(sel, now));
       let tagged: Set<string> | undefined;
       if (sel.tag) {
         tagged = new Set();
         for (const vaultName of new Set(rows.map((r) => r.vault))) {
           const vault = deps.vaults.get(vaultName);
           if (!vault) continue; // not configured here: none of its certificates can be proven to carry the tag
-          for (const [name, tags] of await heartbeating(tagScanOf(vaultName, vault)))
+          for (const [name, tags] of await withHeartbeat(() => tagScanOf(vaultName, vault)))
             if (tags[sel.tag.name] === sel.tag.value) tagged.add(`${vaultName}/${name}`);
         }
       }

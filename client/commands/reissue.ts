@@ -17,6 +17,7 @@ import {
   partsNeeded,
   progressBar,
   progressLine,
+  type ProgressCounts,
   selectCandidates,
   waveSizeProblem,
   selectionProblem,
@@ -400,7 +401,7 @@ async function steer(ctx: CommandContext, verb: Verb, name: string): Promise<num
     if (ctx.options.flag('no-wait')) {
       const p = await handle.query(waveProgressQuery);
       if (ctx.json) ctx.printJson(p);
-      else ctx.print(`${name} ${progressBar(p)} ${progressLine(p)}`);
+      else ctx.print(waveLine(name, p));
       return EXIT.ok;
     }
     return follow(ctx, name);
@@ -493,8 +494,8 @@ async function splitStatus(
   if (ctx.json)
     ctx.printJson({ wave: name, parts: progressOnly, ...(failed.length ? { failed } : {}), combined });
   else {
-    for (const p of now) ctx.print(`${p.wave} ${progressBar(p.progress)} ${progressLine(p.progress)}`);
-    ctx.print(`${name} ${progressBar(combined)} ${progressLine(combined)} · ${parts} parts`);
+    for (const p of now) ctx.print(waveLine(p.wave, p.progress));
+    ctx.print(`${waveLine(name, combined)} · ${parts} parts`);
   }
   for (const f of failed) ctx.note(f.error);
   return failed.length ? EXIT.failed : EXIT.ok;
@@ -531,13 +532,9 @@ async function followed(ctx: CommandContext, name: string): Promise<WaveReport> 
 }
 
 /** Follows the parts of a split wave at once, shown as one: each part's report, and the parts that failed. */
-async function followParts(
-  ctx: CommandContext,
-  base: string,
-  names: string[],
-): Promise<{ reports: WaveReport[]; failed: Array<{ wave: string; error: string }> }> {
+async function followParts(ctx: CommandContext, base: string, names: string[]): Promise<PartsOutcome> {
   const reports: WaveReport[] = [];
-  const failed: Array<{ wave: string; error: string }> = [];
+  const failed: PartsOutcome['failed'] = [];
   for (const part of await followWaves(ctx, base, names))
     await waveResult(part.name, part.result).then(
       (r) => reports.push(r),
@@ -552,6 +549,9 @@ async function followParts(
     );
   return { reports, failed };
 }
+
+/** A wave's (or the parts') progress in one line: name, bar, counts. */
+const waveLine = (name: string, p: ProgressCounts) => `${name} ${progressBar(p)} ${progressLine(p)}`;
 
 /** Parts asked for their progress per tick: a wave split in 100 parts is not 100 queries a second. */
 const QUERIES_PER_TICK = 10;
@@ -601,7 +601,7 @@ async function followWaves(
         (lost ? `, ${lost} failed` : '') +
         (silent ? `, ${silent} not answering yet` : '')
       : '';
-    return `${label} ${progressBar(p)} ${progressLine(p)}${parts}`;
+    return `${waveLine(label, p)}${parts}`;
   };
   let lastLine = '';
   let lastPrinted = 0;
@@ -630,7 +630,7 @@ async function followWaves(
       if (split && w.ok && w.last && !reported.has(w.name) && !ctx.json) {
         reported.add(w.name);
         if (live) ctx.live('');
-        ctx.note(`${w.name} ${progressBar(w.last)} ${progressLine(w.last)}`);
+        ctx.note(waveLine(w.name, w.last));
       }
     if (!open.length) break;
     const text = line();
